@@ -1,0 +1,14 @@
+//! confab's core: the conversation model, the rules every dialect shares (validation, limits,
+//! titles, cursors) and the pure views the dialects render (transcripts, interactions,
+//! mentions). Nothing here does I/O, so every rule can be tested without a server.
+
+pub mod cursor;
+pub mod error;
+pub mod ids;
+pub mod input;
+pub mod model;
+pub mod timefmt;
+pub mod title;
+
+pub use error::{FieldError, ValidationError};
+pub use model::{Conversation, Message, Role, Scope, Scopes, Status};

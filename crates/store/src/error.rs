@@ -1,0 +1,41 @@
+//! The storage layer's one error type.
+
+use confab_core::ValidationError;
+
+/// What can go wrong below the HTTP layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row does not exist for this tenant (another tenant's rows do not exist either).
+    #[error("not found")]
+    NotFound,
+    /// The request broke a rule the store checks (for example an unknown cursor).
+    #[error("{0}")]
+    Invalid(#[from] ValidationError),
+    /// An idempotency key was reused with a different request.
+    #[error("idempotency key reused with a different request")]
+    IdempotencyMismatch,
+    /// A name or key that must be unique already exists.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The database URL or settings cannot be used.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The database refused or failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Stored JSON did not parse (a bug or a hand-edited row).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The transaction holding this write could not commit; nothing of it was stored.
+    #[error("the write could not be committed: {0}")]
+    Commit(String),
+    /// The writer is gone (the store is shutting down).
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+/// Shorthand.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,183 @@
+//! confab's storage API: one `Store`, with the backend chosen once from the database URL.
+//!
+//! Every method takes the caller's [`TenantId`], which only the store can make, so no query can
+//! forget tenant scoping. Writes are validated here once more, whatever dialect sent them, so
+//! nothing invalid is ever stored half-way.
+
+pub mod error;
+pub mod keys;
+mod sqlite;
+pub mod types;
+
+use std::sync::Arc;
+
+use confab_core::input::{AppendMessages, ConversationPatch, Limits, NewConversation};
+use confab_core::{Conversation, Message, Scopes};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub use error::{Result, StoreError};
+pub use types::*;
+
+/// Where "now" comes from; tests inject a fixed or moving clock (idempotency expiry).
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// Settings that do not come from the URL.
+#[derive(Clone)]
+pub struct StoreOptions {
+    /// Server-side secret mixed into API key hashes.
+    pub pepper: Vec<u8>,
+    /// Time source.
+    pub clock: Clock,
+    /// Reader connections (SQLite) or pool size (PostgreSQL).
+    pub read_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            pepper: keys::DEFAULT_PEPPER.as_bytes().to_vec(),
+            clock: Arc::new(confab_core::timefmt::now),
+            read_connections: 8,
+        }
+    }
+}
+
+/// How long an idempotency key is honoured.
+pub const IDEMPOTENCY_TTL: time::Duration = time::Duration::hours(24);
+
+enum Backend {
+    Sqlite(sqlite::SqliteStore),
+}
+
+/// The store: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<Backend>,
+}
+
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $call:expr) => {
+        match &*$self.backend {
+            Backend::Sqlite($b) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Opens (creating and migrating as needed) the database at `url`:
+    /// `sqlite://path` (or a bare path ending in `.db`).
+    pub async fn open(url: &str, opts: StoreOptions) -> Result<Store> {
+        let backend = if url.starts_with("sqlite:") || url.ends_with(".db") {
+            Backend::Sqlite(sqlite::SqliteStore::open(url, opts).await?)
+        } else {
+            return Err(StoreError::Config(format!(
+                "unsupported database URL `{url}`: use sqlite://PATH"
+            )));
+        };
+        Ok(Store { backend: Arc::new(backend) })
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend_name(&self) -> &'static str {
+        dispatch!(self, _b => "sqlite")
+    }
+
+    /// Waits for queued writes to commit and closes connections.
+    pub async fn close(&self) {
+        dispatch!(self, b => b.close().await)
+    }
+
+    /// Succeeds when the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        dispatch!(self, b => b.ping().await)
+    }
+
+    /// Creates a key for `tenant` (creating the tenant on first use).
+    pub async fn create_key(&self, tenant: &str, scopes: Scopes, name: Option<String>) -> Result<CreatedKey> {
+        if tenant.trim().is_empty() || tenant.len() > 200 {
+            return Err(confab_core::ValidationError::field("tenant", "must be 1 to 200 characters").into());
+        }
+        dispatch!(self, b => b.create_key(tenant, scopes, name).await)
+    }
+
+    /// Every key of every tenant, newest first, without secrets.
+    pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        dispatch!(self, b => b.list_keys().await)
+    }
+
+    /// Revokes a key; `NotFound` if there is no such key.
+    pub async fn revoke_key(&self, key_id: &str) -> Result<()> {
+        dispatch!(self, b => b.revoke_key(key_id).await)
+    }
+
+    /// The principal for a key id and secret, or `None` when they do not match a live key.
+    pub async fn authenticate(&self, key_id: &str, secret: &str) -> Result<Option<Principal>> {
+        dispatch!(self, b => b.authenticate(key_id, secret).await)
+    }
+
+    /// Creates a conversation with its first messages, in one transaction.
+    pub async fn create_conversation(
+        &self,
+        tenant: &TenantId,
+        input: NewConversation,
+        idem: Option<IdempotencyClaim>,
+    ) -> Result<Written> {
+        input.validate(&Limits::default())?;
+        dispatch!(self, b => b.create_conversation(*tenant, input, idem).await)
+    }
+
+    /// Appends messages atomically (seqs assigned in the transaction), optionally changing status
+    /// and merging metadata.
+    pub async fn append_messages(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+        input: AppendMessages,
+        idem: Option<IdempotencyClaim>,
+    ) -> Result<Written> {
+        input.validate(&Limits::default())?;
+        dispatch!(self, b => b.append_messages(*tenant, id, input, idem).await)
+    }
+
+    /// Changes title, status, metadata or the memory flag.
+    pub async fn patch_conversation(&self, tenant: &TenantId, id: Uuid, patch: ConversationPatch) -> Result<Conversation> {
+        patch.validate(&Limits::default())?;
+        dispatch!(self, b => b.patch_conversation(*tenant, id, patch).await)
+    }
+
+    /// Deletes a conversation and everything that refers to it.
+    pub async fn delete_conversation(&self, tenant: &TenantId, id: Uuid) -> Result<()> {
+        dispatch!(self, b => b.delete_conversation(*tenant, id).await)
+    }
+
+    /// One conversation.
+    pub async fn get_conversation(&self, tenant: &TenantId, id: Uuid) -> Result<Conversation> {
+        dispatch!(self, b => b.get_conversation(*tenant, id).await)
+    }
+
+    /// Conversations newest first (created_at, then id).
+    pub async fn list_conversations(
+        &self,
+        tenant: &TenantId,
+        filter: &ConversationFilter,
+        page: ConversationPage,
+    ) -> Result<Vec<Conversation>> {
+        dispatch!(self, b => b.list_conversations(*tenant, filter, page).await)
+    }
+
+    /// How many conversations match.
+    pub async fn count_conversations(&self, tenant: &TenantId, filter: &ConversationFilter) -> Result<i64> {
+        dispatch!(self, b => b.count_conversations(*tenant, filter).await)
+    }
+
+    /// A conversation's messages; `NotFound` when the conversation does not exist.
+    pub async fn list_messages(&self, tenant: &TenantId, conversation: Uuid, q: &MessageQuery) -> Result<Vec<Message>> {
+        dispatch!(self, b => b.list_messages(*tenant, conversation, q).await)
+    }
+
+    /// The seq of a message inside a conversation, if it belongs to it.
+    pub async fn message_seq(&self, tenant: &TenantId, conversation: Uuid, message: Uuid) -> Result<Option<i64>> {
+        dispatch!(self, b => b.message_seq(*tenant, conversation, message).await)
+    }
+}

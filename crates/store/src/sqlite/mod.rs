@@ -1,0 +1,178 @@
+//! The SQLite backend: one writer connection behind a group-commit task, a pool of readers.
+
+mod ops;
+mod read;
+mod rows;
+mod writer;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use confab_core::input::{AppendMessages, ConversationPatch, NewConversation};
+use confab_core::{Conversation, Scopes};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Row};
+use uuid::Uuid;
+
+use crate::error::{Result, StoreError};
+use crate::types::*;
+use crate::{Clock, StoreOptions};
+use writer::{WriteOp, WriteOut, Writer};
+
+pub struct SqliteStore {
+    writer: Writer,
+    read: SqlitePool,
+    pepper: Vec<u8>,
+    #[allow(dead_code)]
+    clock: Clock,
+}
+
+fn options(url: &str) -> Result<SqliteConnectOptions> {
+    let url = if url.starts_with("sqlite:") { url.to_owned() } else { format!("sqlite://{url}") };
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return Err(StoreError::Config("an in-memory SQLite database cannot be shared between the writer and readers; give a file path".into()));
+    }
+    Ok(SqliteConnectOptions::from_str(&url)
+        .map_err(|e| StoreError::Config(format!("bad SQLite URL `{url}`: {e}")))?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+        // 256 MiB of memory-mapped reads: page reads skip a copy through the page cache.
+        .pragma("mmap_size", "268435456")
+        .pragma("cache_size", "-32000")
+        .log_statements(tracing::log::LevelFilter::Trace))
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str, opts: StoreOptions) -> Result<Self> {
+        let base = options(url)?;
+        let mut conn = base.clone().create_if_missing(true).connect().await?;
+        // Durability is a promise, not a default: refuse to run if SQLite did not take it.
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await?;
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut conn).await?;
+        if !mode.eq_ignore_ascii_case("wal") || sync != 2 {
+            return Err(StoreError::Config(format!(
+                "SQLite must run with journal_mode=WAL and synchronous=FULL, got {mode} and {sync}"
+            )));
+        }
+        sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(opts.read_connections.max(1))
+            .min_connections(1)
+            .connect_with(base.pragma("query_only", "1"))
+            .await?;
+        let writer = Writer::start(conn, opts.clone());
+        Ok(SqliteStore { writer, read, pepper: opts.pepper, clock: opts.clock })
+    }
+
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.read.close().await;
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        let one: i64 = sqlx::query_scalar("SELECT 1").fetch_one(&self.read).await?;
+        debug_assert_eq!(one, 1);
+        Ok(())
+    }
+
+    pub async fn create_key(&self, tenant: &str, scopes: Scopes, name: Option<String>) -> Result<CreatedKey> {
+        match self.writer.run(WriteOp::CreateKey { tenant: tenant.to_owned(), scopes, name }).await? {
+            WriteOut::Key(k) => Ok(k),
+            _ => unreachable!("CreateKey answers Key"),
+        }
+    }
+
+    pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        read::list_keys(&self.read).await
+    }
+
+    pub async fn revoke_key(&self, key_id: &str) -> Result<()> {
+        self.writer.run(WriteOp::RevokeKey { key_id: key_id.to_owned() }).await.map(|_| ())
+    }
+
+    pub async fn authenticate(&self, key_id: &str, secret: &str) -> Result<Option<Principal>> {
+        let row = sqlx::query(
+            "SELECT tenant_id, secret_hash, scopes FROM api_keys WHERE key_id = ? AND revoked_at IS NULL",
+        )
+        .bind(key_id)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let hash: Vec<u8> = row.try_get(1)?;
+        if !crate::keys::verify(&self.pepper, secret, &hash) {
+            return Ok(None);
+        }
+        let scopes = Scopes::parse(row.try_get::<&str, _>(2)?).map_err(StoreError::Corrupt)?;
+        Ok(Some(Principal { tenant: TenantId(row.try_get(0)?), key_id: key_id.to_owned(), scopes }))
+    }
+
+    async fn written(&self, op: WriteOp) -> Result<Written> {
+        match self.writer.run(op).await? {
+            WriteOut::Written(w) => Ok(w),
+            _ => unreachable!("conversation writes answer Written"),
+        }
+    }
+
+    pub async fn create_conversation(
+        &self,
+        tenant: TenantId,
+        input: NewConversation,
+        idem: Option<IdempotencyClaim>,
+    ) -> Result<Written> {
+        self.written(WriteOp::Create { tenant, input: Box::new(input), idem }).await
+    }
+
+    pub async fn append_messages(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        input: AppendMessages,
+        idem: Option<IdempotencyClaim>,
+    ) -> Result<Written> {
+        self.written(WriteOp::Append { tenant, id, input, idem }).await
+    }
+
+    pub async fn patch_conversation(&self, tenant: TenantId, id: Uuid, patch: ConversationPatch) -> Result<Conversation> {
+        self.written(WriteOp::Patch { tenant, id, patch }).await.map(|w| w.conversation().clone())
+    }
+
+    pub async fn delete_conversation(&self, tenant: TenantId, id: Uuid) -> Result<()> {
+        self.writer.run(WriteOp::Delete { tenant, id }).await.map(|_| ())
+    }
+
+    pub async fn get_conversation(&self, tenant: TenantId, id: Uuid) -> Result<Conversation> {
+        read::conversation(&self.read, tenant, id).await
+    }
+
+    pub async fn list_conversations(
+        &self,
+        tenant: TenantId,
+        filter: &ConversationFilter,
+        page: ConversationPage,
+    ) -> Result<Vec<Conversation>> {
+        read::conversations(&self.read, tenant, filter, page).await
+    }
+
+    pub async fn count_conversations(&self, tenant: TenantId, filter: &ConversationFilter) -> Result<i64> {
+        read::count_conversations(&self.read, tenant, filter).await
+    }
+
+    pub async fn list_messages(&self, tenant: TenantId, conversation: Uuid, q: &MessageQuery) -> Result<Vec<confab_core::Message>> {
+        read::messages(&self.read, tenant, conversation, q).await
+    }
+
+    pub async fn message_seq(&self, tenant: TenantId, conversation: Uuid, message: Uuid) -> Result<Option<i64>> {
+        let seq = sqlx::query_scalar(
+            "SELECT seq FROM messages WHERE tenant_id = ? AND id = ? AND conversation_id = ?",
+        )
+        .bind(tenant.0)
+        .bind(message)
+        .bind(conversation)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(seq)
+    }
+}
+

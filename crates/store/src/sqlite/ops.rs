@@ -1,0 +1,424 @@
+//! Each write, run by the writer inside the batch transaction (and its own savepoint).
+
+use confab_core::ids::new_id;
+use confab_core::input::{merge_metadata, AppendMessages, ConversationPatch, NewConversation, NewMessage};
+use confab_core::timefmt::{from_micros, to_micros};
+use confab_core::title::derive_title;
+use confab_core::{Conversation, Role, Status};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::rows::{self, CONVERSATION_COLS};
+use super::writer::{WriteOp, WriteOut};
+use crate::error::{Result, StoreError};
+use crate::types::*;
+use crate::{IDEMPOTENCY_TTL, StoreOptions};
+
+pub async fn apply(c: &mut SqliteConnection, op: WriteOp, o: &StoreOptions) -> Result<WriteOut> {
+    let now = confab_core::timefmt::normalize((o.clock)());
+    match op {
+        WriteOp::CreateKey { tenant, scopes, name } => create_key(c, &tenant, scopes, name, o, now).await.map(WriteOut::Key),
+        WriteOp::RevokeKey { key_id } => revoke_key(c, &key_id, now).await.map(|_| WriteOut::Done),
+        WriteOp::Create { tenant, input, idem } => create(c, tenant, *input, idem, now).await.map(WriteOut::Written),
+        WriteOp::Append { tenant, id, input, idem } => append(c, tenant, id, input, idem, now).await.map(WriteOut::Written),
+        WriteOp::Patch { tenant, id, patch } => patch_conv(c, tenant, id, patch, now).await.map(WriteOut::Written),
+        WriteOp::Delete { tenant, id } => delete(c, tenant, id).await.map(|_| WriteOut::Done),
+    }
+}
+
+async fn create_key(
+    c: &mut SqliteConnection,
+    tenant: &str,
+    scopes: confab_core::Scopes,
+    name: Option<String>,
+    o: &StoreOptions,
+    now: OffsetDateTime,
+) -> Result<CreatedKey> {
+    let existing: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM tenants WHERE name = ?").bind(tenant).fetch_optional(&mut *c).await?;
+    let tenant_id = match existing {
+        Some(id) => id,
+        None => {
+            let id = new_id();
+            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
+                .bind(id)
+                .bind(tenant)
+                .bind(to_micros(now))
+                .execute(&mut *c)
+                .await?;
+            id
+        }
+    };
+    let k = crate::keys::generate();
+    sqlx::query(
+        "INSERT INTO api_keys (tenant_id, key_id, secret_hash, scopes, name, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(tenant_id)
+    .bind(&k.key_id)
+    .bind(crate::keys::hash_secret(&o.pepper, &k.secret))
+    .bind(scopes.to_string())
+    .bind(name)
+    .bind(to_micros(now))
+    .execute(&mut *c)
+    .await?;
+    Ok(CreatedKey {
+        tenant: tenant.to_owned(),
+        token: format!("{}.{}", k.key_id, k.secret),
+        key_id: k.key_id,
+        key_secret: k.secret,
+        scopes: scopes.to_string(),
+    })
+}
+
+async fn revoke_key(c: &mut SqliteConnection, key_id: &str, now: OffsetDateTime) -> Result<()> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM api_keys WHERE key_id = ?")
+        .bind(key_id)
+        .fetch_optional(&mut *c)
+        .await?;
+    if found.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL")
+        .bind(to_micros(now))
+        .bind(key_id)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// The earlier answer for an idempotency key, if it is still honoured.
+async fn idem_lookup(
+    c: &mut SqliteConnection,
+    tenant: TenantId,
+    claim: &IdempotencyClaim,
+    now: OffsetDateTime,
+) -> Result<Option<Written>> {
+    let row = sqlx::query(
+        "SELECT fingerprint, conversation_id, response, created_at FROM idempotency_keys \
+         WHERE tenant_id = ? AND family = ? AND key = ?",
+    )
+    .bind(tenant.0)
+    .bind(claim.family)
+    .bind(&claim.key)
+    .fetch_optional(&mut *c)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    if from_micros(row.try_get(3)?) + IDEMPOTENCY_TTL <= now {
+        sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = ? AND family = ? AND key = ?")
+            .bind(tenant.0)
+            .bind(claim.family)
+            .bind(&claim.key)
+            .execute(&mut *c)
+            .await?;
+        return Ok(None);
+    }
+    match &claim.fingerprint {
+        Some(fp) => {
+            let stored: Option<Vec<u8>> = row.try_get(0)?;
+            if stored.as_deref() != Some(fp.as_slice()) {
+                return Err(StoreError::IdempotencyMismatch);
+            }
+            let response: Option<String> = row.try_get(2)?;
+            let conv: Conversation = serde_json::from_str(response.as_deref().unwrap_or(""))
+                .map_err(|e| StoreError::Corrupt(format!("idempotency response: {e}")))?;
+            Ok(Some(Written::Replayed(conv)))
+        }
+        None => {
+            let id: Option<Uuid> = row.try_get(1)?;
+            match id {
+                Some(id) => Ok(select_conversation(c, tenant, id).await?.map(Written::Replayed)),
+                None => Ok(None),
+            }
+        }
+    }
+}
+
+async fn idem_store(
+    c: &mut SqliteConnection,
+    tenant: TenantId,
+    claim: IdempotencyClaim,
+    conv: &Conversation,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let response = match &claim.fingerprint {
+        Some(_) => Some(serde_json::to_string(conv).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+        None => None,
+    };
+    sqlx::query(
+        "INSERT INTO idempotency_keys (tenant_id, family, key, fingerprint, conversation_id, response, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(tenant.0)
+    .bind(claim.family)
+    .bind(claim.key)
+    .bind(claim.fingerprint)
+    .bind(conv.id)
+    .bind(response)
+    .bind(to_micros(now))
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+async fn select_conversation(c: &mut SqliteConnection, tenant: TenantId, id: Uuid) -> Result<Option<Conversation>> {
+    let sql = format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE tenant_id = ? AND id = ?");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant.0).bind(id).fetch_optional(&mut *c).await?;
+    row.as_ref().map(rows::conversation).transpose()
+}
+
+async fn upsert_agent(c: &mut SqliteConnection, tenant: TenantId, agent: &str, now: OffsetDateTime) -> Result<()> {
+    sqlx::query("INSERT INTO agents (tenant_id, id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+        .bind(tenant.0)
+        .bind(agent)
+        .bind(to_micros(now))
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Inserts messages with seqs `first_seq..`, many rows per statement.
+async fn insert_messages(
+    c: &mut SqliteConnection,
+    tenant: TenantId,
+    conversation: Uuid,
+    first_seq: i64,
+    msgs: &[NewMessage],
+    default_source: &Option<String>,
+    now: OffsetDateTime,
+) -> Result<()> {
+    // 16 bound values per row; SQLite allows 32,766 per statement.
+    for (chunk_no, chunk) in msgs.chunks(1000).enumerate() {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (tenant_id, conversation_id, seq, id, role, content, created_at, model, tokens, \
+             prompt_tokens, completion_tokens, latency_ms, tool_calls, metadata, source, is_trigger) ",
+        );
+        let base = first_seq + (chunk_no * 1000) as i64;
+        q.push_values(chunk.iter().enumerate(), |mut b, (i, m)| {
+            b.push_bind(tenant.0)
+                .push_bind(conversation)
+                .push_bind(base + i as i64)
+                .push_bind(new_id())
+                .push_bind(m.role.unwrap_or(Role::User).as_str())
+                .push_bind(m.content.clone())
+                .push_bind(to_micros(m.created_at.unwrap_or(now)))
+                .push_bind(m.model.clone())
+                .push_bind(m.tokens)
+                .push_bind(m.prompt_tokens)
+                .push_bind(m.completion_tokens)
+                .push_bind(m.latency_ms)
+                .push_bind(m.tool_calls.as_ref().map(|v| v.to_string()))
+                .push_bind(m.metadata.as_ref().map(|v| serde_json::Value::Object(v.clone()).to_string()))
+                .push_bind(m.source.clone().or_else(|| default_source.clone()))
+                .push_bind(m.is_trigger);
+        });
+        q.build().execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+fn first_user_title(msgs: &[NewMessage]) -> Option<String> {
+    msgs.iter().find(|m| m.role == Some(Role::User)).and_then(|m| derive_title(&m.content))
+}
+
+async fn enqueue_insights(c: &mut SqliteConnection, tenant: TenantId, conversation: Uuid, now: OffsetDateTime) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO jobs (tenant_id, id, kind, conversation_id, state, attempts, run_at, created_at, updated_at) \
+         VALUES (?, ?, 'insights', ?, 'queued', 0, ?, ?, ?)",
+    )
+    .bind(tenant.0)
+    .bind(new_id())
+    .bind(conversation)
+    .bind(to_micros(now))
+    .bind(to_micros(now))
+    .bind(to_micros(now))
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+async fn create(
+    c: &mut SqliteConnection,
+    tenant: TenantId,
+    input: NewConversation,
+    idem: Option<IdempotencyClaim>,
+    now: OffsetDateTime,
+) -> Result<Written> {
+    if let Some(claim) = &idem {
+        if let Some(w) = idem_lookup(c, tenant, claim, now).await? {
+            return Ok(w);
+        }
+    }
+    let id = new_id();
+    if let Some(a) = &input.agent_id {
+        upsert_agent(c, tenant, a, now).await?;
+    }
+    let created_at = input.created_at.unwrap_or(now);
+    let conv = Conversation {
+        id,
+        agent_id: input.agent_id.clone(),
+        user_id: input.user_id.clone(),
+        title: input.title.clone().or_else(|| first_user_title(&input.messages)),
+        status: input.status,
+        source: input.source.clone(),
+        model: input.model.clone(),
+        company_name: input.company_name.clone(),
+        added_to_memory: input.added_to_memory,
+        metadata: input.metadata.clone(),
+        message_count: input.messages.len() as i64,
+        analyze: input.analyze,
+        created_at,
+        updated_at: now.max(created_at),
+        completed_at: (input.status == Status::Completed).then_some(now),
+    };
+    sqlx::query(
+        "INSERT INTO conversations (tenant_id, id, agent_id, user_id, title, status, source, model, company_name, \
+         added_to_memory, metadata, message_count, analyze, created_at, updated_at, completed_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(tenant.0)
+    .bind(id)
+    .bind(&conv.agent_id)
+    .bind(&conv.user_id)
+    .bind(&conv.title)
+    .bind(conv.status.as_str())
+    .bind(&conv.source)
+    .bind(&conv.model)
+    .bind(&conv.company_name)
+    .bind(conv.added_to_memory)
+    .bind(serde_json::Value::Object(conv.metadata.clone()).to_string())
+    .bind(conv.message_count)
+    .bind(conv.analyze)
+    .bind(to_micros(conv.created_at))
+    .bind(to_micros(conv.updated_at))
+    .bind(conv.completed_at.map(to_micros))
+    .execute(&mut *c)
+    .await?;
+    insert_messages(c, tenant, id, 0, &input.messages, &conv.source, now).await?;
+    if conv.status == Status::Completed && conv.analyze {
+        enqueue_insights(c, tenant, id, now).await?;
+    }
+    if let Some(claim) = idem {
+        idem_store(c, tenant, claim, &conv, now).await?;
+    }
+    Ok(Written::Fresh(conv))
+}
+
+/// Applies a status change; enqueues analysis on the first transition to completed.
+async fn change_status(
+    c: &mut SqliteConnection,
+    tenant: TenantId,
+    conv: &mut Conversation,
+    status: Status,
+    now: OffsetDateTime,
+) -> Result<()> {
+    if status == Status::Completed && conv.status != Status::Completed && conv.completed_at.is_none() {
+        conv.completed_at = Some(now);
+        if conv.analyze {
+            enqueue_insights(c, tenant, conv.id, now).await?;
+        }
+    }
+    conv.status = status;
+    Ok(())
+}
+
+async fn update_conversation(c: &mut SqliteConnection, tenant: TenantId, conv: &Conversation) -> Result<()> {
+    sqlx::query(
+        "UPDATE conversations SET title = ?, status = ?, metadata = ?, added_to_memory = ?, message_count = ?, \
+         updated_at = ?, completed_at = ? WHERE tenant_id = ? AND id = ?",
+    )
+    .bind(&conv.title)
+    .bind(conv.status.as_str())
+    .bind(serde_json::Value::Object(conv.metadata.clone()).to_string())
+    .bind(conv.added_to_memory)
+    .bind(conv.message_count)
+    .bind(to_micros(conv.updated_at))
+    .bind(conv.completed_at.map(to_micros))
+    .bind(tenant.0)
+    .bind(conv.id)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+async fn append(
+    c: &mut SqliteConnection,
+    tenant: TenantId,
+    id: Uuid,
+    input: AppendMessages,
+    idem: Option<IdempotencyClaim>,
+    now: OffsetDateTime,
+) -> Result<Written> {
+    if let Some(claim) = &idem {
+        if let Some(w) = idem_lookup(c, tenant, claim, now).await? {
+            if w.conversation().id != id {
+                return Err(StoreError::IdempotencyMismatch);
+            }
+            return Ok(w);
+        }
+    }
+    let mut conv = select_conversation(c, tenant, id).await?.ok_or(StoreError::NotFound)?;
+    insert_messages(c, tenant, id, conv.message_count, &input.messages, &conv.source, now).await?;
+    conv.message_count += input.messages.len() as i64;
+    if conv.title.is_none() {
+        conv.title = first_user_title(&input.messages);
+    }
+    if let Some(m) = &input.metadata {
+        merge_metadata(&mut conv.metadata, m);
+    }
+    if let Some(s) = input.status {
+        change_status(c, tenant, &mut conv, s, now).await?;
+    }
+    conv.updated_at = now.max(conv.created_at);
+    update_conversation(c, tenant, &conv).await?;
+    if let Some(claim) = idem {
+        idem_store(c, tenant, claim, &conv, now).await?;
+    }
+    Ok(Written::Fresh(conv))
+}
+
+async fn patch_conv(
+    c: &mut SqliteConnection,
+    tenant: TenantId,
+    id: Uuid,
+    patch: ConversationPatch,
+    now: OffsetDateTime,
+) -> Result<Written> {
+    let mut conv = select_conversation(c, tenant, id).await?.ok_or(StoreError::NotFound)?;
+    if let Some(t) = patch.title {
+        conv.title = t;
+    }
+    if let Some(m) = &patch.metadata {
+        merge_metadata(&mut conv.metadata, m);
+    }
+    if let Some(a) = patch.added_to_memory {
+        conv.added_to_memory = a;
+    }
+    if let Some(s) = patch.status {
+        change_status(c, tenant, &mut conv, s, now).await?;
+    }
+    conv.updated_at = now.max(conv.created_at);
+    update_conversation(c, tenant, &conv).await?;
+    Ok(Written::Fresh(conv))
+}
+
+async fn delete(c: &mut SqliteConnection, tenant: TenantId, id: Uuid) -> Result<()> {
+    // Messages and insights go by ON DELETE CASCADE; jobs and idempotency rows hold no foreign
+    // key (they outlive nothing), so they are removed by hand.
+    let gone = sqlx::query("DELETE FROM conversations WHERE tenant_id = ? AND id = ?")
+        .bind(tenant.0)
+        .bind(id)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    if gone == 0 {
+        return Err(StoreError::NotFound);
+    }
+    for sql in [
+        "DELETE FROM jobs WHERE tenant_id = ? AND conversation_id = ?",
+        "DELETE FROM idempotency_keys WHERE tenant_id = ? AND conversation_id = ?",
+    ] {
+        sqlx::query(sql).bind(tenant.0).bind(id).execute(&mut *c).await?;
+    }
+    Ok(())
+}

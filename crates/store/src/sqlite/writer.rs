@@ -1,0 +1,143 @@
+//! Group commit: every write goes through one task that owns the only writer connection. It
+//! takes the first waiting request, drains whatever else is queued at that moment, runs them all
+//! in one `BEGIN IMMEDIATE` transaction (each inside its own savepoint, so one failing request
+//! leaves no trace and does not fail the others), commits once, and only then answers each
+//! caller. With `synchronous=FULL` one fsync covers the whole batch: durability without the
+//! one-fsync-per-request ceiling.
+
+use std::sync::Mutex;
+
+use confab_core::Scopes;
+use confab_core::input::{AppendMessages, ConversationPatch, NewConversation};
+use sqlx::SqliteConnection;
+use sqlx::Connection;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::ops;
+use crate::StoreOptions;
+use crate::error::{Result, StoreError};
+use crate::types::*;
+
+/// Most requests committed together; bounds the latency one commit adds to the first of them.
+const MAX_BATCH: usize = 512;
+/// Requests allowed to wait before callers feel back-pressure.
+const QUEUE: usize = 8192;
+
+pub enum WriteOp {
+    CreateKey { tenant: String, scopes: Scopes, name: Option<String> },
+    RevokeKey { key_id: String },
+    Create { tenant: TenantId, input: Box<NewConversation>, idem: Option<IdempotencyClaim> },
+    Append { tenant: TenantId, id: Uuid, input: AppendMessages, idem: Option<IdempotencyClaim> },
+    Patch { tenant: TenantId, id: Uuid, patch: ConversationPatch },
+    Delete { tenant: TenantId, id: Uuid },
+}
+
+pub enum WriteOut {
+    Key(CreatedKey),
+    Written(Written),
+    Done,
+}
+
+struct Request {
+    op: WriteOp,
+    reply: oneshot::Sender<Result<WriteOut>>,
+}
+
+pub struct Writer {
+    tx: Mutex<Option<mpsc::Sender<Request>>>,
+    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+    pub fn start(conn: SqliteConnection, opts: StoreOptions) -> Writer {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(run(conn, rx, opts));
+        Writer { tx: Mutex::new(Some(tx)), task: tokio::sync::Mutex::new(Some(task)) }
+    }
+
+    /// Queues `op` and waits until its transaction has committed (or failed).
+    pub async fn run(&self, op: WriteOp) -> Result<WriteOut> {
+        let tx = self.tx.lock().expect("writer sender lock").clone().ok_or(StoreError::Closed)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Request { op, reply }).await.map_err(|_| StoreError::Closed)?;
+        drop(tx);
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stops taking requests, lets the queued ones commit, and closes the connection.
+    pub async fn close(&self) {
+        self.tx.lock().expect("writer sender lock").take();
+        if let Some(task) = self.task.lock().await.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, opts: StoreOptions) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let size = batch.len();
+        let (ops, replies): (Vec<_>, Vec<_>) = batch.drain(..).map(|r| (r.op, r.reply)).unzip();
+        let results = commit(&mut conn, ops, &opts).await;
+        metrics::histogram!("confab_store_commit_batch_size").record(size as f64);
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
+        }
+    }
+    if let Err(e) = conn.close().await {
+        tracing::warn!(error = %e, "closing the SQLite writer connection");
+    }
+}
+
+async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
+    sqlx::query(sql).execute(&mut *conn).await?;
+    Ok(())
+}
+
+async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>, opts: &StoreOptions) -> Vec<Result<WriteOut>> {
+    let n = ops.len();
+    let fail_all = |what: &str, e: StoreError| -> Vec<Result<WriteOut>> {
+        tracing::error!(error = %e, batch = n, "{what}");
+        (0..n).map(|_| Err(StoreError::Commit(e.to_string()))).collect()
+    };
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
+        return fail_all("could not begin a write transaction", e);
+    }
+    let mut results = Vec::with_capacity(n);
+    for op in ops {
+        if let Err(e) = exec(conn, "SAVEPOINT op").await {
+            let _ = exec(conn, "ROLLBACK").await;
+            return fail_all("could not open a savepoint", e);
+        }
+        let result = ops::apply(conn, op, opts).await;
+        let closed = if result.is_err() {
+            match exec(conn, "ROLLBACK TO op").await {
+                Ok(()) => exec(conn, "RELEASE op").await,
+                Err(e) => Err(e),
+            }
+        } else {
+            exec(conn, "RELEASE op").await
+        };
+        if let Err(e) = closed {
+            let _ = exec(conn, "ROLLBACK").await;
+            return fail_all("could not close a savepoint", e);
+        }
+        results.push(result);
+    }
+    match exec(conn, "COMMIT").await {
+        Ok(()) => results,
+        Err(e) => {
+            let _ = exec(conn, "ROLLBACK").await;
+            fail_all("commit failed; the whole batch was rolled back", e)
+        }
+    }
+}
