@@ -1,1 +1,196 @@
-fn main() {}
+//! The `confab` command: run the server and manage its database.
+
+mod config;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use confab_core::Scopes;
+use confab_server::{AppState, serve};
+use confab_store::Store;
+
+use config::{Config, LogFormat};
+
+/// confab: a self-hosted conversation-history server.
+///
+/// Stores the conversations of chatbots, agents, characters and support assistants and serves
+/// them through confab's own API and the perform.chat, Convai, Converra and Sensay dialects.
+/// SQLite is embedded (the default); PostgreSQL is used when the URL says so.
+///
+/// Settings come from flags, then CONFAB_* environment variables, then the TOML file given by
+/// --config, then built-in defaults.
+#[derive(Parser, Debug)]
+#[command(name = "confab", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// Database URL: sqlite://PATH (created if missing). Every command migrates it first.
+    #[arg(long, global = true, env = "CONFAB_DATABASE_URL", value_name = "URL")]
+    database: Option<String>,
+
+    /// TOML file with settings (keys: database_url, addr, max_body_bytes, request_timeout_secs,
+    /// key_pepper, log_format).
+    #[arg(long, global = true, env = "CONFAB_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+
+    /// Log format on stderr: text or json. Filter with RUST_LOG (default: info).
+    #[arg(long, global = true, env = "CONFAB_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP server until SIGTERM or Ctrl-C (in-flight requests finish first).
+    Serve(ServeArgs),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CONFAB_ADDR", value_name = "HOST:PORT")]
+    addr: Option<std::net::SocketAddr>,
+    /// Largest request body in bytes (default 4 MiB); larger ones get 413.
+    #[arg(long, env = "CONFAB_MAX_BODY_BYTES", value_name = "BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Longest a request may run, in seconds (default 30).
+    #[arg(long, env = "CONFAB_REQUEST_TIMEOUT_SECS", value_name = "SECS")]
+    request_timeout_secs: Option<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Create an API key (and its tenant, on first use). Prints one JSON object on stdout:
+    /// {"tenant","key_id","key_secret","token","scopes"}. The secret is shown only here.
+    Create {
+        /// Tenant (account) name.
+        #[arg(long)]
+        tenant: String,
+        /// Comma-separated scopes: read, write, admin (default: read,write).
+        #[arg(long, value_name = "LIST")]
+        scopes: Option<String>,
+        /// A label for the key.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List keys (never their secrets), one JSON object per line.
+    List,
+    /// Revoke a key by its key_id; requests with it get 401 from then on.
+    Revoke {
+        /// The key's public id (ck_…).
+        key_id: String,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Text => b.init(),
+    }
+}
+
+async fn open(cfg: &Config) -> Result<Store> {
+    Store::open(&cfg.database_url, cfg.store_options())
+        .await
+        .with_context(|| format!("opening the database {}", cfg.database_url))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let file = config::FileConfig::load(cli.config.as_deref())?;
+    let mut cfg = Config::resolve(cli.database, cli.log_format, &file)?;
+    init_logs(cfg.log_format);
+    match cli.command {
+        Command::Serve(a) => {
+            cfg.apply_serve(a.addr, a.max_body_bytes, a.request_timeout_secs, &file)?;
+            let store = open(&cfg).await?;
+            let listener = tokio::net::TcpListener::bind(cfg.addr).await.with_context(|| format!("binding {}", cfg.addr))?;
+            tracing::info!(addr = %listener.local_addr()?, database = %store.backend_name(), "confab listening");
+            serve(listener, AppState::new(store, cfg.server.clone()), shutdown_signal()).await?;
+        }
+        Command::Keys(k) => {
+            let store = open(&cfg).await?;
+            let out = keys(&store, k).await;
+            store.close().await;
+            out?;
+        }
+        Command::Migrate => {
+            let store = open(&cfg).await?;
+            store.close().await;
+            eprintln!("database {} is up to date", cfg.database_url);
+        }
+        Command::Openapi => print!("{}", confab_server::openapi_json()),
+    }
+    Ok(())
+}
+
+async fn keys(store: &Store, cmd: KeysCommand) -> Result<()> {
+    match cmd {
+        KeysCommand::Create { tenant, scopes, name } => {
+            let scopes = match scopes {
+                Some(s) => Scopes::parse(&s).map_err(|e| anyhow::anyhow!("--scopes: {e}"))?,
+                None => Scopes::DEFAULT,
+            };
+            let k = store.create_key(&tenant, scopes, name).await?;
+            println!("{}", serde_json::to_string(&k)?);
+        }
+        KeysCommand::List => {
+            for k in store.list_keys().await? {
+                println!("{}", serde_json::to_string(&k)?);
+            }
+        }
+        KeysCommand::Revoke { key_id } => match store.revoke_key(&key_id).await {
+            Ok(()) => eprintln!("revoked {key_id}"),
+            Err(confab_store::StoreError::NotFound) => anyhow::bail!("no key with id {key_id}"),
+            Err(e) => return Err(e.into()),
+        },
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("confab: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("confab: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -7,6 +7,7 @@ pub mod error;
 pub mod ids;
 pub mod input;
 pub mod model;
+pub mod page;
 pub mod timefmt;
 pub mod title;
 

@@ -1,1 +1,110 @@
+//! confab's HTTP server: the native API and the vendor dialects over one store.
+//!
+//! Each dialect module only translates: wire format in, one core/store call, wire format out.
 
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+mod health;
+pub mod idempotency;
+mod ids;
+pub mod native;
+mod openapi;
+mod telemetry;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use confab_core::input::Limits;
+use confab_store::Store;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use config::ServerConfig;
+pub use error::ApiError;
+pub use openapi::openapi_json;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// Settings.
+    pub config: Arc<ServerConfig>,
+    /// Shared validation limits.
+    pub limits: Limits,
+}
+
+impl AppState {
+    /// State over a store.
+    pub fn new(store: Store, config: ServerConfig) -> Self {
+        AppState { store, config: Arc::new(config), limits: Limits::default() }
+    }
+}
+
+/// Turns any error answer that is not already ours (axum's plain-text rejections, 404 for an
+/// unknown route, 405, timeouts) into the JSON error shape, so no client ever sees plain text.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    if status.as_u16() < 400 || res.extensions().get::<ApiError>().is_some() {
+        return res;
+    }
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => ("NOT_FOUND", "no such route".to_owned()),
+        StatusCode::METHOD_NOT_ALLOWED => ("METHOD_NOT_ALLOWED", "method not allowed on this route".to_owned()),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("PAYLOAD_TOO_LARGE", "request body is larger than the configured limit".to_owned())
+        }
+        StatusCode::REQUEST_TIMEOUT => ("TIMEOUT", "the request took too long".to_owned()),
+        s if s.is_client_error() => ("BAD_REQUEST", s.canonical_reason().unwrap_or("bad request").to_owned()),
+        s => ("INTERNAL_ERROR", s.canonical_reason().unwrap_or("error").to_owned()),
+    };
+    let mut out = ApiError::new(status, code, message).into_response();
+    if let Some(allow) = res.headers().get(header::ALLOW) {
+        out.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    out
+}
+
+/// The whole application: every route and layer.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    let timeout = state.config.request_timeout;
+    let (api, _doc) = openapi::router().split_for_parts();
+    api.route("/openapi.json", axum::routing::get(openapi::serve))
+        .route("/metrics", axum::routing::get(telemetry::render))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route") })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        .layer(middleware::from_fn(json_errors))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(middleware::from_fn(telemetry::track))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests and flushes the store.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    telemetry::handle();
+    let store = state.store.clone();
+    let res = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    store.close().await;
+    res
+}

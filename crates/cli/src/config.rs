@@ -1,0 +1,96 @@
+//! Layered settings: flags and `CONFAB_*` variables (clap), then a TOML file, then defaults.
+//! Loading has no side effects: nothing is written, no variable is set.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use confab_server::ServerConfig;
+use confab_store::StoreOptions;
+use serde::Deserialize;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The optional TOML file; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    database_url: Option<String>,
+    addr: Option<SocketAddr>,
+    max_body_bytes: Option<usize>,
+    request_timeout_secs: Option<u64>,
+    key_pepper: Option<String>,
+    log_format: Option<LogFormat>,
+}
+
+impl FileConfig {
+    /// Reads `path` if given.
+    pub fn load(path: Option<&Path>) -> Result<FileConfig> {
+        let Some(path) = path else { return Ok(FileConfig::default()) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// Resolved settings.
+pub struct Config {
+    pub database_url: String,
+    pub log_format: LogFormat,
+    pub key_pepper: String,
+    pub addr: SocketAddr,
+    pub server: ServerConfig,
+}
+
+impl Config {
+    /// Settings every command needs.
+    pub fn resolve(database: Option<String>, log_format: Option<LogFormat>, file: &FileConfig) -> Result<Config> {
+        let key_pepper = std::env::var("CONFAB_KEY_PEPPER")
+            .ok()
+            .or_else(|| file.key_pepper.clone())
+            .unwrap_or_else(|| confab_store::keys::DEFAULT_PEPPER.to_owned());
+        Ok(Config {
+            database_url: database.or_else(|| file.database_url.clone()).unwrap_or_else(|| "sqlite://confab.db".into()),
+            log_format: log_format.or(file.log_format).unwrap_or_default(),
+            key_pepper,
+            addr: "127.0.0.1:8080".parse().expect("static address"),
+            server: ServerConfig::default(),
+        })
+    }
+
+    /// Settings only `serve` needs.
+    pub fn apply_serve(
+        &mut self,
+        addr: Option<SocketAddr>,
+        max_body: Option<usize>,
+        timeout_secs: Option<u64>,
+        file: &FileConfig,
+    ) -> Result<()> {
+        if let Some(a) = addr.or(file.addr) {
+            self.addr = a;
+        }
+        if let Some(b) = max_body.or(file.max_body_bytes) {
+            anyhow::ensure!(b >= 1024, "max_body_bytes must be at least 1024");
+            self.server.max_body_bytes = b;
+        }
+        if let Some(t) = timeout_secs.or(file.request_timeout_secs) {
+            anyhow::ensure!(t >= 1, "request_timeout_secs must be at least 1");
+            self.server.request_timeout = Duration::from_secs(t);
+        }
+        Ok(())
+    }
+
+    /// Store settings.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions { pepper: self.key_pepper.as_bytes().to_vec(), ..StoreOptions::default() }
+    }
+}

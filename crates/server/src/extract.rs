@@ -1,0 +1,88 @@
+//! Extractors that turn wire input into typed values or a JSON error naming the field:
+//! axum's own rejections are plain text, which no dialect documents.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Turns a serde error with its path into a field-naming validation error.
+fn path_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>, root: &str) -> ApiError {
+    let path = e.path().to_string();
+    let field = if path == "." || path.is_empty() { root.to_owned() } else { path };
+    let inner = e.into_inner().to_string();
+    // serde_json appends " at line 1 column 9"; the field path already says where.
+    let msg = match inner.find(" at line ") {
+        Some(i) => inner[..i].to_owned(),
+        None => inner,
+    };
+    ApiError::field(&field, msg)
+}
+
+/// Parses a JSON body (whatever the Content-Type says: vendor clients are loose about it).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::field("body", "a JSON body is required"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = serde_path_to_error::deserialize(&mut de).map_err(|e| path_error(e, "body"))?;
+    de.end().map_err(|e| ApiError::field("body", format!("trailing characters after the JSON value: {e}")))?;
+    Ok(v)
+}
+
+/// Reads the body within the configured limit; 413 past it.
+pub async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large("request body is larger than the configured limit")
+        } else {
+            ApiError::field("body", format!("could not read the request body: {e}"))
+        }
+    })
+}
+
+/// A JSON body, deserialized with the path of any bad field.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = read_body(req, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A JSON body kept with its raw bytes (for idempotency fingerprints).
+pub struct RawJson<T> {
+    /// Parsed value.
+    pub value: T,
+    /// The canonical JSON text (keys sorted), for fingerprints.
+    pub canonical: Vec<u8>,
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for RawJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = read_body(req, state).await?;
+        let value = parse_json(&bytes)?;
+        let canonical: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        Ok(RawJson { value, canonical: serde_json::to_vec(&canonical).unwrap_or_default() })
+    }
+}
+
+/// Query parameters, deserialized with the name of any bad parameter.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let q = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
+        serde_path_to_error::deserialize(de).map(QueryParams).map_err(|e| path_error(e, "query"))
+    }
+}
