@@ -36,8 +36,11 @@ pub struct FileConfig {
 impl FileConfig {
     /// Reads `path` if given.
     pub fn load(path: Option<&Path>) -> Result<FileConfig> {
-        let Some(path) = path else { return Ok(FileConfig::default()) };
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 }
@@ -53,13 +56,19 @@ pub struct Config {
 
 impl Config {
     /// Settings every command needs.
-    pub fn resolve(database: Option<String>, log_format: Option<LogFormat>, file: &FileConfig) -> Result<Config> {
+    pub fn resolve(
+        database: Option<String>,
+        log_format: Option<LogFormat>,
+        file: &FileConfig,
+    ) -> Result<Config> {
         let key_pepper = std::env::var("CONFAB_KEY_PEPPER")
             .ok()
             .or_else(|| file.key_pepper.clone())
             .unwrap_or_else(|| confab_store::keys::DEFAULT_PEPPER.to_owned());
         Ok(Config {
-            database_url: database.or_else(|| file.database_url.clone()).unwrap_or_else(|| "sqlite://confab.db".into()),
+            database_url: database
+                .or_else(|| file.database_url.clone())
+                .unwrap_or_else(|| "sqlite://confab.db".into()),
             log_format: log_format.or(file.log_format).unwrap_or_default(),
             key_pepper,
             addr: "127.0.0.1:8080".parse().expect("static address"),
@@ -91,6 +100,9 @@ impl Config {
 
     /// Store settings.
     pub fn store_options(&self) -> StoreOptions {
-        StoreOptions { pepper: self.key_pepper.as_bytes().to_vec(), ..StoreOptions::default() }
+        StoreOptions {
+            pepper: self.key_pepper.as_bytes().to_vec(),
+            ..StoreOptions::default()
+        }
     }
 }

@@ -21,7 +21,12 @@ use config::{Config, LogFormat};
 /// Settings come from flags, then CONFAB_* environment variables, then the TOML file given by
 /// --config, then built-in defaults.
 #[derive(Parser, Debug)]
-#[command(name = "confab", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "confab",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     /// Database URL: sqlite://PATH (created if missing). Every command migrates it first.
     #[arg(long, global = true, env = "CONFAB_DATABASE_URL", value_name = "URL")]
@@ -93,7 +98,9 @@ enum KeysCommand {
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => b.json().init(),
         LogFormat::Text => b.init(),
@@ -133,9 +140,16 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Serve(a) => {
             cfg.apply_serve(a.addr, a.max_body_bytes, a.request_timeout_secs, &file)?;
             let store = open(&cfg).await?;
-            let listener = tokio::net::TcpListener::bind(cfg.addr).await.with_context(|| format!("binding {}", cfg.addr))?;
+            let listener = tokio::net::TcpListener::bind(cfg.addr)
+                .await
+                .with_context(|| format!("binding {}", cfg.addr))?;
             tracing::info!(addr = %listener.local_addr()?, database = %store.backend_name(), "confab listening");
-            serve(listener, AppState::new(store, cfg.server.clone()), shutdown_signal()).await?;
+            serve(
+                listener,
+                AppState::new(store, cfg.server.clone()),
+                shutdown_signal(),
+            )
+            .await?;
         }
         Command::Keys(k) => {
             let store = open(&cfg).await?;
@@ -155,7 +169,11 @@ async fn run(cli: Cli) -> Result<()> {
 
 async fn keys(store: &Store, cmd: KeysCommand) -> Result<()> {
     match cmd {
-        KeysCommand::Create { tenant, scopes, name } => {
+        KeysCommand::Create {
+            tenant,
+            scopes,
+            name,
+        } => {
             let scopes = match scopes {
                 Some(s) => Scopes::parse(&s).map_err(|e| anyhow::anyhow!("--scopes: {e}"))?,
                 None => Scopes::DEFAULT,
@@ -179,7 +197,10 @@ async fn keys(store: &Store, cmd: KeysCommand) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("confab: cannot start the async runtime: {e}");

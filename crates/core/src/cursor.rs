@@ -47,7 +47,10 @@ impl ConversationCursor {
         if p.len() != 2 {
             return None;
         }
-        Some(ConversationCursor { created_at_us: p[0].parse().ok()?, id: Uuid::try_parse(&p[1]).ok()? })
+        Some(ConversationCursor {
+            created_at_us: p[0].parse().ok()?,
+            id: Uuid::try_parse(&p[1]).ok()?,
+        })
     }
 }
 
@@ -75,7 +78,10 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let c = ConversationCursor { created_at_us: 1_700_000_000_123_456, id: Uuid::now_v7() };
+        let c = ConversationCursor {
+            created_at_us: 1_700_000_000_123_456,
+            id: Uuid::now_v7(),
+        };
         assert_eq!(ConversationCursor::decode(&c.encode()), Some(c));
         let m = MessageCursor { seq: 42 };
         assert_eq!(MessageCursor::decode(&m.encode()), Some(m));

@@ -21,12 +21,20 @@ pub struct ValidationError {
 impl ValidationError {
     /// A single-field error.
     pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ValidationError { errors: vec![FieldError { field: field.into(), message: message.into() }] }
+        ValidationError {
+            errors: vec![FieldError {
+                field: field.into(),
+                message: message.into(),
+            }],
+        }
     }
 
     /// Records another problem.
     pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(FieldError { field: field.into(), message: message.into() });
+        self.errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 
     /// True when nothing was recorded.
@@ -56,7 +64,13 @@ impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.errors.first() {
             Some(e) if self.errors.len() == 1 => write!(f, "{}: {}", e.field, e.message),
-            Some(e) => write!(f, "{}: {} (and {} more)", e.field, e.message, self.errors.len() - 1),
+            Some(e) => write!(
+                f,
+                "{}: {} (and {} more)",
+                e.field,
+                e.message,
+                self.errors.len() - 1
+            ),
             None => write!(f, "invalid request"),
         }
     }

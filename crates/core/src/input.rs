@@ -22,7 +22,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_content_bytes: 1024 * 1024, max_messages: 10_000, max_short: 256, max_title: 1_000 }
+        Limits {
+            max_content_bytes: 1024 * 1024,
+            max_messages: 10_000,
+            max_short: 256,
+            max_title: 1_000,
+        }
     }
 }
 
@@ -191,11 +196,17 @@ impl NewMessage {
         };
         let has_tool_calls = matches!(&self.tool_calls, Some(Value::Array(a)) if !a.is_empty());
         if self.content.is_empty() && !(role == Role::Tool && has_tool_calls) {
-            errs.push(f("content"), "must not be empty (only a tool message with toolCalls may omit it)");
+            errs.push(
+                f("content"),
+                "must not be empty (only a tool message with toolCalls may omit it)",
+            );
         } else if self.content.contains('\0') {
             errs.push(f("content"), "must not contain NUL (U+0000) characters");
         } else if self.content.len() > limits.max_content_bytes {
-            errs.push(f("content"), format!("must be at most {} bytes", limits.max_content_bytes));
+            errs.push(
+                f("content"),
+                format!("must be at most {} bytes", limits.max_content_bytes),
+            );
         }
         check_short(&f("model"), &self.model, limits, errs);
         check_short(&f("source"), &self.source, limits, errs);
@@ -221,7 +232,10 @@ impl NewMessage {
 
 fn validate_messages(msgs: &[NewMessage], limits: &Limits, errs: &mut ValidationError) {
     if msgs.len() > limits.max_messages {
-        errs.push("messages", format!("at most {} messages per request", limits.max_messages));
+        errs.push(
+            "messages",
+            format!("at most {} messages per request", limits.max_messages),
+        );
         return;
     }
     for (i, m) in msgs.iter().enumerate() {
@@ -282,7 +296,11 @@ mod tests {
     use serde_json::json;
 
     fn msg(role: Role, content: &str) -> NewMessage {
-        NewMessage { role: Some(role), content: content.into(), ..Default::default() }
+        NewMessage {
+            role: Some(role),
+            content: content.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -311,8 +329,14 @@ mod tests {
 
     #[test]
     fn merge_is_shallow_and_null_removes() {
-        let mut base = json!({"a": 1, "b": {"x": 1}, "c": 3}).as_object().unwrap().clone();
-        let patch = json!({"b": {"y": 2}, "c": null, "d": 4}).as_object().unwrap().clone();
+        let mut base = json!({"a": 1, "b": {"x": 1}, "c": 3})
+            .as_object()
+            .unwrap()
+            .clone();
+        let patch = json!({"b": {"y": 2}, "c": null, "d": 4})
+            .as_object()
+            .unwrap()
+            .clone();
         merge_metadata(&mut base, &patch);
         assert_eq!(Value::Object(base), json!({"a": 1, "b": {"y": 2}, "d": 4}));
     }

@@ -116,7 +116,11 @@ impl Scopes {
 
     /// The granted scopes in canonical order.
     pub fn list(self) -> Vec<Scope> {
-        Scope::ALL.iter().copied().filter(|s| self.has(*s)).collect()
+        Scope::ALL
+            .iter()
+            .copied()
+            .filter(|s| self.has(*s))
+            .collect()
     }
 }
 
@@ -211,7 +215,12 @@ mod tests {
             assert_eq!(r.as_str().parse::<Role>().unwrap(), *r);
         }
         assert_eq!("in_progress".parse::<Status>().unwrap(), Status::InProgress);
-        assert!("bot".parse::<Role>().unwrap_err().contains("user, assistant, system, tool"));
+        assert!(
+            "bot"
+                .parse::<Role>()
+                .unwrap_err()
+                .contains("user, assistant, system, tool")
+        );
     }
 
     #[test]

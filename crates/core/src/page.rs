@@ -10,7 +10,10 @@ pub fn limit(v: Option<i64>, default: i64, max: i64, field: &str) -> Result<i64,
     match v {
         None => Ok(default),
         Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(n) => Err(ValidationError::field(field, format!("must be between 1 and {max}, got {n}"))),
+        Some(n) => Err(ValidationError::field(
+            field,
+            format!("must be between 1 and {max}, got {n}"),
+        )),
     }
 }
 

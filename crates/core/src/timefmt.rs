@@ -10,7 +10,8 @@ pub fn to_micros(t: OffsetDateTime) -> i64 {
 
 /// The inverse of [`to_micros`], in UTC.
 pub fn from_micros(us: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// Truncates to microseconds and moves to UTC, so a value round-trips through storage unchanged.
@@ -75,7 +76,10 @@ pub mod serde_rfc3339 {
         use time::OffsetDateTime;
 
         /// Serializes `Some` as RFC 3339 and `None` as null.
-        pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer>(
+            t: &Option<OffsetDateTime>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match t {
                 Some(t) => s.serialize_str(&super::super::rfc3339(*t)),
                 None => s.serialize_none(),
@@ -83,9 +87,13 @@ pub mod serde_rfc3339 {
         }
 
         /// Accepts null, absent or an RFC 3339 string.
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OffsetDateTime>, D::Error> {
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<OffsetDateTime>, D::Error> {
             match Option::<String>::deserialize(d)? {
-                Some(s) => super::super::parse(&s).map(Some).map_err(serde::de::Error::custom),
+                Some(s) => super::super::parse(&s)
+                    .map(Some)
+                    .map_err(serde::de::Error::custom),
                 None => Ok(None),
             }
         }
@@ -105,8 +113,14 @@ mod tests {
 
     #[test]
     fn reads_bare_timestamps_as_utc() {
-        assert_eq!(rfc3339(parse("2024-09-25 19:54:59.124733").unwrap()), "2024-09-25T19:54:59.124733Z");
-        assert_eq!(rfc3339(parse("2024-09-25T19:54:59").unwrap()), "2024-09-25T19:54:59.000000Z");
+        assert_eq!(
+            rfc3339(parse("2024-09-25 19:54:59.124733").unwrap()),
+            "2024-09-25T19:54:59.124733Z"
+        );
+        assert_eq!(
+            rfc3339(parse("2024-09-25T19:54:59").unwrap()),
+            "2024-09-25T19:54:59.000000Z"
+        );
         assert!(parse("yesterday").is_err());
         assert!(parse("2024-13-01T00:00:00Z").is_err());
     }

@@ -14,7 +14,11 @@ pub fn derive_title(content: &str) -> Option<String> {
     }
     let mut out = String::new();
     for w in &words {
-        let next = if out.is_empty() { w.chars().count() } else { out.chars().count() + 1 + w.chars().count() };
+        let next = if out.is_empty() {
+            w.chars().count()
+        } else {
+            out.chars().count() + 1 + w.chars().count()
+        };
         if next > MAX_DERIVED - 1 {
             break;
         }
@@ -36,7 +40,10 @@ mod tests {
 
     #[test]
     fn first_line_collapsed() {
-        assert_eq!(derive_title("\n  Help   with billing \nmore").as_deref(), Some("Help with billing"));
+        assert_eq!(
+            derive_title("\n  Help   with billing \nmore").as_deref(),
+            Some("Help with billing")
+        );
         assert_eq!(derive_title("   \n "), None);
     }
 

@@ -55,7 +55,10 @@ impl<N: Need> Auth<N> {
 /// The token a request carries in any header a dialect documents: `Authorization: Bearer`
 /// (native, Converra, perform.chat), `CONVAI-API-KEY` (Convai), `X-ORGANIZATION-SECRET` (Sensay).
 pub fn header_token(h: &HeaderMap) -> Option<&str> {
-    if let Some(v) = h.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = h
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let v = v.trim();
         if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
             return Some(v[7..].trim());
@@ -71,22 +74,33 @@ pub fn header_token(h: &HeaderMap) -> Option<&str> {
 
 /// Verifies a key id and secret and checks the scope: 401 for bad credentials, 403 for a
 /// missing scope.
-pub async fn verify(state: &AppState, key_id: &str, secret: &str, need: Scope) -> Result<Principal, ApiError> {
+pub async fn verify(
+    state: &AppState,
+    key_id: &str,
+    secret: &str,
+    need: Scope,
+) -> Result<Principal, ApiError> {
     let p = state
         .store
         .authenticate(key_id, secret)
         .await?
         .ok_or_else(|| ApiError::unauthorized("Invalid API credentials"))?;
     if !p.scopes.has(need) {
-        return Err(ApiError::forbidden(format!("this API key lacks the `{need}` scope")));
+        return Err(ApiError::forbidden(format!(
+            "this API key lacks the `{need}` scope"
+        )));
     }
     Ok(p)
 }
 
 /// Verifies a `key_id.secret` token.
-pub async fn verify_token(state: &AppState, token: &str, need: Scope) -> Result<Principal, ApiError> {
-    let (id, secret) =
-        confab_store::keys::split_token(token).ok_or_else(|| ApiError::unauthorized("Invalid API credentials"))?;
+pub async fn verify_token(
+    state: &AppState,
+    token: &str,
+    need: Scope,
+) -> Result<Principal, ApiError> {
+    let (id, secret) = confab_store::keys::split_token(token)
+        .ok_or_else(|| ApiError::unauthorized("Invalid API credentials"))?;
     verify(state, id, secret, need).await
 }
 
@@ -94,7 +108,8 @@ impl<N: Need> FromRequestParts<AppState> for Auth<N> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = header_token(&parts.headers).ok_or_else(|| ApiError::unauthorized("Missing API credentials"))?;
+        let token = header_token(&parts.headers)
+            .ok_or_else(|| ApiError::unauthorized("Missing API credentials"))?;
         Ok(Auth::checked(verify_token(state, token, N::SCOPE).await?))
     }
 }

@@ -13,6 +13,9 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { max_body_bytes: 4 * 1024 * 1024, request_timeout: Duration::from_secs(30) }
+        ServerConfig {
+            max_body_bytes: 4 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
     }
 }

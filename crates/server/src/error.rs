@@ -26,7 +26,13 @@ pub struct ApiError {
 impl ApiError {
     /// Any status and code.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), details: None, retry_after: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+        }
     }
 
     /// 400 naming one field.
@@ -46,7 +52,11 @@ impl ApiError {
 
     /// 404 for anything the caller cannot see, including other tenants' rows.
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("{what} not found"),
+        )
     }
 
     /// 413.
@@ -57,12 +67,18 @@ impl ApiError {
     /// 500, logged with its cause; the client sees a generic message.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "internal error; see the server log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "internal error; see the server log",
+        )
     }
 
     /// Adds a detail entry.
     pub fn with_detail(mut self, field: &str, problem: impl Into<String>) -> Self {
-        self.details.get_or_insert_with(Map::new).insert(field.into(), Value::String(problem.into()));
+        self.details
+            .get_or_insert_with(Map::new)
+            .insert(field.into(), Value::String(problem.into()));
         self
     }
 
@@ -80,7 +96,9 @@ impl From<ValidationError> for ApiError {
     fn from(v: ValidationError) -> Self {
         let mut details = Map::new();
         for e in &v.errors {
-            details.entry(e.field.clone()).or_insert_with(|| Value::String(e.message.clone()));
+            details
+                .entry(e.field.clone())
+                .or_insert_with(|| Value::String(e.message.clone()));
         }
         ApiError {
             status: StatusCode::BAD_REQUEST,
@@ -102,10 +120,16 @@ impl From<StoreError> for ApiError {
                 "IDEMPOTENCY_KEY_REUSED",
                 "this Idempotency-Key was already used with a different request",
             ),
-            StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, "CONFLICT", format!("{what} already exists")),
-            StoreError::Closed => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "the server is shutting down")
-            }
+            StoreError::Conflict(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                "CONFLICT",
+                format!("{what} already exists"),
+            ),
+            StoreError::Closed => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "the server is shutting down",
+            ),
             other => ApiError::internal(&other),
         }
     }

@@ -11,7 +11,11 @@ use crate::error::ApiError;
 /// Turns a serde error with its path into a field-naming validation error.
 fn path_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>, root: &str) -> ApiError {
     let path = e.path().to_string();
-    let field = if path == "." || path.is_empty() { root.to_owned() } else { path };
+    let field = if path == "." || path.is_empty() {
+        root.to_owned()
+    } else {
+        path
+    };
     let inner = e.into_inner().to_string();
     // serde_json appends " at line 1 column 9"; the field path already says where.
     let msg = match inner.find(" at line ") {
@@ -28,7 +32,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let v = serde_path_to_error::deserialize(&mut de).map_err(|e| path_error(e, "body"))?;
-    de.end().map_err(|e| ApiError::field("body", format!("trailing characters after the JSON value: {e}")))?;
+    de.end().map_err(|e| {
+        ApiError::field(
+            "body",
+            format!("trailing characters after the JSON value: {e}"),
+        )
+    })?;
     Ok(v)
 }
 
@@ -70,7 +79,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for RawJson<T> {
         let bytes = read_body(req, state).await?;
         let value = parse_json(&bytes)?;
         let canonical: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        Ok(RawJson { value, canonical: serde_json::to_vec(&canonical).unwrap_or_default() })
+        Ok(RawJson {
+            value,
+            canonical: serde_json::to_vec(&canonical).unwrap_or_default(),
+        })
     }
 }
 
@@ -83,6 +95,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let q = parts.uri.query().unwrap_or("");
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
-        serde_path_to_error::deserialize(de).map(QueryParams).map_err(|e| path_error(e, "query"))
+        serde_path_to_error::deserialize(de)
+            .map(QueryParams)
+            .map_err(|e| path_error(e, "query"))
     }
 }

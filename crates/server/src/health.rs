@@ -11,7 +11,9 @@ use crate::error::ApiError;
 
 /// The probe routes.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
 }
 
 /// The process is up.
@@ -26,7 +28,13 @@ pub async fn healthz() -> Json<Value> {
 pub async fn readyz(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     st.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness check failed");
-        ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "database unreachable")
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "database unreachable",
+        )
     })?;
-    Ok(Json(json!({"status": "ready", "database": st.store.backend_name()})))
+    Ok(Json(
+        json!({"status": "ready", "database": st.store.backend_name()}),
+    ))
 }

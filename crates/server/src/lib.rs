@@ -4,6 +4,8 @@
 
 pub mod auth;
 pub mod config;
+pub mod convai;
+pub mod converra;
 pub mod error;
 pub mod extract;
 mod health;
@@ -11,6 +13,8 @@ pub mod idempotency;
 mod ids;
 pub mod native;
 mod openapi;
+pub mod perform;
+pub mod sensay;
 mod telemetry;
 
 use std::future::Future;
@@ -45,7 +49,11 @@ pub struct AppState {
 impl AppState {
     /// State over a store.
     pub fn new(store: Store, config: ServerConfig) -> Self {
-        AppState { store, config: Arc::new(config), limits: Limits::default() }
+        AppState {
+            store,
+            config: Arc::new(config),
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -59,13 +67,23 @@ async fn json_errors(req: Request, next: Next) -> Response {
     }
     let (code, message) = match status {
         StatusCode::NOT_FOUND => ("NOT_FOUND", "no such route".to_owned()),
-        StatusCode::METHOD_NOT_ALLOWED => ("METHOD_NOT_ALLOWED", "method not allowed on this route".to_owned()),
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ("PAYLOAD_TOO_LARGE", "request body is larger than the configured limit".to_owned())
-        }
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "METHOD_NOT_ALLOWED",
+            "method not allowed on this route".to_owned(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "PAYLOAD_TOO_LARGE",
+            "request body is larger than the configured limit".to_owned(),
+        ),
         StatusCode::REQUEST_TIMEOUT => ("TIMEOUT", "the request took too long".to_owned()),
-        s if s.is_client_error() => ("BAD_REQUEST", s.canonical_reason().unwrap_or("bad request").to_owned()),
-        s => ("INTERNAL_ERROR", s.canonical_reason().unwrap_or("error").to_owned()),
+        s if s.is_client_error() => (
+            "BAD_REQUEST",
+            s.canonical_reason().unwrap_or("bad request").to_owned(),
+        ),
+        s => (
+            "INTERNAL_ERROR",
+            s.canonical_reason().unwrap_or("error").to_owned(),
+        ),
     };
     let mut out = ApiError::new(status, code, message).into_response();
     if let Some(allow) = res.headers().get(header::ALLOW) {
@@ -104,7 +122,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     telemetry::handle();
     let store = state.store.clone();
-    let res = axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await;
+    let res = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
     store.close().await;
     res
 }

@@ -27,20 +27,33 @@ impl Modify for Security {
         let c = doc.components.get_or_insert_with(Default::default);
         c.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("key_id.key_secret").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("key_id.key_secret")
+                    .build(),
+            ),
         );
     }
 }
 
 /// Every documented route.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(crate::health::router()).merge(crate::native::router())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(crate::health::router())
+        .merge(crate::native::router())
+        .merge(crate::converra::router())
+        .merge(crate::perform::router())
+        .merge(crate::convai::router())
+        .merge(crate::sensay::router())
 }
 
 /// The document as pretty JSON (what `openapi.json` in the repository holds).
 pub fn openapi_json() -> String {
     let (_, doc) = router().split_for_parts();
-    let mut s = doc.to_pretty_json().expect("the OpenAPI document serializes");
+    let mut s = doc
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes");
     s.push('\n');
     s
 }

@@ -16,7 +16,9 @@ pub fn handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
-                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0])
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+                ])
                 .expect("static buckets are valid")
                 .build_recorder();
             let handle = recorder.handle();
@@ -30,15 +32,30 @@ pub fn handle() -> PrometheusHandle {
 pub async fn track(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().to_string();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
     let res = next.run(req).await;
-    let labels = [("method", method), ("route", route), ("status", res.status().as_u16().to_string())];
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", res.status().as_u16().to_string()),
+    ];
     metrics::counter!("confab_http_requests_total", &labels).increment(1);
-    metrics::histogram!("confab_http_request_duration_seconds", &labels).record(start.elapsed().as_secs_f64());
+    metrics::histogram!("confab_http_request_duration_seconds", &labels)
+        .record(start.elapsed().as_secs_f64());
     res
 }
 
 /// `GET /metrics` in the Prometheus text format.
 pub async fn render() -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle().render())
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        handle().render(),
+    )
 }

@@ -27,8 +27,14 @@ pub fn generate() -> GeneratedKey {
     let mut secret = [0u8; 32];
     rng.fill_bytes(&mut id);
     rng.fill_bytes(&mut secret);
-    let key_id = format!("ck_{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>());
-    GeneratedKey { key_id, secret: URL_SAFE_NO_PAD.encode(secret) }
+    let key_id = format!(
+        "ck_{}",
+        id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    GeneratedKey {
+        key_id,
+        secret: URL_SAFE_NO_PAD.encode(secret),
+    }
 }
 
 /// HMAC-SHA256(pepper, secret).
@@ -61,7 +67,10 @@ mod tests {
         assert!(verify(b"p", &k.secret, &h));
         assert!(!verify(b"q", &k.secret, &h));
         assert!(!verify(b"p", "nope", &h));
-        assert_eq!(split_token(&format!("{}.{}", k.key_id, k.secret)), Some((k.key_id.as_str(), k.secret.as_str())));
+        assert_eq!(
+            split_token(&format!("{}.{}", k.key_id, k.secret)),
+            Some((k.key_id.as_str(), k.secret.as_str()))
+        );
         assert_eq!(split_token("nodot"), None);
     }
 }

@@ -4,6 +4,16 @@
 //! forget tenant scoping. Writes are validated here once more, whatever dialect sent them, so
 //! nothing invalid is ever stored half-way.
 
+/// Calls the same method on whichever backend is open. New `impl Store` blocks in their own
+/// files (one per concern) use it too, so adding a capability touches no shared file.
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $call:expr) => {
+        match &*$self.backend {
+            crate::Backend::Sqlite($b) => $call,
+        }
+    };
+}
+
 pub mod error;
 pub mod keys;
 mod sqlite;
@@ -56,14 +66,6 @@ pub struct Store {
     backend: Arc<Backend>,
 }
 
-macro_rules! dispatch {
-    ($self:ident, $b:ident => $call:expr) => {
-        match &*$self.backend {
-            Backend::Sqlite($b) => $call,
-        }
-    };
-}
-
 impl Store {
     /// Opens (creating and migrating as needed) the database at `url`:
     /// `sqlite://path` (or a bare path ending in `.db`).
@@ -75,7 +77,9 @@ impl Store {
                 "unsupported database URL `{url}`: use sqlite://PATH"
             )));
         };
-        Ok(Store { backend: Arc::new(backend) })
+        Ok(Store {
+            backend: Arc::new(backend),
+        })
     }
 
     /// `sqlite` or `postgres`.
@@ -94,9 +98,18 @@ impl Store {
     }
 
     /// Creates a key for `tenant` (creating the tenant on first use).
-    pub async fn create_key(&self, tenant: &str, scopes: Scopes, name: Option<String>) -> Result<CreatedKey> {
+    pub async fn create_key(
+        &self,
+        tenant: &str,
+        scopes: Scopes,
+        name: Option<String>,
+    ) -> Result<CreatedKey> {
         if tenant.trim().is_empty() || tenant.len() > 200 {
-            return Err(confab_core::ValidationError::field("tenant", "must be 1 to 200 characters").into());
+            return Err(confab_core::ValidationError::field(
+                "tenant",
+                "must be 1 to 200 characters",
+            )
+            .into());
         }
         dispatch!(self, b => b.create_key(tenant, scopes, name).await)
     }
@@ -141,7 +154,12 @@ impl Store {
     }
 
     /// Changes title, status, metadata or the memory flag.
-    pub async fn patch_conversation(&self, tenant: &TenantId, id: Uuid, patch: ConversationPatch) -> Result<Conversation> {
+    pub async fn patch_conversation(
+        &self,
+        tenant: &TenantId,
+        id: Uuid,
+        patch: ConversationPatch,
+    ) -> Result<Conversation> {
         patch.validate(&Limits::default())?;
         dispatch!(self, b => b.patch_conversation(*tenant, id, patch).await)
     }
@@ -167,17 +185,31 @@ impl Store {
     }
 
     /// How many conversations match.
-    pub async fn count_conversations(&self, tenant: &TenantId, filter: &ConversationFilter) -> Result<i64> {
+    pub async fn count_conversations(
+        &self,
+        tenant: &TenantId,
+        filter: &ConversationFilter,
+    ) -> Result<i64> {
         dispatch!(self, b => b.count_conversations(*tenant, filter).await)
     }
 
     /// A conversation's messages; `NotFound` when the conversation does not exist.
-    pub async fn list_messages(&self, tenant: &TenantId, conversation: Uuid, q: &MessageQuery) -> Result<Vec<Message>> {
+    pub async fn list_messages(
+        &self,
+        tenant: &TenantId,
+        conversation: Uuid,
+        q: &MessageQuery,
+    ) -> Result<Vec<Message>> {
         dispatch!(self, b => b.list_messages(*tenant, conversation, q).await)
     }
 
     /// The seq of a message inside a conversation, if it belongs to it.
-    pub async fn message_seq(&self, tenant: &TenantId, conversation: Uuid, message: Uuid) -> Result<Option<i64>> {
+    pub async fn message_seq(
+        &self,
+        tenant: &TenantId,
+        conversation: Uuid,
+        message: Uuid,
+    ) -> Result<Option<i64>> {
         dispatch!(self, b => b.message_seq(*tenant, conversation, message).await)
     }
 }

@@ -24,7 +24,8 @@ use crate::ids::conversation_id;
 pub(super) fn written(status: StatusCode, w: &confab_store::Written) -> Response {
     let mut res = (status, Json(ConversationOut::from(w.conversation()))).into_response();
     if w.is_replay() {
-        res.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        res.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     res
 }
@@ -95,7 +96,9 @@ pub struct ListParams {
 }
 
 fn time_param(v: &Option<String>, field: &str) -> ApiResult<Option<time::OffsetDateTime>> {
-    v.as_deref().map(|s| confab_core::timefmt::parse(s).map_err(|m| ApiError::field(field, m))).transpose()
+    v.as_deref()
+        .map(|s| confab_core::timefmt::parse(s).map_err(|m| ApiError::field(field, m)))
+        .transpose()
 }
 
 /// List conversations, newest first.
@@ -115,7 +118,10 @@ pub async fn list(
     let cursor = q
         .cursor
         .as_deref()
-        .map(|c| ConversationCursor::decode(c).ok_or_else(|| ApiError::field("cursor", "not a cursor this server issued")))
+        .map(|c| {
+            ConversationCursor::decode(c)
+                .ok_or_else(|| ApiError::field("cursor", "not a cursor this server issued"))
+        })
         .transpose()?;
     let filter = ConversationFilter {
         agent_id: q.agent_id,
@@ -126,14 +132,30 @@ pub async fn list(
         created_before: time_param(&q.created_before, "created_before")?,
         has_insights: None,
     };
-    let mut rows = st.store.list_conversations(&p.tenant, &filter, ConversationPage::After(cursor, limit + 1)).await?;
+    let mut rows = st
+        .store
+        .list_conversations(
+            &p.tenant,
+            &filter,
+            ConversationPage::After(cursor, limit + 1),
+        )
+        .await?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = match rows.last() {
-        Some(last) if more => Some(ConversationCursor { created_at_us: to_micros(last.created_at), id: last.id }.encode()),
+        Some(last) if more => Some(
+            ConversationCursor {
+                created_at_us: to_micros(last.created_at),
+                id: last.id,
+            }
+            .encode(),
+        ),
         _ => None,
     };
-    Ok(Json(ConversationList { data: rows.iter().map(Into::into).collect(), next_cursor }))
+    Ok(Json(ConversationList {
+        data: rows.iter().map(Into::into).collect(),
+        next_cursor,
+    }))
 }
 
 /// Get one conversation.
@@ -145,8 +167,15 @@ pub async fn list(
         (status = 404, description = "No such conversation for this tenant", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn get(State(st): State<AppState>, Auth(p, ..): Reader, Path(id): Path<String>) -> ApiResult<Json<ConversationOut>> {
-    let c = st.store.get_conversation(&p.tenant, conversation_id(&id)?).await?;
+pub async fn get(
+    State(st): State<AppState>,
+    Auth(p, ..): Reader,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ConversationOut>> {
+    let c = st
+        .store
+        .get_conversation(&p.tenant, conversation_id(&id)?)
+        .await?;
     Ok(Json((&c).into()))
 }
 
@@ -179,7 +208,13 @@ pub async fn patch(
         (status = 404, description = "No such conversation for this tenant", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn delete(State(st): State<AppState>, Auth(p, ..): Writer, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    st.store.delete_conversation(&p.tenant, conversation_id(&id)?).await?;
+pub async fn delete(
+    State(st): State<AppState>,
+    Auth(p, ..): Writer,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    st.store
+        .delete_conversation(&p.tenant, conversation_id(&id)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

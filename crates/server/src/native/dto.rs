@@ -121,7 +121,9 @@ impl From<AppendIn> for AppendMessages {
     }
 }
 
-fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -144,7 +146,12 @@ pub struct PatchIn {
 
 impl From<PatchIn> for ConversationPatch {
     fn from(p: PatchIn) -> Self {
-        ConversationPatch { title: p.title, status: p.status, metadata: p.metadata, added_to_memory: p.added_to_memory }
+        ConversationPatch {
+            title: p.title,
+            status: p.status,
+            metadata: p.metadata,
+            added_to_memory: p.added_to_memory,
+        }
     }
 }
 

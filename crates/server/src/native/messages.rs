@@ -92,7 +92,10 @@ pub async fn list(
     let cursor = q
         .cursor
         .as_deref()
-        .map(|c| MessageCursor::decode(c).ok_or_else(|| ApiError::field("cursor", "not a cursor this server issued")))
+        .map(|c| {
+            MessageCursor::decode(c)
+                .ok_or_else(|| ApiError::field("cursor", "not a cursor this server issued"))
+        })
         .transpose()?;
     let desc = matches!(q.order.unwrap_or_default(), Order::Desc);
     let mq = MessageQuery {
@@ -109,5 +112,8 @@ pub async fn list(
         Some(last) if more => Some(MessageCursor { seq: last.seq }.encode()),
         _ => None,
     };
-    Ok(Json(MessageList { data: rows.iter().map(Into::into).collect(), next_cursor }))
+    Ok(Json(MessageList {
+        data: rows.iter().map(Into::into).collect(),
+        next_cursor,
+    }))
 }

@@ -13,6 +13,10 @@ use crate::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(conversations::create, conversations::list))
-        .routes(routes!(conversations::get, conversations::patch, conversations::delete))
+        .routes(routes!(
+            conversations::get,
+            conversations::patch,
+            conversations::delete
+        ))
         .routes(routes!(messages::append, messages::list))
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use confab_core::input::{AppendMessages, ConversationPatch, NewConversation};
 use confab_core::{Conversation, Scopes};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{ConnectOptions, Row};
 use uuid::Uuid;
 
@@ -28,7 +30,11 @@ pub struct SqliteStore {
 }
 
 fn options(url: &str) -> Result<SqliteConnectOptions> {
-    let url = if url.starts_with("sqlite:") { url.to_owned() } else { format!("sqlite://{url}") };
+    let url = if url.starts_with("sqlite:") {
+        url.to_owned()
+    } else {
+        format!("sqlite://{url}")
+    };
     if url.contains(":memory:") || url.contains("mode=memory") {
         return Err(StoreError::Config("an in-memory SQLite database cannot be shared between the writer and readers; give a file path".into()));
     }
@@ -49,8 +55,12 @@ impl SqliteStore {
         let base = options(url)?;
         let mut conn = base.clone().create_if_missing(true).connect().await?;
         // Durability is a promise, not a default: refuse to run if SQLite did not take it.
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await?;
-        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut conn).await?;
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut conn)
+            .await?;
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut conn)
+            .await?;
         if !mode.eq_ignore_ascii_case("wal") || sync != 2 {
             return Err(StoreError::Config(format!(
                 "SQLite must run with journal_mode=WAL and synchronous=FULL, got {mode} and {sync}"
@@ -63,7 +73,12 @@ impl SqliteStore {
             .connect_with(base.pragma("query_only", "1"))
             .await?;
         let writer = Writer::start(conn, opts.clone());
-        Ok(SqliteStore { writer, read, pepper: opts.pepper, clock: opts.clock })
+        Ok(SqliteStore {
+            writer,
+            read,
+            pepper: opts.pepper,
+            clock: opts.clock,
+        })
     }
 
     pub async fn close(&self) {
@@ -77,8 +92,21 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub async fn create_key(&self, tenant: &str, scopes: Scopes, name: Option<String>) -> Result<CreatedKey> {
-        match self.writer.run(WriteOp::CreateKey { tenant: tenant.to_owned(), scopes, name }).await? {
+    pub async fn create_key(
+        &self,
+        tenant: &str,
+        scopes: Scopes,
+        name: Option<String>,
+    ) -> Result<CreatedKey> {
+        match self
+            .writer
+            .run(WriteOp::CreateKey {
+                tenant: tenant.to_owned(),
+                scopes,
+                name,
+            })
+            .await?
+        {
             WriteOut::Key(k) => Ok(k),
             _ => unreachable!("CreateKey answers Key"),
         }
@@ -89,7 +117,10 @@ impl SqliteStore {
     }
 
     pub async fn revoke_key(&self, key_id: &str) -> Result<()> {
-        self.writer.run(WriteOp::RevokeKey { key_id: key_id.to_owned() }).await.map(|_| ())
+        let key_id = key_id.to_owned();
+        self.writer
+            .exec(move |c, now| Box::pin(async move { ops::revoke_key(c, &key_id, now).await }))
+            .await
     }
 
     pub async fn authenticate(&self, key_id: &str, secret: &str) -> Result<Option<Principal>> {
@@ -105,7 +136,11 @@ impl SqliteStore {
             return Ok(None);
         }
         let scopes = Scopes::parse(row.try_get::<&str, _>(2)?).map_err(StoreError::Corrupt)?;
-        Ok(Some(Principal { tenant: TenantId(row.try_get(0)?), key_id: key_id.to_owned(), scopes }))
+        Ok(Some(Principal {
+            tenant: TenantId(row.try_get(0)?),
+            key_id: key_id.to_owned(),
+            scopes,
+        }))
     }
 
     async fn written(&self, op: WriteOp) -> Result<Written> {
@@ -121,7 +156,12 @@ impl SqliteStore {
         input: NewConversation,
         idem: Option<IdempotencyClaim>,
     ) -> Result<Written> {
-        self.written(WriteOp::Create { tenant, input: Box::new(input), idem }).await
+        self.written(WriteOp::Create {
+            tenant,
+            input: Box::new(input),
+            idem,
+        })
+        .await
     }
 
     pub async fn append_messages(
@@ -131,15 +171,31 @@ impl SqliteStore {
         input: AppendMessages,
         idem: Option<IdempotencyClaim>,
     ) -> Result<Written> {
-        self.written(WriteOp::Append { tenant, id, input, idem }).await
+        self.written(WriteOp::Append {
+            tenant,
+            id,
+            input,
+            idem,
+        })
+        .await
     }
 
-    pub async fn patch_conversation(&self, tenant: TenantId, id: Uuid, patch: ConversationPatch) -> Result<Conversation> {
-        self.written(WriteOp::Patch { tenant, id, patch }).await.map(|w| w.conversation().clone())
+    pub async fn patch_conversation(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        patch: ConversationPatch,
+    ) -> Result<Conversation> {
+        self.written(WriteOp::Patch { tenant, id, patch })
+            .await
+            .map(|w| w.conversation().clone())
     }
 
     pub async fn delete_conversation(&self, tenant: TenantId, id: Uuid) -> Result<()> {
-        self.writer.run(WriteOp::Delete { tenant, id }).await.map(|_| ())
+        self.writer
+            .run(WriteOp::Delete { tenant, id })
+            .await
+            .map(|_| ())
     }
 
     pub async fn get_conversation(&self, tenant: TenantId, id: Uuid) -> Result<Conversation> {
@@ -155,15 +211,29 @@ impl SqliteStore {
         read::conversations(&self.read, tenant, filter, page).await
     }
 
-    pub async fn count_conversations(&self, tenant: TenantId, filter: &ConversationFilter) -> Result<i64> {
+    pub async fn count_conversations(
+        &self,
+        tenant: TenantId,
+        filter: &ConversationFilter,
+    ) -> Result<i64> {
         read::count_conversations(&self.read, tenant, filter).await
     }
 
-    pub async fn list_messages(&self, tenant: TenantId, conversation: Uuid, q: &MessageQuery) -> Result<Vec<confab_core::Message>> {
+    pub async fn list_messages(
+        &self,
+        tenant: TenantId,
+        conversation: Uuid,
+        q: &MessageQuery,
+    ) -> Result<Vec<confab_core::Message>> {
         read::messages(&self.read, tenant, conversation, q).await
     }
 
-    pub async fn message_seq(&self, tenant: TenantId, conversation: Uuid, message: Uuid) -> Result<Option<i64>> {
+    pub async fn message_seq(
+        &self,
+        tenant: TenantId,
+        conversation: Uuid,
+        message: Uuid,
+    ) -> Result<Option<i64>> {
         let seq = sqlx::query_scalar(
             "SELECT seq FROM messages WHERE tenant_id = ? AND id = ? AND conversation_id = ?",
         )
@@ -175,4 +245,3 @@ impl SqliteStore {
         Ok(seq)
     }
 }
-

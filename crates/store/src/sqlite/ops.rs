@@ -1,7 +1,9 @@
 //! Each write, run by the writer inside the batch transaction (and its own savepoint).
 
 use confab_core::ids::new_id;
-use confab_core::input::{merge_metadata, AppendMessages, ConversationPatch, NewConversation, NewMessage};
+use confab_core::input::{
+    AppendMessages, ConversationPatch, NewConversation, NewMessage, merge_metadata,
+};
 use confab_core::timefmt::{from_micros, to_micros};
 use confab_core::title::derive_title;
 use confab_core::{Conversation, Role, Status};
@@ -18,11 +20,32 @@ use crate::{IDEMPOTENCY_TTL, StoreOptions};
 pub async fn apply(c: &mut SqliteConnection, op: WriteOp, o: &StoreOptions) -> Result<WriteOut> {
     let now = confab_core::timefmt::normalize((o.clock)());
     match op {
-        WriteOp::CreateKey { tenant, scopes, name } => create_key(c, &tenant, scopes, name, o, now).await.map(WriteOut::Key),
-        WriteOp::RevokeKey { key_id } => revoke_key(c, &key_id, now).await.map(|_| WriteOut::Done),
-        WriteOp::Create { tenant, input, idem } => create(c, tenant, *input, idem, now).await.map(WriteOut::Written),
-        WriteOp::Append { tenant, id, input, idem } => append(c, tenant, id, input, idem, now).await.map(WriteOut::Written),
-        WriteOp::Patch { tenant, id, patch } => patch_conv(c, tenant, id, patch, now).await.map(WriteOut::Written),
+        WriteOp::Run(f) => f(c, now).await,
+        WriteOp::CreateKey {
+            tenant,
+            scopes,
+            name,
+        } => create_key(c, &tenant, scopes, name, o, now)
+            .await
+            .map(WriteOut::Key),
+        WriteOp::Create {
+            tenant,
+            input,
+            idem,
+        } => create(c, tenant, *input, idem, now)
+            .await
+            .map(WriteOut::Written),
+        WriteOp::Append {
+            tenant,
+            id,
+            input,
+            idem,
+        } => append(c, tenant, id, input, idem, now)
+            .await
+            .map(WriteOut::Written),
+        WriteOp::Patch { tenant, id, patch } => patch_conv(c, tenant, id, patch, now)
+            .await
+            .map(WriteOut::Written),
         WriteOp::Delete { tenant, id } => delete(c, tenant, id).await.map(|_| WriteOut::Done),
     }
 }
@@ -35,8 +58,10 @@ async fn create_key(
     o: &StoreOptions,
     now: OffsetDateTime,
 ) -> Result<CreatedKey> {
-    let existing: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM tenants WHERE name = ?").bind(tenant).fetch_optional(&mut *c).await?;
+    let existing: Option<Uuid> = sqlx::query_scalar("SELECT id FROM tenants WHERE name = ?")
+        .bind(tenant)
+        .fetch_optional(&mut *c)
+        .await?;
     let tenant_id = match existing {
         Some(id) => id,
         None => {
@@ -71,7 +96,7 @@ async fn create_key(
     })
 }
 
-async fn revoke_key(c: &mut SqliteConnection, key_id: &str, now: OffsetDateTime) -> Result<()> {
+pub async fn revoke_key(c: &mut SqliteConnection, key_id: &str, now: OffsetDateTime) -> Result<()> {
     let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM api_keys WHERE key_id = ?")
         .bind(key_id)
         .fetch_optional(&mut *c)
@@ -127,7 +152,9 @@ async fn idem_lookup(
         None => {
             let id: Option<Uuid> = row.try_get(1)?;
             match id {
-                Some(id) => Ok(select_conversation(c, tenant, id).await?.map(Written::Replayed)),
+                Some(id) => Ok(select_conversation(c, tenant, id)
+                    .await?
+                    .map(Written::Replayed)),
                 None => Ok(None),
             }
         }
@@ -142,7 +169,9 @@ async fn idem_store(
     now: OffsetDateTime,
 ) -> Result<()> {
     let response = match &claim.fingerprint {
-        Some(_) => Some(serde_json::to_string(conv).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+        Some(_) => {
+            Some(serde_json::to_string(conv).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        }
         None => None,
     };
     sqlx::query(
@@ -161,19 +190,35 @@ async fn idem_store(
     Ok(())
 }
 
-async fn select_conversation(c: &mut SqliteConnection, tenant: TenantId, id: Uuid) -> Result<Option<Conversation>> {
-    let sql = format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE tenant_id = ? AND id = ?");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant.0).bind(id).fetch_optional(&mut *c).await?;
+async fn select_conversation(
+    c: &mut SqliteConnection,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Option<Conversation>> {
+    let sql =
+        format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE tenant_id = ? AND id = ?");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant.0)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?;
     row.as_ref().map(rows::conversation).transpose()
 }
 
-async fn upsert_agent(c: &mut SqliteConnection, tenant: TenantId, agent: &str, now: OffsetDateTime) -> Result<()> {
-    sqlx::query("INSERT INTO agents (tenant_id, id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-        .bind(tenant.0)
-        .bind(agent)
-        .bind(to_micros(now))
-        .execute(&mut *c)
-        .await?;
+async fn upsert_agent(
+    c: &mut SqliteConnection,
+    tenant: TenantId,
+    agent: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO agents (tenant_id, id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant.0)
+    .bind(agent)
+    .bind(to_micros(now))
+    .execute(&mut *c)
+    .await?;
     Ok(())
 }
 
@@ -208,7 +253,11 @@ async fn insert_messages(
                 .push_bind(m.completion_tokens)
                 .push_bind(m.latency_ms)
                 .push_bind(m.tool_calls.as_ref().map(|v| v.to_string()))
-                .push_bind(m.metadata.as_ref().map(|v| serde_json::Value::Object(v.clone()).to_string()))
+                .push_bind(
+                    m.metadata
+                        .as_ref()
+                        .map(|v| serde_json::Value::Object(v.clone()).to_string()),
+                )
                 .push_bind(m.source.clone().or_else(|| default_source.clone()))
                 .push_bind(m.is_trigger);
         });
@@ -218,10 +267,17 @@ async fn insert_messages(
 }
 
 fn first_user_title(msgs: &[NewMessage]) -> Option<String> {
-    msgs.iter().find(|m| m.role == Some(Role::User)).and_then(|m| derive_title(&m.content))
+    msgs.iter()
+        .find(|m| m.role == Some(Role::User))
+        .and_then(|m| derive_title(&m.content))
 }
 
-async fn enqueue_insights(c: &mut SqliteConnection, tenant: TenantId, conversation: Uuid, now: OffsetDateTime) -> Result<()> {
+async fn enqueue_insights(
+    c: &mut SqliteConnection,
+    tenant: TenantId,
+    conversation: Uuid,
+    now: OffsetDateTime,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO jobs (tenant_id, id, kind, conversation_id, state, attempts, run_at, created_at, updated_at) \
          VALUES (?, ?, 'insights', ?, 'queued', 0, ?, ?, ?)",
@@ -258,7 +314,10 @@ async fn create(
         id,
         agent_id: input.agent_id.clone(),
         user_id: input.user_id.clone(),
-        title: input.title.clone().or_else(|| first_user_title(&input.messages)),
+        title: input
+            .title
+            .clone()
+            .or_else(|| first_user_title(&input.messages)),
         status: input.status,
         source: input.source.clone(),
         model: input.model.clone(),
@@ -312,7 +371,10 @@ async fn change_status(
     status: Status,
     now: OffsetDateTime,
 ) -> Result<()> {
-    if status == Status::Completed && conv.status != Status::Completed && conv.completed_at.is_none() {
+    if status == Status::Completed
+        && conv.status != Status::Completed
+        && conv.completed_at.is_none()
+    {
         conv.completed_at = Some(now);
         if conv.analyze {
             enqueue_insights(c, tenant, conv.id, now).await?;
@@ -322,7 +384,11 @@ async fn change_status(
     Ok(())
 }
 
-async fn update_conversation(c: &mut SqliteConnection, tenant: TenantId, conv: &Conversation) -> Result<()> {
+async fn update_conversation(
+    c: &mut SqliteConnection,
+    tenant: TenantId,
+    conv: &Conversation,
+) -> Result<()> {
     sqlx::query(
         "UPDATE conversations SET title = ?, status = ?, metadata = ?, added_to_memory = ?, message_count = ?, \
          updated_at = ?, completed_at = ? WHERE tenant_id = ? AND id = ?",
@@ -357,8 +423,19 @@ async fn append(
             return Ok(w);
         }
     }
-    let mut conv = select_conversation(c, tenant, id).await?.ok_or(StoreError::NotFound)?;
-    insert_messages(c, tenant, id, conv.message_count, &input.messages, &conv.source, now).await?;
+    let mut conv = select_conversation(c, tenant, id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    insert_messages(
+        c,
+        tenant,
+        id,
+        conv.message_count,
+        &input.messages,
+        &conv.source,
+        now,
+    )
+    .await?;
     conv.message_count += input.messages.len() as i64;
     if conv.title.is_none() {
         conv.title = first_user_title(&input.messages);
@@ -384,7 +461,9 @@ async fn patch_conv(
     patch: ConversationPatch,
     now: OffsetDateTime,
 ) -> Result<Written> {
-    let mut conv = select_conversation(c, tenant, id).await?.ok_or(StoreError::NotFound)?;
+    let mut conv = select_conversation(c, tenant, id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
     if let Some(t) = patch.title {
         conv.title = t;
     }
@@ -418,7 +497,11 @@ async fn delete(c: &mut SqliteConnection, tenant: TenantId, id: Uuid) -> Result<
         "DELETE FROM jobs WHERE tenant_id = ? AND conversation_id = ?",
         "DELETE FROM idempotency_keys WHERE tenant_id = ? AND conversation_id = ?",
     ] {
-        sqlx::query(sql).bind(tenant.0).bind(id).execute(&mut *c).await?;
+        sqlx::query(sql)
+            .bind(tenant.0)
+            .bind(id)
+            .execute(&mut *c)
+            .await?;
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Reads, on the reader pool. Every query is scoped by tenant.
 
-use confab_core::timefmt::{rfc3339, to_micros, from_micros};
+use confab_core::timefmt::{from_micros, rfc3339, to_micros};
 use confab_core::{Conversation, Message};
 use sqlx::sqlite::SqlitePool;
 use sqlx::{QueryBuilder, Row, Sqlite};
@@ -11,9 +11,20 @@ use crate::error::{Result, StoreError};
 use crate::types::*;
 
 pub async fn conversation(pool: &SqlitePool, tenant: TenantId, id: Uuid) -> Result<Conversation> {
-    let sql = const_format("SELECT ", CONVERSATION_COLS, " FROM conversations WHERE tenant_id = ? AND id = ?");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(tenant.0).bind(id).fetch_optional(pool).await?;
-    row.as_ref().map(rows::conversation).transpose()?.ok_or(StoreError::NotFound)
+    let sql = const_format(
+        "SELECT ",
+        CONVERSATION_COLS,
+        " FROM conversations WHERE tenant_id = ? AND id = ?",
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tenant.0)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref()
+        .map(rows::conversation)
+        .transpose()?
+        .ok_or(StoreError::NotFound)
 }
 
 fn const_format(a: &str, b: &str, c: &str) -> String {
@@ -57,7 +68,11 @@ pub async fn conversations(
     f: &ConversationFilter,
     page: ConversationPage,
 ) -> Result<Vec<Conversation>> {
-    let cols: String = CONVERSATION_COLS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ");
+    let cols: String = CONVERSATION_COLS
+        .split(", ")
+        .map(|c| format!("c.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {cols} FROM conversations c"));
     push_filter(&mut q, tenant, f);
     let (limit, offset) = match page {
@@ -71,29 +86,44 @@ pub async fn conversations(
         }
         ConversationPage::Offset(offset, limit) => (limit, offset),
     };
-    q.push(" ORDER BY c.created_at DESC, c.id DESC LIMIT ").push_bind(limit);
+    q.push(" ORDER BY c.created_at DESC, c.id DESC LIMIT ")
+        .push_bind(limit);
     q.push(" OFFSET ").push_bind(offset);
     let rows = q.build().fetch_all(pool).await?;
     rows.iter().map(rows::conversation).collect()
 }
 
-pub async fn count_conversations(pool: &SqlitePool, tenant: TenantId, f: &ConversationFilter) -> Result<i64> {
+pub async fn count_conversations(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    f: &ConversationFilter,
+) -> Result<i64> {
     let mut q = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM conversations c");
     push_filter(&mut q, tenant, f);
     Ok(q.build().fetch_one(pool).await?.try_get(0)?)
 }
 
-pub async fn messages(pool: &SqlitePool, tenant: TenantId, conversation: Uuid, mq: &MessageQuery) -> Result<Vec<Message>> {
-    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ?")
-        .bind(tenant.0)
-        .bind(conversation)
-        .fetch_optional(pool)
-        .await?;
+pub async fn messages(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    conversation: Uuid,
+    mq: &MessageQuery,
+) -> Result<Vec<Message>> {
+    let exists: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ?")
+            .bind(tenant.0)
+            .bind(conversation)
+            .fetch_optional(pool)
+            .await?;
     if exists.is_none() {
         return Err(StoreError::NotFound);
     }
-    let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = "));
-    q.push_bind(tenant.0).push(" AND conversation_id = ").push_bind(conversation);
+    let mut q = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = "
+    ));
+    q.push_bind(tenant.0)
+        .push(" AND conversation_id = ")
+        .push_bind(conversation);
     if let Some(s) = mq.after_seq {
         q.push(" AND seq > ").push_bind(s);
     }
@@ -108,8 +138,15 @@ pub async fn messages(pool: &SqlitePool, tenant: TenantId, conversation: Uuid, m
         }
         q.push(")");
     }
-    q.push(if mq.descending { " ORDER BY seq DESC" } else { " ORDER BY seq ASC" });
-    q.push(" LIMIT ").push_bind(mq.limit.unwrap_or(-1)).push(" OFFSET ").push_bind(mq.offset);
+    q.push(if mq.descending {
+        " ORDER BY seq DESC"
+    } else {
+        " ORDER BY seq ASC"
+    });
+    q.push(" LIMIT ")
+        .push_bind(mq.limit.unwrap_or(-1))
+        .push(" OFFSET ")
+        .push_bind(mq.offset);
     let rows = q.build().fetch_all(pool).await?;
     rows.iter().map(rows::message).collect()
 }
@@ -129,7 +166,9 @@ pub async fn list_keys(pool: &SqlitePool) -> Result<Vec<KeyInfo>> {
                 scopes: r.try_get(2)?,
                 name: r.try_get(3)?,
                 created_at: rfc3339(from_micros(r.try_get(4)?)),
-                revoked_at: r.try_get::<Option<i64>, _>(5)?.map(|t| rfc3339(from_micros(t))),
+                revoked_at: r
+                    .try_get::<Option<i64>, _>(5)?
+                    .map(|t| rfc3339(from_micros(t))),
             })
         })
         .collect()

@@ -23,7 +23,9 @@ fn parse_enum<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T> {
 pub fn json_object(s: &str) -> Result<Map<String, Value>> {
     match serde_json::from_str(s) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(StoreError::Corrupt(format!("metadata is not a JSON object: {s}"))),
+        _ => Err(StoreError::Corrupt(format!(
+            "metadata is not a JSON object: {s}"
+        ))),
     }
 }
 

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 
 use confab_core::Scopes;
 use confab_core::input::{AppendMessages, ConversationPatch, NewConversation};
-use sqlx::SqliteConnection;
 use sqlx::Connection;
+use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -25,16 +25,47 @@ const MAX_BATCH: usize = 512;
 /// Requests allowed to wait before callers feel back-pressure.
 const QUEUE: usize = 8192;
 
+/// A write that is not one of the named operations: any function of the transaction's
+/// connection and its timestamp. Lets a new capability add a write without touching this file.
+pub type TxFn = Box<
+    dyn for<'c> FnOnce(
+            &'c mut SqliteConnection,
+            time::OffsetDateTime,
+        ) -> futures::future::BoxFuture<'c, Result<WriteOut>>
+        + Send,
+>;
+
 pub enum WriteOp {
-    CreateKey { tenant: String, scopes: Scopes, name: Option<String> },
-    RevokeKey { key_id: String },
-    Create { tenant: TenantId, input: Box<NewConversation>, idem: Option<IdempotencyClaim> },
-    Append { tenant: TenantId, id: Uuid, input: AppendMessages, idem: Option<IdempotencyClaim> },
-    Patch { tenant: TenantId, id: Uuid, patch: ConversationPatch },
-    Delete { tenant: TenantId, id: Uuid },
+    Run(TxFn),
+    CreateKey {
+        tenant: String,
+        scopes: Scopes,
+        name: Option<String>,
+    },
+    Create {
+        tenant: TenantId,
+        input: Box<NewConversation>,
+        idem: Option<IdempotencyClaim>,
+    },
+    Append {
+        tenant: TenantId,
+        id: Uuid,
+        input: AppendMessages,
+        idem: Option<IdempotencyClaim>,
+    },
+    Patch {
+        tenant: TenantId,
+        id: Uuid,
+        patch: ConversationPatch,
+    },
+    Delete {
+        tenant: TenantId,
+        id: Uuid,
+    },
 }
 
 pub enum WriteOut {
+    Value(Box<dyn std::any::Any + Send>),
     Key(CreatedKey),
     Written(Written),
     Done,
@@ -54,16 +85,47 @@ impl Writer {
     pub fn start(conn: SqliteConnection, opts: StoreOptions) -> Writer {
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(run(conn, rx, opts));
-        Writer { tx: Mutex::new(Some(tx)), task: tokio::sync::Mutex::new(Some(task)) }
+        Writer {
+            tx: Mutex::new(Some(tx)),
+            task: tokio::sync::Mutex::new(Some(task)),
+        }
     }
 
     /// Queues `op` and waits until its transaction has committed (or failed).
     pub async fn run(&self, op: WriteOp) -> Result<WriteOut> {
-        let tx = self.tx.lock().expect("writer sender lock").clone().ok_or(StoreError::Closed)?;
+        let tx = self
+            .tx
+            .lock()
+            .expect("writer sender lock")
+            .clone()
+            .ok_or(StoreError::Closed)?;
         let (reply, rx) = oneshot::channel();
-        tx.send(Request { op, reply }).await.map_err(|_| StoreError::Closed)?;
+        tx.send(Request { op, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
         drop(tx);
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` inside the next group-commit transaction (in its own savepoint) and answers
+    /// its value once committed.
+    pub async fn exec<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut SqliteConnection,
+                time::OffsetDateTime,
+            ) -> futures::future::BoxFuture<'c, Result<T>>
+            + Send
+            + 'static,
+    {
+        let op = WriteOp::Run(Box::new(move |c, now| {
+            Box::pin(async move { f(c, now).await.map(|v| WriteOut::Value(Box::new(v))) })
+        }));
+        match self.run(op).await? {
+            WriteOut::Value(v) => Ok(*v.downcast::<T>().expect("exec answers its own type")),
+            _ => unreachable!("Run answers Value"),
+        }
     }
 
     /// Stops taking requests, lets the queued ones commit, and closes the connection.
@@ -103,11 +165,17 @@ async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
     Ok(())
 }
 
-async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>, opts: &StoreOptions) -> Vec<Result<WriteOut>> {
+async fn commit(
+    conn: &mut SqliteConnection,
+    ops: Vec<WriteOp>,
+    opts: &StoreOptions,
+) -> Vec<Result<WriteOut>> {
     let n = ops.len();
     let fail_all = |what: &str, e: StoreError| -> Vec<Result<WriteOut>> {
         tracing::error!(error = %e, batch = n, "{what}");
-        (0..n).map(|_| Err(StoreError::Commit(e.to_string()))).collect()
+        (0..n)
+            .map(|_| Err(StoreError::Commit(e.to_string())))
+            .collect()
     };
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
         return fail_all("could not begin a write transaction", e);

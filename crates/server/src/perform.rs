@@ -1,0 +1,10 @@
+//! The perform dialect (routes are registered in openapi::router).
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+
+/// The perform routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+}

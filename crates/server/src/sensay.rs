@@ -1,0 +1,10 @@
+//! The sensay dialect (routes are registered in openapi::router).
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+
+/// The sensay routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+}
