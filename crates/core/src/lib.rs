@@ -12,4 +12,4 @@ pub mod timefmt;
 pub mod title;
 
 pub use error::{FieldError, ValidationError};
-pub use model::{Conversation, Message, Role, Scope, Scopes, Status};
+pub use model::{Conversation, Insights, Issue, Message, Role, Scope, Scopes, Sentiment, Status};

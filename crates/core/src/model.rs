@@ -232,3 +232,42 @@ mod tests {
         assert!(!Scopes::DEFAULT.has(Scope::Admin));
     }
 }
+
+string_enum! {
+    /// Overall tone of a conversation.
+    Sentiment { Positive => "positive", Neutral => "neutral", Negative => "negative", Mixed => "mixed" }
+}
+
+/// One problem the analyzer noticed: a stable code and a short text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Issue {
+    /// Stable code, e.g. `unresolved_question`.
+    pub code: String,
+    /// For humans.
+    pub text: String,
+}
+
+/// What the analyzer concluded about a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Insights {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// Label.
+    pub sentiment: Sentiment,
+    /// In [-1, 1].
+    pub sentiment_score: f64,
+    /// Whether the user got what they came for.
+    pub task_completed: bool,
+    /// At most 5 keyphrases.
+    pub topics: Vec<String>,
+    /// Extractive summary.
+    pub summary: String,
+    /// Problems noticed.
+    pub issues: Vec<Issue>,
+    /// Which engine made them (`builtin`, `llm:<model>`).
+    pub analyzer: String,
+    /// When they were made.
+    #[serde(with = "serde_rfc3339")]
+    pub created_at: OffsetDateTime,
+}

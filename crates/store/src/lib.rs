@@ -15,6 +15,7 @@ macro_rules! dispatch {
 }
 
 pub mod error;
+mod insights;
 pub mod keys;
 mod sqlite;
 pub mod types;
