@@ -179,10 +179,8 @@ fn check_metadata(field: &str, m: &Map<String, Value>, errs: &mut ValidationErro
 }
 
 fn check_count(field: &str, v: Option<i64>, errs: &mut ValidationError) {
-    if let Some(n) = v {
-        if n < 0 {
-            errs.push(field, "must not be negative");
-        }
+    if v.is_some_and(|n| n < 0) {
+        errs.push(field, "must not be negative");
     }
 }
 

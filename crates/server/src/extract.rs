@@ -11,12 +11,19 @@ use crate::error::ApiError;
 /// Turns a serde error with its path into a field-naming validation error.
 fn path_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>, root: &str) -> ApiError {
     let path = e.path().to_string();
-    let field = if path == "." || path.is_empty() {
-        root.to_owned()
-    } else {
-        path
-    };
+    // serde_path_to_error says `.` for the root and `?` where it could not tell (e.g. EOF).
+    let path = path.trim_end_matches('?').trim_end_matches('.').to_owned();
     let inner = e.into_inner().to_string();
+    // A missing field is reported at its parent; name the field itself.
+    let missing = inner
+        .strip_prefix("missing field `")
+        .and_then(|r| r.split('`').next());
+    let field = match (path.is_empty(), missing) {
+        (true, Some(m)) => m.to_owned(),
+        (false, Some(m)) => format!("{path}.{m}"),
+        (true, None) => root.to_owned(),
+        (false, None) => path,
+    };
     // serde_json appends " at line 1 column 9"; the field path already says where.
     let msg = match inner.find(" at line ") {
         Some(i) => inner[..i].to_owned(),

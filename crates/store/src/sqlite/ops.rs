@@ -300,10 +300,10 @@ async fn create(
     idem: Option<IdempotencyClaim>,
     now: OffsetDateTime,
 ) -> Result<Written> {
-    if let Some(claim) = &idem {
-        if let Some(w) = idem_lookup(c, tenant, claim, now).await? {
-            return Ok(w);
-        }
+    if let Some(claim) = &idem
+        && let Some(w) = idem_lookup(c, tenant, claim, now).await?
+    {
+        return Ok(w);
     }
     let id = new_id();
     if let Some(a) = &input.agent_id {
@@ -415,13 +415,13 @@ async fn append(
     idem: Option<IdempotencyClaim>,
     now: OffsetDateTime,
 ) -> Result<Written> {
-    if let Some(claim) = &idem {
-        if let Some(w) = idem_lookup(c, tenant, claim, now).await? {
-            if w.conversation().id != id {
-                return Err(StoreError::IdempotencyMismatch);
-            }
-            return Ok(w);
+    if let Some(claim) = &idem
+        && let Some(w) = idem_lookup(c, tenant, claim, now).await?
+    {
+        if w.conversation().id != id {
+            return Err(StoreError::IdempotencyMismatch);
         }
+        return Ok(w);
     }
     let mut conv = select_conversation(c, tenant, id)
         .await?
