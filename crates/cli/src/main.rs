@@ -69,6 +69,12 @@ struct ServeArgs {
     /// Longest a request may run, in seconds (default 30).
     #[arg(long, env = "CONFAB_REQUEST_TIMEOUT_SECS", value_name = "SECS")]
     request_timeout_secs: Option<u64>,
+    /// Let webhooks reach loopback, private and link-local addresses (refused by default).
+    #[arg(long, env = "CONFAB_WEBHOOKS_ALLOW_INTERNAL")]
+    webhooks_allow_internal: bool,
+    /// Do not deliver webhooks from this process (another process sharing the database does).
+    #[arg(long, env = "CONFAB_NO_WEBHOOK_WORKER")]
+    no_webhook_worker: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -139,6 +145,8 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(a) => {
             cfg.apply_serve(a.addr, a.max_body_bytes, a.request_timeout_secs, &file)?;
+            cfg.server.webhooks.allow_internal |= a.webhooks_allow_internal;
+            cfg.server.webhooks.worker &= !a.no_webhook_worker;
             let store = open(&cfg).await?;
             let listener = tokio::net::TcpListener::bind(cfg.addr)
                 .await

@@ -181,6 +181,7 @@ fn migrate_creates_a_missing_database() {
 }
 
 fn rt() -> tokio::runtime::Runtime {
+    confab_server::tls::install_crypto_provider();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -156,7 +156,8 @@ pub struct Conversation {
     pub metadata: Map<String, Value>,
     /// Always the number of stored messages.
     pub message_count: i64,
-    /// Whether insights are computed when it completes.
+    /// Whether insights are computed when it completes (internal: not part of any wire shape).
+    #[serde(skip_serializing, default = "yes")]
     pub analyze: bool,
     /// Client-given or server time.
     #[serde(with = "serde_rfc3339")]
@@ -167,6 +168,35 @@ pub struct Conversation {
     /// When it first became completed.
     #[serde(with = "serde_rfc3339::option")]
     pub completed_at: Option<OffsetDateTime>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Conversation {
+    /// Names of the fields that differ between two versions, in wire naming (for
+    /// `conversation.updated` events).
+    pub fn changed_fields(&self, after: &Conversation) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        macro_rules! cmp {
+            ($($f:ident),+) => { $( if self.$f != after.$f { out.push(stringify!($f)); } )+ };
+        }
+        cmp!(
+            agent_id,
+            user_id,
+            title,
+            status,
+            source,
+            model,
+            company_name,
+            added_to_memory,
+            metadata,
+            message_count,
+            completed_at
+        );
+        out
+    }
 }
 
 /// A stored message.

@@ -2,6 +2,43 @@
 
 use std::time::Duration;
 
+/// Webhook delivery settings.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Run the delivery worker in this process.
+    pub worker: bool,
+    /// Allow loopback, private and link-local targets (tests, private networks).
+    pub allow_internal: bool,
+    /// Per-attempt timeout.
+    pub timeout: Duration,
+    /// Waits between attempts after a failure; its length is the number of retries.
+    pub schedule: Vec<Duration>,
+    /// Disable an endpoint whose deliveries have all failed for this long.
+    pub disable_after: Duration,
+    /// How often an idle worker looks for due deliveries.
+    pub poll_interval: Duration,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        // After the first attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: about 28 hours.
+        let schedule = [5, 300, 1_800, 7_200, 18_000, 36_000, 36_000]
+            .map(Duration::from_secs)
+            .to_vec();
+        WebhookConfig {
+            worker: true,
+            allow_internal: false,
+            timeout: Duration::from_secs(15),
+            schedule,
+            disable_after: Duration::from_secs(5 * 24 * 3600),
+            poll_interval: Duration::from_millis(500),
+            concurrency: 16,
+        }
+    }
+}
+
 /// Everything the HTTP layer needs to know.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -9,6 +46,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Longest a request may take.
     pub request_timeout: Duration,
+    /// Webhook delivery.
+    pub webhooks: WebhookConfig,
 }
 
 impl Default for ServerConfig {
@@ -16,6 +55,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_body_bytes: 4 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            webhooks: WebhookConfig::default(),
         }
     }
 }

@@ -16,6 +16,8 @@ mod openapi;
 pub mod perform;
 pub mod sensay;
 mod telemetry;
+pub mod tls;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -122,9 +124,22 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     telemetry::handle();
     let store = state.store.clone();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    if state.config.webhooks.worker {
+        workers.push(tokio::spawn(webhooks::worker::run(
+            state.clone(),
+            stop_rx.clone(),
+        )));
+    }
     let res = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;
+    // Background workers finish the item in hand, then the store commits what is queued.
+    let _ = stop_tx.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
     store.close().await;
     res
 }

@@ -16,6 +16,7 @@ use crate::AppState;
         (name = "conversations", description = "Native: conversations"),
         (name = "messages", description = "Native: messages"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "webhooks", description = "Native: webhook endpoints and deliveries (admin scope)"),
     )
 )]
 struct ApiDoc;
@@ -46,6 +47,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(crate::perform::router())
         .merge(crate::convai::router())
         .merge(crate::sensay::router())
+        .merge(crate::webhooks::router())
 }
 
 /// The document as pretty JSON (what `openapi.json` in the repository holds).

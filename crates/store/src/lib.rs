@@ -19,6 +19,7 @@ mod insights;
 pub mod keys;
 mod sqlite;
 pub mod types;
+pub mod webhooks;
 
 use std::sync::Arc;
 

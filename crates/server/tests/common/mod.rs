@@ -47,6 +47,7 @@ impl TestApp {
         config: ServerConfig,
         opts: StoreOptions,
     ) -> TestApp {
+        confab_server::tls::install_crypto_provider();
         let url = format!("sqlite://{}", db.display());
         let store = Store::open(&url, opts).await.expect("open store");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -52,7 +52,7 @@ impl SqliteStore {
 
     pub async fn put_insights(&self, tenant: TenantId, i: Insights) -> Result<()> {
         self.writer
-            .exec(move |c, _now| {
+            .exec(move |c, now| {
                 Box::pin(async move {
                     let exists: Option<i64> =
                         sqlx::query_scalar("SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ?")
@@ -83,6 +83,8 @@ impl SqliteStore {
                     .bind(to_micros(i.created_at))
                     .execute(&mut *c)
                     .await?;
+                    let data = serde_json::json!({ "insights": &i });
+                    super::webhooks::emit(c, tenant, "insights.ready", Some(i.conversation_id), data, now, None).await?;
                     Ok(())
                 })
             })

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::rows::{self, CONVERSATION_COLS};
+use super::webhooks::emit;
 use super::writer::{WriteOp, WriteOut};
 use crate::error::{Result, StoreError};
 use crate::types::*;
@@ -357,6 +358,10 @@ async fn create(
     if conv.status == Status::Completed && conv.analyze {
         enqueue_insights(c, tenant, id, now).await?;
     }
+    emit_conversation(c, tenant, "conversation.created", &conv, None, now).await?;
+    if conv.status == Status::Completed {
+        emit_conversation(c, tenant, "conversation.completed", &conv, None, now).await?;
+    }
     if let Some(claim) = idem {
         idem_store(c, tenant, claim, &conv, now).await?;
     }
@@ -426,6 +431,7 @@ async fn append(
     let mut conv = select_conversation(c, tenant, id)
         .await?
         .ok_or(StoreError::NotFound)?;
+    let before = conv.clone();
     insert_messages(
         c,
         tenant,
@@ -448,6 +454,9 @@ async fn append(
     }
     conv.updated_at = now.max(conv.created_at);
     update_conversation(c, tenant, &conv).await?;
+    let mut changed = vec!["messages"];
+    changed.extend(before.changed_fields(&conv));
+    emit_update(c, tenant, &before, &conv, changed, now).await?;
     if let Some(claim) = idem {
         idem_store(c, tenant, claim, &conv, now).await?;
     }
@@ -464,6 +473,7 @@ async fn patch_conv(
     let mut conv = select_conversation(c, tenant, id)
         .await?
         .ok_or(StoreError::NotFound)?;
+    let before = conv.clone();
     if let Some(t) = patch.title {
         conv.title = t;
     }
@@ -478,6 +488,10 @@ async fn patch_conv(
     }
     conv.updated_at = now.max(conv.created_at);
     update_conversation(c, tenant, &conv).await?;
+    let changed = before.changed_fields(&conv);
+    if !changed.is_empty() {
+        emit_update(c, tenant, &before, &conv, changed, now).await?;
+    }
     Ok(Written::Fresh(conv))
 }
 
@@ -496,12 +510,59 @@ async fn delete(c: &mut SqliteConnection, tenant: TenantId, id: Uuid) -> Result<
     for sql in [
         "DELETE FROM jobs WHERE tenant_id = ? AND conversation_id = ?",
         "DELETE FROM idempotency_keys WHERE tenant_id = ? AND conversation_id = ?",
+        // Its webhook events carry its data: they go too, delivered or not.
+        "DELETE FROM webhook_attempts WHERE tenant_id = ?1 AND event_id IN \
+         (SELECT id FROM webhook_events WHERE tenant_id = ?1 AND conversation_id = ?2)",
+        "DELETE FROM webhook_deliveries WHERE tenant_id = ? AND conversation_id = ?",
+        "DELETE FROM webhook_events WHERE tenant_id = ? AND conversation_id = ?",
     ] {
         sqlx::query(sql)
             .bind(tenant.0)
             .bind(id)
             .execute(&mut *c)
             .await?;
+    }
+    Ok(())
+}
+
+/// Writes a conversation event to the webhook outbox (same transaction as the change).
+async fn emit_conversation(
+    c: &mut SqliteConnection,
+    tenant: TenantId,
+    event_type: &str,
+    conv: &Conversation,
+    changed: Option<&[&str]>,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let mut data = serde_json::json!({ "conversation": conv });
+    if let Some(ch) = changed {
+        data["changed"] = serde_json::json!(ch);
+    }
+    emit(c, tenant, event_type, Some(conv.id), data, now, None).await?;
+    Ok(())
+}
+
+/// `conversation.updated` with the changed fields, then `conversation.completed` on the first
+/// transition to completed.
+async fn emit_update(
+    c: &mut SqliteConnection,
+    tenant: TenantId,
+    before: &Conversation,
+    after: &Conversation,
+    changed: Vec<&str>,
+    now: OffsetDateTime,
+) -> Result<()> {
+    emit_conversation(
+        c,
+        tenant,
+        "conversation.updated",
+        after,
+        Some(&changed),
+        now,
+    )
+    .await?;
+    if after.status == Status::Completed && before.status != Status::Completed {
+        emit_conversation(c, tenant, "conversation.completed", after, None, now).await?;
     }
     Ok(())
 }
