@@ -75,6 +75,15 @@ struct ServeArgs {
     /// Do not deliver webhooks from this process (another process sharing the database does).
     #[arg(long, env = "CONFAB_NO_WEBHOOK_WORKER")]
     no_webhook_worker: bool,
+    /// Per-API-key rate limit in requests per second (token bucket; unlimited when unset).
+    #[arg(long, env = "CONFAB_RATE_LIMIT_PER_SECOND", value_name = "N")]
+    rate_limit_per_second: Option<f64>,
+    /// Burst size of the per-key rate limit (default: one second's worth, at least 1).
+    #[arg(long, env = "CONFAB_RATE_LIMIT_BURST", value_name = "N")]
+    rate_limit_burst: Option<u32>,
+    /// Requests handled at once; more are refused with 503 (default 1024).
+    #[arg(long, env = "CONFAB_MAX_CONCURRENT_REQUESTS", value_name = "N")]
+    max_concurrent_requests: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -147,6 +156,21 @@ async fn run(cli: Cli) -> Result<()> {
             cfg.apply_serve(a.addr, a.max_body_bytes, a.request_timeout_secs, &file)?;
             cfg.server.webhooks.allow_internal |= a.webhooks_allow_internal;
             cfg.server.webhooks.worker &= !a.no_webhook_worker;
+            if let Some(n) = a.max_concurrent_requests {
+                anyhow::ensure!(n >= 1, "--max-concurrent-requests must be at least 1");
+                cfg.server.max_concurrent_requests = n;
+            }
+            if let Some(rate) = a.rate_limit_per_second {
+                anyhow::ensure!(
+                    rate > 0.0 && rate.is_finite(),
+                    "--rate-limit-per-second must be positive"
+                );
+                let burst = a.rate_limit_burst.unwrap_or(rate.ceil() as u32).max(1);
+                cfg.server.rate_limit = Some(confab_server::ratelimit::RateLimit {
+                    per_second: rate,
+                    burst,
+                });
+            }
             let store = open(&cfg).await?;
             let listener = tokio::net::TcpListener::bind(cfg.addr)
                 .await

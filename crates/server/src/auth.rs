@@ -85,6 +85,9 @@ pub async fn verify(
         .authenticate(key_id, secret)
         .await?
         .ok_or_else(|| ApiError::unauthorized("Invalid API credentials"))?;
+    if let Some(l) = &state.limiter {
+        l.check(&p.key_id)?;
+    }
     if !p.scopes.has(need) {
         return Err(ApiError::forbidden(format!(
             "this API key lacks the `{need}` scope"

@@ -48,6 +48,10 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Webhook delivery.
     pub webhooks: WebhookConfig,
+    /// Per-key rate limit; `None` (the default) is unlimited.
+    pub rate_limit: Option<crate::ratelimit::RateLimit>,
+    /// Requests handled at once; more are refused with 503 rather than queued without bound.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +60,8 @@ impl Default for ServerConfig {
             max_body_bytes: 4 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             webhooks: WebhookConfig::default(),
+            rate_limit: None,
+            max_concurrent_requests: 1024,
         }
     }
 }

@@ -14,6 +14,7 @@ mod ids;
 pub mod native;
 mod openapi;
 pub mod perform;
+pub mod ratelimit;
 pub mod sensay;
 mod telemetry;
 pub mod tls;
@@ -46,15 +47,21 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Shared validation limits.
     pub limits: Limits,
+    /// Per-key rate limiter, when configured.
+    pub limiter: Option<Arc<ratelimit::Limiter>>,
 }
 
 impl AppState {
     /// State over a store.
     pub fn new(store: Store, config: ServerConfig) -> Self {
+        let limiter = config
+            .rate_limit
+            .map(|l| Arc::new(ratelimit::Limiter::new(l)));
         AppState {
             store,
             config: Arc::new(config),
             limits: Limits::default(),
+            limiter,
         }
     }
 }
@@ -94,10 +101,27 @@ async fn json_errors(req: Request, next: Next) -> Response {
     out
 }
 
+/// Refuses work beyond the configured number of requests in flight (503, never an unbounded
+/// queue: under overload a fast refusal beats a slow timeout).
+async fn concurrency_cap(slots: Arc<tokio::sync::Semaphore>, req: Request, next: Next) -> Response {
+    match slots.try_acquire() {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "the server is at its limit of concurrent requests",
+        )
+        .into_response(),
+    }
+}
+
 /// The whole application: every route and layer.
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let timeout = state.config.request_timeout;
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        state.config.max_concurrent_requests.max(1),
+    ));
     let (api, _doc) = openapi::router().split_for_parts();
     api.route("/openapi.json", axum::routing::get(openapi::serve))
         .route("/metrics", axum::routing::get(telemetry::render))
@@ -106,6 +130,7 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(middleware::from_fn(json_errors))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(middleware::from_fn(move |req, next| concurrency_cap(slots.clone(), req, next)))
         .layer(middleware::from_fn(telemetry::track))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {

@@ -1,0 +1,208 @@
+//! Promises that cut across routes: idempotency keys expire after 24 hours (injected clock, no
+//! sleeping), every documented route refuses a request without credentials, secrets never reach
+//! the log.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use common::{Resp, TestApp};
+use confab_server::ServerConfig;
+use confab_store::StoreOptions;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn idempotency_keys_expire_after_24_hours() {
+    let offset = Arc::new(AtomicI64::new(0));
+    let clock_offset = offset.clone();
+    let opts = StoreOptions {
+        clock: Arc::new(move || {
+            confab_core::timefmt::now()
+                + time::Duration::seconds(clock_offset.load(Ordering::SeqCst))
+        }),
+        ..StoreOptions::default()
+    };
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let db = dir.path().join("c.db");
+    let app = TestApp::start(dir, db, ServerConfig::default(), opts).await;
+    let t = app.token("acme").await;
+    let send = |body: Value| {
+        app.client
+            .post(app.url("/v1/conversations"))
+            .bearer_auth(&t)
+            .header("Idempotency-Key", "day")
+            .json(&body)
+            .send()
+    };
+    let first = Resp::read(send(json!({"title": "a"})).await.unwrap())
+        .await
+        .expect(201);
+    offset.store(23 * 3600 + 3599, Ordering::SeqCst);
+    let replay = Resp::read(send(json!({"title": "a"})).await.unwrap())
+        .await
+        .expect(201);
+    assert_eq!(
+        replay.body["id"], first.body["id"],
+        "still honoured just before 24 hours"
+    );
+    Resp::read(send(json!({"title": "b"})).await.unwrap())
+        .await
+        .expect(422);
+    offset.store(24 * 3600 + 1, Ordering::SeqCst);
+    let fresh = Resp::read(send(json!({"title": "b"})).await.unwrap())
+        .await
+        .expect(201);
+    assert_ne!(
+        fresh.body["id"], first.body["id"],
+        "after 24 hours the key is free again"
+    );
+    assert_eq!(fresh.body["title"], "b");
+}
+
+/// Fills `{param}` segments with a syntactically valid id.
+fn fill(path: &str) -> String {
+    let id = "01a20000-0000-7000-8000-000000000000";
+    let mut out = String::new();
+    let mut in_param = false;
+    for ch in path.chars() {
+        match ch {
+            '{' => {
+                in_param = true;
+                out.push_str(id);
+            }
+            '}' => in_param = false,
+            c if !in_param => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_documented_route_refuses_a_request_without_credentials() {
+    let app = TestApp::spawn().await;
+    let doc: Value = serde_json::from_str(&confab_server::openapi_json()).unwrap();
+    let open = ["/healthz", "/readyz"];
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if open.contains(&path.as_str()) {
+            continue;
+        }
+        for method in item.as_object().unwrap().keys() {
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let body = if m == Method::GET || m == Method::DELETE {
+                None
+            } else {
+                Some(json!({}))
+            };
+            let r = app.call(m.clone(), &fill(path), None, body.as_ref()).await;
+            assert_eq!(
+                r.status, 401,
+                "{method} {path} answered {} without credentials: {}",
+                r.status, r.text
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "walked only {checked} operations");
+}
+
+#[test]
+fn secrets_never_reach_the_log() {
+    // Run the real binary with debug logging, use a key on every kind of request, and grep.
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("log.txt");
+    let db = dir.path().join("l.db");
+    // One thread, so the thread-local subscriber sees the server's tasks too.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let opts = StoreOptions::default();
+        let store = confab_store::Store::open(&format!("sqlite://{}", db.display()), opts)
+            .await
+            .unwrap();
+        let k = store
+            .create_key("acme", confab_core::Scopes::DEFAULT, None)
+            .await
+            .unwrap();
+        store.close().await;
+        let log = std::fs::File::create(&log_path).unwrap();
+        let writer = std::sync::Mutex::new(log);
+        let subscriber = tracing_subscriber_for_test(writer);
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let app = TestApp::start(
+            dir,
+            db.clone(),
+            ServerConfig::default(),
+            StoreOptions::default(),
+        )
+        .await;
+        app.post("/v1/conversations", &k.token, &json!({"title": "x"}))
+            .await
+            .expect(201);
+        app.get("/v1/conversations", &k.token).await.expect(200);
+        app.get("/v1/conversations", &format!("{}.wrong", k.key_id))
+            .await
+            .expect(401);
+        app.stop().await;
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        assert!(
+            text.contains("request"),
+            "the log captured requests: {text}"
+        );
+        assert!(!text.contains(&k.key_secret), "the secret was logged");
+        assert!(!text.contains(&k.token), "the token was logged");
+    });
+}
+
+fn tracing_subscriber_for_test(
+    w: std::sync::Mutex<std::fs::File>,
+) -> impl tracing::Subscriber + Send + Sync {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+        .with_writer(w)
+        .with_ansi(false)
+        .finish()
+}
+
+#[tokio::test]
+async fn flooding_one_key_leaves_another_unaffected() {
+    let config = ServerConfig {
+        rate_limit: Some(confab_server::ratelimit::RateLimit {
+            per_second: 1.0,
+            burst: 5,
+        }),
+        ..ServerConfig::default()
+    };
+    let app = TestApp::spawn_with(config).await;
+    let noisy = app.token("acme").await;
+    let quiet = app.token("acme").await;
+    let mut limited = None;
+    for _ in 0..20 {
+        let r = app.get("/v1/conversations", &noisy).await;
+        if r.status == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 200);
+    }
+    let r = limited.expect("the noisy key was never limited");
+    assert_eq!(r.body["error"]["code"], "RATE_LIMITED");
+    let retry: u64 = r
+        .headers
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    for _ in 0..5 {
+        app.get("/v1/conversations", &quiet).await.expect(200);
+    }
+}
