@@ -535,3 +535,26 @@ async fn unknown_and_foreign_ids_are_404() {
     .await
     .expect(200);
 }
+
+#[tokio::test]
+async fn openapi_lists_each_route_once() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    let doc = Resp::read(r).await.expect(200).body;
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/rest/v1/conversations",
+        "/rest/v1/conversations/{id}",
+        "/rest/v1/conversations/{id}/messages",
+        "/character/chatHistory/list",
+        "/character/chatHistory/details",
+    ] {
+        assert!(paths.contains_key(p), "{p} is documented");
+    }
+    assert!(!paths.keys().any(|p| p.starts_with("/rest/v1/v1")));
+}
