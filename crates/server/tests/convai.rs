@@ -426,3 +426,69 @@ async fn other_characters_and_tenants_sessions_are_404() {
     .await
     .expect(200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_python_samples_work() {
+    let app = TestApp::spawn().await;
+    let key = app.token("acme").await;
+    let old = session(
+        &app,
+        &key,
+        "guide",
+        "2024-09-25T19:54:56Z",
+        json!([{"role": "user", "content": "Hello"}]),
+    )
+    .await;
+    let new = session(
+        &app,
+        &key,
+        "guide",
+        "2024-09-25T20:52:57Z",
+        json!([
+            {"role": "user", "content": "Hi there", "created_at": "2024-09-25T20:52:59.124733Z"},
+            {"role": "assistant", "content": "Welcome to the History Museum.", "created_at": "2024-09-25T20:53:00Z"},
+        ]),
+    )
+    .await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/convai_samples.py"
+    );
+    let base = app.base.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("CONVAI_BASE_URL", base)
+            .env("CONVAI_API_KEY", key)
+            .env("CONVAI_CHAR_ID", "guide")
+            .output()
+            .expect("python3 runs (with the `requests` package installed)")
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "samples failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        out["list"],
+        json!([
+            {"sessionID": hex(&new), "date": "25-09-2024", "time": "20:52:57", "is_added_to_memory": false},
+            {"sessionID": hex(&old), "date": "25-09-2024", "time": "19:54:56", "is_added_to_memory": false},
+        ])
+    );
+    assert_eq!(
+        out["details"],
+        json!([{
+            "timestamp": "2024-09-25 20:52:59.124733",
+            "interaction": [
+                {"speaker": "User", "message": "Hi there"},
+                {"speaker": "Character", "message": "Welcome to the History Museum."},
+            ],
+            "is_trigger_input": false,
+        }])
+    );
+}
