@@ -6,8 +6,11 @@ pub mod cursor;
 pub mod error;
 pub mod ids;
 pub mod input;
+pub mod interactions;
 pub mod model;
+pub mod numbered;
 pub mod page;
+pub mod sessions;
 pub mod timefmt;
 pub mod title;
 

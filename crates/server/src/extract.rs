@@ -38,7 +38,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::field("body", "a JSON body is required"));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let v = serde_path_to_error::deserialize(&mut de).map_err(|e| path_error(e, "body"))?;
+    let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // A syntax error has no meaningful field path (serde_path_to_error reports `?` or the
+        // key being read): the body as a whole is what is broken.
+        if e.inner().is_syntax() || e.inner().is_eof() {
+            let inner = e.into_inner().to_string();
+            let msg = inner.split(" at line ").next().unwrap_or_default();
+            ApiError::field("body", format!("is not valid JSON: {msg}"))
+        } else {
+            path_error(e, "body")
+        }
+    })?;
     de.end().map_err(|e| {
         ApiError::field(
             "body",
