@@ -39,9 +39,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        // A syntax error has no meaningful field path (serde_path_to_error reports `?` or the
-        // key being read): the body as a whole is what is broken.
-        if e.inner().is_syntax() || e.inner().is_eof() {
+        // A truncated body, or a syntax error outside any field, is the body's fault. A syntax
+        // error inside a field's value names the field: serde_json also reports a value of the
+        // wrong kind for an enum (`"status": 1`) as a syntax error, and that field must be named.
+        let path = e.path().to_string();
+        let in_field = !path.trim_end_matches('?').trim_end_matches('.').is_empty();
+        if e.inner().is_eof() || (e.inner().is_syntax() && !in_field) {
             let inner = e.into_inner().to_string();
             let msg = inner.split(" at line ").next().unwrap_or_default();
             ApiError::field("body", format!("is not valid JSON: {msg}"))

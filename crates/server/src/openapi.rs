@@ -16,6 +16,8 @@ use crate::AppState;
         (name = "conversations", description = "Native: conversations"),
         (name = "messages", description = "Native: messages"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "perform.chat", description = "perform.chat dialect (seeds 000, 001): credentials as a JSON body, page-numbered lists"),
+        (name = "Convai", description = "Convai dialect (seed 002): chat history per character"),
         (name = "webhooks", description = "Native: webhook endpoints and deliveries (admin scope)"),
     )
 )]

@@ -17,13 +17,13 @@ use crate::native::dto::ErrorBody;
 
 /// List a character's sessions, newest first.
 #[utoipa::path(post, path = "/character/chatHistory/list", tag = "Convai",
-    params(("CONVAI-API-KEY" = String, Header, description = "API key (`key_id.key_secret`)")),
     request_body = ListIn,
     responses(
         (status = 200, description = "The sessions", body = Vec<SessionOut>),
         (status = 400, description = "Missing charID or bad limit", body = ErrorBody),
         (status = 401, description = "Missing or bad API key", body = ErrorBody),
-    ))]
+    ),
+    security(("convai_key" = [])))]
 pub async fn list(
     State(st): State<AppState>,
     Auth(p, ..): Reader,
@@ -48,14 +48,14 @@ pub async fn list(
 /// A session's interactions: each user turn with the character's replies; system and tool
 /// messages are not shown.
 #[utoipa::path(post, path = "/character/chatHistory/details", tag = "Convai",
-    params(("CONVAI-API-KEY" = String, Header, description = "API key (`key_id.key_secret`)")),
     request_body = DetailsIn,
     responses(
         (status = 200, description = "The interactions, in order", body = Vec<InteractionOut>),
         (status = 400, description = "Missing charID or sessionID", body = ErrorBody),
         (status = 401, description = "Missing or bad API key", body = ErrorBody),
         (status = 404, description = "No such session for this character", body = ErrorBody),
-    ))]
+    ),
+    security(("convai_key" = [])))]
 pub async fn details(
     State(st): State<AppState>,
     Auth(p, ..): Reader,
