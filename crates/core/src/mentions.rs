@@ -327,7 +327,7 @@ mod tests {
             // older than it; then afterUUID = first message of the first mention on the page,
             // until a page without mentions.
             let back = walk_back(&c, limit);
-            let oldest = back.iter().flatten().filter(|it| it.is_mention()).next_back();
+            let oldest = back.iter().flatten().rfind(|it| it.is_mention());
             let Some(oldest) = oldest else {
                 prop_assert!(back.len() == 1);
                 check_cover(&c, &back[0])?;

@@ -267,8 +267,7 @@ async fn after_uuid_walks_forward() {
         let oldest = back
             .iter()
             .flatten()
-            .filter(|it| it["type"] == "mention")
-            .next_back()
+            .rfind(|it| it["type"] == "mention")
             .unwrap()
             .clone();
         let mut all: Vec<Value> = back.last().unwrap().clone();
@@ -822,4 +821,45 @@ async fn errors_in_sensay_shape() {
 
 fn uuid_like() -> String {
     "0192f0c4-1111-7222-8333-444455556666".to_owned()
+}
+
+#[tokio::test]
+async fn documented_in_openapi() {
+    let app = TestApp::spawn().await;
+    let doc = Resp::read(
+        app.client
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(200)
+    .body;
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/v1/replicas/{replicaUUID}/conversations",
+        "/v1/replicas/{replicaUUID}/conversations/{conversationUUID}/messages",
+        "/v1/replicas/{replicaUUID}/conversations/{conversationUUID}/mentions",
+        "/v1/replicas/{replicaUUID}/analytics/conversations/historical",
+        "/v1/replicas/{replicaUUID}/analytics/conversations/sources",
+    ] {
+        let get = &paths
+            .get(p)
+            .unwrap_or_else(|| panic!("{p} is not documented"))["get"];
+        assert_eq!(get["tags"][0], "sensay");
+        let names: Vec<&str> = get["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"X-API-Version"), "{p}: {names:?}");
+        if !p.contains("analytics") {
+            for n in ["limit", "beforeUUID", "afterUUID"] {
+                assert!(names.contains(&n), "{p} does not document {n}: {names:?}");
+            }
+        }
+    }
+    assert!(doc["components"]["securitySchemes"]["organization_secret"].is_object());
 }

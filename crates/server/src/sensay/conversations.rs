@@ -134,14 +134,13 @@ pub async fn mentions(
         .filter(|it| it.is_mention())
         .flat_map(|it| it.seqs().iter().copied())
         .collect();
-    let by_seq: HashMap<i64, MessageItem> = st
+    let mut by_seq: HashMap<i64, MessageItem> = st
         .store
         .messages_at(&p.tenant, c.id, &wanted)
         .await?
         .iter()
         .map(|m| (m.seq, MessageItem::new(m, &replica)))
         .collect();
-    let mut by_seq = by_seq;
     let items = page
         .iter()
         .map(|it| match it {
