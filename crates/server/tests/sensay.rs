@@ -739,6 +739,13 @@ async fn errors_in_sensay_shape() {
         // Bearer is accepted too (every dialect's token works in any documented header).
         app.get(r, &c.token).await.expect(200);
     }
+    // A key without the read scope: 403, in the same shape.
+    let writer = app
+        .token_with("acme", confab_core::Scopes::parse("write").unwrap())
+        .await;
+    for r in &routes {
+        sensay_error(get_with(&app, r, Some(&writer)).await, 403);
+    }
     let intruder = Client::new(&app, "intruder").await;
     intruder.conversation(REPLICA, None, None, &["user"]).await;
     for r in &routes {
