@@ -115,50 +115,47 @@ pub fn mentions_page(
         })
     };
     match seek {
-        None => newest_end(group(&shown), limit),
+        None => walk(group(&shown).into_iter().rev(), limit),
         Some(Seek::Before(s)) => {
             let bound = inside_group(s).map_or(s, |g| g[0]);
             let older: Vec<Shown> = shown.iter().copied().filter(|m| m.seq < bound).collect();
             // Grouping a prefix cut outside every group gives the same groups, and the
             // placeholder the cut crosses keeps only its older part.
-            newest_end(group(&older), limit)
+            walk(group(&older).into_iter().rev(), limit)
         }
         Some(Seek::After(s)) => {
             let bound = inside_group(s).map_or(s, |g| g[g.len() - 1]);
             let newer: Vec<Shown> = shown.iter().copied().filter(|m| m.seq > bound).collect();
-            let mut page = newest_end(mirror(group(&newer)), limit);
+            let mut page = walk(group(&newer).into_iter(), limit);
+            // Walked oldest first; every page is listed newest first.
             page.reverse();
             page
         }
     }
 }
 
-/// Reverses the items so the same walk can run from the oldest end.
-fn mirror(mut items: Vec<MentionItem>) -> Vec<MentionItem> {
-    items.reverse();
-    items
-}
-
-/// Takes items from the end of `items` (oldest first) back to the `limit`-th group; returns them
-/// from that end (for a newest-first list, newest first). Without any group, what is left.
-fn newest_end(mut items: Vec<MentionItem>, limit: usize) -> Vec<MentionItem> {
-    items.reverse();
+/// Takes items in walk order (starting next to the cursor) up to the `limit`-th group, and
+/// drops what follows the last group taken: it belongs to the next page. Without any group,
+/// what is left (at most one placeholder).
+fn walk(items: impl Iterator<Item = MentionItem>, limit: usize) -> Vec<MentionItem> {
+    let mut page = Vec::new();
     let mut groups = 0;
-    let mut last_group = None;
-    for (i, it) in items.iter().enumerate() {
-        if it.is_mention() {
+    let mut through = 0;
+    for it in items {
+        let is_group = it.is_mention();
+        page.push(it);
+        if is_group {
             groups += 1;
-            last_group = Some(i);
+            through = page.len();
             if groups == limit {
                 break;
             }
         }
     }
-    match last_group {
-        Some(i) => items.truncate(i + 1),
-        None => items.truncate(1),
+    if groups > 0 {
+        page.truncate(through);
     }
-    items
+    page
 }
 
 #[cfg(test)]
