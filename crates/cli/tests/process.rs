@@ -41,11 +41,17 @@ fn create_key(db: &Path, tenant: &str) -> Value {
 struct Server {
     child: Child,
     base: String,
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
     fn start(db: &Path) -> Server {
+        Self::start_with(db, "info")
+    }
+
+    fn start_with(db: &Path, rust_log: &str) -> Server {
         let mut child = confab(db)
+            .env("RUST_LOG", rust_log)
             .args(["--log-format", "json", "serve", "--addr", "127.0.0.1:0"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -53,9 +59,12 @@ impl Server {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let keep = log.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                keep.lock().unwrap().push(line.clone());
                 if !sent
                     && let Ok(v) = serde_json::from_str::<Value>(&line)
                     && let Some(addr) = v["fields"]["addr"].as_str()
@@ -71,6 +80,7 @@ impl Server {
         Server {
             child,
             base: format!("http://{addr}"),
+            log,
         }
     }
 
@@ -377,4 +387,61 @@ fn sigkill_loses_no_acknowledged_write() {
         }
     });
     server.kill9();
+}
+
+#[test]
+fn secrets_never_reach_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("l.db");
+    let k = create_key(&db, "acme");
+    let token = k["token"].as_str().unwrap().to_owned();
+    let secret = k["key_secret"].as_str().unwrap().to_owned();
+    let server = Server::start_with(&db, "trace");
+    let base = server.base.clone();
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        let r = c
+            .post(format!("{base}/v1/conversations"))
+            .bearer_auth(&token)
+            .json(&json!({"title": "t"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let r = c
+            .get(format!("{base}/v1/conversations"))
+            .header("CONVAI-API-KEY", &token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let bad = format!("{}.not-the-secret", k["key_id"].as_str().unwrap());
+        let r = c
+            .get(format!("{base}/v1/conversations"))
+            .bearer_auth(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        let body = json!({"keyId": k["key_id"], "keySecret": secret});
+        let r = c
+            .get(format!("{base}/rest/v1/conversations"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.log.lock().unwrap().join("\n");
+    server.kill9();
+    assert!(
+        log.contains("/v1/conversations"),
+        "the trace log recorded the requests"
+    );
+    assert!(!log.contains(&secret), "the key secret was logged");
+    assert!(
+        !log.contains("not-the-secret"),
+        "a presented secret was logged"
+    );
 }

@@ -3,13 +3,16 @@
 //! mentions). Nothing here does I/O, so every rule can be tested without a server.
 
 pub mod cursor;
+pub mod daily;
 pub mod error;
 pub mod ids;
 pub mod input;
 pub mod interactions;
+pub mod mentions;
 pub mod model;
 pub mod numbered;
 pub mod page;
+pub mod seek;
 pub mod sessions;
 pub mod timefmt;
 pub mod title;

@@ -2,7 +2,7 @@
 //! `/openapi.json` and committed as `openapi.json`; a test fails when the two drift.
 
 use axum::Json;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -11,7 +11,6 @@ use crate::AppState;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "confab", description = "Self-hosted conversation history: confab's native API and the perform.chat, Convai, Converra and Sensay dialects over one store."),
-    modifiers(&Security),
     tags(
         (name = "conversations", description = "Native: conversations"),
         (name = "messages", description = "Native: messages"),
@@ -37,6 +36,14 @@ impl Modify for Security {
                     .build(),
             ),
         );
+        let header = |name: &str| {
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                name,
+                "The API key token, key_id.key_secret",
+            )))
+        };
+        c.add_security_scheme("convai_key", header("CONVAI-API-KEY"));
+        c.add_security_scheme("organization_secret", header("X-ORGANIZATION-SECRET"));
     }
 }
 
@@ -52,9 +59,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(crate::webhooks::router())
 }
 
+/// The assembled document. Security schemes are added last, to the merged document, because
+/// merging routers' documents does not keep every router's components.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = router().split_for_parts();
+    Security.modify(&mut doc);
+    doc
+}
+
 /// The document as pretty JSON (what `openapi.json` in the repository holds).
 pub fn openapi_json() -> String {
-    let (_, doc) = router().split_for_parts();
+    let doc = document();
     let mut s = doc
         .to_pretty_json()
         .expect("the OpenAPI document serializes");
@@ -64,6 +79,6 @@ pub fn openapi_json() -> String {
 
 /// `GET /openapi.json`.
 pub async fn serve() -> Json<serde_json::Value> {
-    let (_, doc) = router().split_for_parts();
+    let doc = document();
     Json(serde_json::to_value(doc).unwrap_or_default())
 }

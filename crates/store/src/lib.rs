@@ -17,6 +17,7 @@ macro_rules! dispatch {
 pub mod error;
 mod insights;
 pub mod keys;
+pub mod sensay;
 mod sqlite;
 pub mod types;
 pub mod webhooks;
@@ -29,6 +30,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use error::{Result, StoreError};
+pub use sensay::DailyCounts;
 pub use types::*;
 
 /// Where "now" comes from; tests inject a fixed or moving clock (idempotency expiry).

@@ -4,6 +4,7 @@ mod insights;
 mod ops;
 mod read;
 mod rows;
+mod sensay;
 mod webhooks;
 mod writer;
 

@@ -1,0 +1,85 @@
+//! Path and cursor resolution shared by the Sensay handlers: the replica, the conversation, and
+//! a `beforeUUID`/`afterUUID` turned into a position the core can page from.
+
+use confab_core::Conversation;
+use confab_core::seek::Seek;
+use confab_store::TenantId;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// The replica's agent id. Unknown (or another tenant's) is a 404. The id is matched as given:
+/// agent ids are opaque strings, stored as the client sent them.
+pub async fn replica(st: &AppState, tenant: &TenantId, raw: &str) -> ApiResult<String> {
+    if st.store.agent_exists(tenant, raw).await? {
+        Ok(raw.to_owned())
+    } else {
+        Err(ApiError::not_found("replica"))
+    }
+}
+
+/// A conversation of the replica; another replica's (or tenant's) is a 404 like a missing one.
+pub async fn conversation(
+    st: &AppState,
+    tenant: &TenantId,
+    replica: &str,
+    raw: &str,
+) -> ApiResult<Conversation> {
+    let missing = || ApiError::not_found("conversation");
+    let id = confab_core::ids::parse_uuid(raw).ok_or_else(missing)?;
+    let c = st.store.get_conversation(tenant, id).await?;
+    if c.agent_id.as_deref() != Some(replica) {
+        return Err(missing());
+    }
+    Ok(c)
+}
+
+/// The parameter a cursor came from, for error messages.
+fn param<T>(s: &Seek<T>) -> &'static str {
+    match s {
+        Seek::Before(_) => "beforeUUID",
+        Seek::After(_) => "afterUUID",
+    }
+}
+
+/// A message cursor as the message's seq; a message outside this conversation is a 400.
+pub async fn message_seek(
+    st: &AppState,
+    tenant: &TenantId,
+    conversation: Uuid,
+    seek: Option<Seek<Uuid>>,
+) -> ApiResult<Option<Seek<i64>>> {
+    let Some(seek) = seek else { return Ok(None) };
+    let id = *seek.key();
+    match st.store.message_seq(tenant, conversation, id).await? {
+        Some(seq) => Ok(Some(seek.map(|_| seq))),
+        None => Err(ApiError::field(
+            param(&seek),
+            format!("no message {id} in this conversation"),
+        )),
+    }
+}
+
+/// A conversation cursor as the conversation; one that is not the replica's is a 400.
+pub async fn conversation_seek(
+    st: &AppState,
+    tenant: &TenantId,
+    replica: &str,
+    seek: Option<Seek<Uuid>>,
+) -> ApiResult<Option<Seek<Conversation>>> {
+    let Some(seek) = seek else { return Ok(None) };
+    let id = *seek.key();
+    let unknown = || {
+        ApiError::field(
+            param(&seek),
+            format!("no conversation {id} for this replica"),
+        )
+    };
+    let c = match st.store.get_conversation(tenant, id).await {
+        Ok(c) if c.agent_id.as_deref() == Some(replica) => c,
+        Ok(_) | Err(confab_store::StoreError::NotFound) => return Err(unknown()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Some(seek.map(|_| c)))
+}
