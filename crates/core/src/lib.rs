@@ -10,6 +10,7 @@ pub mod model;
 pub mod page;
 pub mod timefmt;
 pub mod title;
+pub mod transcript;
 
 pub use error::{FieldError, ValidationError};
 pub use model::{Conversation, Insights, Issue, Message, Role, Scope, Scopes, Sentiment, Status};
