@@ -15,6 +15,7 @@ use crate::AppState;
     tags(
         (name = "conversations", description = "Native: conversations"),
         (name = "messages", description = "Native: messages"),
+        (name = "converra", description = "Converra dialect (seed 003): log and append conversations, list, insights"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
