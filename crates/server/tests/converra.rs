@@ -1107,3 +1107,80 @@ async fn conversations_survive_a_restart() {
     assert_eq!(a.body["content"], "User: before\nAssistant: after");
     assert_eq!(insights_jobs(&app, &id).await, 1);
 }
+
+#[tokio::test]
+async fn a_read_only_key_cannot_write() {
+    let app = TestApp::spawn().await;
+    let t = app.token("acme").await;
+    let id = open(&app, &t).await;
+    let ro = app
+        .token_with(
+            "acme",
+            confab_core::Scopes::default().with(confab_core::Scope::Read),
+        )
+        .await;
+    let r = app
+        .post(BASE, &ro, &json!({"promptId": "p", "content": "User: hi"}))
+        .await;
+    assert_eq!(r.status.as_u16(), 403, "{}", r.text);
+    let r = append(
+        &app,
+        &ro,
+        &id,
+        json!({"messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(r.body["error"]["code"], "FORBIDDEN");
+    app.get(&format!("{BASE}/{id}"), &ro).await.expect(200);
+}
+
+#[tokio::test]
+async fn the_routes_are_in_the_openapi_document() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    let doc = common::Resp::read(r).await.expect(200).body;
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/conversations", "post"),
+        ("/api/v1/conversations", "get"),
+        ("/api/v1/conversations/{id}", "get"),
+        ("/api/v1/conversations/{id}/messages", "post"),
+        ("/api/v1/conversations/{id}/insights", "get"),
+    ] {
+        let op = &paths[path][method];
+        assert_eq!(op["tags"][0], "converra", "{method} {path}");
+    }
+    // Operation ids and schema names share one namespace with the native API, so ours carry a
+    // prefix and must each be unique.
+    let ids: Vec<&str> = paths
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|op| op.get("operationId").and_then(Value::as_str))
+        .collect();
+    for ours in [
+        "converra_create",
+        "converra_list",
+        "converra_get",
+        "converra_append",
+        "converra_insights",
+    ] {
+        assert_eq!(ids.iter().filter(|id| **id == ours).count(), 1, "{ours}");
+    }
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in [
+        "ConverraCreate",
+        "ConverraCreated",
+        "ConverraAppend",
+        "ConverraConversation",
+        "ConverraList",
+        "ConverraInsights",
+        "StructuredMessage",
+    ] {
+        assert!(schemas.contains_key(name), "schema {name} missing");
+    }
+}

@@ -59,10 +59,8 @@ fn new_conversation(b: &CreateIn) -> ApiResult<NewConversation> {
     }
     let mut errs = ValidationError::default();
     let linked = linked_prompt(b, &mut errs);
-    if let Some(n) = &b.prompt_name {
-        if n.trim().is_empty() {
-            errs.push("promptName", "must not be empty");
-        }
+    if b.prompt_name.as_ref().is_some_and(|n| n.trim().is_empty()) {
+        errs.push("promptName", "must not be empty");
     }
     if linked.is_none() && b.prompt_name.is_none() && errs.is_empty() {
         errs.push("promptId", "Required field");

@@ -172,7 +172,7 @@ pub struct UsageOut {
 impl From<&Message> for MessageOut {
     fn from(m: &Message) -> Self {
         let usage =
-            (m.prompt_tokens.is_some() || m.completion_tokens.is_some()).then(|| UsageOut {
+            (m.prompt_tokens.is_some() || m.completion_tokens.is_some()).then_some(UsageOut {
                 prompt_tokens: m.prompt_tokens,
                 completion_tokens: m.completion_tokens,
             });

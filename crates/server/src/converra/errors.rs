@@ -21,10 +21,10 @@ fn rename(field: &str, top: &[(&str, &str)]) -> String {
     if let Some((_, to)) = top.iter().find(|(from, _)| *from == field) {
         return (*to).to_owned();
     }
-    if let Some((head, last)) = field.rsplit_once('.') {
-        if let Some((_, to)) = MESSAGE_FIELDS.iter().find(|(from, _)| *from == last) {
-            return format!("{head}.{to}");
-        }
+    if let Some((head, last)) = field.rsplit_once('.')
+        && let Some((_, to)) = MESSAGE_FIELDS.iter().find(|(from, _)| *from == last)
+    {
+        return format!("{head}.{to}");
     }
     field.to_owned()
 }
