@@ -1184,3 +1184,146 @@ async fn the_routes_are_in_the_openapi_document() {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }
 }
+
+/// A small deterministic generator, so the fuzz test below is repeatable without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[(self.next() % items.len() as u64) as usize]
+    }
+
+    fn value(&mut self, depth: u32) -> Value {
+        let strings = [
+            "",
+            " ",
+            "User: hi",
+            "User:\nAI: yo",
+            "Assistant:",
+            "{\"messages\":[]}",
+            "{\"messages\":[{\"role\":\"tool\"}]}",
+            "{",
+            "completed",
+            "active",
+            "abandoned",
+            "user",
+            "tool",
+            "2025-01-20T14:30:00Z",
+            "a\u{0}b",
+            "ü",
+            "p1",
+        ];
+        match self.next() % if depth > 1 { 5 } else { 7 } {
+            0 => Value::Null,
+            1 => json!(self.next() % 3 == 0),
+            2 => json!((self.next() % 2000) as i64 - 1000),
+            3 => json!(1.5),
+            4 => json!(*self.pick(&strings)),
+            5 => Value::Array(
+                (0..self.next() % 3)
+                    .map(|_| self.value(depth + 1))
+                    .collect(),
+            ),
+            _ => self.object(depth + 1),
+        }
+    }
+
+    fn object(&mut self, depth: u32) -> Value {
+        let mut m = serde_json::Map::new();
+        for _ in 0..self.next() % 4 {
+            m.insert((*self.pick(KEYS)).to_owned(), self.value(depth));
+        }
+        Value::Object(m)
+    }
+
+    /// A valid body with up to two fields removed, replaced or added at random.
+    fn mutate(&mut self, mut v: Value) -> Value {
+        for _ in 0..self.next() % 3 {
+            let target = if v.get("messages").is_some_and(Value::is_array) && self.next() % 2 == 0 {
+                &mut v["messages"][0]
+            } else {
+                &mut v
+            };
+            let Some(obj) = target.as_object_mut() else {
+                continue;
+            };
+            let key = (*self.pick(KEYS)).to_owned();
+            if self.next() % 3 == 0 {
+                obj.remove(&key);
+            } else {
+                obj.insert(key, self.value(1));
+            }
+        }
+        v
+    }
+}
+
+const KEYS: &[&str] = &[
+    "promptId",
+    "agentId",
+    "systemPromptId",
+    "promptName",
+    "content",
+    "status",
+    "llmModel",
+    "companyName",
+    "idempotencyKey",
+    "messages",
+    "metadata",
+    "role",
+    "toolCalls",
+    "usage",
+    "latencyMs",
+    "tokens",
+    "timestamp",
+    "model",
+    "x",
+];
+
+#[tokio::test]
+async fn arbitrary_bodies_never_get_a_5xx_or_store_half_a_request() {
+    let app = TestApp::spawn().await;
+    let t = app.token("acme").await;
+    let id = open(&app, &t).await;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (mut created, mut appended) = (0, 0);
+    for _ in 0..300 {
+        let content = *rng.pick(&[
+            "User: hi\nAssistant: hello",
+            "Human: a\nAI: b",
+            "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"metadata\":{\"userId\":\"u\"}}",
+        ]);
+        let body = rng.mutate(json!({"promptId": "p1", "content": content}));
+        let r = app.post(BASE, &t, &body).await;
+        assert!(
+            [200, 400, 413].contains(&r.status.as_u16()),
+            "{body}: {}",
+            r.text
+        );
+        if r.status == 200 && r.headers.get("idempotent-replayed").is_none() {
+            created += 1;
+        }
+        let body = rng.mutate(json!({"messages": [{"role": "user", "content": "hi"}]}));
+        let r = append(&app, &t, &id, body.clone()).await;
+        assert!(
+            [200, 400, 413].contains(&r.status.as_u16()),
+            "{body}: {}",
+            r.text
+        );
+        if r.status == 200 {
+            appended += body["messages"].as_array().unwrap().len();
+        }
+    }
+    // Both outcomes must occur, or the test proves nothing.
+    assert!(created > 20 && appended > 20, "{created} {appended}");
+    let l = app.get(BASE, &t).await.expect(200);
+    assert_eq!(l.body["pagination"]["total"], created + 1);
+    assert_eq!(get(&app, &t, &id).await["messageCount"], appended);
+}

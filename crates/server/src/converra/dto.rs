@@ -26,6 +26,7 @@ pub struct CreateIn {
     pub prompt_name: Option<String>,
     /// The transcript: labelled plain text or a JSON string `{"messages":[…],"metadata":{…}}`.
     /// May be empty only when `status` is `active` or `in_progress`.
+    #[schema(required = true)]
     pub content: Option<String>,
     /// `completed` (default), `abandoned`, `in_progress` or `active`.
     pub status: Option<Status>,
