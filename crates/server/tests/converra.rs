@@ -1222,7 +1222,7 @@ impl Rng {
         ];
         match self.next() % if depth > 1 { 5 } else { 7 } {
             0 => Value::Null,
-            1 => json!(self.next() % 3 == 0),
+            1 => json!(self.next().is_multiple_of(3)),
             2 => json!((self.next() % 2000) as i64 - 1000),
             3 => json!(1.5),
             4 => json!(*self.pick(&strings)),
@@ -1246,7 +1246,9 @@ impl Rng {
     /// A valid body with up to two fields removed, replaced or added at random.
     fn mutate(&mut self, mut v: Value) -> Value {
         for _ in 0..self.next() % 3 {
-            let target = if v.get("messages").is_some_and(Value::is_array) && self.next() % 2 == 0 {
+            let target = if v.get("messages").is_some_and(Value::is_array)
+                && self.next().is_multiple_of(2)
+            {
                 &mut v["messages"][0]
             } else {
                 &mut v
@@ -1255,7 +1257,7 @@ impl Rng {
                 continue;
             };
             let key = (*self.pick(KEYS)).to_owned();
-            if self.next() % 3 == 0 {
+            if self.next().is_multiple_of(3) {
                 obj.remove(&key);
             } else {
                 obj.insert(key, self.value(1));
