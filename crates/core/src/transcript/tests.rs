@@ -338,6 +338,20 @@ proptest! {
     }
 
     #[test]
+    fn structured_round_trip(msgs in prop::collection::vec((role(), "[^\u{0}]{1,40}"), 0..20)) {
+        let content = json!({
+            "messages": msgs.iter().map(|(r, c)| json!({"role": r.as_str(), "content": c})).collect::<Vec<_>>(),
+            "metadata": {"userId": "u", "k": [1, 2]}
+        })
+        .to_string();
+        let t = parse(&content, &L).unwrap();
+        let got: Vec<(Role, String)> = t.messages.into_iter().map(|m| (m.role.unwrap(), m.content)).collect();
+        prop_assert_eq!(got, msgs);
+        prop_assert_eq!(t.user_id.as_deref(), Some("u"));
+        prop_assert_eq!(serde_json::Value::Object(t.metadata), json!({"k": [1, 2]}));
+    }
+
+    #[test]
     fn parser_never_panics(s in "\\PC*") {
         let _ = parse(&s, &L);
     }
