@@ -16,6 +16,7 @@ pub mod seek;
 pub mod sessions;
 pub mod timefmt;
 pub mod title;
+pub mod transcript;
 
 pub use error::{FieldError, ValidationError};
 pub use model::{Conversation, Insights, Issue, Message, Role, Scope, Scopes, Sentiment, Status};

@@ -14,6 +14,7 @@ use crate::AppState;
     tags(
         (name = "conversations", description = "Native: conversations"),
         (name = "messages", description = "Native: messages"),
+        (name = "converra", description = "Converra dialect (seed 003): log and append conversations, list, insights"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "perform.chat", description = "perform.chat dialect (seeds 000, 001): credentials as a JSON body, page-numbered lists"),
         (name = "Convai", description = "Convai dialect (seed 002): chat history per character"),

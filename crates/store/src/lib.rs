@@ -15,6 +15,7 @@ macro_rules! dispatch {
 }
 
 pub mod error;
+mod has_insights;
 mod insights;
 pub mod keys;
 pub mod sensay;

@@ -1,5 +1,6 @@
 //! The SQLite backend: one writer connection behind a group-commit task, a pool of readers.
 
+mod has_insights;
 mod insights;
 mod ops;
 mod read;
