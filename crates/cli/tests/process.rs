@@ -410,7 +410,7 @@ fn secrets_never_reach_the_log() {
         assert_eq!(r.status(), 201);
         let r = c
             .get(format!("{base}/v1/conversations"))
-            .header("CONVAI-API-KEY", &token)
+            .bearer_auth(&token)
             .send()
             .await
             .unwrap();

@@ -35,8 +35,42 @@ impl Need for NeedAdmin {
     const SCOPE: Scope = Scope::Admin;
 }
 
-/// An authenticated caller whose key holds scope `N`.
-pub struct Auth<N: Need>(pub Principal, pub PhantomData<N>);
+/// Where a dialect documents its credential: each route accepts only its own dialect's header,
+/// so the OpenAPI document's security requirement is exactly what the route checks.
+pub trait Credential: Send + Sync + 'static {
+    /// The token in `h`, if present.
+    fn token(h: &HeaderMap) -> Option<&str>;
+}
+
+/// `Authorization: Bearer <token>` (native, Converra, perform.chat).
+pub struct Bearer;
+/// `CONVAI-API-KEY: <token>` (Convai).
+pub struct ConvaiKey;
+/// `X-ORGANIZATION-SECRET: <token>` (Sensay).
+pub struct OrganizationSecret;
+
+impl Credential for Bearer {
+    fn token(h: &HeaderMap) -> Option<&str> {
+        bearer_token(h)
+    }
+}
+impl Credential for ConvaiKey {
+    fn token(h: &HeaderMap) -> Option<&str> {
+        h.get("convai-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    }
+}
+impl Credential for OrganizationSecret {
+    fn token(h: &HeaderMap) -> Option<&str> {
+        h.get("x-organization-secret")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    }
+}
+
+/// An authenticated caller whose key holds scope `N`, presented the way `C` says.
+pub struct Auth<N: Need, C: Credential = Bearer>(pub Principal, pub PhantomData<(N, C)>);
 
 /// A caller allowed to read.
 pub type Reader = Auth<NeedRead>;
@@ -44,32 +78,26 @@ pub type Reader = Auth<NeedRead>;
 pub type Writer = Auth<NeedWrite>;
 /// A caller allowed to administer.
 pub type Admin = Auth<NeedAdmin>;
+/// A Convai caller allowed to read.
+pub type ConvaiReader = Auth<NeedRead, ConvaiKey>;
+/// A Sensay caller allowed to read.
+pub type SensayReader = Auth<NeedRead, OrganizationSecret>;
 
-impl<N: Need> Auth<N> {
+impl<N: Need, C: Credential> Auth<N, C> {
     /// Wraps a principal already checked for `N`.
     pub fn checked(p: Principal) -> Self {
         Auth(p, PhantomData)
     }
 }
 
-/// The token a request carries in any header a dialect documents: `Authorization: Bearer`
-/// (native, Converra, perform.chat), `CONVAI-API-KEY` (Convai), `X-ORGANIZATION-SECRET` (Sensay).
-pub fn header_token(h: &HeaderMap) -> Option<&str> {
-    if let Some(v) = h
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let v = v.trim();
-        if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
-            return Some(v[7..].trim());
-        }
-    }
-    for name in ["convai-api-key", "x-organization-secret"] {
-        if let Some(v) = h.get(name).and_then(|v| v.to_str().ok()) {
-            return Some(v.trim());
-        }
-    }
-    None
+/// The token of `Authorization: Bearer <token>`.
+pub fn bearer_token(h: &HeaderMap) -> Option<&str> {
+    let v = h
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
+    (v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ")).then(|| v[7..].trim())
 }
 
 /// Verifies a key id and secret and checks the scope: 401 for bad credentials, 403 for a
@@ -107,11 +135,11 @@ pub async fn verify_token(
     verify(state, id, secret, need).await
 }
 
-impl<N: Need> FromRequestParts<AppState> for Auth<N> {
+impl<N: Need, C: Credential> FromRequestParts<AppState> for Auth<N, C> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = header_token(&parts.headers)
+        let token = C::token(&parts.headers)
             .ok_or_else(|| ApiError::unauthorized("Missing API credentials"))?;
         Ok(Auth::checked(verify_token(state, token, N::SCOPE).await?))
     }

@@ -114,7 +114,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let q = parts.uri.query().unwrap_or("");
-        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
+        // `?cursor=&status=` means "not given": forms and generated clients send empty values
+        // for unset fields, and an empty string is never a valid value of any parameter here.
+        let kept = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form_urlencoded::parse(q.as_bytes()).filter(|(_, v)| !v.is_empty()))
+            .finish();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(kept.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(QueryParams)
             .map_err(|e| path_error(e, "query"))

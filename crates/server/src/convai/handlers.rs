@@ -10,7 +10,7 @@ use confab_store::{ConversationFilter, ConversationPage, MessageQuery, StoreErro
 
 use super::dto::*;
 use crate::AppState;
-use crate::auth::{Auth, Reader};
+use crate::auth::{Auth, ConvaiReader};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonBody;
 use crate::native::dto::ErrorBody;
@@ -26,7 +26,7 @@ use crate::native::dto::ErrorBody;
     security(("convai_key" = [])))]
 pub async fn list(
     State(st): State<AppState>,
-    Auth(p, ..): Reader,
+    Auth(p, ..): ConvaiReader,
     JsonBody(b): JsonBody<ListIn>,
 ) -> ApiResult<Json<Vec<SessionOut>>> {
     let char_id = required(b.char_id, "charID")?;
@@ -58,7 +58,7 @@ pub async fn list(
     security(("convai_key" = [])))]
 pub async fn details(
     State(st): State<AppState>,
-    Auth(p, ..): Reader,
+    Auth(p, ..): ConvaiReader,
     JsonBody(b): JsonBody<DetailsIn>,
 ) -> ApiResult<Json<Vec<InteractionOut>>> {
     let char_id = required(b.char_id, "charID")?;

@@ -162,8 +162,10 @@ pub struct ListParams {
     /// Only conversations with (true) or without (false) insights.
     pub has_insights: Option<bool>,
     /// 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// Items to skip, default 0.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
 }
 

@@ -78,6 +78,7 @@ use crate::auth::Auth;
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// 1–100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

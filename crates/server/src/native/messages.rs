@@ -65,10 +65,12 @@ pub enum Order {
 #[into_params(parameter_in = Query)]
 pub struct MessageParams {
     /// 1–100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// `asc` (oldest first, default) or `desc` (newest first).
+    #[param(inline)]
     pub order: Option<Order>,
 }
 

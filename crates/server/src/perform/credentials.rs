@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
-use crate::auth::{header_token, verify, verify_token};
+use crate::auth::{bearer_token, verify, verify_token};
 use crate::error::ApiError;
 use crate::extract::{QueryParams, parse_json, read_body};
 
@@ -42,7 +42,7 @@ impl<Q: DeserializeOwned + Send> FromRequest<AppState> for Authed<Q> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let (mut parts, body) = req.into_parts();
         let query = QueryParams::<Q>::from_request_parts(&mut parts, state).await;
-        let principal = match header_token(&parts.headers) {
+        let principal = match bearer_token(&parts.headers) {
             Some(token) => verify_token(state, token, Scope::Read).await?,
             None => {
                 let bytes = read_body(Request::from_parts(parts, body), state).await?;

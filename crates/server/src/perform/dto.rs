@@ -12,8 +12,10 @@ use utoipa::{IntoParams, ToSchema};
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Page number, from 1 (default 1).
+    #[param(minimum = 1)]
     pub page: Option<i64>,
     /// Items per page, 1–100 (default 20 for conversations, 50 for messages).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 

@@ -8,7 +8,7 @@ use confab_core::daily;
 use super::dto::*;
 use super::resolve;
 use crate::AppState;
-use crate::auth::{Auth, Reader};
+use crate::auth::{Auth, SensayReader};
 use crate::error::ApiResult;
 
 /// Points in the historical series: the last 30 UTC days, today included.
@@ -28,7 +28,7 @@ const DAYS: u16 = 30;
     security(("organization_secret" = [])))]
 pub async fn historical(
     State(st): State<AppState>,
-    Auth(p, ..): Reader,
+    Auth(p, ..): SensayReader,
     Path(replica): Path<String>,
 ) -> ApiResult<Json<Items<HistoricalPoint>>> {
     let replica = resolve::replica(&st, &p.tenant, &replica).await?;
@@ -57,7 +57,7 @@ pub async fn historical(
     security(("organization_secret" = [])))]
 pub async fn sources(
     State(st): State<AppState>,
-    Auth(p, ..): Reader,
+    Auth(p, ..): SensayReader,
     Path(replica): Path<String>,
 ) -> ApiResult<Json<Items<SourceRow>>> {
     let replica = resolve::replica(&st, &p.tenant, &replica).await?;

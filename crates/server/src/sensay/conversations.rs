@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::dto::*;
 use super::resolve;
 use crate::AppState;
-use crate::auth::{Auth, Reader};
+use crate::auth::{Auth, SensayReader};
 use crate::error::ApiResult;
 use crate::extract::QueryParams;
 
@@ -49,7 +49,7 @@ fn parse(q: &CursorParams) -> Result<(i64, Option<Seek<Uuid>>), ValidationError>
     security(("organization_secret" = [])))]
 pub async fn list(
     State(st): State<AppState>,
-    Auth(p, ..): Reader,
+    Auth(p, ..): SensayReader,
     Path(replica): Path<String>,
     QueryParams(q): QueryParams<CursorParams>,
 ) -> ApiResult<Json<Items<ConversationItem>>> {
@@ -85,7 +85,7 @@ pub async fn list(
     security(("organization_secret" = [])))]
 pub async fn messages(
     State(st): State<AppState>,
-    Auth(p, ..): Reader,
+    Auth(p, ..): SensayReader,
     Path((replica, conversation)): Path<(String, String)>,
     QueryParams(q): QueryParams<CursorParams>,
 ) -> ApiResult<Json<Items<MessageItem>>> {
@@ -118,7 +118,7 @@ pub async fn messages(
     security(("organization_secret" = [])))]
 pub async fn mentions(
     State(st): State<AppState>,
-    Auth(p, ..): Reader,
+    Auth(p, ..): SensayReader,
     Path((replica, conversation)): Path<(String, String)>,
     QueryParams(q): QueryParams<CursorParams>,
 ) -> ApiResult<Json<Items<MentionItem>>> {

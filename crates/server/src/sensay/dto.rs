@@ -54,6 +54,7 @@ pub struct SensayError {
 #[into_params(parameter_in = Query)]
 pub struct CursorParams {
     /// 1–100, default 20 (for mentions: the number of mention groups).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// Items older than this UUID (excluded).
     #[serde(rename = "beforeUUID")]

@@ -160,6 +160,7 @@ pub struct AttemptList {
 #[into_params(parameter_in = Query)]
 pub struct AttemptParams {
     /// 1–100, default 50.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
