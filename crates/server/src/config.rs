@@ -9,6 +9,8 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Longest a request may take.
     pub request_timeout: Duration,
+    /// The insights worker and analyzers.
+    pub insights: crate::insights::InsightsConfig,
 }
 
 impl Default for ServerConfig {
@@ -16,6 +18,7 @@ impl Default for ServerConfig {
         ServerConfig {
             max_body_bytes: 4 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            insights: Default::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod extract;
 mod health;
 pub mod idempotency;
 mod ids;
+pub mod insights;
 pub mod native;
 mod openapi;
 pub mod perform;
@@ -122,9 +123,16 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     telemetry::handle();
     let store = state.store.clone();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = insights::worker::spawn(store.clone(), &state.config.insights, stopped);
     let res = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;
+    // Workers finish the job in hand (or leave it to its lease) before the store closes.
+    let _ = stop.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
     store.close().await;
     res
 }

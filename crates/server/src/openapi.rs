@@ -15,6 +15,7 @@ use crate::AppState;
     tags(
         (name = "conversations", description = "Native: conversations"),
         (name = "messages", description = "Native: messages"),
+        (name = "insights", description = "Native: conversation insights and their analytics"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -42,6 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::health::router())
         .merge(crate::native::router())
+        .merge(crate::insights::router())
         .merge(crate::converra::router())
         .merge(crate::perform::router())
         .merge(crate::convai::router())

@@ -14,8 +14,10 @@ macro_rules! dispatch {
     };
 }
 
+pub mod analytics;
 pub mod error;
 mod insights;
+pub mod jobs;
 pub mod keys;
 mod sqlite;
 pub mod types;
@@ -27,7 +29,9 @@ use confab_core::{Conversation, Message, Scopes};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use analytics::{InsightsQuery, InsightsSummary};
 pub use error::{Result, StoreError};
+pub use jobs::{Backfill, FailOutcome, Job, JobCounts, RetryPolicy};
 pub use types::*;
 
 /// Where "now" comes from; tests inject a fixed or moving clock (idempotency expiry).

@@ -47,6 +47,8 @@ impl TestApp {
         config: ServerConfig,
         opts: StoreOptions,
     ) -> TestApp {
+        // reqwest is built without a default TLS provider (see CRATES.md): install ring once.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let url = format!("sqlite://{}", db.display());
         let store = Store::open(&url, opts).await.expect("open store");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -1,6 +1,8 @@
 //! The SQLite backend: one writer connection behind a group-commit task, a pool of readers.
 
+mod analytics;
 mod insights;
+mod jobs;
 mod ops;
 mod read;
 mod rows;
