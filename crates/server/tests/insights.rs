@@ -551,11 +551,14 @@ enum Fake {
     Slow,
 }
 
+/// Request bodies and `Authorization` headers the fake model server saw.
+type Seen = Arc<Mutex<Vec<(Value, Option<String>)>>>;
+
 /// An OpenAI-compatible chat-completions endpoint on port 0; answers per `mode` and keeps every
 /// request body and authorization header it saw.
-async fn fake_model(mode: Fake) -> (String, Arc<Mutex<Vec<(Value, Option<String>)>>>) {
+async fn fake_model(mode: Fake) -> (String, Seen) {
     use axum::routing::post;
-    let seen: Arc<Mutex<Vec<(Value, Option<String>)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let log = seen.clone();
     let app = axum::Router::new().route(
         "/v1/chat/completions",

@@ -171,7 +171,7 @@ fn median_of(v: &[usize]) -> f64 {
         return 0.0;
     }
     let m = v.len() / 2;
-    if v.len() % 2 == 1 {
+    if !v.len().is_multiple_of(2) {
         v[m] as f64
     } else {
         (v[m - 1] + v[m]) as f64 / 2.0

@@ -112,16 +112,19 @@ fn rank(pool: &[usize], bags: &[HashSet<String>], cands: &[Candidate<'_>]) -> Ve
         .collect();
     let mut s = teleport.clone();
     for _ in 0..ITERATIONS {
-        let mut next = vec![0.0; n];
         // Mass of sentences that share nothing with the others goes back to the prior.
         let dangling: f64 = (0..n).filter(|&j| out_sum[j] == 0.0).map(|j| s[j]).sum();
-        for i in 0..n {
-            let inflow: f64 = (0..n)
-                .filter(|&j| out_sum[j] > 0.0)
-                .map(|j| w[j][i] / out_sum[j] * s[j])
-                .sum();
-            next[i] = (1.0 - DAMPING) * teleport[i] + DAMPING * (inflow + dangling * teleport[i]);
-        }
+        let next: Vec<f64> = teleport
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let inflow: f64 = (0..n)
+                    .filter(|&j| out_sum[j] > 0.0)
+                    .map(|j| w[j][i] / out_sum[j] * s[j])
+                    .sum();
+                (1.0 - DAMPING) * t + DAMPING * (inflow + dangling * t)
+            })
+            .collect();
         let delta: f64 = next.iter().zip(&s).map(|(a, b)| (a - b).abs()).sum();
         s = next;
         if delta < 1e-9 {

@@ -285,9 +285,9 @@ pub fn polarity_scores(text: &str) -> Polarity {
         lex: &lex.words,
     };
     let mut sentiments = Vec::with_capacity(words.len());
-    for i in 0..words.len() {
-        let kind_of = i + 1 < words.len() && lower[i] == "kind" && lower[i + 1] == "of";
-        if booster(&lower[i]).is_some() || kind_of {
+    for (i, lw) in lower.iter().enumerate() {
+        let kind_of = i + 1 < words.len() && lw == "kind" && lower[i + 1] == "of";
+        if booster(lw).is_some() || kind_of {
             sentiments.push(0.0);
         } else {
             sentiments.push(s.valence(i));
@@ -408,15 +408,15 @@ impl Sentence<'_> {
                 break;
             }
         }
-        if n - 1 > i {
-            if let Some(v) = special(&format!("{} {}", l[i], l[i + 1])) {
-                valence = v;
-            }
+        if n - 1 > i
+            && let Some(v) = special(&format!("{} {}", l[i], l[i + 1]))
+        {
+            valence = v;
         }
-        if n - 1 > i + 1 {
-            if let Some(v) = special(&format!("{} {} {}", l[i], l[i + 1], l[i + 2])) {
-                valence = v;
-            }
+        if n - 1 > i + 1
+            && let Some(v) = special(&format!("{} {} {}", l[i], l[i + 1], l[i + 2]))
+        {
+            valence = v;
         }
         for ngram in [&threetwoone, &threetwo, &twoone] {
             if let Some(b) = booster(ngram) {
