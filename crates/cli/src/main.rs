@@ -1,5 +1,6 @@
 //! The `confab` command: run the server and manage its database.
 
+mod analyze;
 mod config;
 
 use std::process::ExitCode;
@@ -56,6 +57,9 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
+    /// Compute insights now, in this process: conversations without insights, or --all, or
+    /// --since DATE. Shows a progress bar on stderr when it is a terminal.
+    Analyze(analyze::AnalyzeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -84,6 +88,11 @@ struct ServeArgs {
     /// Requests handled at once; more are refused with 503 (default 1024).
     #[arg(long, env = "CONFAB_MAX_CONCURRENT_REQUESTS", value_name = "N")]
     max_concurrent_requests: Option<usize>,
+    /// Insights workers in this process (0: leave the queue to other processes).
+    #[arg(long, env = "CONFAB_INSIGHTS_WORKERS", default_value_t = 1)]
+    insights_workers: usize,
+    #[command(flatten)]
+    llm: analyze::LlmArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -171,6 +180,8 @@ async fn run(cli: Cli) -> Result<()> {
                     burst,
                 });
             }
+            cfg.server.insights.workers = a.insights_workers;
+            a.llm.apply(&mut cfg.server.insights)?;
             let store = open(&cfg).await?;
             let listener = tokio::net::TcpListener::bind(cfg.addr)
                 .await
@@ -195,6 +206,12 @@ async fn run(cli: Cli) -> Result<()> {
             eprintln!("database {} is up to date", cfg.database_url);
         }
         Command::Openapi => print!("{}", confab_server::openapi_json()),
+        Command::Analyze(a) => {
+            let store = open(&cfg).await?;
+            let out = analyze::run(&store, cfg.server.insights.clone(), a).await;
+            store.close().await;
+            out?;
+        }
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! titles, cursors) and the pure views the dialects render (transcripts, interactions,
 //! mentions). Nothing here does I/O, so every rule can be tested without a server.
 
+pub mod analysis;
 pub mod cursor;
 pub mod daily;
 pub mod error;

@@ -52,6 +52,8 @@ pub struct ServerConfig {
     pub rate_limit: Option<crate::ratelimit::RateLimit>,
     /// Requests handled at once; more are refused with 503 rather than queued without bound.
     pub max_concurrent_requests: usize,
+    /// The insights worker and analyzers.
+    pub insights: crate::insights::InsightsConfig,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +64,7 @@ impl Default for ServerConfig {
             webhooks: WebhookConfig::default(),
             rate_limit: None,
             max_concurrent_requests: 1024,
+            insights: Default::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod extract;
 mod health;
 pub mod idempotency;
 mod ids;
+pub mod insights;
 pub mod native;
 mod openapi;
 pub mod perform;
@@ -157,10 +158,16 @@ pub async fn serve(
             stop_rx.clone(),
         )));
     }
+    workers.extend(insights::worker::spawn(
+        store.clone(),
+        &state.config.insights,
+        stop_rx.clone(),
+    ));
     let res = axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await;
-    // Background workers finish the item in hand, then the store commits what is queued.
+    // Background workers finish the item in hand (or leave it to its lease), then the store
+    // commits what is queued.
     let _ = stop_tx.send(true);
     for w in workers {
         let _ = w.await;

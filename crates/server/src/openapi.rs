@@ -15,6 +15,7 @@ use crate::AppState;
         (name = "conversations", description = "Native: conversations"),
         (name = "messages", description = "Native: messages"),
         (name = "converra", description = "Converra dialect (seed 003): log and append conversations, list, insights"),
+        (name = "insights", description = "Native: conversation insights and their analytics"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "perform.chat", description = "perform.chat dialect (seeds 000, 001): credentials as a JSON body, page-numbered lists"),
         (name = "Convai", description = "Convai dialect (seed 002): chat history per character"),
@@ -53,6 +54,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::health::router())
         .merge(crate::native::router())
+        .merge(crate::insights::router())
         .merge(crate::converra::router())
         .merge(crate::perform::router())
         .merge(crate::convai::router())

@@ -413,7 +413,13 @@ async fn events_committed_before_a_crash_are_delivered_after_restart() {
     let app = TestApp::spawn_with(fast_config(false)).await;
     let t = admin(&app, "acme").await;
     let rx = Receiver::start(Shared::default(), None).await;
-    let (_, secret) = register(&app, &t, &rx.url(), json!([])).await;
+    let (_, secret) = register(
+        &app,
+        &t,
+        &rx.url(),
+        json!(["conversation.created", "conversation.completed"]),
+    )
+    .await;
     rx.inbox.lock().unwrap().secrets.push(secret);
     for _ in 0..3 {
         app.post("/v1/conversations", &t, &json!({"status": "completed"}))

@@ -14,9 +14,11 @@ macro_rules! dispatch {
     };
 }
 
+pub mod analytics;
 pub mod error;
 mod has_insights;
 mod insights;
+pub mod jobs;
 pub mod keys;
 pub mod sensay;
 mod sqlite;
@@ -30,7 +32,9 @@ use confab_core::{Conversation, Message, Scopes};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use analytics::{InsightsQuery, InsightsSummary};
 pub use error::{Result, StoreError};
+pub use jobs::{Backfill, FailOutcome, Job, JobCounts, RetryPolicy};
 pub use sensay::DailyCounts;
 pub use types::*;
 

@@ -1,7 +1,7 @@
 //! The storage API's vocabulary: tenants, principals, filters, pages and outcomes.
 
 use confab_core::cursor::ConversationCursor;
-use confab_core::{Conversation, Role, Scopes, Status};
+use confab_core::{Conversation, Role, Scopes, Sentiment, Status};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -77,6 +77,10 @@ pub struct ConversationFilter {
     pub created_before: Option<OffsetDateTime>,
     /// Whether insights exist.
     pub has_insights: Option<bool>,
+    /// Insights with this sentiment label.
+    pub sentiment: Option<Sentiment>,
+    /// Insights with this task-completion verdict.
+    pub task_completed: Option<bool>,
 }
 
 /// Which slice of a newest-first conversation list to read.

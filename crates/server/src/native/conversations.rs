@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use confab_core::cursor::ConversationCursor;
 use confab_core::input::NewConversation;
 use confab_core::timefmt::to_micros;
-use confab_core::{Status, page};
+use confab_core::{Sentiment, Status, page};
 use confab_store::{ConversationFilter, ConversationPage};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -94,6 +94,10 @@ pub struct ListParams {
     pub created_after: Option<String>,
     /// Created before (RFC 3339).
     pub created_before: Option<String>,
+    /// Only conversations whose insights have this sentiment.
+    pub sentiment: Option<Sentiment>,
+    /// Only conversations whose insights say the task was (not) completed.
+    pub task_completed: Option<bool>,
 }
 
 fn time_param(v: &Option<String>, field: &str) -> ApiResult<Option<time::OffsetDateTime>> {
@@ -131,7 +135,9 @@ pub async fn list(
         source: q.source,
         created_after: time_param(&q.created_after, "created_after")?,
         created_before: time_param(&q.created_before, "created_before")?,
-        has_insights: None,
+        sentiment: q.sentiment,
+        task_completed: q.task_completed,
+        ..Default::default()
     };
     let mut rows = st
         .store

@@ -1,7 +1,9 @@
 //! The SQLite backend: one writer connection behind a group-commit task, a pool of readers.
 
+mod analytics;
 mod has_insights;
 mod insights;
+mod jobs;
 mod ops;
 mod read;
 mod rows;

@@ -60,6 +60,16 @@ fn push_filter(q: &mut QueryBuilder<Sqlite>, tenant: TenantId, f: &ConversationF
         q.push(if v { " AND EXISTS" } else { " AND NOT EXISTS" });
         q.push(" (SELECT 1 FROM insights i WHERE i.tenant_id = c.tenant_id AND i.conversation_id = c.id)");
     }
+    if f.sentiment.is_some() || f.task_completed.is_some() {
+        q.push(" AND EXISTS (SELECT 1 FROM insights i WHERE i.tenant_id = c.tenant_id AND i.conversation_id = c.id");
+        if let Some(v) = f.sentiment {
+            q.push(" AND i.sentiment = ").push_bind(v.as_str());
+        }
+        if let Some(v) = f.task_completed {
+            q.push(" AND i.task_completed = ").push_bind(v);
+        }
+        q.push(")");
+    }
 }
 
 pub async fn conversations(

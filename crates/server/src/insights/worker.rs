@@ -1,0 +1,156 @@
+//! The background worker: claims insights jobs, analyses, stores, and records the outcome.
+//! Started by [`crate::serve`] and stopped with it; `confab analyze` drives the same
+//! [`process`] loop from the command line.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use confab_core::analysis;
+use confab_core::timefmt::now;
+use confab_core::{Insights, Message};
+use confab_store::jobs::KIND_INSIGHTS;
+use confab_store::{FailOutcome, Job, MessageQuery, RetryPolicy, Store, StoreError};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use super::InsightsConfig;
+use super::llm::LlmAnalyzer;
+
+/// The analyzer chain: the LLM when configured, the built-in one always (as the fallback).
+pub struct Analyzer {
+    llm: Option<LlmAnalyzer>,
+}
+
+impl Analyzer {
+    /// Built-in only, or with the LLM in front.
+    pub fn new(cfg: &InsightsConfig) -> Result<Analyzer, String> {
+        let llm = cfg.llm.clone().map(LlmAnalyzer::new).transpose()?;
+        Ok(Analyzer { llm })
+    }
+
+    /// Insights for a conversation. An LLM failure (error, timeout, invalid reply) is logged
+    /// and counted, and the built-in result is used instead: a flaky model never leaves a
+    /// conversation without insights.
+    pub async fn analyze(&self, conversation: Uuid, messages: &[Message]) -> Insights {
+        if let Some(llm) = &self.llm {
+            match llm.analyze(messages).await {
+                Ok(a) => return a.into_insights(conversation, llm.name(), now()),
+                Err(e) => {
+                    metrics::counter!("confab_insights_llm_failures_total").increment(1);
+                    tracing::warn!(conversation = %conversation, analyzer = %llm.name(), error = %e,
+                        "LLM analyzer failed; storing the built-in analysis");
+                }
+            }
+        }
+        analysis::analyze(messages).into_insights(conversation, analysis::BUILTIN, now())
+    }
+}
+
+/// Runs one claimed job to its end; `Err` is the reason to record as a failure.
+pub async fn process(store: &Store, analyzer: &Analyzer, job: &Job) -> Result<(), String> {
+    if job.kind != KIND_INSIGHTS {
+        return Err(format!("unknown job kind `{}`", job.kind));
+    }
+    let conv = job
+        .conversation_id
+        .ok_or("an insights job without a conversation")?;
+    let messages = match store
+        .list_messages(&job.tenant, conv, &MessageQuery::default())
+        .await
+    {
+        Ok(m) => m,
+        // Deleted since it was queued: nothing left to analyse.
+        Err(StoreError::NotFound) => return Ok(()),
+        Err(e) => return Err(format!("loading messages: {e}")),
+    };
+    let insights = analyzer.analyze(conv, &messages).await;
+    match store.put_insights(&job.tenant, insights).await {
+        Ok(()) | Err(StoreError::NotFound) => Ok(()),
+        Err(e) => Err(format!("storing insights: {e}")),
+    }
+}
+
+/// Processes `job` and records the outcome in the queue; `true` when it succeeded.
+pub async fn run_job(store: &Store, analyzer: &Analyzer, retry: &RetryPolicy, job: &Job) -> bool {
+    match process(store, analyzer, job).await {
+        Ok(()) => {
+            metrics::counter!("confab_insights_jobs_total", "outcome" => "done").increment(1);
+            if let Err(e) = store.complete_job(job).await {
+                tracing::error!(job = %job.id, error = %e, "could not mark a job done");
+            }
+            true
+        }
+        Err(reason) => {
+            metrics::counter!("confab_insights_jobs_total", "outcome" => "failed").increment(1);
+            match store.fail_job(job, &reason, retry).await {
+                Ok(FailOutcome::Retry(at)) => {
+                    tracing::warn!(job = %job.id, attempt = job.attempt, error = %reason, retry_at = %at, "job failed; will retry")
+                }
+                Ok(FailOutcome::GaveUp) => {
+                    tracing::error!(job = %job.id, attempt = job.attempt, error = %reason, "job failed for good")
+                }
+                Ok(FailOutcome::Stale) => {
+                    tracing::warn!(job = %job.id, "job failed after its lease was taken over")
+                }
+                Err(e) => {
+                    tracing::error!(job = %job.id, error = %e, "could not record a job failure")
+                }
+            }
+            false
+        }
+    }
+}
+
+/// Starts `cfg.workers` workers; they stop when `stop` turns true (after the job in hand).
+pub fn spawn(
+    store: Store,
+    cfg: &InsightsConfig,
+    stop: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    if cfg.workers == 0 {
+        return Vec::new();
+    }
+    let analyzer = match Analyzer::new(cfg) {
+        Ok(a) => Arc::new(a),
+        Err(e) => {
+            tracing::error!(error = %e, "the LLM analyzer cannot start; using the built-in one");
+            Arc::new(Analyzer { llm: None })
+        }
+    };
+    (0..cfg.workers)
+        .map(|_| {
+            let (store, analyzer, cfg, stop) =
+                (store.clone(), analyzer.clone(), cfg.clone(), stop.clone());
+            tokio::spawn(work(store, analyzer, cfg, stop))
+        })
+        .collect()
+}
+
+async fn work(
+    store: Store,
+    analyzer: Arc<Analyzer>,
+    cfg: InsightsConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        let idle = match store.claim_job(cfg.lease).await {
+            Ok(Some(job)) => {
+                run_job(&store, &analyzer, &cfg.retry, &job).await;
+                None
+            }
+            Ok(None) => Some(cfg.poll_interval),
+            Err(StoreError::Closed) => break,
+            Err(e) => {
+                tracing::error!(error = %e, "claiming a job failed");
+                Some(cfg.poll_interval.max(Duration::from_secs(1)))
+            }
+        };
+        if let Some(wait) = idle {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                changed = stop.changed() => if changed.is_err() { break },
+            }
+        }
+    }
+}

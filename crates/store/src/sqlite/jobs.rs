@@ -1,0 +1,234 @@
+//! The job queue on SQLite. Claims run inside the single writer's transaction, so two claims
+//! are serialised by construction: `UPDATE … WHERE rowid = (SELECT … LIMIT 1) RETURNING` takes
+//! exactly one due row. (The PostgreSQL twin uses `FOR UPDATE SKIP LOCKED` instead.)
+
+use std::time::Duration;
+
+use confab_core::timefmt::{from_micros, to_micros};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::SqliteStore;
+use crate::error::{Result, StoreError};
+use crate::jobs::{Backfill, FailOutcome, Job, JobCounts, KIND_INSIGHTS, RetryPolicy};
+use crate::types::TenantId;
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 2)
+}
+
+/// Longest error text kept per job.
+const MAX_ERROR: usize = 2000;
+
+impl SqliteStore {
+    pub async fn claim_job(&self, lease: Duration) -> Result<Option<Job>> {
+        let lease = micros(lease);
+        self.writer
+            .exec(move |c, now| {
+                Box::pin(async move {
+                    let now = to_micros(now);
+                    let row = sqlx::query(
+                        "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = ?, updated_at = ? \
+                         WHERE rowid = (SELECT rowid FROM jobs \
+                           WHERE (state = 'queued' AND run_at <= ?) OR (state = 'running' AND locked_until <= ?) \
+                           ORDER BY run_at, rowid LIMIT 1) \
+                         RETURNING tenant_id, id, kind, conversation_id, attempts",
+                    )
+                    .bind(now.saturating_add(lease))
+                    .bind(now)
+                    .bind(now)
+                    .bind(now)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                    let Some(r) = row else { return Ok(None) };
+                    Ok(Some(Job {
+                        tenant: TenantId(r.try_get(0)?),
+                        id: r.try_get(1)?,
+                        kind: r.try_get(2)?,
+                        conversation_id: r.try_get(3)?,
+                        attempt: r.try_get(4)?,
+                    }))
+                })
+            })
+            .await
+    }
+
+    pub async fn complete_job(&self, job: &Job) -> Result<bool> {
+        let (tenant, id, attempt) = (job.tenant, job.id, job.attempt);
+        self.writer
+            .exec(move |c, now| {
+                Box::pin(async move {
+                    let n = sqlx::query(
+                        "UPDATE jobs SET state = 'done', locked_until = NULL, last_error = NULL, updated_at = ? \
+                         WHERE tenant_id = ? AND id = ? AND state = 'running' AND attempts = ?",
+                    )
+                    .bind(to_micros(now))
+                    .bind(tenant.0)
+                    .bind(id)
+                    .bind(attempt)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected();
+                    Ok(n == 1)
+                })
+            })
+            .await
+    }
+
+    pub async fn fail_job(
+        &self,
+        job: &Job,
+        error: &str,
+        policy: &RetryPolicy,
+    ) -> Result<FailOutcome> {
+        let (tenant, id, attempt) = (job.tenant, job.id, job.attempt);
+        let error: String = error.chars().take(MAX_ERROR).collect();
+        let give_up = attempt >= policy.max_attempts;
+        let delay = micros(policy.delay_after(attempt));
+        self.writer
+            .exec(move |c, now| {
+                Box::pin(async move {
+                    let run_at = to_micros(now).saturating_add(delay);
+                    let n = sqlx::query(
+                        "UPDATE jobs SET state = ?, run_at = ?, locked_until = NULL, last_error = ?, updated_at = ? \
+                         WHERE tenant_id = ? AND id = ? AND state = 'running' AND attempts = ?",
+                    )
+                    .bind(if give_up { "failed" } else { "queued" })
+                    .bind(run_at)
+                    .bind(&error)
+                    .bind(to_micros(now))
+                    .bind(tenant.0)
+                    .bind(id)
+                    .bind(attempt)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected();
+                    Ok(match (n, give_up) {
+                        (0, _) => FailOutcome::Stale,
+                        (_, true) => FailOutcome::GaveUp,
+                        (_, false) => FailOutcome::Retry(from_micros(run_at)),
+                    })
+                })
+            })
+            .await
+    }
+
+    pub async fn enqueue_insights_job(&self, tenant: TenantId, conversation: Uuid) -> Result<Uuid> {
+        self.writer
+            .exec(move |c, now| {
+                Box::pin(async move {
+                    let exists: Option<i64> = sqlx::query_scalar(
+                        "SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ?",
+                    )
+                    .bind(tenant.0)
+                    .bind(conversation)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                    if exists.is_none() {
+                        return Err(StoreError::NotFound);
+                    }
+                    // A job not yet started will read the latest messages anyway: reuse it.
+                    let waiting: Option<Uuid> = sqlx::query_scalar(
+                        "SELECT id FROM jobs WHERE tenant_id = ? AND conversation_id = ? AND kind = ? \
+                         AND state = 'queued' ORDER BY run_at LIMIT 1",
+                    )
+                    .bind(tenant.0)
+                    .bind(conversation)
+                    .bind(KIND_INSIGHTS)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                    if let Some(id) = waiting {
+                        // Due now: a refresh should not wait out a retry backoff.
+                        sqlx::query("UPDATE jobs SET run_at = ?, updated_at = ? WHERE tenant_id = ? AND id = ?")
+                            .bind(to_micros(now))
+                            .bind(to_micros(now))
+                            .bind(tenant.0)
+                            .bind(id)
+                            .execute(&mut *c)
+                            .await?;
+                        return Ok(id);
+                    }
+                    let id = Uuid::now_v7();
+                    insert_job(c, tenant.0, id, conversation, to_micros(now)).await?;
+                    Ok(id)
+                })
+            })
+            .await
+    }
+
+    pub async fn enqueue_backfill(&self, which: Backfill) -> Result<u64> {
+        let (cond, since) = match which {
+            Backfill::Missing => (
+                "AND NOT EXISTS (SELECT 1 FROM insights i WHERE i.tenant_id = c.tenant_id AND i.conversation_id = c.id)",
+                None,
+            ),
+            Backfill::All => ("", None),
+            Backfill::Since(t) => ("AND c.completed_at >= ?", Some(to_micros(t))),
+        };
+        let sql = format!(
+            "SELECT c.tenant_id, c.id FROM conversations c WHERE c.status = 'completed' AND c.analyze = 1 {cond} \
+             AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.tenant_id = c.tenant_id AND j.conversation_id = c.id \
+               AND j.kind = 'insights' AND j.state IN ('queued', 'running'))"
+        );
+        self.writer
+            .exec(move |c, now| {
+                Box::pin(async move {
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    if let Some(s) = since {
+                        q = q.bind(s);
+                    }
+                    let rows = q.fetch_all(&mut *c).await?;
+                    let mut n = 0;
+                    for r in rows {
+                        let tenant: Uuid = r.try_get(0)?;
+                        let conv: Uuid = r.try_get(1)?;
+                        insert_job(c, tenant, Uuid::now_v7(), conv, to_micros(now)).await?;
+                        n += 1;
+                    }
+                    Ok(n)
+                })
+            })
+            .await
+    }
+
+    pub async fn job_counts(&self) -> Result<JobCounts> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+            .fetch_all(&self.read)
+            .await?;
+        let mut out = JobCounts::default();
+        for r in rows {
+            let n: i64 = r.try_get(1)?;
+            match r.try_get::<&str, _>(0)? {
+                "queued" => out.queued = n,
+                "running" => out.running = n,
+                "done" => out.done = n,
+                "failed" => out.failed = n,
+                other => return Err(StoreError::Corrupt(format!("job state `{other}`"))),
+            }
+        }
+        Ok(out)
+    }
+}
+
+async fn insert_job(
+    c: &mut sqlx::SqliteConnection,
+    tenant: Uuid,
+    id: Uuid,
+    conversation: Uuid,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO jobs (tenant_id, id, kind, conversation_id, state, attempts, run_at, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
+    )
+    .bind(tenant)
+    .bind(id)
+    .bind(KIND_INSIGHTS)
+    .bind(conversation)
+    .bind(now)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
