@@ -67,7 +67,58 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub fn document() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = router().split_for_parts();
     Security.modify(&mut doc);
+    document_common_errors(&mut doc);
     doc
+}
+
+/// Every authenticated operation can answer 401 (no or bad credentials), 403 (scope), 429
+/// (rate limit) and 503 (overload), and every operation 400 for bad input; they are declared
+/// here once rather than on each handler, in the error shape of the operation's dialect.
+fn document_common_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |schema: &str, what: &str| {
+        ResponseBuilder::new()
+            .description(what)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name(schema)))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let schema = if path.starts_with("/v1/replicas/") {
+            "SensayError"
+        } else {
+            "ErrorBody"
+        };
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.delete,
+            &mut item.put,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            let mut add = |code: &str, what: &str| {
+                op.responses
+                    .responses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| error(schema, what).into());
+            };
+            add("400", "Invalid input; `details` names the field");
+            add("503", "At the limit of concurrent requests");
+            if secured {
+                add("401", "Missing or bad credentials");
+                add("403", "The key lacks the scope this operation needs");
+                add("429", "Rate limit of this key reached; see Retry-After");
+            }
+        }
+    }
 }
 
 /// The document as pretty JSON (what `openapi.json` in the repository holds).

@@ -55,3 +55,18 @@ async fn served_document_lists_every_route_with_security() {
         }
     }
 }
+
+#[test]
+fn every_schema_reference_resolves() {
+    let text = confab_server::openapi_json();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut missing = Vec::new();
+    for part in text.split("\"#/components/schemas/").skip(1) {
+        let name = part.split('"').next().unwrap();
+        if !schemas.contains_key(name) {
+            missing.push(name.to_owned());
+        }
+    }
+    assert!(missing.is_empty(), "unresolvable references: {missing:?}");
+}
