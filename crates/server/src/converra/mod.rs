@@ -3,7 +3,7 @@
 //!
 //! Like every dialect it only translates: camelCase wire fields in, the core's transcript parser
 //! and limits, one store call, camelCase out. Choices the seed leaves open are recorded in
-//! `docs/compat/converra.md`.
+//! `docs/compat.md` (Converra).
 
 mod conversations;
 mod dto;

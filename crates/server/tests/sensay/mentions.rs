@@ -212,7 +212,7 @@ async fn placeholder_expansion_follows_the_curl_examples() {
 
             // The seed's JavaScript snippet: afterUUID = the *last* message of the item listed
             // before the placeholder. That item is newer, so this reads past it, never the
-            // placeholder (docs/compat/sensay.md explains).
+            // placeholder (docs/compat.md, Sensay, explains).
             if ix > 0 {
                 let js = page[ix - 1]["messages"].as_array().unwrap().last().unwrap();
                 let wrong = c
