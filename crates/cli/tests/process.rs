@@ -445,3 +445,57 @@ fn secrets_never_reach_the_log() {
         "a presented secret was logged"
     );
 }
+
+#[test]
+fn settings_come_from_flags_then_environment_then_the_toml_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let from_file = dir.path().join("from-file.db");
+    let from_env = dir.path().join("from-env.db");
+    let from_flag = dir.path().join("from-flag.db");
+    let cfg = dir.path().join("confab.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "database_url = \"sqlite://{}\"\nlog_format = \"json\"\n",
+            from_file.display()
+        ),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_confab");
+    let run = |extra_env: Option<&Path>, flag: Option<&Path>| {
+        let mut c = Command::new(bin);
+        c.env_remove("CONFAB_DATABASE_URL")
+            .arg("--config")
+            .arg(&cfg);
+        if let Some(e) = extra_env {
+            c.env("CONFAB_DATABASE_URL", format!("sqlite://{}", e.display()));
+        }
+        if let Some(f) = flag {
+            c.arg("--database").arg(format!("sqlite://{}", f.display()));
+        }
+        let out = c.arg("migrate").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(None, None);
+    assert!(from_file.exists(), "the file's database_url is used");
+    run(Some(&from_env), None);
+    assert!(from_env.exists(), "the environment beats the file");
+    run(Some(&from_env), Some(&from_flag));
+    assert!(from_flag.exists(), "the flag beats the environment");
+    std::fs::write(&cfg, "databse_url = \"typo\"\n").unwrap();
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "an unknown key in the file is an error"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("databse_url"));
+}
