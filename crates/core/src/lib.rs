@@ -4,10 +4,12 @@
 
 pub mod cursor;
 pub mod error;
+pub mod export;
 pub mod ids;
 pub mod input;
 pub mod model;
 pub mod page;
+pub mod search;
 pub mod timefmt;
 pub mod title;
 
