@@ -99,6 +99,40 @@ pub struct ExportRecord {
     pub messages: Vec<Message>,
 }
 
+impl ExportRecord {
+    /// Checks what the store relies on: messages belong to the conversation, seqs are dense
+    /// from 0, and the count matches. Field paths are relative to the record.
+    pub fn validate(&self) -> Result<(), crate::ValidationError> {
+        let mut e = crate::ValidationError::default();
+        let c = &self.conversation;
+        if c.message_count != self.messages.len() as i64 {
+            e.push(
+                "message_count",
+                format!(
+                    "is {} but there are {} messages",
+                    c.message_count,
+                    self.messages.len()
+                ),
+            );
+        }
+        for (i, m) in self.messages.iter().enumerate() {
+            if m.conversation_id != c.id {
+                e.push(
+                    format!("messages[{i}].conversation_id"),
+                    "is not the conversation's id",
+                );
+            }
+            if m.seq != i as i64 {
+                e.push(
+                    format!("messages[{i}].seq"),
+                    format!("must be {i} (seqs are dense from 0, in order)"),
+                );
+            }
+        }
+        e.into_result(())
+    }
+}
+
 /// Turns a stream of conversations and messages into bytes of one format.
 pub struct ExportRenderer {
     format: ExportFormat,

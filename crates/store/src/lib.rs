@@ -14,9 +14,14 @@ macro_rules! dispatch {
     };
 }
 
+mod analytics;
+mod backup;
 pub mod error;
+mod export;
+mod import;
 mod insights;
 pub mod keys;
+mod search;
 mod sqlite;
 pub mod types;
 
@@ -27,7 +32,12 @@ use confab_core::{Conversation, Message, Scopes};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use analytics::*;
+pub use backup::restore;
 pub use error::{Result, StoreError};
+pub use export::*;
+pub use import::*;
+pub use search::*;
 pub use types::*;
 
 /// Where "now" comes from; tests inject a fixed or moving clock (idempotency expiry).
