@@ -348,15 +348,16 @@ pub fn snippet(content: &str, q: &Query) -> String {
         out.push('…');
     }
     let mut pos = start;
-    for i in from..to {
-        let (a, b) = spans[i];
-        if hits[i] {
-            out.push_str(&content[pos..a]);
-            out.push_str(MARK_START);
-            out.push_str(&content[a..b]);
-            out.push_str(MARK_END);
-            pos = b;
-        }
+    for (&(a, b), _) in spans[from..to]
+        .iter()
+        .zip(&hits[from..to])
+        .filter(|(_, hit)| **hit)
+    {
+        out.push_str(&content[pos..a]);
+        out.push_str(MARK_START);
+        out.push_str(&content[a..b]);
+        out.push_str(MARK_END);
+        pos = b;
     }
     out.push_str(&content[pos..end]);
     if end < content.len() {

@@ -2,11 +2,13 @@
 //!
 //! Each dialect module only translates: wire format in, one core/store call, wire format out.
 
+mod analytics;
 pub mod auth;
 pub mod config;
 pub mod convai;
 pub mod converra;
 pub mod error;
+mod export;
 pub mod extract;
 mod health;
 pub mod idempotency;
@@ -14,6 +16,7 @@ mod ids;
 pub mod native;
 mod openapi;
 pub mod perform;
+mod search;
 pub mod sensay;
 mod telemetry;
 
@@ -96,14 +99,17 @@ async fn json_errors(req: Request, next: Next) -> Response {
 pub fn app(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let timeout = state.config.request_timeout;
-    let (api, _doc) = openapi::router().split_for_parts();
+    let (api, _doc) = openapi::limited_router().split_for_parts();
+    // Streaming routes that may run for minutes on gigabytes: no body limit, no timeout.
+    let (streaming, _doc) = openapi::streaming_router().split_for_parts();
     api.route("/openapi.json", axum::routing::get(openapi::serve))
         .route("/metrics", axum::routing::get(telemetry::render))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route") })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
-        .layer(middleware::from_fn(json_errors))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .merge(streaming)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route") })
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(telemetry::track))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {

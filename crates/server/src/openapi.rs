@@ -15,6 +15,9 @@ use crate::AppState;
     tags(
         (name = "conversations", description = "Native: conversations"),
         (name = "messages", description = "Native: messages"),
+        (name = "search", description = "Native: full-text search"),
+        (name = "export", description = "Native: export and import"),
+        (name = "analytics", description = "Native: summary, daily series, reports"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]
@@ -39,13 +42,26 @@ impl Modify for Security {
 
 /// Every documented route.
 pub fn router() -> OpenApiRouter<AppState> {
+    limited_router().merge(streaming_router())
+}
+
+/// Routes that take no more than the configured body size and time.
+pub fn limited_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::health::router())
+        .merge(crate::search::router())
+        .merge(crate::export::router())
+        .merge(crate::analytics::router())
         .merge(crate::native::router())
         .merge(crate::converra::router())
         .merge(crate::perform::router())
         .merge(crate::convai::router())
         .merge(crate::sensay::router())
+}
+
+/// Routes exempt from the body limit and the request timeout (streamed uploads).
+pub fn streaming_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().merge(crate::export::import_router())
 }
 
 /// The document as pretty JSON (what `openapi.json` in the repository holds).
