@@ -1,6 +1,7 @@
 //! The `confab` command: run the server and manage its database.
 
 mod config;
+mod data;
 
 use std::process::ExitCode;
 
@@ -56,6 +57,18 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
+    /// Search a tenant's messages; prints one JSON hit per line.
+    Search(data::SearchArgs),
+    /// Export a tenant's conversations (progress bar on stderr).
+    Export(data::ExportArgs),
+    /// Import confab NDJSON into a tenant; safe to repeat (progress bar on stderr).
+    Import(data::ImportArgs),
+    /// Write a consistent snapshot of the whole database to a new file, even while serving.
+    Backup(data::FileArg),
+    /// Restore a backup into a new or empty database (the server must be stopped).
+    Restore(data::FileArg),
+    /// Print a tenant's summary (totals, recent activity, breakdowns) as JSON.
+    Stats(data::StatsArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -113,6 +126,14 @@ async fn open(cfg: &Config) -> Result<Store> {
         .with_context(|| format!("opening the database {}", cfg.database_url))
 }
 
+/// Opens the store, runs `f`, and closes the store whatever `f` answered.
+async fn with_store(cfg: &Config, f: impl AsyncFnOnce(&Store) -> Result<()>) -> Result<()> {
+    let store = open(cfg).await?;
+    let out = f(&store).await;
+    store.close().await;
+    out
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -163,6 +184,12 @@ async fn run(cli: Cli) -> Result<()> {
             eprintln!("database {} is up to date", cfg.database_url);
         }
         Command::Openapi => print!("{}", confab_server::openapi_json()),
+        Command::Restore(a) => data::restore(&cfg.database_url, cfg.store_options(), a).await?,
+        Command::Search(a) => with_store(&cfg, async |s| data::search(s, a).await).await?,
+        Command::Export(a) => with_store(&cfg, async |s| data::export(s, a).await).await?,
+        Command::Import(a) => with_store(&cfg, async |s| data::import(s, a).await).await?,
+        Command::Backup(a) => with_store(&cfg, async |s| data::backup(s, a).await).await?,
+        Command::Stats(a) => with_store(&cfg, async |s| data::stats(s, a).await).await?,
     }
     Ok(())
 }
