@@ -31,7 +31,7 @@ impl SqliteStore {
             let run = async {
                 let mut conn = pool.acquire().await?;
                 let mut txn = conn.begin().await?;
-                let r = produce(&mut *txn, tenant, &filter, with_messages, &tx).await;
+                let r = produce(&mut txn, tenant, &filter, with_messages, &tx).await;
                 // Read-only: ending the transaction either way releases the snapshot.
                 let _ = txn.rollback().await;
                 r
