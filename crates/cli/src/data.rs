@@ -16,14 +16,18 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::AsyncBufReadExt;
 
+use crate::remote::{Remote, RemoteArgs};
+
 /// `confab search`.
 #[derive(clap::Args, Debug)]
 pub struct SearchArgs {
     /// The query: words, "phrases", prefix*, a OR b, -excluded.
     query: String,
-    /// Tenant (account) name.
-    #[arg(long)]
-    tenant: String,
+    /// Tenant (account) name (local database).
+    #[arg(long, required_unless_present = "server")]
+    tenant: Option<String>,
+    #[command(flatten)]
+    remote: RemoteArgs,
     /// Hits to show (1–100).
     #[arg(long, default_value_t = 20)]
     limit: i64,
@@ -50,9 +54,11 @@ pub enum FormatArg {
 /// `confab export`.
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
-    /// Tenant (account) name.
-    #[arg(long)]
-    tenant: String,
+    /// Tenant (account) name (local database).
+    #[arg(long, required_unless_present = "server")]
+    tenant: Option<String>,
+    #[command(flatten)]
+    remote: RemoteArgs,
     /// Output format.
     #[arg(long, value_enum, default_value = "ndjson")]
     format: FormatArg,
@@ -81,9 +87,69 @@ pub struct FileArg {
 /// `confab stats`.
 #[derive(clap::Args, Debug)]
 pub struct StatsArgs {
-    /// Tenant (account) name.
-    #[arg(long)]
-    tenant: String,
+    /// Tenant (account) name (local database).
+    #[arg(long, required_unless_present = "server")]
+    tenant: Option<String>,
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+impl SearchArgs {
+    /// The server to ask instead of the local database, if any.
+    pub fn remote(&self) -> Option<Remote> {
+        Remote::from_args(&self.remote)
+    }
+}
+
+impl ExportArgs {
+    /// The server to ask instead of the local database, if any.
+    pub fn remote(&self) -> Option<Remote> {
+        Remote::from_args(&self.remote)
+    }
+}
+
+impl StatsArgs {
+    /// The server to ask instead of the local database, if any.
+    pub fn remote(&self) -> Option<Remote> {
+        Remote::from_args(&self.remote)
+    }
+}
+
+fn tenant_name(t: &Option<String>) -> Result<&str> {
+    t.as_deref()
+        .context("--tenant is required without --server")
+}
+
+fn output(out: &Option<PathBuf>) -> Result<Box<dyn Write>> {
+    Ok(match out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    })
+}
+
+/// `confab search --server`.
+pub async fn search_remote(r: Remote, a: SearchArgs) -> Result<()> {
+    r.search(&a.query, a.limit, a.recent).await
+}
+
+/// `confab stats --server`.
+pub async fn stats_remote(r: Remote) -> Result<()> {
+    r.stats().await
+}
+
+/// `confab export --server`.
+pub async fn export_remote(r: Remote, a: ExportArgs) -> Result<()> {
+    let q: Vec<(&str, String)> = match a.format {
+        FormatArg::Ndjson => vec![("format", "ndjson".into())],
+        FormatArg::Json => vec![("format", "json".into())],
+        FormatArg::Csv => vec![("format", "csv".into())],
+        FormatArg::CsvMessages => vec![("format", "csv".into()), ("rows", "messages".into())],
+        FormatArg::Markdown => vec![("format", "markdown".into())],
+    };
+    let mut out = output(&a.out)?;
+    r.export(&q, &mut out).await
 }
 
 async fn tenant(store: &Store, name: &str) -> Result<TenantId> {
@@ -113,7 +179,7 @@ fn spinner(msg: &'static str) -> ProgressBar {
 
 /// Prints hits as JSON lines.
 pub async fn search(store: &Store, a: SearchArgs) -> Result<()> {
-    let t = tenant(store, &a.tenant).await?;
+    let t = tenant(store, tenant_name(&a.tenant)?).await?;
     let query = confab_core::search::parse_query(&a.query).map_err(|e| anyhow::anyhow!("{e}"))?;
     let limit = confab_core::page::limit(Some(a.limit), 20, 100, "--limit")
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -147,7 +213,7 @@ pub async fn search(store: &Store, a: SearchArgs) -> Result<()> {
 
 /// Streams an export to a file or stdout with a progress bar counting conversations.
 pub async fn export(store: &Store, a: ExportArgs) -> Result<()> {
-    let t = tenant(store, &a.tenant).await?;
+    let t = tenant(store, tenant_name(&a.tenant)?).await?;
     let format = match a.format {
         FormatArg::Ndjson => ExportFormat::Ndjson,
         FormatArg::Json => ExportFormat::Json,
@@ -167,12 +233,7 @@ pub async fn export(store: &Store, a: ExportArgs) -> Result<()> {
             }
         })
         .boxed();
-    let mut out: Box<dyn Write> = match &a.out {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
-    };
+    let mut out = output(&a.out)?;
     let mut chunks = confab_store::render(items, format);
     while let Some(c) = chunks.next().await {
         out.write_all(&c?)?;
@@ -245,7 +306,7 @@ pub async fn restore(url: &str, opts: StoreOptions, a: FileArg) -> Result<()> {
 
 /// Prints the tenant's summary as one JSON object.
 pub async fn stats(store: &Store, a: StatsArgs) -> Result<()> {
-    let t = tenant(store, &a.tenant).await?;
+    let t = tenant(store, tenant_name(&a.tenant)?).await?;
     let s = store.summary(&t, confab_core::timefmt::now()).await?;
     let by_status: serde_json::Map<String, serde_json::Value> = s
         .by_status

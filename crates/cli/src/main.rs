@@ -2,6 +2,7 @@
 
 mod config;
 mod data;
+mod remote;
 
 use std::process::ExitCode;
 
@@ -185,11 +186,20 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Openapi => print!("{}", confab_server::openapi_json()),
         Command::Restore(a) => data::restore(&cfg.database_url, cfg.store_options(), a).await?,
-        Command::Search(a) => with_store(&cfg, async |s| data::search(s, a).await).await?,
-        Command::Export(a) => with_store(&cfg, async |s| data::export(s, a).await).await?,
+        Command::Search(a) => match a.remote() {
+            Some(r) => data::search_remote(r, a).await?,
+            None => with_store(&cfg, async |s| data::search(s, a).await).await?,
+        },
+        Command::Export(a) => match a.remote() {
+            Some(r) => data::export_remote(r, a).await?,
+            None => with_store(&cfg, async |s| data::export(s, a).await).await?,
+        },
         Command::Import(a) => with_store(&cfg, async |s| data::import(s, a).await).await?,
         Command::Backup(a) => with_store(&cfg, async |s| data::backup(s, a).await).await?,
-        Command::Stats(a) => with_store(&cfg, async |s| data::stats(s, a).await).await?,
+        Command::Stats(a) => match a.remote() {
+            Some(r) => data::stats_remote(r).await?,
+            None => with_store(&cfg, async |s| data::stats(s, a).await).await?,
+        },
     }
     Ok(())
 }

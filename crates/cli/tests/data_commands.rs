@@ -88,3 +88,64 @@ fn import_export_search_stats_backup_restore() {
     let hits = confab(&restored, &["search", "中文", "--tenant", "acme"]);
     assert_eq!(String::from_utf8(hits.stdout).unwrap().lines().count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_stats_and_export_against_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, FIXTURE).unwrap();
+    confab(
+        &db,
+        &["import", input.to_str().unwrap(), "--tenant", "acme"],
+    );
+
+    let url = format!("sqlite://{}", db.display());
+    let store = confab_store::Store::open(&url, confab_store::StoreOptions::default())
+        .await
+        .unwrap();
+    let token = store
+        .create_key("acme", confab_core::Scopes::DEFAULT, None)
+        .await
+        .unwrap()
+        .token;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = confab_server::AppState::new(store, confab_server::ServerConfig::default());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(confab_server::serve(listener, state, async move {
+        let _ = rx.await;
+    }));
+
+    let other = dir.path().join("unused.db");
+    let run = move |args: Vec<String>| {
+        let other = other.clone();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            confab(&other, &args)
+        })
+    };
+    let remote = |cmd: &[&str]| {
+        let mut v: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        v.extend([
+            "--server".into(),
+            base.clone(),
+            "--token".into(),
+            token.clone(),
+        ]);
+        v
+    };
+    let hits = run(remote(&["search", "refund"])).await.unwrap();
+    assert_eq!(String::from_utf8(hits.stdout).unwrap().lines().count(), 2);
+    let stats = run(remote(&["stats"])).await.unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["messages"], 4);
+    let out = dir.path().join("remote.ndjson");
+    let mut args = remote(&["export"]);
+    args.extend(["--out".into(), out.display().to_string()]);
+    run(args).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), FIXTURE);
+
+    let _ = tx.send(());
+    server.await.unwrap().unwrap();
+}

@@ -110,12 +110,13 @@ async fn export_memory_stays_flat() {
         written += c.len();
     }
     let peak = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+    eprintln!("exported {written} bytes with a peak heap growth of {peak} bytes");
     assert_eq!(lines, convs as usize);
     assert!(written > total_bytes, "{written} bytes written");
-    // The stream holds one batch of conversations, a bounded channel and one chunk: a few MiB
-    // at most, against ~20 MiB exported.
+    // The stream holds one batch of conversations, a bounded channel and one chunk (about
+    // 0.6 MiB measured), against ~27 MiB exported; anything proportional to the data fails.
     assert!(
-        peak < total_bytes / 4,
+        peak < 4 * 1024 * 1024,
         "peak heap growth {peak} bytes while exporting {written} bytes"
     );
     store.close().await;
