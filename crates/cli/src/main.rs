@@ -2,6 +2,8 @@
 
 mod analyze;
 mod config;
+mod data;
+mod remote;
 
 use std::process::ExitCode;
 
@@ -60,6 +62,18 @@ enum Command {
     /// Compute insights now, in this process: conversations without insights, or --all, or
     /// --since DATE. Shows a progress bar on stderr when it is a terminal.
     Analyze(analyze::AnalyzeArgs),
+    /// Search a tenant's messages; prints one JSON hit per line.
+    Search(data::SearchArgs),
+    /// Export a tenant's conversations (progress bar on stderr).
+    Export(data::ExportArgs),
+    /// Import confab NDJSON into a tenant; safe to repeat (progress bar on stderr).
+    Import(data::ImportArgs),
+    /// Write a consistent snapshot of the whole database to a new file, even while serving.
+    Backup(data::FileArg),
+    /// Restore a backup into a new or empty database (the server must be stopped).
+    Restore(data::FileArg),
+    /// Print a tenant's summary (totals, recent activity, breakdowns) as JSON.
+    Stats(data::StatsArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -137,6 +151,14 @@ async fn open(cfg: &Config) -> Result<Store> {
         .with_context(|| format!("opening the database {}", cfg.database_url))
 }
 
+/// Opens the store, runs `f`, and closes the store whatever `f` answered.
+async fn with_store(cfg: &Config, f: impl AsyncFnOnce(&Store) -> Result<()>) -> Result<()> {
+    let store = open(cfg).await?;
+    let out = f(&store).await;
+    store.close().await;
+    out
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -212,6 +234,21 @@ async fn run(cli: Cli) -> Result<()> {
             store.close().await;
             out?;
         }
+        Command::Restore(a) => data::restore(&cfg.database_url, cfg.store_options(), a).await?,
+        Command::Search(a) => match a.remote() {
+            Some(r) => data::search_remote(r, a).await?,
+            None => with_store(&cfg, async |s| data::search(s, a).await).await?,
+        },
+        Command::Export(a) => match a.remote() {
+            Some(r) => data::export_remote(r, a).await?,
+            None => with_store(&cfg, async |s| data::export(s, a).await).await?,
+        },
+        Command::Import(a) => with_store(&cfg, async |s| data::import(s, a).await).await?,
+        Command::Backup(a) => with_store(&cfg, async |s| data::backup(s, a).await).await?,
+        Command::Stats(a) => match a.remote() {
+            Some(r) => data::stats_remote(r).await?,
+            None => with_store(&cfg, async |s| data::stats(s, a).await).await?,
+        },
     }
     Ok(())
 }
@@ -246,6 +283,8 @@ async fn keys(store: &Store, cmd: KeysCommand) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every HTTP client (webhooks, the LLM analyzer, --server) needs rustls' provider first.
+    confab_server::tls::install_crypto_provider();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -71,6 +71,51 @@ impl MessageCursor {
     }
 }
 
+/// Position in a search result list. Relevance pages are slices of one ranked window frozen at
+/// the first page (`snapshot` = the newest message id then), so later writes never shift them;
+/// recency pages continue below the last row seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchCursor {
+    /// Ranked: rows ≤ `snapshot`, skip `offset`.
+    Ranked {
+        /// Largest row number the first page could see.
+        snapshot: i64,
+        /// Rows already shown.
+        offset: i64,
+    },
+    /// Newest first: rows < `before`.
+    Recent {
+        /// Row number of the last item seen.
+        before: i64,
+    },
+}
+
+impl SearchCursor {
+    /// The opaque form.
+    pub fn encode(&self) -> String {
+        match self {
+            SearchCursor::Ranked { snapshot, offset } => {
+                encode(format!("s1:r:{snapshot}:{offset}"))
+            }
+            SearchCursor::Recent { before } => encode(format!("s1:n:{before}")),
+        }
+    }
+
+    /// Parses the opaque form; `None` for anything else.
+    pub fn decode(s: &str) -> Option<Self> {
+        let p = decode(s, "s1")?;
+        let num = |i: usize| p.get(i)?.parse::<i64>().ok().filter(|n| *n >= 0);
+        match (p.first()?.as_str(), p.len()) {
+            ("r", 3) => Some(SearchCursor::Ranked {
+                snapshot: num(1)?,
+                offset: num(2)?,
+            }),
+            ("n", 2) => Some(SearchCursor::Recent { before: num(1)? }),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +132,16 @@ mod tests {
         assert_eq!(MessageCursor::decode(&m.encode()), Some(m));
         assert_eq!(MessageCursor::decode(&c.encode()), None);
         assert_eq!(ConversationCursor::decode("garbage!"), None);
+        for s in [
+            SearchCursor::Ranked {
+                snapshot: 9,
+                offset: 40,
+            },
+            SearchCursor::Recent { before: 7 },
+        ] {
+            assert_eq!(SearchCursor::decode(&s.encode()), Some(s));
+        }
+        assert_eq!(SearchCursor::decode(&m.encode()), None);
     }
 
     proptest! {
@@ -94,6 +149,7 @@ mod tests {
         fn decoding_never_panics(s in ".*") {
             let _ = ConversationCursor::decode(&s);
             let _ = MessageCursor::decode(&s);
+            let _ = SearchCursor::decode(&s);
         }
     }
 }

@@ -156,8 +156,9 @@ pub struct Conversation {
     pub metadata: Map<String, Value>,
     /// Always the number of stored messages.
     pub message_count: i64,
-    /// Whether insights are computed when it completes (internal: not part of any wire shape).
-    #[serde(skip_serializing, default = "yes")]
+    /// Whether insights are computed when it completes (kept by export and backup; not part of
+    /// any dialect's wire shape).
+    #[serde(default = "yes")]
     pub analyze: bool,
     /// Client-given or server time.
     #[serde(with = "serde_rfc3339")]

@@ -2,11 +2,13 @@
 //!
 //! Each dialect module only translates: wire format in, one core/store call, wire format out.
 
+mod analytics;
 pub mod auth;
 pub mod config;
 pub mod convai;
 pub mod converra;
 pub mod error;
+mod export;
 pub mod extract;
 mod health;
 pub mod idempotency;
@@ -16,6 +18,7 @@ pub mod native;
 mod openapi;
 pub mod perform;
 pub mod ratelimit;
+mod search;
 pub mod sensay;
 mod telemetry;
 pub mod tls;
@@ -123,14 +126,17 @@ pub fn app(state: AppState) -> Router {
     let slots = Arc::new(tokio::sync::Semaphore::new(
         state.config.max_concurrent_requests.max(1),
     ));
-    let (api, _doc) = openapi::router().split_for_parts();
+    let (api, _doc) = openapi::limited_router().split_for_parts();
+    // Streaming routes that may run for minutes on gigabytes: no body limit, no timeout.
+    let (streaming, _doc) = openapi::streaming_router().split_for_parts();
     api.route("/openapi.json", axum::routing::get(openapi::serve))
         .route("/metrics", axum::routing::get(telemetry::render))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route") })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
-        .layer(middleware::from_fn(json_errors))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .merge(streaming)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route") })
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(move |req, next| concurrency_cap(slots.clone(), req, next)))
         .layer(middleware::from_fn(telemetry::track))
         .layer(PropagateRequestIdLayer::x_request_id())

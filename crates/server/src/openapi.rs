@@ -16,6 +16,9 @@ use crate::AppState;
         (name = "messages", description = "Native: messages"),
         (name = "converra", description = "Converra dialect (seed 003): log and append conversations, list, insights"),
         (name = "insights", description = "Native: conversation insights and their analytics"),
+        (name = "search", description = "Native: full-text search"),
+        (name = "export", description = "Native: export and import"),
+        (name = "analytics", description = "Native: summary, daily series, reports"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "perform.chat", description = "perform.chat dialect (seeds 000, 001): credentials as a JSON body, page-numbered lists"),
         (name = "Convai", description = "Convai dialect (seed 002): chat history per character"),
@@ -51,8 +54,16 @@ impl Modify for Security {
 
 /// Every documented route.
 pub fn router() -> OpenApiRouter<AppState> {
+    limited_router().merge(streaming_router())
+}
+
+/// Routes that take no more than the configured body size and time.
+pub fn limited_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::health::router())
+        .merge(crate::search::router())
+        .merge(crate::export::router())
+        .merge(crate::analytics::router())
         .merge(crate::native::router())
         .merge(crate::insights::router())
         .merge(crate::converra::router())
@@ -119,6 +130,11 @@ fn document_common_errors(doc: &mut utoipa::openapi::OpenApi) {
             }
         }
     }
+}
+
+/// Routes exempt from the body limit and the request timeout (streamed uploads).
+pub fn streaming_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().merge(crate::export::import_router())
 }
 
 /// The document as pretty JSON (what `openapi.json` in the repository holds).

@@ -247,6 +247,10 @@ async fn events_are_signed_complete_and_in_order() {
         assert!(changed.contains(&f), "{f} missing from {changed:?}");
     }
     assert_eq!(got[0].1["data"]["conversation"]["id"], id.as_str());
+    assert!(
+        got[0].1["data"]["conversation"].get("analyze").is_none(),
+        "no internal flags in payloads"
+    );
     assert!(got.iter().all(|(wid, _)| wid.starts_with("msg_")));
     let ids: std::collections::HashSet<_> = got.iter().map(|(w, _)| w.clone()).collect();
     assert_eq!(ids.len(), got.len(), "each event has its own stable id");

@@ -15,13 +15,18 @@ macro_rules! dispatch {
 }
 
 pub mod analytics;
+mod backup;
 pub mod error;
+mod export;
 mod has_insights;
+mod import;
 mod insights;
 pub mod jobs;
 pub mod keys;
+mod search;
 pub mod sensay;
 mod sqlite;
+mod stats;
 pub mod types;
 pub mod webhooks;
 
@@ -33,9 +38,14 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use analytics::{InsightsQuery, InsightsSummary};
+pub use backup::restore;
 pub use error::{Result, StoreError};
+pub use export::*;
+pub use import::*;
 pub use jobs::{Backfill, FailOutcome, Job, JobCounts, RetryPolicy};
+pub use search::*;
 pub use sensay::DailyCounts;
+pub use stats::*;
 pub use types::*;
 
 /// Where "now" comes from; tests inject a fixed or moving clock (idempotency expiry).

@@ -1,13 +1,19 @@
 //! The SQLite backend: one writer connection behind a group-commit task, a pool of readers.
 
 mod analytics;
+pub(crate) mod backup;
+mod export;
+mod fts;
 mod has_insights;
+mod import;
 mod insights;
 mod jobs;
 mod ops;
 mod read;
 mod rows;
+mod search;
 mod sensay;
+mod stats;
 mod webhooks;
 mod writer;
 
@@ -25,6 +31,7 @@ use uuid::Uuid;
 use crate::error::{Result, StoreError};
 use crate::types::*;
 use crate::{Clock, StoreOptions};
+pub use backup::restore_file;
 use writer::{WriteOp, WriteOut, Writer};
 
 pub struct SqliteStore {
@@ -72,6 +79,8 @@ impl SqliteStore {
                 "SQLite must run with journal_mode=WAL and synchronous=FULL, got {mode} and {sync}"
             )));
         }
+        // Before migrating: the search migration backfills its index with this function.
+        fts::register(&mut conn).await?;
         sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(opts.read_connections.max(1))

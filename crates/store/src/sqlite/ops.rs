@@ -534,7 +534,12 @@ async fn emit_conversation(
     changed: Option<&[&str]>,
     now: OffsetDateTime,
 ) -> Result<()> {
-    let mut data = serde_json::json!({ "conversation": conv });
+    let mut view = serde_json::to_value(conv).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    // The payload shows the conversation as the native API does: no internal flags.
+    if let Some(o) = view.as_object_mut() {
+        o.remove("analyze");
+    }
+    let mut data = serde_json::json!({ "conversation": view });
     if let Some(ch) = changed {
         data["changed"] = serde_json::json!(ch);
     }

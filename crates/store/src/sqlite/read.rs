@@ -36,7 +36,7 @@ fn const_format(a: &str, b: &str, c: &str) -> String {
 }
 
 /// Appends the WHERE clause of a conversation filter (after `tenant_id = ?`).
-fn push_filter(q: &mut QueryBuilder<Sqlite>, tenant: TenantId, f: &ConversationFilter) {
+pub(super) fn push_filter(q: &mut QueryBuilder<Sqlite>, tenant: TenantId, f: &ConversationFilter) {
     q.push(" WHERE c.tenant_id = ").push_bind(tenant.0);
     if let Some(v) = &f.agent_id {
         q.push(" AND c.agent_id = ").push_bind(v.clone());

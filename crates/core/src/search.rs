@@ -1,0 +1,457 @@
+//! Full-text search rules shared by every backend: how text becomes index tokens, the query
+//! language, and snippets. The backend only stores tokens and ranks; the rules live here so
+//! SQLite and PostgreSQL agree on what matches.
+//!
+//! Tokens: a maximal run of letters, digits and combining marks, lowercased, with diacritics
+//! removed (`Crème` → `creme`). Every CJK character (Han, kana, Hangul) is a token on its own,
+//! so a word of any length written without spaces is found as a phrase of its characters
+//! (`中文` is the phrase `中 文`): substring search for CJK without a dictionary.
+
+use std::fmt::Write as _;
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+use crate::error::ValidationError;
+
+/// Longest accepted query, in characters.
+pub const MAX_QUERY_CHARS: usize = 1_000;
+/// Most terms in one query.
+pub const MAX_TERMS: usize = 32;
+
+/// True for characters written without spaces between words (each is its own token).
+pub fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x2E80..=0x2FDF      // CJK radicals, Kangxi
+        | 0x3040..=0x30FF    // Hiragana, Katakana
+        | 0x3100..=0x312F    // Bopomofo
+        | 0x3130..=0x318F    // Hangul compatibility jamo
+        | 0x31F0..=0x31FF    // Katakana extensions
+        | 0x3400..=0x4DBF    // CJK extension A
+        | 0x4E00..=0x9FFF    // CJK unified ideographs
+        | 0xAC00..=0xD7AF    // Hangul syllables
+        | 0xF900..=0xFAFF    // CJK compatibility ideographs
+        | 0xFF66..=0xFF9F    // half-width Katakana
+        | 0x20000..=0x3134F) // CJK extensions B–G
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || is_combining_mark(c)
+}
+
+/// Lowercases and removes diacritics.
+pub fn fold(s: &str) -> String {
+    s.nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The tokens of `text` with their byte ranges in it, unfolded.
+pub fn token_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    for (i, c) in text.char_indices() {
+        if is_cjk(c) {
+            if let Some(s) = start.take() {
+                out.push((s, i));
+            }
+            out.push((i, i + c.len_utf8()));
+        } else if is_word_char(c) {
+            start.get_or_insert(i);
+        } else if let Some(s) = start.take() {
+            out.push((s, i));
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, text.len()));
+    }
+    out
+}
+
+/// The folded tokens of `text`.
+pub fn tokens(text: &str) -> Vec<String> {
+    token_spans(text)
+        .into_iter()
+        .map(|(a, b)| fold(&text[a..b]))
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// A short tag that prefixes every token of one tenant, so one index serves every tenant while
+/// a query can only ever match its own tenant's rows (and term statistics are per tenant).
+/// Taken from the random tail of the tenant's UUIDv7.
+pub fn tenant_tag(tenant: &[u8]) -> String {
+    let tail = &tenant[tenant.len().saturating_sub(6)..];
+    let mut s = String::with_capacity(13);
+    s.push('t');
+    for b in tail {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// What the index stores for a message: its folded tokens, each prefixed with the tenant tag,
+/// separated by spaces (the index's own tokenizer only splits on the spaces).
+pub fn index_text(tag: &str, text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 2);
+    for t in tokens(text) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(tag);
+        out.push_str(&t);
+    }
+    out
+}
+
+/// One searched-for item: a phrase of folded tokens (one token for a plain word).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    /// Folded tokens, matched adjacent and in order.
+    pub tokens: Vec<String>,
+    /// The last token matches as a prefix (`tok*`).
+    pub prefix: bool,
+}
+
+/// A parsed query: every group must match (AND), a group matches when any of its terms does
+/// (OR), and no excluded term may match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// AND of ORs.
+    pub groups: Vec<Vec<Term>>,
+    /// NOT.
+    pub excluded: Vec<Term>,
+}
+
+fn bad(msg: impl Into<String>) -> ValidationError {
+    ValidationError::field("q", msg)
+}
+
+/// A raw item of the query text before it becomes a term.
+enum Item {
+    Or,
+    Term {
+        text: String,
+        quoted: bool,
+        prefix: bool,
+        negated: bool,
+    },
+}
+
+fn lex(q: &str) -> Result<Vec<Item>, ValidationError> {
+    let mut items = Vec::new();
+    let mut chars = q.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        let negated = c == '-';
+        if negated {
+            chars.next();
+        }
+        let (text, quoted) = if chars.peek() == Some(&'"') {
+            chars.next();
+            let mut s = String::new();
+            loop {
+                match chars.next() {
+                    Some('"') => break,
+                    Some(c) => s.push(c),
+                    None => return Err(bad("a quoted phrase is not closed (missing `\"`)")),
+                }
+            }
+            (s, true)
+        } else {
+            let mut s = String::new();
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() || c == '"' {
+                    break;
+                }
+                s.push(c);
+                chars.next();
+            }
+            (s, false)
+        };
+        let prefix = if chars.peek() == Some(&'*') {
+            chars.next();
+            true
+        } else {
+            false
+        };
+        let (text, prefix) = match text.strip_suffix('*') {
+            Some(t) if !quoted => (t.to_owned(), true),
+            _ => (text, prefix),
+        };
+        if !quoted && !negated && !prefix && text == "OR" {
+            items.push(Item::Or);
+            continue;
+        }
+        items.push(Item::Term {
+            text,
+            quoted,
+            prefix,
+            negated,
+        });
+    }
+    Ok(items)
+}
+
+/// Parses the query language: words (all must match), `"exact phrases"`, `prefix*`,
+/// `a OR b`, `-excluded`. Anything it cannot read is a 400 naming `q`, never an engine error.
+pub fn parse_query(q: &str) -> Result<Query, ValidationError> {
+    if q.chars().count() > MAX_QUERY_CHARS {
+        return Err(bad(format!("must be at most {MAX_QUERY_CHARS} characters")));
+    }
+    let mut groups: Vec<Vec<Term>> = Vec::new();
+    let mut excluded = Vec::new();
+    let mut pending_or = false;
+    for item in lex(q)? {
+        match item {
+            Item::Or => {
+                if groups.is_empty() || pending_or {
+                    return Err(bad("`OR` must stand between two terms"));
+                }
+                pending_or = true;
+            }
+            Item::Term {
+                text,
+                quoted,
+                prefix,
+                negated,
+            } => {
+                let toks = tokens(&text);
+                if toks.is_empty() {
+                    if prefix || quoted {
+                        return Err(bad(format!(
+                            "`{text}` has no letters or digits to search for"
+                        )));
+                    }
+                    // Bare punctuation between words ("-", "&") is a separator, as in the text.
+                    continue;
+                }
+                let term = Term {
+                    tokens: toks,
+                    prefix,
+                };
+                if negated {
+                    if pending_or {
+                        return Err(bad("`OR` cannot be followed by an excluded term"));
+                    }
+                    excluded.push(term);
+                } else if pending_or {
+                    groups.last_mut().expect("checked above").push(term);
+                    pending_or = false;
+                } else {
+                    groups.push(vec![term]);
+                }
+            }
+        }
+    }
+    if pending_or {
+        return Err(bad("`OR` must stand between two terms"));
+    }
+    if groups.is_empty() {
+        return Err(bad(if excluded.is_empty() {
+            "must contain at least one word to search for"
+        } else {
+            "must contain at least one word that is not excluded"
+        }));
+    }
+    let n: usize = groups.iter().map(Vec::len).sum::<usize>() + excluded.len();
+    if n > MAX_TERMS {
+        return Err(bad(format!("must have at most {MAX_TERMS} terms")));
+    }
+    Ok(Query { groups, excluded })
+}
+
+impl Query {
+    /// The FTS5 expression for this query, with every token prefixed by `tag` and quoted, so
+    /// no user input can be read as FTS5 syntax.
+    pub fn to_fts5(&self, tag: &str) -> String {
+        let term = |t: &Term| {
+            let mut s = String::from("\"");
+            for (i, tok) in t.tokens.iter().enumerate() {
+                if i > 0 {
+                    s.push(' ');
+                }
+                s.push_str(tag);
+                s.push_str(&tok.replace('"', "\"\""));
+            }
+            s.push('"');
+            if t.prefix {
+                s.push_str(" *");
+            }
+            s
+        };
+        let mut out = self
+            .groups
+            .iter()
+            .map(|g| {
+                let parts: Vec<String> = g.iter().map(term).collect();
+                format!("({})", parts.join(" OR "))
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        if !self.excluded.is_empty() {
+            out = format!("({out})");
+            for t in &self.excluded {
+                out.push_str(" NOT ");
+                out.push_str(&term(t));
+            }
+        }
+        out
+    }
+
+    /// True when the folded token `tok` is one the query looks for (for highlighting).
+    pub fn highlights(&self, tok: &str) -> bool {
+        self.groups.iter().flatten().any(|t| {
+            t.tokens.iter().enumerate().any(|(i, q)| {
+                if t.prefix && i + 1 == t.tokens.len() {
+                    tok.starts_with(q.as_str())
+                } else {
+                    tok == q
+                }
+            })
+        })
+    }
+}
+
+/// Marks put around matched words in snippets.
+pub const MARK_START: &str = "<mark>";
+/// See [`MARK_START`].
+pub const MARK_END: &str = "</mark>";
+/// Tokens shown in a snippet.
+const SNIPPET_TOKENS: usize = 24;
+/// Tokens shown before the first match.
+const SNIPPET_LEAD: usize = 6;
+
+/// A short excerpt of `content` around the first matched word, matched words wrapped in
+/// `<mark>…</mark>` and `…` where text was cut. The content is not HTML-escaped.
+pub fn snippet(content: &str, q: &Query) -> String {
+    let spans = token_spans(content);
+    let hits: Vec<bool> = spans
+        .iter()
+        .map(|&(a, b)| q.highlights(&fold(&content[a..b])))
+        .collect();
+    let first = hits.iter().position(|h| *h).unwrap_or(0);
+    let from = first.saturating_sub(SNIPPET_LEAD);
+    let to = (from + SNIPPET_TOKENS).min(spans.len());
+    let start = if from == 0 { 0 } else { spans[from].0 };
+    let end = if to == spans.len() {
+        content.len()
+    } else {
+        spans[to - 1].1
+    };
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    let mut pos = start;
+    for (&(a, b), _) in spans[from..to]
+        .iter()
+        .zip(&hits[from..to])
+        .filter(|(_, hit)| **hit)
+    {
+        out.push_str(&content[pos..a]);
+        out.push_str(MARK_START);
+        out.push_str(&content[a..b]);
+        out.push_str(MARK_END);
+        pos = b;
+    }
+    out.push_str(&content[pos..end]);
+    if end < content.len() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn folds_accents_and_case() {
+        assert_eq!(tokens("Crème BRÛLÉE, naïve"), ["creme", "brulee", "naive"]);
+        // Already decomposed input folds the same way.
+        assert_eq!(tokens("Cre\u{300}me"), ["creme"]);
+    }
+
+    #[test]
+    fn cjk_characters_are_tokens() {
+        assert_eq!(
+            tokens("我喜欢中文abc"),
+            ["我", "喜", "欢", "中", "文", "abc"]
+        );
+        assert_eq!(
+            tokens("東京タワー"),
+            ["東", "京", "タ", "ワ", "ー"].map(String::from)
+        );
+    }
+
+    #[test]
+    fn index_text_prefixes_the_tenant() {
+        assert_eq!(index_text("tx", "Héllo 世界"), "txhello tx世 tx界");
+        assert_eq!(
+            tenant_tag(&[0u8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]),
+            "t0a0b0c0d0e0f"
+        );
+    }
+
+    #[test]
+    fn parses_the_query_language() {
+        let q = parse_query(r#"refund "credit card" pay* OR bill -spam"#).unwrap();
+        assert_eq!(q.groups.len(), 3);
+        assert_eq!(q.groups[1][0].tokens, ["credit", "card"]);
+        assert!(q.groups[2][0].prefix);
+        assert_eq!(q.groups[2][1].tokens, ["bill"]);
+        assert_eq!(q.excluded[0].tokens, ["spam"]);
+        assert_eq!(
+            q.to_fts5("t"),
+            r#"(("trefund") AND ("tcredit tcard") AND ("tpay" * OR "tbill")) NOT "tspam""#
+        );
+    }
+
+    #[test]
+    fn cjk_word_becomes_a_phrase() {
+        let q = parse_query("中文").unwrap();
+        assert_eq!(q.to_fts5("t"), r#"("t中 t文")"#);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_read() {
+        for bad in [
+            "", "   ", "-", "\"open", "OR", "a OR", "OR a", "-a", "*", "a OR -b", "\"!!\"",
+        ] {
+            let e = parse_query(bad).unwrap_err();
+            assert_eq!(e.errors[0].field, "q", "{bad}");
+        }
+        assert!(parse_query(&"a ".repeat(40)).is_err());
+    }
+
+    #[test]
+    fn snippets_mark_matches() {
+        let q = parse_query("refund").unwrap();
+        assert_eq!(
+            snippet("I want a REFUND, please.", &q),
+            "I want a <mark>REFUND</mark>, please."
+        );
+        let long = format!("{} refund {}", "word ".repeat(30), "tail ".repeat(30));
+        let s = snippet(&long, &q);
+        assert!(s.starts_with('…') && s.ends_with('…'), "{s}");
+        assert!(s.contains("<mark>refund</mark>"));
+        let q = parse_query("caf*").unwrap();
+        assert_eq!(snippet("Un café?", &q), "Un <mark>café</mark>?");
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(s in ".{0,80}") {
+            if let Ok(q) = parse_query(&s) {
+                let _ = q.to_fts5("t");
+                let _ = snippet(&s, &q);
+            }
+        }
+    }
+}

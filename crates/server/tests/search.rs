@@ -1,0 +1,331 @@
+//! `GET /v1/search` over HTTP: ranking, snippets, languages, query syntax, filters, paging,
+//! tenant isolation, and the index following writes and deletes.
+
+mod common;
+
+use common::TestApp;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Creates a conversation; `msgs` are (role, content).
+async fn conv(app: &TestApp, t: &str, extra: Value, msgs: &[(&str, &str)]) -> String {
+    let mut body = extra;
+    body["messages"] = msgs
+        .iter()
+        .map(|(r, c)| json!({"role": r, "content": c}))
+        .collect();
+    let r = app.post("/v1/conversations", t, &body).await.expect(201);
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn search(app: &TestApp, t: &str, q: &str, extra: &str) -> Value {
+    app.get(&format!("/v1/search?q={}{extra}", enc(q)), t)
+        .await
+        .expect(200)
+        .body
+}
+
+fn contents(v: &Value) -> Vec<String> {
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["snippet"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn ranks_and_highlights() {
+    let app = TestApp::spawn().await;
+    let t = app.token("acme").await;
+    let id = conv(
+        &app,
+        &t,
+        json!({}),
+        &[
+            ("user", "I would like a refund for my order, please"),
+            ("assistant", "Refund approved: refund refund"),
+            ("user", "Nothing to see here"),
+        ],
+    )
+    .await;
+    let v = search(&app, &t, "refund", "").await;
+    let hits = v["data"].as_array().unwrap();
+    assert_eq!(hits.len(), 2);
+    // More occurrences in a shorter message ranks first.
+    assert_eq!(hits[0]["seq"], 1);
+    assert_eq!(hits[0]["role"], "assistant");
+    assert!(hits[0]["score"].as_f64().unwrap() > hits[1]["score"].as_f64().unwrap());
+    assert_eq!(hits[0]["conversation_id"], id.as_str());
+    assert_eq!(
+        hits[0]["snippet"],
+        "<mark>Refund</mark> approved: <mark>refund</mark> <mark>refund</mark>"
+    );
+    for k in ["message_id", "created_at"] {
+        assert!(hits[0][k].is_string(), "{k}");
+    }
+    assert!(v["next_cursor"].is_null());
+}
+
+#[tokio::test]
+async fn folds_accents_and_case() {
+    let app = TestApp::spawn().await;
+    let t = app.token("acme").await;
+    conv(
+        &app,
+        &t,
+        json!({}),
+        &[("user", "Une Crème Brûlée au CAFÉ, s'il vous plaît")],
+    )
+    .await;
+    for q in ["creme", "BRULEE", "café", "Cafe", "plait"] {
+        let v = search(&app, &t, q, "").await;
+        assert_eq!(v["data"].as_array().unwrap().len(), 1, "{q}");
+    }
+    let v = search(&app, &t, "creme", "").await;
+    assert!(contents(&v)[0].contains("<mark>Crème</mark>"));
+}
+
+#[tokio::test]
+async fn finds_chinese_and_japanese_words_inside_text() {
+    let app = TestApp::spawn().await;
+    let t = app.token("acme").await;
+    conv(
+        &app,
+        &t,
+        json!({}),
+        &[("user", "我很喜欢学习中文和日本语。")],
+    )
+    .await;
+    conv(
+        &app,
+        &t,
+        json!({}),
+        &[("user", "昨日は東京タワーに行きました")],
+    )
+    .await;
+    // A two-character Chinese word, a Japanese katakana word, a one-character query.
+    for (q, n) in [
+        ("中文", 1),
+        ("タワー", 1),
+        ("東京", 1),
+        ("学习中文", 1),
+        ("日", 2),
+    ] {
+        let v = search(&app, &t, q, "").await;
+        assert_eq!(v["data"].as_array().unwrap().len(), n, "{q}");
+    }
+    // Characters present but not adjacent are not a substring.
+    assert_eq!(search(&app, &t, "中日", "").await["data"], json!([]));
+    let v = search(&app, &t, "中文", "").await;
+    assert_eq!(
+        contents(&v)[0],
+        "我很喜欢学习<mark>中</mark><mark>文</mark>和日本语。"
+    );
+}
+
+#[tokio::test]
+async fn phrases_prefixes_or_and_exclusions() {
+    let app = TestApp::spawn().await;
+    let t = app.token("acme").await;
+    conv(
+        &app,
+        &t,
+        json!({}),
+        &[("user", "my credit card was declined")],
+    )
+    .await;
+    conv(&app, &t, json!({}), &[("user", "card credit is different")]).await;
+    conv(&app, &t, json!({}), &[("user", "the invoice is wrong")]).await;
+    let n = |v: Value| v["data"].as_array().unwrap().len();
+    assert_eq!(n(search(&app, &t, "\"credit card\"", "").await), 1);
+    assert_eq!(n(search(&app, &t, "credit card", "").await), 2);
+    assert_eq!(n(search(&app, &t, "decl*", "").await), 1);
+    assert_eq!(n(search(&app, &t, "invoice OR declined", "").await), 2);
+    assert_eq!(n(search(&app, &t, "credit -declined", "").await), 1);
+}
+
+#[tokio::test]
+async fn unreadable_queries_are_400_naming_q() {
+    let app = TestApp::spawn().await;
+    let t = app.token("acme").await;
+    for q in [
+        "",
+        "\"unclosed",
+        "OR",
+        "a OR",
+        "*",
+        "-only",
+        "\"\"",
+        "NEAR(",
+        "a AND",
+    ] {
+        let r = app.get(&format!("/v1/search?q={}", enc(q)), &t).await;
+        if q == "NEAR(" || q == "a AND" {
+            // Engine operators are plain words here: never a 500.
+            assert_eq!(r.status.as_u16(), 200, "{q}: {}", r.text);
+            continue;
+        }
+        let r = r.expect(400);
+        assert!(
+            r.body["error"]["details"]["q"].is_string(),
+            "{q}: {}",
+            r.text
+        );
+    }
+    let r = app.get("/v1/search", &t).await.expect(400);
+    assert!(r.text.contains('q'), "{}", r.text);
+    let r = app.get("/v1/search?q=a&cursor=nope", &t).await.expect(400);
+    assert!(r.body["error"]["details"]["cursor"].is_string());
+    let r = app.get("/v1/search?q=a&limit=101", &t).await.expect(400);
+    assert!(r.body["error"]["details"]["limit"].is_string());
+}
+
+#[tokio::test]
+async fn filters() {
+    let app = TestApp::spawn().await;
+    let t = app.token("acme").await;
+    let a = conv(
+        &app,
+        &t,
+        json!({"agent_id": "bot-a", "user_id": "u1", "source": "web", "status": "completed"}),
+        &[("user", "alpha question"), ("assistant", "alpha answer")],
+    )
+    .await;
+    app.post(
+        "/v1/conversations",
+        &t,
+        &json!({"agent_id": "bot-b", "user_id": "u2", "source": "telegram",
+                "messages": [{"role": "user", "content": "alpha later", "created_at": "2030-01-01T00:00:00Z"}]}),
+    )
+    .await
+    .expect(201);
+    let n = |v: Value| v["data"].as_array().unwrap().len();
+    assert_eq!(n(search(&app, &t, "alpha", "").await), 3);
+    assert_eq!(n(search(&app, &t, "alpha", "&role=assistant").await), 1);
+    assert_eq!(n(search(&app, &t, "alpha", "&agent_id=bot-a").await), 2);
+    assert_eq!(n(search(&app, &t, "alpha", "&user_id=u2").await), 1);
+    assert_eq!(n(search(&app, &t, "alpha", "&source=telegram").await), 1);
+    assert_eq!(n(search(&app, &t, "alpha", "&status=completed").await), 2);
+    assert_eq!(n(search(&app, &t, "alpha", "&status=active").await), 1);
+    assert_eq!(
+        n(search(&app, &t, "alpha", &format!("&conversation_id={a}")).await),
+        2
+    );
+    assert_eq!(
+        n(search(&app, &t, "alpha", "&created_after=2029-01-01T00:00:00Z").await),
+        1
+    );
+    assert_eq!(
+        n(search(&app, &t, "alpha", "&created_before=2029-01-01T00:00:00Z").await),
+        2
+    );
+    let r = app
+        .get("/v1/search?q=a&created_after=soon", &t)
+        .await
+        .expect(400);
+    assert!(r.body["error"]["details"]["created_after"].is_string());
+    let r = app.get("/v1/search?q=a&role=bot", &t).await.expect(400);
+    assert!(r.text.contains("role"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn pages_with_cursors_in_both_orders() {
+    let msgs: Vec<String> = (0..25).map(|i| format!("page test number {i}")).collect();
+    let pairs: Vec<(&str, &str)> = msgs.iter().map(|m| ("user", m.as_str())).collect();
+    for sort in ["", "&sort=recent"] {
+        let app = TestApp::spawn().await;
+        let t = app.token("acme").await;
+        conv(&app, &t, json!({}), &pairs).await;
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let extra = match &cursor {
+                Some(c) => format!("&limit=10{sort}&cursor={c}"),
+                None => format!("&limit=10{sort}"),
+            };
+            let v = search(&app, &t, "page", &extra).await;
+            pages += 1;
+            for h in v["data"].as_array().unwrap() {
+                seen.push(h["seq"].as_i64().unwrap());
+            }
+            match v["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+            // Writes between pages do not shift them.
+            conv(&app, &t, json!({}), &[("user", "page intruder")]).await;
+        }
+        assert_eq!(pages, 3, "{sort}");
+        seen.sort();
+        assert_eq!(seen, (0..25).collect::<Vec<_>>(), "{sort}");
+    }
+    let app = TestApp::spawn().await;
+    let t = app.token("acme").await;
+    conv(&app, &t, json!({}), &pairs).await;
+    if sort_mismatch(&app, &t).await {
+        panic!("a relevance cursor must not be accepted by a recent search");
+    }
+}
+
+async fn sort_mismatch(app: &TestApp, t: &str) -> bool {
+    let v = search(app, t, "page", "&limit=1").await;
+    let c = v["next_cursor"].as_str().unwrap();
+    let r = app
+        .get(&format!("/v1/search?q=page&sort=recent&cursor={c}"), t)
+        .await;
+    r.status.as_u16() != 400
+}
+
+#[tokio::test]
+async fn tenants_never_see_each_other() {
+    let app = TestApp::spawn().await;
+    let a = app.token("acme").await;
+    let b = app.token("globex").await;
+    conv(&app, &a, json!({}), &[("user", "secret acme plans")]).await;
+    assert_eq!(search(&app, &b, "secret", "").await["data"], json!([]));
+    assert_eq!(search(&app, &b, "sec*", "").await["data"], json!([]));
+    assert_eq!(
+        search(&app, &a, "secret", "").await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_index_follows_appends_and_deletes() {
+    let app = TestApp::spawn().await;
+    let t = app.token("acme").await;
+    let id = conv(&app, &t, json!({}), &[("user", "first words")]).await;
+    app.post(
+        &format!("/v1/conversations/{id}/messages"),
+        &t,
+        &json!({"messages": [{"role": "assistant", "content": "appended zebra"}]}),
+    )
+    .await
+    .expect(200);
+    let v = search(&app, &t, "zebra", "").await;
+    assert_eq!(v["data"][0]["seq"], 1);
+    app.call(
+        Method::DELETE,
+        &format!("/v1/conversations/{id}"),
+        Some(&t),
+        None,
+    )
+    .await
+    .expect(204);
+    assert_eq!(search(&app, &t, "zebra", "").await["data"], json!([]));
+    assert_eq!(search(&app, &t, "first", "").await["data"], json!([]));
+    for (table, n) in app.table_counts().await {
+        if table == "messages_fts" || table == "messages" || table == "conversations" {
+            assert_eq!(n, 0, "{table}");
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Import on SQLite: raw inserts that keep every id, seq and timestamp as exported.
+
+use confab_core::export::ExportRecord;
+use confab_core::ids::new_id;
+use confab_core::timefmt::to_micros;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use uuid::Uuid;
+
+use super::SqliteStore;
+use crate::error::Result;
+use crate::import::ImportOutcome;
+use crate::types::TenantId;
+
+async fn insert_record(c: &mut SqliteConnection, tenant: TenantId, r: &ExportRecord) -> Result<()> {
+    let conv = &r.conversation;
+    if let Some(a) = &conv.agent_id {
+        sqlx::query(
+            "INSERT INTO agents (tenant_id, id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant.0)
+        .bind(a)
+        .bind(to_micros(conv.created_at))
+        .execute(&mut *c)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO conversations (tenant_id, id, agent_id, user_id, title, status, source, model, company_name, \
+         added_to_memory, metadata, message_count, analyze, created_at, updated_at, completed_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(tenant.0)
+    .bind(conv.id)
+    .bind(&conv.agent_id)
+    .bind(&conv.user_id)
+    .bind(&conv.title)
+    .bind(conv.status.as_str())
+    .bind(&conv.source)
+    .bind(&conv.model)
+    .bind(&conv.company_name)
+    .bind(conv.added_to_memory)
+    .bind(serde_json::Value::Object(conv.metadata.clone()).to_string())
+    .bind(conv.message_count)
+    .bind(conv.analyze)
+    .bind(to_micros(conv.created_at))
+    .bind(to_micros(conv.updated_at))
+    .bind(conv.completed_at.map(to_micros))
+    .execute(&mut *c)
+    .await?;
+    // 16 bound values per row; SQLite allows 32,766 per statement.
+    for chunk in r.messages.chunks(1000) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO messages (tenant_id, conversation_id, seq, id, role, content, created_at, model, tokens, \
+             prompt_tokens, completion_tokens, latency_ms, tool_calls, metadata, source, is_trigger) ",
+        );
+        q.push_values(chunk, |mut b, m| {
+            b.push_bind(tenant.0)
+                .push_bind(conv.id)
+                .push_bind(m.seq)
+                .push_bind(m.id)
+                .push_bind(m.role.as_str())
+                .push_bind(m.content.clone())
+                .push_bind(to_micros(m.created_at))
+                .push_bind(m.model.clone())
+                .push_bind(m.tokens)
+                .push_bind(m.prompt_tokens)
+                .push_bind(m.completion_tokens)
+                .push_bind(m.latency_ms)
+                .push_bind(m.tool_calls.as_ref().map(|v| v.to_string()))
+                .push_bind(
+                    m.metadata
+                        .as_ref()
+                        .map(|v| serde_json::Value::Object(v.clone()).to_string()),
+                )
+                .push_bind(m.source.clone())
+                .push_bind(m.is_trigger);
+        });
+        q.build().execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    pub async fn import_records(
+        &self,
+        tenant: TenantId,
+        records: Vec<ExportRecord>,
+    ) -> Result<ImportOutcome> {
+        self.writer
+            .exec(move |c, _now| {
+                Box::pin(async move {
+                    let mut out = ImportOutcome::default();
+                    for r in &records {
+                        let exists: Option<i64> = sqlx::query_scalar(
+                            "SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ?",
+                        )
+                        .bind(tenant.0)
+                        .bind(r.conversation.id)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                        if exists.is_some() {
+                            out.skipped += 1;
+                            continue;
+                        }
+                        insert_record(c, tenant, r).await?;
+                        out.imported += 1;
+                        out.messages += r.messages.len() as u64;
+                    }
+                    Ok(out)
+                })
+            })
+            .await
+    }
+
+    pub async fn find_tenant(&self, name: &str) -> Result<Option<TenantId>> {
+        let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM tenants WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(id.map(TenantId))
+    }
+
+    pub async fn ensure_tenant(&self, name: &str) -> Result<TenantId> {
+        let name = name.to_owned();
+        self.writer
+            .exec(move |c, now| {
+                Box::pin(async move {
+                    let id: Option<Uuid> =
+                        sqlx::query_scalar("SELECT id FROM tenants WHERE name = ?")
+                            .bind(&name)
+                            .fetch_optional(&mut *c)
+                            .await?;
+                    if let Some(id) = id {
+                        return Ok(TenantId(id));
+                    }
+                    let id = new_id();
+                    sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
+                        .bind(id)
+                        .bind(&name)
+                        .bind(to_micros(now))
+                        .execute(&mut *c)
+                        .await?;
+                    Ok(TenantId(id))
+                })
+            })
+            .await
+    }
+}
