@@ -50,9 +50,18 @@ impl Server {
     }
 
     fn start_with(db: &Path, rust_log: &str) -> Server {
+        Self::spawn(db, rust_log, &[])
+    }
+
+    fn start_args(db: &Path, extra: &[&str]) -> Server {
+        Self::spawn(db, "info", extra)
+    }
+
+    fn spawn(db: &Path, rust_log: &str, extra: &[&str]) -> Server {
         let mut child = confab(db)
             .env("RUST_LOG", rust_log)
             .args(["--log-format", "json", "serve", "--addr", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -498,4 +507,105 @@ fn settings_come_from_flags_then_environment_then_the_toml_file() {
         "an unknown key in the file is an error"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("databse_url"));
+}
+
+/// A webhook event committed by a server that is then SIGKILLed before delivering it is
+/// delivered by the next server on the same database.
+#[test]
+fn webhook_events_survive_sigkill_between_commit_and_delivery() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let out = confab(&db)
+        .args([
+            "keys",
+            "create",
+            "--tenant",
+            "acme",
+            "--scopes",
+            "read,write,admin",
+        ])
+        .output()
+        .unwrap();
+    let k: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = k["token"].as_str().unwrap().to_owned();
+    // A bare receiver that records request bodies.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let bodies: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = s.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf);
+                if let Some(i) = text.find("\r\n\r\n") {
+                    let len: usize = text[..i]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= i + 4 + len {
+                        seen.lock()
+                            .unwrap()
+                            .push(text[i + 4..i + 4 + len].to_owned());
+                        break;
+                    }
+                }
+            }
+            let _ = s.write_all(
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    // First server: commits the events, delivers nothing, dies.
+    let first = Server::start_args(&db, &["--webhooks-allow-internal", "--no-webhook-worker"]);
+    let base = first.base.clone();
+    rt().block_on(async {
+        let c = reqwest::Client::new();
+        let r = c
+            .post(format!("{base}/v1/webhooks"))
+            .bearer_auth(&token)
+            .json(&json!({"url": hook, "event_types": ["conversation.created"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        for _ in 0..3 {
+            let r = c
+                .post(format!("{base}/v1/conversations"))
+                .bearer_auth(&token)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+        }
+    });
+    first.kill9();
+    assert!(bodies.lock().unwrap().is_empty());
+    // Second server on the same database delivers them.
+    let second = Server::start_args(&db, &["--webhooks-allow-internal"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while bodies.lock().unwrap().len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "events were not delivered after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    second.kill9();
+    let got = bodies.lock().unwrap().clone();
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|b| b.contains("conversation.created")));
 }
