@@ -29,14 +29,15 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 base="http://127.0.0.1:$port"
 "$bin" --database "$db" serve --addr "127.0.0.1:$port" >"$work/server.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do
   if curl -fsS "$base/readyz" >/dev/null 2>&1; then break; fi
   sleep 0.1
 done
 curl -fsS "$base/readyz" >/dev/null
 
-# Seed: one conversation with messages for agent "agent-st" (Sensay replica, Convai character and
-# Converra prompt ids are all the agent id), through the native API.
+# Seed, through the native API: one conversation with messages for one agent whose id is a UUID
+# (Sensay's replicaUUID, Convai's charID and Converra's promptId are all the agent id), and one
+# webhook endpoint. schemathesis.toml reads the ids from the environment.
 seed=$(python3 tools/schemathesis_seed.py "$base" "$token")
 echo "seeded: $seed"
 # shellcheck disable=SC2046
