@@ -77,7 +77,7 @@ pub struct ExportParams {
 #[utoipa::path(get, path = "/v1/export", tag = "export", params(ExportParams),
     responses(
         (status = 200, description = "The export, streamed", content(
-            (String = "application/x-ndjson"), (String = "application/json"),
+            (String = "application/x-ndjson"), (Vec<serde_json::Value> = "application/json"),
             (String = "text/csv"), (String = "text/markdown"))),
         (status = 400, description = "Bad parameter", body = ErrorBody),
         (status = 401, description = "Missing or bad credentials", body = ErrorBody),

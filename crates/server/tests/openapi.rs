@@ -70,3 +70,70 @@ fn every_schema_reference_resolves() {
     }
     assert!(missing.is_empty(), "unresolvable references: {missing:?}");
 }
+
+fn doc() -> serde_json::Value {
+    serde_json::from_str(&confab_server::openapi_json()).unwrap()
+}
+
+/// schemathesis found these: perform.chat's 200 answers were documented with the native
+/// `ConversationOut`/`MessageOut` (same component name, the native one won), and the JSON export
+/// as a string.
+#[test]
+fn response_schemas_are_the_dialects_own() {
+    let d = doc();
+    let schema_ref = |path: &str, media: &str| {
+        d["paths"][path]["get"]["responses"]["200"]["content"][media]["schema"].clone()
+    };
+    assert_eq!(
+        schema_ref("/rest/v1/conversations/{id}", "application/json")["$ref"],
+        "#/components/schemas/PerformConversation"
+    );
+    assert_eq!(
+        schema_ref("/rest/v1/conversations/{id}/messages", "application/json")["$ref"],
+        "#/components/schemas/PerformMessageList"
+    );
+    let pc = &d["components"]["schemas"]["PerformConversation"]["required"];
+    assert!(
+        !pc.as_array().unwrap().iter().any(|r| r == "status"),
+        "{pc}"
+    );
+    assert_eq!(
+        schema_ref("/v1/export", "application/json")["type"],
+        "array"
+    );
+}
+
+/// Query parameters allow empty values (`?x=` means "not given", docs/compat.md), operation ids
+/// are unique, and creates link to the operations that take the created id (schemathesis's
+/// stateful phase).
+#[test]
+fn document_supports_schema_fuzzing() {
+    let d = doc();
+    let mut ids = std::collections::HashSet::new();
+    for (path, item) in d["paths"].as_object().unwrap() {
+        for (m, op) in item.as_object().unwrap() {
+            if let Some(id) = op["operationId"].as_str() {
+                assert!(
+                    ids.insert(id.to_owned()),
+                    "duplicate operationId {id} ({m} {path})"
+                );
+            }
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["in"] == "query" {
+                    assert_eq!(p["allowEmptyValue"], true, "{m} {path} {}", p["name"]);
+                }
+            }
+        }
+    }
+    let links = &d["paths"]["/v1/conversations"]["post"]["responses"]["201"]["links"];
+    assert_eq!(
+        links["GetConversation"]["parameters"]["id"],
+        "$response.body#/id"
+    );
+    let hooks = &d["paths"]["/v1/webhooks"]["post"]["responses"]["201"]["links"];
+    assert!(hooks["GetWebhook"]["operationId"].is_string());
+    assert_eq!(
+        d["paths"]["/v1/webhooks/{id}/rotate-secret"]["post"]["requestBody"]["required"],
+        false
+    );
+}

@@ -21,6 +21,7 @@ pub struct PageParams {
 
 /// The conversation object.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PerformConversation)]
 pub struct ConversationOut {
     /// Conversation id (UUID).
     pub id: String,
@@ -51,6 +52,7 @@ impl From<&Conversation> for ConversationOut {
 
 /// Where a page sits in the whole list.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PerformPagination)]
 pub struct Pagination {
     /// This page (as asked).
     pub page: i64,
@@ -76,6 +78,7 @@ impl Pagination {
 
 /// A page of conversations, newest first.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PerformConversationList)]
 pub struct ConversationList {
     /// The conversations.
     pub data: Vec<ConversationOut>,
@@ -85,6 +88,7 @@ pub struct ConversationList {
 
 /// A message.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PerformMessage)]
 pub struct MessageOut {
     /// Message id (UUID).
     pub id: String,
@@ -109,6 +113,7 @@ impl From<&Message> for MessageOut {
 
 /// A page of a conversation's messages, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PerformMessageList)]
 pub struct MessageList {
     /// The messages.
     pub data: Vec<MessageOut>,

@@ -135,6 +135,7 @@ pub struct EndpointList {
 #[serde(deny_unknown_fields)]
 pub struct RotateIn {
     /// How long the old secret keeps signing, 0 to 604800 (7 days); default 86400.
+    #[schema(minimum = 0, maximum = 604800)]
     pub grace_seconds: Option<i64>,
 }
 
