@@ -1,0 +1,137 @@
+//! The storage ceiling: the same schema (a `confab_store::Store` on a fresh file, so the same
+//! migrations, full-text index and durability settings as the server), written without HTTP.
+//!
+//! * batched: about 100 messages per transaction (whole conversations, through the store's
+//!   import path), one after the other: what the disk and SQLite allow. Every write path's
+//!   messages/s is reported as a ratio to this.
+//! * direct append: one message per call from `concurrency` tasks into the store's group-commit
+//!   writer: the server's append path minus HTTP and JSON.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use confab_core::Role;
+use confab_core::export::ExportRecord;
+use confab_core::input::{AppendMessages, NewMessage};
+
+use crate::dataset::{Dataset, Rng};
+use crate::harness::open_store;
+use crate::load::{self, Op, Run};
+
+/// Messages per batched transaction.
+pub const BATCH_MESSAGES: usize = 100;
+
+/// Groups whole conversations into transactions of at least `BATCH_MESSAGES` messages.
+pub fn batches(records: Vec<ExportRecord>) -> Vec<Vec<ExportRecord>> {
+    let mut out = Vec::new();
+    let mut cur: Vec<ExportRecord> = Vec::new();
+    let mut n = 0;
+    for r in records {
+        n += r.messages.len();
+        cur.push(r);
+        if n >= BATCH_MESSAGES {
+            out.push(std::mem::take(&mut cur));
+            n = 0;
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// One run of both ceilings on a fresh database `ceiling-{run}.db` in `dir`.
+pub async fn measure(
+    dir: &Path,
+    run: usize,
+    dataset: &Dataset,
+    conversations: std::ops::Range<usize>,
+    concurrency: usize,
+    appends: usize,
+    budget: Duration,
+) -> anyhow::Result<(Run, Run)> {
+    let name = format!("ceiling-{run}.db");
+    let store = open_store(dir, &name).await?;
+    let tenant = store.ensure_tenant("ceiling").await?;
+    let records: Vec<ExportRecord> = conversations.map(|i| dataset.conversation(i)).collect();
+    let ids: Arc<Vec<_>> = Arc::new(records.iter().map(|r| r.conversation.id).collect());
+    let groups = batches(records);
+    let count = groups.len();
+    let slots: Arc<Vec<Mutex<Option<Vec<ExportRecord>>>>> =
+        Arc::new(groups.into_iter().map(|g| Mutex::new(Some(g))).collect());
+    let s = store.clone();
+    let import: Op = Arc::new(move |i| {
+        let (s, slots) = (s.clone(), slots.clone());
+        Box::pin(async move {
+            let batch = slots[i]
+                .lock()
+                .expect("not poisoned")
+                .take()
+                .unwrap_or_default();
+            Ok(s.import_records(&tenant, batch).await?.messages)
+        })
+    });
+    let batched = load::run(1, count, budget * 4, import).await;
+
+    let mut rng = Rng::new(0xCE11 + run as u64);
+    let texts: Arc<Vec<String>> = Arc::new(
+        (0..appends.min(10_000))
+            .map(|_| dataset.text(&mut rng, 12))
+            .collect(),
+    );
+    let s = store.clone();
+    let append: Op = Arc::new(move |i| {
+        let (s, ids, texts) = (s.clone(), ids.clone(), texts.clone());
+        Box::pin(async move {
+            let input = AppendMessages {
+                messages: vec![NewMessage {
+                    role: Some(Role::User),
+                    content: texts[i % texts.len()].clone(),
+                    ..Default::default()
+                }],
+                status: None,
+                metadata: None,
+            };
+            s.append_messages(&tenant, ids[i % ids.len()], input, None)
+                .await?;
+            Ok(1)
+        })
+    });
+    let direct = load::run(concurrency, appends, budget, append).await;
+    store.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.join(format!("{name}{suffix}")));
+    }
+    Ok((batched, direct))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::Spec;
+
+    #[test]
+    fn batches_hold_whole_conversations_of_at_least_100_messages() {
+        let d = Dataset::new(Spec {
+            seed: 5,
+            conversations: 30,
+            messages_per_conversation: 20,
+            anchor: time::macros::datetime!(2026-01-01 00:00 UTC),
+        });
+        let records: Vec<_> = (0..30).map(|i| d.conversation(i)).collect();
+        let total: usize = records.iter().map(|r| r.messages.len()).sum();
+        let b = batches(records);
+        let sizes: Vec<usize> = b
+            .iter()
+            .map(|g| g.iter().map(|r| r.messages.len()).sum())
+            .collect();
+        assert_eq!(sizes.iter().sum::<usize>(), total);
+        assert!(
+            sizes[..sizes.len() - 1]
+                .iter()
+                .all(|&n| n >= BATCH_MESSAGES)
+        );
+        assert_eq!(b.iter().map(Vec::len).sum::<usize>(), 30);
+    }
+}

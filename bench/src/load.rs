@@ -1,0 +1,143 @@
+//! The load generator: a fixed number of tasks share one request counter, so `concurrency`
+//! requests are always in flight (closed loop) until the count or the time budget runs out.
+//! Also the RSS sampler: the server runs in this process, so `/proc/self/status` is its memory
+//! (plus the load generator's, which is small next to it).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+
+use crate::stats;
+
+/// One request: given its index, does the work and returns how many units it moved (1 for a
+/// plain request; messages for a transcript or an export).
+pub type Op = Arc<dyn Fn(usize) -> BoxFuture<'static, anyhow::Result<u64>> + Send + Sync>;
+
+/// What one run measured.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Requests that succeeded.
+    pub ok: usize,
+    /// Requests that failed (status or transport).
+    pub errors: usize,
+    /// Units moved by successful requests.
+    pub units: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// Latencies of successful requests, sorted.
+    pub latencies: Vec<Duration>,
+    /// Highest RSS seen during the run, in KiB.
+    pub peak_rss_kib: u64,
+    /// RSS when the run started, in KiB.
+    pub start_rss_kib: u64,
+}
+
+impl Run {
+    /// Units per second.
+    pub fn throughput(&self) -> f64 {
+        self.units as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// A latency percentile in ms (0 when nothing succeeded).
+    pub fn pct_ms(&self, p: f64) -> f64 {
+        stats::percentile(&self.latencies, p).map_or(0.0, stats::ms)
+    }
+}
+
+/// Runs `requests` calls of `op` (fewer if `budget` runs out) with `concurrency` in flight.
+pub async fn run(concurrency: usize, requests: usize, budget: Duration, op: Op) -> Run {
+    let next = Arc::new(AtomicUsize::new(0));
+    let sampler = RssSampler::start();
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency.max(1))
+        .map(|_| {
+            let (next, op) = (next.clone(), op.clone());
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let (mut errors, mut units) = (0usize, 0u64);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= requests || start.elapsed() > budget {
+                        break;
+                    }
+                    let t = Instant::now();
+                    match op(i).await {
+                        Ok(u) => {
+                            lat.push(t.elapsed());
+                            units += u;
+                        }
+                        Err(e) => {
+                            if errors == 0 {
+                                eprintln!("  request {i} failed: {e:#}");
+                            }
+                            errors += 1;
+                        }
+                    }
+                }
+                (lat, errors, units)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(requests.min(1 << 20));
+    let (mut errors, mut units) = (0, 0);
+    for t in tasks {
+        let (l, e, u) = t.await.expect("load task panicked");
+        latencies.extend(l);
+        errors += e;
+        units += u;
+    }
+    let elapsed = start.elapsed();
+    let (start_rss_kib, peak_rss_kib) = sampler.stop();
+    latencies.sort_unstable();
+    Run {
+        ok: latencies.len(),
+        errors,
+        units,
+        elapsed,
+        latencies,
+        peak_rss_kib,
+        start_rss_kib,
+    }
+}
+
+/// A field of `/proc/self/status` in KiB (`VmRSS`, `VmHWM`); 0 where there is no procfs.
+pub fn proc_status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Samples VmRSS every 10 ms and keeps the highest value.
+pub struct RssSampler {
+    start: u64,
+    peak: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RssSampler {
+    /// Starts sampling.
+    pub fn start() -> Self {
+        let start = proc_status_kib("VmRSS");
+        let peak = Arc::new(AtomicU64::new(start));
+        let p = peak.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                p.fetch_max(proc_status_kib("VmRSS"), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        RssSampler { start, peak, task }
+    }
+
+    /// Stops; returns (RSS at start, peak RSS) in KiB.
+    pub fn stop(self) -> (u64, u64) {
+        self.task.abort();
+        let last = proc_status_kib("VmRSS");
+        (self.start, self.peak.load(Ordering::Relaxed).max(last))
+    }
+}

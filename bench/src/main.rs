@@ -1,0 +1,282 @@
+//! confab's benchmark: generates a seeded dataset, loads it into the real server (in this
+//! process, on a fresh SQLite file) over HTTP, drives every hot path from its own load
+//! generator, measures a storage ceiling side by side, prints one table and writes JSON.
+//!
+//!     cargo run --release -p confab-bench -- all
+//!     cargo run --release -p confab-bench -- all --conversations 500 --messages-per-conversation 40
+
+mod ceiling;
+mod dataset;
+mod harness;
+mod load;
+mod report;
+mod scenarios;
+mod stats;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use dataset::{Dataset, Spec};
+use harness::Server;
+use load::Run;
+use report::Row;
+use scenarios::{Ceiling, Ctx, Scenario};
+
+#[derive(Parser)]
+#[command(about = "confab's benchmark")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Every scenario, the storage ceiling, one table and a JSON file.
+    All(Args),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct Args {
+    /// Conversations in the dataset.
+    #[arg(long, default_value_t = 10_000)]
+    conversations: usize,
+    /// Average messages per conversation (each has 50–150 % of it).
+    #[arg(long, default_value_t = 100)]
+    messages_per_conversation: usize,
+    /// Runs per scenario; the table shows medians.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Connections (requests in flight) for the concurrent scenarios.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Requests per run of a request/response scenario.
+    #[arg(long, default_value_t = 5_000)]
+    requests: usize,
+    /// Time budget of one run, in seconds (a run stops early when it is spent).
+    #[arg(long, default_value_t = 8)]
+    seconds: u64,
+    /// Messages per run written by the ceiling and by the import scenario.
+    #[arg(long, default_value_t = 50_000)]
+    ceiling_messages: usize,
+    /// Dataset seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Where the JSON goes.
+    #[arg(long, default_value = "bench/results/latest.json")]
+    out: PathBuf,
+}
+
+/// Conversations per import request (the server commits 200 per transaction).
+const IMPORT_CHUNK: usize = 200;
+
+fn ndjson(dataset: &Dataset, range: std::ops::Range<usize>) -> (Vec<u8>, u64) {
+    let messages = range
+        .clone()
+        .map(|i| dataset.conversation(i).messages.len() as u64)
+        .sum();
+    (dataset.ndjson(range), messages)
+}
+
+async fn measure(s: &Scenario, runs: usize, budget: Duration) -> Vec<Run> {
+    let mut out = Vec::new();
+    for k in 0..runs {
+        let r = load::run(s.concurrency, s.requests, budget, s.op.clone()).await;
+        eprintln!(
+            "  {} run {}: {:.0} {} p50 {:.2} ms p99 {:.2} ms errors {}",
+            s.name,
+            k + 1,
+            r.throughput(),
+            s.unit,
+            r.pct_ms(50.0),
+            r.pct_ms(99.0),
+            r.errors
+        );
+        out.push(r);
+    }
+    out
+}
+
+fn summarise(s: &Scenario, runs: &[Run], ceiling: f64) -> Row {
+    let c = (s.ceiling == Ceiling::Messages).then_some(ceiling);
+    report::row(
+        &s.name,
+        s.concurrency,
+        s.unit,
+        s.target,
+        runs,
+        c,
+        s.rss_growth,
+    )
+}
+
+async fn all(a: Args) -> anyhow::Result<()> {
+    let budget = Duration::from_secs(a.seconds);
+    let today = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+    let dataset = Arc::new(Dataset::new(Spec {
+        seed: a.seed,
+        conversations: a.conversations,
+        messages_per_conversation: a.messages_per_conversation,
+        anchor: today + time::Duration::days(1),
+    }));
+    let terms = dataset::search_terms();
+    let dir = tempfile::tempdir().context("temporary directory")?;
+    let server = Server::start(dir.path(), a.concurrency).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let idle_rss = load::proc_status_kib("VmRSS");
+
+    eprintln!(
+        "loading {} conversations through POST /v1/import …",
+        a.conversations
+    );
+    let api = server.api();
+    let started = Instant::now();
+    let n = dataset.spec().conversations;
+    let mut ids = Vec::with_capacity(n);
+    let mut loaded = 0u64;
+    for start in (0..n).step_by(IMPORT_CHUNK) {
+        let end = (start + IMPORT_CHUNK).min(n);
+        ids.extend((start..end).map(|i| dataset.conversation(i).conversation.id));
+        let (body, n) = ndjson(&dataset, start..end);
+        api.post("/v1/import", "application/x-ndjson", body)
+            .await
+            .with_context(|| format!("importing conversations {start}..{end}"))?;
+        loaded += n;
+    }
+    let load_secs = started.elapsed().as_secs_f64();
+    eprintln!("loaded {loaded} messages in {load_secs:.1} s (generation included)");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&server.get("/v1/analytics/summary", &[]).await?)?;
+    let total_messages = summary["messages"].as_u64().unwrap_or(loaded);
+
+    let ctx = Ctx {
+        ids: Arc::new(ids),
+        total_messages,
+        dataset: dataset.clone(),
+        concurrency: a.concurrency,
+        requests: a.requests,
+    };
+    let mut reads = Vec::new();
+    for s in ctx.reads(&server, &terms) {
+        let runs = measure(&s, a.runs, budget).await;
+        reads.push(summarise(&s, &runs, 0.0));
+    }
+
+    eprintln!("storage ceiling …");
+    let m = a.messages_per_conversation.max(1);
+    let ceiling_convs = a.ceiling_messages.div_ceil(m).max(1);
+    let (mut batched, mut direct) = (Vec::new(), Vec::new());
+    for k in 0..a.runs {
+        let (b, d) = ceiling::measure(
+            dir.path(),
+            k,
+            &dataset,
+            0..ceiling_convs,
+            a.concurrency,
+            a.requests,
+            budget,
+        )
+        .await?;
+        eprintln!(
+            "  ceiling run {}: batched {:.0} msg/s, direct append {:.0}/s",
+            k + 1,
+            b.throughput(),
+            d.throughput()
+        );
+        batched.push(b);
+        direct.push(d);
+    }
+    let ceiling =
+        stats::median(&batched.iter().map(Run::throughput).collect::<Vec<_>>()).unwrap_or(0.0);
+
+    let per_run = (a.ceiling_messages.div_ceil(IMPORT_CHUNK * m)).max(1);
+    let mut import = Vec::new();
+    for c in 0..a.runs * per_run {
+        let start = a.conversations + c * IMPORT_CHUNK;
+        let (body, n) = ndjson(&dataset, start..start + IMPORT_CHUNK);
+        import.push(("/v1/import".to_owned(), body, n));
+    }
+    let mut rows = Vec::new();
+    for s in ctx.writes(&server, import, per_run) {
+        let runs = measure(&s, a.runs, budget).await;
+        rows.push(summarise(&s, &runs, ceiling));
+    }
+    rows.push(report::row(
+        &format!(
+            "storage ceiling: {} msg per transaction, no HTTP",
+            ceiling::BATCH_MESSAGES
+        ),
+        1,
+        "msg/s",
+        "(reference)",
+        &batched,
+        Some(ceiling),
+        false,
+    ));
+    rows.push(report::row(
+        "store append_messages, no HTTP (group commit)",
+        a.concurrency,
+        "msg/s",
+        "(reference)",
+        &direct,
+        Some(ceiling),
+        false,
+    ));
+    rows.extend(reads);
+    let hwm = load::proc_status_kib("VmHWM");
+    server.stop().await?;
+
+    let size = format!(
+        "{} conversations / {} messages (seed {})",
+        a.conversations, total_messages, a.seed
+    );
+    println!(
+        "\nconfab benchmark, SQLite, {size}; medians of {} runs\n",
+        a.runs
+    );
+    print!("{}", report::table(&rows));
+    println!(
+        "\nidle RSS after start {:.1} MiB; process peak (VmHWM) {:.1} MiB. The server runs in the \
+         benchmark's process, so RSS includes the load generator.",
+        idle_rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    let doc = json!({
+        "backend": "sqlite",
+        "dataset": {
+            "conversations": a.conversations,
+            "messages": total_messages,
+            "messages_per_conversation": a.messages_per_conversation,
+            "seed": a.seed,
+            "search_terms": {"rare": terms.0, "mid": terms.1, "common": terms.2},
+        },
+        "runs": a.runs,
+        "concurrency": a.concurrency,
+        "requests_per_run": a.requests,
+        "seconds_per_run": a.seconds,
+        "machine": "shared 2-core machine; absolute figures drift, ratios to the ceiling do not",
+        "load_seconds": load_secs,
+        "idle_rss_mib": idle_rss as f64 / 1024.0,
+        "peak_rss_hwm_mib": hwm as f64 / 1024.0,
+        "ceiling_msg_per_s": ceiling,
+        "rows": rows,
+    });
+    if let Some(parent) = a.out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&a.out, serde_json::to_string_pretty(&doc)? + "\n")
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!("wrote {}", a.out.display());
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::All(a) => all(a).await,
+    }
+}

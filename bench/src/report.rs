@@ -1,0 +1,128 @@
+//! One row per scenario (medians over runs), the printed table and the JSON document.
+
+use serde::Serialize;
+
+use crate::load::Run;
+use crate::stats::median;
+
+/// A scenario's figures: each one the median over its runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Scenario.
+    pub name: String,
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// Runs measured.
+    pub runs: usize,
+    /// Successful requests in the median run.
+    pub requests_per_run: f64,
+    /// Failed requests over all runs (should be 0).
+    pub errors: usize,
+    /// Throughput unit.
+    pub unit: String,
+    /// Median throughput.
+    pub throughput: f64,
+    /// Median of the runs' p50 latency, ms.
+    pub p50_ms: f64,
+    /// Median of the runs' p99 latency, ms.
+    pub p99_ms: f64,
+    /// Highest process RSS seen during any run, MiB (server and load generator share it).
+    pub peak_rss_mib: f64,
+    /// Median RSS growth from a run's start to its peak, MiB (export only).
+    pub rss_growth_mib: Option<f64>,
+    /// Median throughput over the batched storage ceiling's median, for write paths.
+    pub ceiling_ratio: Option<f64>,
+    /// The issue's target.
+    pub target: String,
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Summarises runs. `ceiling` is the ceiling's median messages/s when the ratio applies.
+pub fn row(
+    name: &str,
+    concurrency: usize,
+    unit: &str,
+    target: &str,
+    runs: &[Run],
+    ceiling: Option<f64>,
+    rss_growth: bool,
+) -> Row {
+    let of =
+        |f: &dyn Fn(&Run) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>()).unwrap_or(0.0);
+    let throughput = of(&|r| r.throughput());
+    Row {
+        name: name.to_owned(),
+        concurrency,
+        runs: runs.len(),
+        requests_per_run: of(&|r| r.ok as f64),
+        errors: runs.iter().map(|r| r.errors).sum(),
+        unit: unit.to_owned(),
+        throughput,
+        p50_ms: of(&|r| r.pct_ms(50.0)),
+        p99_ms: of(&|r| r.pct_ms(99.0)),
+        peak_rss_mib: mib(runs.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0)),
+        rss_growth_mib: rss_growth
+            .then(|| of(&|r| mib(r.peak_rss_kib.saturating_sub(r.start_rss_kib)))),
+        ceiling_ratio: ceiling.filter(|c| *c > 0.0).map(|c| throughput / c),
+        target: target.to_owned(),
+    }
+}
+
+fn thousands(v: f64) -> String {
+    let s = format!("{:.0}", v.max(0.0));
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The table, in Markdown (it pastes into docs/performance.md as is).
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| scenario | conns | req/run | throughput | p50 ms | p99 ms | × ceiling | peak RSS MiB | errors | target |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let growth = r
+            .rss_growth_mib
+            .map(|g| format!(" (+{g:.1})"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "| {} | {} | {:.0} | {} {} | {:.2} | {:.2} | {} | {:.0}{growth} | {} | {} |\n",
+            r.name,
+            r.concurrency,
+            r.requests_per_run,
+            thousands(r.throughput),
+            r.unit,
+            r.p50_ms,
+            r.p99_ms,
+            r.ceiling_ratio
+                .map(|c| format!("{c:.2}"))
+                .unwrap_or_else(|| "—".into()),
+            r.peak_rss_mib,
+            r.errors,
+            r.target,
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1234.0), "1,234");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+    }
+}

@@ -1,0 +1,359 @@
+//! The scenarios: each is a name, a concurrency, a request count and an operation that the
+//! load generator calls with a request index. Request bodies are built before the clock
+//! starts, so the client's CPU goes to sending, not to generating text.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::dataset::{Dataset, Rng, SOURCES};
+use crate::harness::{Api, Server};
+use crate::load::Op;
+
+/// How a scenario's throughput compares with the storage ceiling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ceiling {
+    /// Not a write path.
+    None,
+    /// Messages written per second, against the ceiling's messages per second.
+    Messages,
+}
+
+/// One line of the table.
+pub struct Scenario {
+    /// Name in the table.
+    pub name: String,
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// Requests per run (the time budget may stop it earlier).
+    pub requests: usize,
+    /// What the throughput counts.
+    pub unit: &'static str,
+    /// The target for this path.
+    pub target: &'static str,
+    /// Whether the ceiling ratio applies.
+    pub ceiling: Ceiling,
+    /// Whether the RSS growth over the run is reported (export).
+    pub rss_growth: bool,
+    /// The request.
+    pub op: Op,
+}
+
+/// What the scenarios need to know about the loaded dataset.
+pub struct Ctx {
+    /// Conversation ids, by dataset index.
+    pub ids: Arc<Vec<Uuid>>,
+    /// Messages stored when the read scenarios start (export's unit count).
+    pub total_messages: u64,
+    /// The generator.
+    pub dataset: Arc<Dataset>,
+    /// Concurrency for everything that is not a single-connection scenario.
+    pub concurrency: usize,
+    /// Requests per run for request/response scenarios.
+    pub requests: usize,
+}
+
+/// Each call takes the next unused body (import: a chunk imported twice would be skipped).
+fn take_op(api: Api, ct: &'static str, bodies: Vec<(String, Vec<u8>, u64)>) -> Op {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let bodies: Arc<Vec<_>> = Arc::new(
+        bodies
+            .into_iter()
+            .map(|b| std::sync::Mutex::new(Some(b)))
+            .collect(),
+    );
+    Arc::new(move |_| {
+        let (api, bodies) = (api.clone(), bodies.clone());
+        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async move {
+            let taken = bodies
+                .get(k)
+                .and_then(|b| b.lock().expect("not poisoned").take());
+            let (path, body, units) = taken.ok_or_else(|| anyhow::anyhow!("no chunk {k} left"))?;
+            api.post(&path, ct, body).await?;
+            Ok(units)
+        })
+    })
+}
+
+fn get_op(api: Api, paths: Vec<String>) -> Op {
+    let paths = Arc::new(paths);
+    Arc::new(move |i| {
+        let (api, paths) = (api.clone(), paths.clone());
+        Box::pin(async move {
+            api.get(&paths[i % paths.len()]).await?;
+            Ok(1)
+        })
+    })
+}
+
+fn post_op(api: Api, ct: &'static str, bodies: Vec<(String, Vec<u8>, u64)>) -> Op {
+    let bodies = Arc::new(bodies);
+    Arc::new(move |i| {
+        let (api, bodies) = (api.clone(), bodies.clone());
+        Box::pin(async move {
+            let (path, body, units) = &bodies[i % bodies.len()];
+            api.post(path, ct, body.clone()).await?;
+            Ok(*units)
+        })
+    })
+}
+
+impl Ctx {
+    fn per_conversation(&self, f: impl Fn(usize, Uuid) -> String) -> Vec<String> {
+        self.ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| f(i, *id))
+            .collect()
+    }
+
+    fn read(&self, name: &str, target: &'static str, op: Op) -> Scenario {
+        Scenario {
+            name: name.to_owned(),
+            concurrency: self.concurrency,
+            requests: self.requests,
+            unit: "req/s",
+            target,
+            ceiling: Ceiling::None,
+            rss_growth: false,
+            op,
+        }
+    }
+
+    fn export(&self, name: &str, target: &'static str, api: &Api, path: &str) -> Scenario {
+        let (api, path, total) = (api.clone(), path.to_owned(), self.total_messages);
+        Scenario {
+            name: name.to_owned(),
+            concurrency: 1,
+            requests: 1,
+            unit: "msg/s",
+            target,
+            ceiling: Ceiling::None,
+            rss_growth: true,
+            op: Arc::new(move |_| {
+                let (api, path) = (api.clone(), path.clone());
+                Box::pin(async move {
+                    api.get(&path).await?;
+                    Ok(total)
+                })
+            }),
+        }
+    }
+
+    /// The read scenarios, in table order.
+    pub fn reads(&self, server: &Server, terms: &(String, String, String)) -> Vec<Scenario> {
+        let api = server.api();
+        let mut org = reqwest::header::HeaderMap::new();
+        org.insert(
+            "x-organization-secret",
+            server.token.parse().expect("ascii token"),
+        );
+        let sensay = server.api_with(org);
+        let agent = Dataset::agent;
+        let mut out = vec![
+            self.read(
+                "get conversation",
+                "≥ 30,000 req/s",
+                get_op(
+                    api.clone(),
+                    self.per_conversation(|_, id| format!("/v1/conversations/{id}")),
+                ),
+            ),
+            self.read(
+                "50-message page, native",
+                "≥ 6,000 req/s, p99 ≤ 30 ms",
+                get_op(
+                    api.clone(),
+                    self.per_conversation(|_, id| {
+                        format!("/v1/conversations/{id}/messages?limit=50")
+                    }),
+                ),
+            ),
+            self.read(
+                "50-message page, perform.chat",
+                "≥ 6,000 req/s, p99 ≤ 30 ms",
+                get_op(
+                    api.clone(),
+                    self.per_conversation(|_, id| {
+                        format!("/rest/v1/conversations/{id}/messages?limit=50")
+                    }),
+                ),
+            ),
+            self.read(
+                "50-message page, Sensay",
+                "≥ 6,000 req/s, p99 ≤ 30 ms",
+                get_op(
+                    sensay.clone(),
+                    self.per_conversation(|i, id| {
+                        format!(
+                            "/v1/replicas/{}/conversations/{id}/messages?limit=50",
+                            agent(i)
+                        )
+                    }),
+                ),
+            ),
+            self.read(
+                "mentions page (Sensay, 20 groups)",
+                "—",
+                get_op(
+                    sensay.clone(),
+                    self.per_conversation(|i, id| {
+                        format!(
+                            "/v1/replicas/{}/conversations/{id}/mentions?limit=20",
+                            agent(i)
+                        )
+                    }),
+                ),
+            ),
+        ];
+        let (rare, mid, common) = terms;
+        for (label, word) in [
+            ("rare", rare),
+            ("mid-frequency", mid),
+            ("most common", common),
+        ] {
+            out.push(self.read(
+                &format!("search {label} word `{word}`, ranked"),
+                "p50 ≤ 5 ms, p99 ≤ 50 ms",
+                get_op(api.clone(), vec![format!("/v1/search?q={word}")]),
+            ));
+        }
+        out.push(self.read(
+            "analytics summary",
+            "p50 ≤ 10 ms",
+            get_op(api.clone(), vec!["/v1/analytics/summary".into()]),
+        ));
+        out.push(
+            self.read(
+                "Sensay 30-day historical",
+                "p50 ≤ 10 ms",
+                get_op(
+                    sensay,
+                    (0..crate::dataset::AGENTS)
+                        .map(|a| {
+                            format!(
+                                "/v1/replicas/{}/analytics/conversations/historical",
+                                agent(a)
+                            )
+                        })
+                        .collect(),
+                ),
+            ),
+        );
+        out.push(self.export(
+            "export NDJSON (whole dataset)",
+            "≥ 300,000 msg/s, RSS growth ≤ 50 MB",
+            &api,
+            "/v1/export?format=ndjson",
+        ));
+        out.push(self.export(
+            "export CSV, one row per message",
+            "—",
+            &api,
+            "/v1/export?format=csv&rows=messages",
+        ));
+        out
+    }
+
+    fn append_bodies(&self, n: usize, salt: u64) -> Vec<(String, Vec<u8>, u64)> {
+        let mut rng = Rng::new(salt);
+        (0..n)
+            .map(|i| {
+                // About 80 bytes, like the reference servers' load.
+                let text = self.dataset.text(&mut rng, 12);
+                let id = self.ids[i % self.ids.len()];
+                let body = json!({"messages": [{"role": "user", "content": text}]});
+                (
+                    format!("/v1/conversations/{id}/messages"),
+                    body.to_string().into_bytes(),
+                    1,
+                )
+            })
+            .collect()
+    }
+
+    fn transcript_bodies(&self, n: usize) -> Vec<(String, Vec<u8>, u64)> {
+        let mut rng = Rng::new(0x7EA5);
+        (0..n)
+            .map(|i| {
+                let messages: Vec<_> = (0..20)
+                    .map(|k| {
+                        let (role, words) = if k % 2 == 0 {
+                            ("user", rng.range(4, 30))
+                        } else {
+                            ("assistant", rng.range(20, 120))
+                        };
+                        json!({"role": role, "content": self.dataset.text(&mut rng, words)})
+                    })
+                    .collect();
+                let body = json!({
+                    "agent_id": Dataset::agent(i),
+                    "user_id": format!("user-{}", i % 500),
+                    "source": SOURCES[i % SOURCES.len()],
+                    "messages": messages,
+                });
+                (
+                    "/v1/conversations".into(),
+                    body.to_string().into_bytes(),
+                    20,
+                )
+            })
+            .collect()
+    }
+
+    /// The write scenarios, in table order. `import` holds the NDJSON chunks of every run,
+    /// `per_run` of them for each.
+    pub fn writes(
+        &self,
+        server: &Server,
+        import: Vec<(String, Vec<u8>, u64)>,
+        per_run: usize,
+    ) -> Vec<Scenario> {
+        let api = server.api();
+        let json = "application/json";
+        let write = |name: &str, concurrency, requests, target, op| Scenario {
+            name: name.to_owned(),
+            concurrency,
+            requests,
+            unit: "msg/s",
+            target,
+            ceiling: Ceiling::Messages,
+            rss_growth: false,
+            op,
+        };
+        let n = self.requests;
+        let transcripts = (n / 10).max(50);
+        vec![
+            write(
+                "append 1 message, 1 connection",
+                1,
+                n,
+                "p50 ≤ 1 ms",
+                post_op(api.clone(), json, self.append_bodies(n, 1)),
+            ),
+            write(
+                &format!("append 1 message, {} connections", self.concurrency),
+                self.concurrency,
+                n,
+                "≥ 8,000/s, p99 ≤ 40 ms, ≥ 0.6 × ceiling",
+                post_op(api.clone(), json, self.append_bodies(n, 2)),
+            ),
+            write(
+                "create conversation with 20-message transcript",
+                self.concurrency,
+                transcripts,
+                "≥ 0.8 × ceiling (messages/s)",
+                post_op(api.clone(), json, self.transcript_bodies(transcripts)),
+            ),
+            write(
+                "import NDJSON (200 conversations per request)",
+                1,
+                per_run,
+                "≥ 0.8 × ceiling (messages/s)",
+                take_op(api, "application/x-ndjson", import),
+            ),
+        ]
+    }
+}
