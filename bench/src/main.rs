@@ -230,12 +230,17 @@ async fn all(a: Args) -> anyhow::Result<()> {
     let hwm = load::proc_status_kib("VmHWM");
     server.stop().await?;
 
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     let size = format!(
         "{} conversations / {} messages (seed {})",
         a.conversations, total_messages, a.seed
     );
     println!(
-        "\nconfab benchmark, SQLite, {size}; medians of {} runs\n",
+        "\nconfab benchmark, SQLite, {size}, {build} build; medians of {} runs\n",
         a.runs
     );
     print!("{}", report::table(&rows));
@@ -247,6 +252,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
     );
     let doc = json!({
         "backend": "sqlite",
+        "build": build,
         "dataset": {
             "conversations": a.conversations,
             "messages": total_messages,
