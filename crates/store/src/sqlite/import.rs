@@ -14,38 +14,9 @@ use crate::types::TenantId;
 async fn insert_record(c: &mut SqliteConnection, tenant: TenantId, r: &ExportRecord) -> Result<()> {
     let conv = &r.conversation;
     if let Some(a) = &conv.agent_id {
-        sqlx::query(
-            "INSERT INTO agents (tenant_id, id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant.0)
-        .bind(a)
-        .bind(to_micros(conv.created_at))
-        .execute(&mut *c)
-        .await?;
+        super::ops::upsert_agent(c, tenant, a, conv.created_at).await?;
     }
-    sqlx::query(
-        "INSERT INTO conversations (tenant_id, id, agent_id, user_id, title, status, source, model, company_name, \
-         added_to_memory, metadata, message_count, analyze, created_at, updated_at, completed_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(tenant.0)
-    .bind(conv.id)
-    .bind(&conv.agent_id)
-    .bind(&conv.user_id)
-    .bind(&conv.title)
-    .bind(conv.status.as_str())
-    .bind(&conv.source)
-    .bind(&conv.model)
-    .bind(&conv.company_name)
-    .bind(conv.added_to_memory)
-    .bind(serde_json::Value::Object(conv.metadata.clone()).to_string())
-    .bind(conv.message_count)
-    .bind(conv.analyze)
-    .bind(to_micros(conv.created_at))
-    .bind(to_micros(conv.updated_at))
-    .bind(conv.completed_at.map(to_micros))
-    .execute(&mut *c)
-    .await?;
+    super::ops::insert_conversation(c, tenant, conv).await?;
     // 16 bound values per row; SQLite allows 32,766 per statement.
     for chunk in r.messages.chunks(1000) {
         let mut q = QueryBuilder::<Sqlite>::new(

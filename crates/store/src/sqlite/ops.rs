@@ -206,7 +206,8 @@ async fn select_conversation(
     row.as_ref().map(rows::conversation).transpose()
 }
 
-async fn upsert_agent(
+/// Creates the agent row on first use (conversations refer to it).
+pub(super) async fn upsert_agent(
     c: &mut SqliteConnection,
     tenant: TenantId,
     agent: &str,
@@ -218,6 +219,39 @@ async fn upsert_agent(
     .bind(tenant.0)
     .bind(agent)
     .bind(to_micros(now))
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Inserts a conversation row exactly as given (ids and timestamps included): shared by create
+/// and import, so the column list lives once.
+pub(super) async fn insert_conversation(
+    c: &mut SqliteConnection,
+    tenant: TenantId,
+    conv: &Conversation,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO conversations (tenant_id, id, agent_id, user_id, title, status, source, model, company_name, \
+         added_to_memory, metadata, message_count, analyze, created_at, updated_at, completed_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(tenant.0)
+    .bind(conv.id)
+    .bind(&conv.agent_id)
+    .bind(&conv.user_id)
+    .bind(&conv.title)
+    .bind(conv.status.as_str())
+    .bind(&conv.source)
+    .bind(&conv.model)
+    .bind(&conv.company_name)
+    .bind(conv.added_to_memory)
+    .bind(serde_json::Value::Object(conv.metadata.clone()).to_string())
+    .bind(conv.message_count)
+    .bind(conv.analyze)
+    .bind(to_micros(conv.created_at))
+    .bind(to_micros(conv.updated_at))
+    .bind(conv.completed_at.map(to_micros))
     .execute(&mut *c)
     .await?;
     Ok(())
@@ -331,29 +365,7 @@ async fn create(
         updated_at: now.max(created_at),
         completed_at: (input.status == Status::Completed).then_some(now),
     };
-    sqlx::query(
-        "INSERT INTO conversations (tenant_id, id, agent_id, user_id, title, status, source, model, company_name, \
-         added_to_memory, metadata, message_count, analyze, created_at, updated_at, completed_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(tenant.0)
-    .bind(id)
-    .bind(&conv.agent_id)
-    .bind(&conv.user_id)
-    .bind(&conv.title)
-    .bind(conv.status.as_str())
-    .bind(&conv.source)
-    .bind(&conv.model)
-    .bind(&conv.company_name)
-    .bind(conv.added_to_memory)
-    .bind(serde_json::Value::Object(conv.metadata.clone()).to_string())
-    .bind(conv.message_count)
-    .bind(conv.analyze)
-    .bind(to_micros(conv.created_at))
-    .bind(to_micros(conv.updated_at))
-    .bind(conv.completed_at.map(to_micros))
-    .execute(&mut *c)
-    .await?;
+    insert_conversation(c, tenant, &conv).await?;
     insert_messages(c, tenant, id, 0, &input.messages, &conv.source, now).await?;
     if conv.status == Status::Completed && conv.analyze {
         enqueue_insights(c, tenant, id, now).await?;
