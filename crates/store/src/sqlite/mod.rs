@@ -28,9 +28,9 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Row};
 use uuid::Uuid;
 
+use crate::StoreOptions;
 use crate::error::{Result, StoreError};
 use crate::types::*;
-use crate::{Clock, StoreOptions};
 pub use backup::restore_file;
 use writer::{WriteOp, WriteOut, Writer};
 
@@ -38,8 +38,6 @@ pub struct SqliteStore {
     writer: Writer,
     read: SqlitePool,
     pepper: Vec<u8>,
-    #[allow(dead_code)]
-    clock: Clock,
 }
 
 fn options(url: &str) -> Result<SqliteConnectOptions> {
@@ -92,7 +90,6 @@ impl SqliteStore {
             writer,
             read,
             pepper: opts.pepper,
-            clock: opts.clock,
         })
     }
 
