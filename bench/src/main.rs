@@ -38,6 +38,9 @@ struct Cli {
 enum Cmd {
     /// Every scenario, the storage ceiling, one table and a JSON file.
     All(Args),
+    /// Only the storage ceiling and the store's own append path (no HTTP): a quick check while
+    /// working on the write path.
+    Ceiling(Args),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -112,6 +115,49 @@ fn summarise(s: &Scenario, runs: &[Run], ceiling: f64) -> Row {
         c,
         s.rss_growth,
     )
+}
+
+async fn ceiling_only(a: Args) -> anyhow::Result<()> {
+    let budget = Duration::from_secs(a.seconds);
+    let dataset = Dataset::new(Spec {
+        seed: a.seed,
+        conversations: a.conversations,
+        messages_per_conversation: a.messages_per_conversation,
+        anchor: time::OffsetDateTime::now_utc(),
+    });
+    let dir = tempfile::tempdir().context("temporary directory")?;
+    let m = a.messages_per_conversation.max(1);
+    let convs = a.ceiling_messages.div_ceil(m).max(1);
+    let (mut batched, mut direct) = (Vec::new(), Vec::new());
+    for k in 0..a.runs {
+        let (b, d) = ceiling::measure(
+            dir.path(),
+            k,
+            &dataset,
+            0..convs,
+            a.concurrency,
+            a.requests,
+            budget,
+        )
+        .await?;
+        eprintln!(
+            "  run {}: batched {:.0} msg/s, direct append {:.0}/s (p50 {:.2} ms, p99 {:.2} ms)",
+            k + 1,
+            b.throughput(),
+            d.throughput(),
+            d.pct_ms(50.0),
+            d.pct_ms(99.0)
+        );
+        batched.push(b);
+        direct.push(d);
+    }
+    let med = |r: &[Run]| stats::median(&r.iter().map(Run::throughput).collect::<Vec<_>>());
+    let (b, d) = (med(&batched).unwrap_or(0.0), med(&direct).unwrap_or(0.0));
+    println!(
+        "ceiling {b:.0} msg/s; store append {d:.0}/s = {:.2} x ceiling",
+        d / b.max(1.0)
+    );
+    Ok(())
 }
 
 async fn all(a: Args) -> anyhow::Result<()> {
@@ -284,5 +330,6 @@ async fn all(a: Args) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::All(a) => all(a).await,
+        Cmd::Ceiling(a) => ceiling_only(a).await,
     }
 }

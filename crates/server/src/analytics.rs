@@ -70,7 +70,7 @@ fn round2(v: f64) -> f64 {
         (status = 200, description = "Summary", body = SummaryOut),
         (status = 401, description = "Missing or bad credentials", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn summary(
     State(st): State<AppState>,
     Auth(p, ..): Reader,
@@ -148,7 +148,7 @@ pub struct DailyOut {
         (status = 400, description = "Bad parameter", body = ErrorBody),
         (status = 401, description = "Missing or bad credentials", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn daily(
     State(st): State<AppState>,
     Auth(p, ..): Reader,
@@ -220,7 +220,7 @@ pub struct ReportOut {
         (status = 401, description = "Missing or bad credentials", body = ErrorBody),
         (status = 404, description = "No such conversation for this tenant", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn report(
     State(st): State<AppState>,
     Auth(p, ..): Reader,

@@ -82,7 +82,7 @@ pub struct ExportParams {
         (status = 400, description = "Bad parameter", body = ErrorBody),
         (status = 401, description = "Missing or bad credentials", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn export(
     State(st): State<AppState>,
     Auth(p, ..): Reader,
@@ -163,7 +163,7 @@ impl From<ImportOutcome> for ImportOut {
         (status = 401, description = "Missing or bad credentials", body = ErrorBody),
         (status = 413, description = "One line is longer than 64 MiB", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["write"])))]
 pub async fn import(
     State(st): State<AppState>,
     Auth(p, ..): Writer,

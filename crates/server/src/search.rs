@@ -104,7 +104,7 @@ pub(crate) fn time_param(
         (status = 400, description = "Unreadable query or bad parameter", body = ErrorBody),
         (status = 401, description = "Missing or bad credentials", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn search(
     State(st): State<AppState>,
     Auth(p, ..): Reader,

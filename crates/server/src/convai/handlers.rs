@@ -23,7 +23,7 @@ use crate::native::dto::ErrorBody;
         (status = 400, description = "Missing charID or bad limit", body = ErrorBody),
         (status = 401, description = "Missing or bad API key", body = ErrorBody),
     ),
-    security(("convai_key" = [])))]
+    security(("convai_key" = ["read"])))]
 pub async fn list(
     State(st): State<AppState>,
     Auth(p, ..): ConvaiReader,
@@ -55,7 +55,7 @@ pub async fn list(
         (status = 401, description = "Missing or bad API key", body = ErrorBody),
         (status = 404, description = "No such session for this character", body = ErrorBody),
     ),
-    security(("convai_key" = [])))]
+    security(("convai_key" = ["read"])))]
 pub async fn details(
     State(st): State<AppState>,
     Auth(p, ..): ConvaiReader,

@@ -127,7 +127,7 @@ fn new_conversation(b: &CreateIn) -> ApiResult<NewConversation> {
         (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE: content over 512 KiB, over 500 messages, or a message over 100 KiB", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["write"])))]
 pub async fn create(
     State(st): State<AppState>,
     Auth(p, ..): Writer,
@@ -177,7 +177,7 @@ pub struct ListParams {
         (status = 400, description = "VALIDATION_ERROR naming the parameter", body = ErrorBody),
         (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn list(
     State(st): State<AppState>,
     Auth(p, ..): Reader,
@@ -246,7 +246,7 @@ pub struct GetParams {
         (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
         (status = 404, description = "NOT_FOUND (also for another account's conversation)", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn get(
     State(st): State<AppState>,
     Auth(p, ..): Reader,

@@ -23,7 +23,7 @@ use crate::native::dto::ErrorBody;
         (status = 401, description = "UNAUTHORIZED", body = ErrorBody),
         (status = 404, description = "NOT_FOUND (no such conversation for this account) or INSIGHTS_NOT_READY", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn get(
     State(st): State<AppState>,
     Auth(p, ..): Reader,

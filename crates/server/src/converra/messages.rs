@@ -56,7 +56,7 @@ fn append_input(b: AppendIn) -> ApiResult<AppendMessages> {
         (status = 404, description = "NOT_FOUND (also for another account's conversation)", body = ErrorBody),
         (status = 413, description = "PAYLOAD_TOO_LARGE: over 500 messages, a message over 100 KiB, or over 512 KiB together", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["write"])))]
 pub async fn append(
     State(st): State<AppState>,
     Auth(p, ..): Writer,

@@ -22,7 +22,7 @@ use crate::native::dto::ErrorBody;
         (status = 401, description = "Missing or bad credentials", body = ErrorBody),
         (status = 404, description = "No such conversation for this tenant, or not analysed yet", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn get(
     State(st): State<AppState>,
     Auth(p, ..): Reader,
@@ -44,7 +44,7 @@ pub async fn get(
         (status = 401, description = "Missing or bad credentials", body = ErrorBody),
         (status = 404, description = "No such conversation for this tenant", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["write"])))]
 pub async fn refresh(
     State(st): State<AppState>,
     Auth(p, ..): Writer,
@@ -75,7 +75,7 @@ fn time_param(v: &Option<String>, field: &str) -> ApiResult<Option<time::OffsetD
         (status = 400, description = "Invalid parameter", body = ErrorBody),
         (status = 401, description = "Missing or bad credentials", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn analytics(
     State(st): State<AppState>,
     Auth(p, ..): Reader,

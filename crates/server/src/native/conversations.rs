@@ -41,7 +41,7 @@ pub(super) fn written(status: StatusCode, w: &confab_store::Written) -> Response
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["write"])))]
 pub async fn create(
     State(st): State<AppState>,
     Auth(p, ..): Writer,
@@ -113,7 +113,7 @@ fn time_param(v: &Option<String>, field: &str) -> ApiResult<Option<time::OffsetD
         (status = 400, description = "Invalid parameter", body = ErrorBody),
         (status = 401, description = "Missing or bad credentials", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn list(
     State(st): State<AppState>,
     Auth(p, ..): Reader,
@@ -173,7 +173,7 @@ pub async fn list(
         (status = 401, description = "Missing or bad credentials", body = ErrorBody),
         (status = 404, description = "No such conversation for this tenant", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn get(
     State(st): State<AppState>,
     Auth(p, ..): Reader,
@@ -195,7 +195,7 @@ pub async fn get(
         (status = 400, description = "Invalid input", body = ErrorBody),
         (status = 404, description = "No such conversation for this tenant", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["write"])))]
 pub async fn patch(
     State(st): State<AppState>,
     Auth(p, ..): Writer,
@@ -214,7 +214,7 @@ pub async fn patch(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such conversation for this tenant", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["write"])))]
 pub async fn delete(
     State(st): State<AppState>,
     Auth(p, ..): Writer,

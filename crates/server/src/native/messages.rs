@@ -31,7 +31,7 @@ use crate::ids::conversation_id;
         (status = 413, description = "Body too large", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["write"])))]
 pub async fn append(
     State(st): State<AppState>,
     Auth(p, ..): Writer,
@@ -82,7 +82,7 @@ pub struct MessageParams {
         (status = 400, description = "Invalid parameter", body = ErrorBody),
         (status = 404, description = "No such conversation for this tenant", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn list(
     State(st): State<AppState>,
     Auth(p, ..): Reader,

@@ -21,7 +21,7 @@ use crate::native::dto::ErrorBody;
         (status = 400, description = "Invalid parameters", body = ErrorBody),
         (status = 401, description = "Invalid API credentials", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn list(
     State(st): State<AppState>,
     a: Authed<PageParams>,
@@ -48,7 +48,7 @@ pub async fn list(
         (status = 401, description = "Invalid API credentials", body = ErrorBody),
         (status = 404, description = "No such conversation for this account", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn get(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -70,7 +70,7 @@ pub async fn get(
         (status = 401, description = "Invalid API credentials", body = ErrorBody),
         (status = 404, description = "No such conversation for this account", body = ErrorBody),
     ),
-    security(("bearer" = [])))]
+    security(("bearer" = ["read"])))]
 pub async fn messages(
     State(st): State<AppState>,
     Path(id): Path<String>,

@@ -25,7 +25,7 @@ const DAYS: u16 = 30;
         (status = 401, description = "Missing or bad X-ORGANIZATION-SECRET", body = SensayError),
         (status = 404, description = "No such replica", body = SensayError),
     ),
-    security(("organization_secret" = [])))]
+    security(("organization_secret" = ["read"])))]
 pub async fn historical(
     State(st): State<AppState>,
     Auth(p, ..): SensayReader,
@@ -54,7 +54,7 @@ pub async fn historical(
         (status = 401, description = "Missing or bad X-ORGANIZATION-SECRET", body = SensayError),
         (status = 404, description = "No such replica", body = SensayError),
     ),
-    security(("organization_secret" = [])))]
+    security(("organization_secret" = ["read"])))]
 pub async fn sources(
     State(st): State<AppState>,
     Auth(p, ..): SensayReader,

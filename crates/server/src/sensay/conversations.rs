@@ -46,7 +46,7 @@ fn parse(q: &CursorParams) -> Result<(i64, Option<Seek<Uuid>>), ValidationError>
         (status = 401, description = "Missing or bad X-ORGANIZATION-SECRET", body = SensayError),
         (status = 404, description = "No such replica", body = SensayError),
     ),
-    security(("organization_secret" = [])))]
+    security(("organization_secret" = ["read"])))]
 pub async fn list(
     State(st): State<AppState>,
     Auth(p, ..): SensayReader,
@@ -82,7 +82,7 @@ pub async fn list(
         (status = 401, description = "Missing or bad X-ORGANIZATION-SECRET", body = SensayError),
         (status = 404, description = "No such replica, or the conversation is not the replica's", body = SensayError),
     ),
-    security(("organization_secret" = [])))]
+    security(("organization_secret" = ["read"])))]
 pub async fn messages(
     State(st): State<AppState>,
     Auth(p, ..): SensayReader,
@@ -115,7 +115,7 @@ pub async fn messages(
         (status = 401, description = "Missing or bad X-ORGANIZATION-SECRET", body = SensayError),
         (status = 404, description = "No such replica, or the conversation is not the replica's", body = SensayError),
     ),
-    security(("organization_secret" = [])))]
+    security(("organization_secret" = ["read"])))]
 pub async fn mentions(
     State(st): State<AppState>,
     Auth(p, ..): SensayReader,

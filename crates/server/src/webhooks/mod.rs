@@ -199,7 +199,7 @@ fn check_url(st: &AppState, url: &str) -> ApiResult<()> {
     responses((status = 201, description = "Created", body = EndpointWithSecret),
               (status = 400, description = "Invalid input", body = ErrorBody),
               (status = 403, description = "The key lacks the admin scope", body = ErrorBody)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["admin"])))]
 pub async fn create(
     State(st): State<AppState>,
     Auth(p, ..): Admin,
@@ -231,7 +231,7 @@ pub async fn create(
 
 /// List endpoints.
 #[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks",
-    responses((status = 200, description = "Endpoints", body = EndpointList)), security(("bearer" = [])))]
+    responses((status = 200, description = "Endpoints", body = EndpointList)), security(("bearer" = ["admin"])))]
 pub async fn list(State(st): State<AppState>, Auth(p, ..): Admin) -> ApiResult<Json<EndpointList>> {
     let all = st.store.list_endpoints(&p.tenant).await?;
     Ok(Json(EndpointList {
@@ -242,7 +242,7 @@ pub async fn list(State(st): State<AppState>, Auth(p, ..): Admin) -> ApiResult<J
 /// Get an endpoint.
 #[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Endpoint id")),
     responses((status = 200, description = "The endpoint", body = EndpointOut), (status = 404, description = "Not found", body = ErrorBody)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["admin"])))]
 pub async fn get(
     State(st): State<AppState>,
     Auth(p, ..): Admin,
@@ -261,7 +261,7 @@ pub async fn get(
     request_body = EndpointPatch,
     responses((status = 200, description = "The endpoint", body = EndpointOut), (status = 400, description = "Invalid input", body = ErrorBody),
               (status = 404, description = "Not found", body = ErrorBody)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["admin"])))]
 pub async fn update(
     State(st): State<AppState>,
     Auth(p, ..): Admin,
@@ -292,7 +292,7 @@ pub async fn update(
 /// Delete an endpoint with its deliveries.
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path, description = "Endpoint id")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "Not found", body = ErrorBody)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["admin"])))]
 pub async fn delete(
     State(st): State<AppState>,
     Auth(p, ..): Admin,
@@ -310,7 +310,7 @@ pub async fn delete(
 #[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = String, Path, description = "Endpoint id")),
     request_body(content = RotateIn, description = "Optional"),
     responses((status = 200, description = "The new secret", body = EndpointWithSecret), (status = 404, description = "Not found", body = ErrorBody)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["admin"])))]
 pub async fn rotate(
     State(st): State<AppState>,
     Auth(p, ..): Admin,
@@ -345,7 +345,7 @@ pub async fn rotate(
 /// Queue a `webhook.test` event for this endpoint.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks", params(("id" = String, Path, description = "Endpoint id")),
     responses((status = 202, description = "Queued", body = TestOut), (status = 404, description = "Not found", body = ErrorBody)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["admin"])))]
 pub async fn test(
     State(st): State<AppState>,
     Auth(p, ..): Admin,
@@ -363,7 +363,7 @@ pub async fn test(
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks",
     params(("id" = String, Path, description = "Endpoint id"), AttemptParams),
     responses((status = 200, description = "Attempts", body = AttemptList), (status = 404, description = "Not found", body = ErrorBody)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["admin"])))]
 pub async fn deliveries(
     State(st): State<AppState>,
     Auth(p, ..): Admin,
@@ -383,7 +383,7 @@ pub async fn deliveries(
 #[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/{delivery_id}/retry", tag = "webhooks",
     params(("id" = String, Path, description = "Endpoint id"), ("delivery_id" = String, Path, description = "Delivery id")),
     responses((status = 202, description = "Queued again"), (status = 404, description = "No failed delivery with that id", body = ErrorBody)),
-    security(("bearer" = [])))]
+    security(("bearer" = ["admin"])))]
 pub async fn retry(
     State(st): State<AppState>,
     Auth(p, ..): Admin,
