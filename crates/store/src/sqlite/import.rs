@@ -3,49 +3,43 @@
 use confab_core::export::ExportRecord;
 use confab_core::ids::new_id;
 use confab_core::timefmt::to_micros;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use rusqlite::{Connection, params};
 use uuid::Uuid;
 
 use super::SqliteStore;
+use super::raw::{self, id as b};
 use crate::error::Result;
 use crate::import::ImportOutcome;
 use crate::types::TenantId;
 
-async fn insert_record(c: &mut SqliteConnection, tenant: TenantId, r: &ExportRecord) -> Result<()> {
+fn insert_record(c: &Connection, tenant: TenantId, r: &ExportRecord) -> Result<()> {
     let conv = &r.conversation;
     if let Some(a) = &conv.agent_id {
-        super::ops::upsert_agent(c, tenant, a, conv.created_at).await?;
+        super::ops::upsert_agent(c, tenant, a, conv.created_at)?;
     }
-    super::ops::insert_conversation(c, tenant, conv).await?;
-    // 16 bound values per row; SQLite allows 32,766 per statement.
-    for chunk in r.messages.chunks(1000) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO messages (tenant_id, conversation_id, seq, id, role, content, created_at, model, tokens, \
-             prompt_tokens, completion_tokens, latency_ms, tool_calls, metadata, source, is_trigger) ",
-        );
-        q.push_values(chunk, |mut b, m| {
-            b.push_bind(tenant.0)
-                .push_bind(conv.id)
-                .push_bind(m.seq)
-                .push_bind(m.id)
-                .push_bind(m.role.as_str())
-                .push_bind(m.content.clone())
-                .push_bind(to_micros(m.created_at))
-                .push_bind(m.model.clone())
-                .push_bind(m.tokens)
-                .push_bind(m.prompt_tokens)
-                .push_bind(m.completion_tokens)
-                .push_bind(m.latency_ms)
-                .push_bind(m.tool_calls.as_ref().map(|v| v.to_string()))
-                .push_bind(
-                    m.metadata
-                        .as_ref()
-                        .map(|v| serde_json::Value::Object(v.clone()).to_string()),
-                )
-                .push_bind(m.source.clone())
-                .push_bind(m.is_trigger);
-        });
-        q.build().execute(&mut *c).await?;
+    super::ops::insert_conversation(c, tenant, conv)?;
+    let mut st = c.prepare_cached(super::ops::INSERT_MESSAGE)?;
+    for m in &r.messages {
+        st.execute(params![
+            b(&tenant.0),
+            b(&conv.id),
+            m.seq,
+            b(&m.id),
+            m.role.as_str(),
+            &m.content,
+            to_micros(m.created_at),
+            &m.model,
+            m.tokens,
+            m.prompt_tokens,
+            m.completion_tokens,
+            m.latency_ms,
+            m.tool_calls.as_ref().map(|v| v.to_string()),
+            m.metadata
+                .as_ref()
+                .map(|v| serde_json::Value::Object(v.clone()).to_string()),
+            &m.source,
+            m.is_trigger
+        ])?;
     }
     Ok(())
 }
@@ -59,24 +53,26 @@ impl SqliteStore {
         self.writer
             .exec(move |c, _now| {
                 Box::pin(async move {
-                    let mut out = ImportOutcome::default();
-                    for r in &records {
-                        let exists: Option<i64> = sqlx::query_scalar(
-                            "SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ?",
-                        )
-                        .bind(tenant.0)
-                        .bind(r.conversation.id)
-                        .fetch_optional(&mut *c)
-                        .await?;
-                        if exists.is_some() {
-                            out.skipped += 1;
-                            continue;
+                    raw::with(c, |c| {
+                        let mut out = ImportOutcome::default();
+                        for r in &records {
+                            let exists = raw::one(
+                                c,
+                                "SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ?",
+                                params![b(&tenant.0), b(&r.conversation.id)],
+                                |_| Ok(()),
+                            )?;
+                            if exists.is_some() {
+                                out.skipped += 1;
+                                continue;
+                            }
+                            insert_record(c, tenant, r)?;
+                            out.imported += 1;
+                            out.messages += r.messages.len() as u64;
                         }
-                        insert_record(c, tenant, r).await?;
-                        out.imported += 1;
-                        out.messages += r.messages.len() as u64;
-                    }
-                    Ok(out)
+                        Ok(out)
+                    })
+                    .await
                 })
             })
             .await

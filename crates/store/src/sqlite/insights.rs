@@ -84,7 +84,7 @@ impl SqliteStore {
                     .execute(&mut *c)
                     .await?;
                     let data = serde_json::json!({ "insights": &i });
-                    super::webhooks::emit(c, tenant, "insights.ready", Some(i.conversation_id), data, now, None).await?;
+                    super::webhooks::emit_async(c, tenant, "insights.ready", Some(i.conversation_id), data, now, None).await?;
                     Ok(())
                 })
             })

@@ -9,6 +9,7 @@ mod import;
 mod insights;
 mod jobs;
 mod ops;
+mod raw;
 mod read;
 mod rows;
 mod search;
@@ -131,7 +132,9 @@ impl SqliteStore {
     pub async fn revoke_key(&self, key_id: &str) -> Result<()> {
         let key_id = key_id.to_owned();
         self.writer
-            .exec(move |c, now| Box::pin(async move { ops::revoke_key(c, &key_id, now).await }))
+            .exec(move |c, now| {
+                Box::pin(async move { raw::with(c, |rc| ops::revoke_key(rc, &key_id, now)).await })
+            })
             .await
     }
 

@@ -1,4 +1,5 @@
-//! Each write, run by the writer inside the batch transaction (and its own savepoint).
+//! Each write, run by the writer inside the batch transaction (and its own savepoint), through
+//! rusqlite on the writer's locked handle (see `raw.rs` for why).
 
 use confab_core::ids::new_id;
 use confab_core::input::{
@@ -7,10 +8,11 @@ use confab_core::input::{
 use confab_core::timefmt::{from_micros, to_micros};
 use confab_core::title::derive_title;
 use confab_core::{Conversation, Role, Status};
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use rusqlite::{Connection, params};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::raw::{self, exec, id as b, one};
 use super::rows::{self, CONVERSATION_COLS};
 use super::webhooks::emit;
 use super::writer::{WriteOp, WriteOut};
@@ -18,76 +20,70 @@ use crate::error::{Result, StoreError};
 use crate::types::*;
 use crate::{IDEMPOTENCY_TTL, StoreOptions};
 
-pub async fn apply(c: &mut SqliteConnection, op: WriteOp, o: &StoreOptions) -> Result<WriteOut> {
+/// Runs one named write. `WriteOp::Run` closures are sqlx futures: the writer runs those itself.
+pub fn apply(c: &Connection, op: WriteOp, o: &StoreOptions) -> Result<WriteOut> {
     let now = confab_core::timefmt::normalize((o.clock)());
     match op {
-        WriteOp::Run(f) => f(c, now).await,
+        WriteOp::Run(_) => unreachable!("the writer runs closures itself"),
         WriteOp::CreateKey {
             tenant,
             scopes,
             name,
-        } => create_key(c, &tenant, scopes, name, o, now)
-            .await
-            .map(WriteOut::Key),
+        } => create_key(c, &tenant, scopes, name, o, now).map(WriteOut::Key),
         WriteOp::Create {
             tenant,
             input,
             idem,
-        } => create(c, tenant, *input, idem, now)
-            .await
-            .map(WriteOut::Written),
+        } => create(c, tenant, *input, idem, now).map(WriteOut::Written),
         WriteOp::Append {
             tenant,
             id,
             input,
             idem,
-        } => append(c, tenant, id, input, idem, now)
-            .await
-            .map(WriteOut::Written),
-        WriteOp::Patch { tenant, id, patch } => patch_conv(c, tenant, id, patch, now)
-            .await
-            .map(WriteOut::Written),
-        WriteOp::Delete { tenant, id } => delete(c, tenant, id).await.map(|_| WriteOut::Done),
+        } => append(c, tenant, id, input, idem, now).map(WriteOut::Written),
+        WriteOp::Patch { tenant, id, patch } => {
+            patch_conv(c, tenant, id, patch, now).map(WriteOut::Written)
+        }
+        WriteOp::Delete { tenant, id } => delete(c, tenant, id).map(|_| WriteOut::Done),
     }
 }
 
-async fn create_key(
-    c: &mut SqliteConnection,
+fn create_key(
+    c: &Connection,
     tenant: &str,
     scopes: confab_core::Scopes,
     name: Option<String>,
     o: &StoreOptions,
     now: OffsetDateTime,
 ) -> Result<CreatedKey> {
-    let existing: Option<Uuid> = sqlx::query_scalar("SELECT id FROM tenants WHERE name = ?")
-        .bind(tenant)
-        .fetch_optional(&mut *c)
-        .await?;
+    let existing = one(c, "SELECT id FROM tenants WHERE name = ?", [tenant], |r| {
+        Ok(raw::uuid(r, 0)?)
+    })?;
     let tenant_id = match existing {
         Some(id) => id,
         None => {
             let id = new_id();
-            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
-                .bind(id)
-                .bind(tenant)
-                .bind(to_micros(now))
-                .execute(&mut *c)
-                .await?;
+            exec(
+                c,
+                "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)",
+                params![b(&id), tenant, to_micros(now)],
+            )?;
             id
         }
     };
     let k = crate::keys::generate();
-    sqlx::query(
+    exec(
+        c,
         "INSERT INTO api_keys (tenant_id, key_id, secret_hash, scopes, name, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(tenant_id)
-    .bind(&k.key_id)
-    .bind(crate::keys::hash_secret(&o.pepper, &k.secret))
-    .bind(scopes.to_string())
-    .bind(name)
-    .bind(to_micros(now))
-    .execute(&mut *c)
-    .await?;
+        params![
+            b(&tenant_id),
+            &k.key_id,
+            crate::keys::hash_secret(&o.pepper, &k.secret),
+            scopes.to_string(),
+            name,
+            to_micros(now)
+        ],
+    )?;
     Ok(CreatedKey {
         tenant: tenant.to_owned(),
         token: format!("{}.{}", k.key_id, k.secret),
@@ -97,73 +93,68 @@ async fn create_key(
     })
 }
 
-pub async fn revoke_key(c: &mut SqliteConnection, key_id: &str, now: OffsetDateTime) -> Result<()> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM api_keys WHERE key_id = ?")
-        .bind(key_id)
-        .fetch_optional(&mut *c)
-        .await?;
+pub fn revoke_key(c: &Connection, key_id: &str, now: OffsetDateTime) -> Result<()> {
+    let found = one(
+        c,
+        "SELECT 1 FROM api_keys WHERE key_id = ?",
+        [key_id],
+        |_| Ok(()),
+    )?;
     if found.is_none() {
         return Err(StoreError::NotFound);
     }
-    sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL")
-        .bind(to_micros(now))
-        .bind(key_id)
-        .execute(&mut *c)
-        .await?;
+    exec(
+        c,
+        "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+        params![to_micros(now), key_id],
+    )?;
     Ok(())
 }
 
 /// The earlier answer for an idempotency key, if it is still honoured.
-async fn idem_lookup(
-    c: &mut SqliteConnection,
+fn idem_lookup(
+    c: &Connection,
     tenant: TenantId,
     claim: &IdempotencyClaim,
     now: OffsetDateTime,
 ) -> Result<Option<Written>> {
-    let row = sqlx::query(
+    type Stored = (Option<Vec<u8>>, Option<Uuid>, Option<String>, i64);
+    let row: Option<Stored> = one(
+        c,
         "SELECT fingerprint, conversation_id, response, created_at FROM idempotency_keys \
          WHERE tenant_id = ? AND family = ? AND key = ?",
-    )
-    .bind(tenant.0)
-    .bind(claim.family)
-    .bind(&claim.key)
-    .fetch_optional(&mut *c)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    if from_micros(row.try_get(3)?) + IDEMPOTENCY_TTL <= now {
-        sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = ? AND family = ? AND key = ?")
-            .bind(tenant.0)
-            .bind(claim.family)
-            .bind(&claim.key)
-            .execute(&mut *c)
-            .await?;
+        params![b(&tenant.0), claim.family, &claim.key],
+        |r| Ok((r.get(0)?, raw::opt_uuid(r, 1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let Some((stored, conversation, response, created_at)) = row else {
+        return Ok(None);
+    };
+    if from_micros(created_at) + IDEMPOTENCY_TTL <= now {
+        exec(
+            c,
+            "DELETE FROM idempotency_keys WHERE tenant_id = ? AND family = ? AND key = ?",
+            params![b(&tenant.0), claim.family, &claim.key],
+        )?;
         return Ok(None);
     }
     match &claim.fingerprint {
         Some(fp) => {
-            let stored: Option<Vec<u8>> = row.try_get(0)?;
             if stored.as_deref() != Some(fp.as_slice()) {
                 return Err(StoreError::IdempotencyMismatch);
             }
-            let response: Option<String> = row.try_get(2)?;
             let conv: Conversation = serde_json::from_str(response.as_deref().unwrap_or(""))
                 .map_err(|e| StoreError::Corrupt(format!("idempotency response: {e}")))?;
             Ok(Some(Written::Replayed(conv)))
         }
-        None => {
-            let id: Option<Uuid> = row.try_get(1)?;
-            match id {
-                Some(id) => Ok(select_conversation(c, tenant, id)
-                    .await?
-                    .map(Written::Replayed)),
-                None => Ok(None),
-            }
-        }
+        None => match conversation {
+            Some(id) => Ok(select_conversation(c, tenant, id)?.map(Written::Replayed)),
+            None => Ok(None),
+        },
     }
 }
 
-async fn idem_store(
-    c: &mut SqliteConnection,
+fn idem_store(
+    c: &Connection,
     tenant: TenantId,
     claim: IdempotencyClaim,
     conv: &Conversation,
@@ -175,91 +166,92 @@ async fn idem_store(
         }
         None => None,
     };
-    sqlx::query(
+    exec(
+        c,
         "INSERT INTO idempotency_keys (tenant_id, family, key, fingerprint, conversation_id, response, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(tenant.0)
-    .bind(claim.family)
-    .bind(claim.key)
-    .bind(claim.fingerprint)
-    .bind(conv.id)
-    .bind(response)
-    .bind(to_micros(now))
-    .execute(&mut *c)
-    .await?;
+        params![
+            b(&tenant.0),
+            claim.family,
+            claim.key,
+            claim.fingerprint,
+            b(&conv.id),
+            response,
+            to_micros(now)
+        ],
+    )?;
     Ok(())
 }
 
-async fn select_conversation(
-    c: &mut SqliteConnection,
-    tenant: TenantId,
-    id: Uuid,
-) -> Result<Option<Conversation>> {
+fn select_conversation(c: &Connection, tenant: TenantId, id: Uuid) -> Result<Option<Conversation>> {
     let sql =
         format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE tenant_id = ? AND id = ?");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(tenant.0)
-        .bind(id)
-        .fetch_optional(&mut *c)
-        .await?;
-    row.as_ref().map(rows::conversation).transpose()
+    one(
+        c,
+        &sql,
+        params![b(&tenant.0), b(&id)],
+        rows::conversation_raw,
+    )
 }
 
 /// Creates the agent row on first use (conversations refer to it).
-pub(super) async fn upsert_agent(
-    c: &mut SqliteConnection,
+pub(super) fn upsert_agent(
+    c: &Connection,
     tenant: TenantId,
     agent: &str,
     now: OffsetDateTime,
 ) -> Result<()> {
-    sqlx::query(
+    exec(
+        c,
         "INSERT INTO agents (tenant_id, id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-    )
-    .bind(tenant.0)
-    .bind(agent)
-    .bind(to_micros(now))
-    .execute(&mut *c)
-    .await?;
+        params![b(&tenant.0), agent, to_micros(now)],
+    )?;
     Ok(())
 }
 
 /// Inserts a conversation row exactly as given (ids and timestamps included): shared by create
 /// and import, so the column list lives once.
-pub(super) async fn insert_conversation(
-    c: &mut SqliteConnection,
+pub(super) fn insert_conversation(
+    c: &Connection,
     tenant: TenantId,
     conv: &Conversation,
 ) -> Result<()> {
-    sqlx::query(
+    exec(
+        c,
         "INSERT INTO conversations (tenant_id, id, agent_id, user_id, title, status, source, model, company_name, \
          added_to_memory, metadata, message_count, analyze, created_at, updated_at, completed_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(tenant.0)
-    .bind(conv.id)
-    .bind(&conv.agent_id)
-    .bind(&conv.user_id)
-    .bind(&conv.title)
-    .bind(conv.status.as_str())
-    .bind(&conv.source)
-    .bind(&conv.model)
-    .bind(&conv.company_name)
-    .bind(conv.added_to_memory)
-    .bind(serde_json::Value::Object(conv.metadata.clone()).to_string())
-    .bind(conv.message_count)
-    .bind(conv.analyze)
-    .bind(to_micros(conv.created_at))
-    .bind(to_micros(conv.updated_at))
-    .bind(conv.completed_at.map(to_micros))
-    .execute(&mut *c)
-    .await?;
+        params![
+            b(&tenant.0),
+            b(&conv.id),
+            &conv.agent_id,
+            &conv.user_id,
+            &conv.title,
+            conv.status.as_str(),
+            &conv.source,
+            &conv.model,
+            &conv.company_name,
+            conv.added_to_memory,
+            serde_json::Value::Object(conv.metadata.clone()).to_string(),
+            conv.message_count,
+            conv.analyze,
+            to_micros(conv.created_at),
+            to_micros(conv.updated_at),
+            conv.completed_at.map(to_micros)
+        ],
+    )?;
     Ok(())
 }
 
-/// Inserts messages with seqs `first_seq..`, many rows per statement.
-async fn insert_messages(
-    c: &mut SqliteConnection,
+/// The message INSERT, one row per execution of a cached statement (no per-statement round
+/// trip any more, so batching rows into one statement buys nothing). Shared with import.
+pub(super) const INSERT_MESSAGE: &str = "INSERT INTO messages (tenant_id, conversation_id, seq, id, role, content, \
+     created_at, model, tokens, prompt_tokens, completion_tokens, latency_ms, tool_calls, metadata, source, is_trigger) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Inserts messages with seqs `first_seq..`.
+fn insert_messages(
+    c: &Connection,
     tenant: TenantId,
     conversation: Uuid,
     first_seq: i64,
@@ -267,36 +259,28 @@ async fn insert_messages(
     default_source: &Option<String>,
     now: OffsetDateTime,
 ) -> Result<()> {
-    // 16 bound values per row; SQLite allows 32,766 per statement.
-    for (chunk_no, chunk) in msgs.chunks(1000).enumerate() {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO messages (tenant_id, conversation_id, seq, id, role, content, created_at, model, tokens, \
-             prompt_tokens, completion_tokens, latency_ms, tool_calls, metadata, source, is_trigger) ",
-        );
-        let base = first_seq + (chunk_no * 1000) as i64;
-        q.push_values(chunk.iter().enumerate(), |mut b, (i, m)| {
-            b.push_bind(tenant.0)
-                .push_bind(conversation)
-                .push_bind(base + i as i64)
-                .push_bind(new_id())
-                .push_bind(m.role.unwrap_or(Role::User).as_str())
-                .push_bind(m.content.clone())
-                .push_bind(to_micros(m.created_at.unwrap_or(now)))
-                .push_bind(m.model.clone())
-                .push_bind(m.tokens)
-                .push_bind(m.prompt_tokens)
-                .push_bind(m.completion_tokens)
-                .push_bind(m.latency_ms)
-                .push_bind(m.tool_calls.as_ref().map(|v| v.to_string()))
-                .push_bind(
-                    m.metadata
-                        .as_ref()
-                        .map(|v| serde_json::Value::Object(v.clone()).to_string()),
-                )
-                .push_bind(m.source.clone().or_else(|| default_source.clone()))
-                .push_bind(m.is_trigger);
-        });
-        q.build().execute(&mut *c).await?;
+    let mut st = c.prepare_cached(INSERT_MESSAGE)?;
+    for (i, m) in msgs.iter().enumerate() {
+        st.execute(params![
+            b(&tenant.0),
+            b(&conversation),
+            first_seq + i as i64,
+            b(&new_id()),
+            m.role.unwrap_or(Role::User).as_str(),
+            &m.content,
+            to_micros(m.created_at.unwrap_or(now)),
+            &m.model,
+            m.tokens,
+            m.prompt_tokens,
+            m.completion_tokens,
+            m.latency_ms,
+            m.tool_calls.as_ref().map(|v| v.to_string()),
+            m.metadata
+                .as_ref()
+                .map(|v| serde_json::Value::Object(v.clone()).to_string()),
+            m.source.as_ref().or(default_source.as_ref()),
+            m.is_trigger
+        ])?;
     }
     Ok(())
 }
@@ -307,42 +291,37 @@ fn first_user_title(msgs: &[NewMessage]) -> Option<String> {
         .and_then(|m| derive_title(&m.content))
 }
 
-async fn enqueue_insights(
-    c: &mut SqliteConnection,
+fn enqueue_insights(
+    c: &Connection,
     tenant: TenantId,
     conversation: Uuid,
     now: OffsetDateTime,
 ) -> Result<()> {
-    sqlx::query(
+    let t = to_micros(now);
+    exec(
+        c,
         "INSERT INTO jobs (tenant_id, id, kind, conversation_id, state, attempts, run_at, created_at, updated_at) \
          VALUES (?, ?, 'insights', ?, 'queued', 0, ?, ?, ?)",
-    )
-    .bind(tenant.0)
-    .bind(new_id())
-    .bind(conversation)
-    .bind(to_micros(now))
-    .bind(to_micros(now))
-    .bind(to_micros(now))
-    .execute(&mut *c)
-    .await?;
+        params![b(&tenant.0), b(&new_id()), b(&conversation), t, t, t],
+    )?;
     Ok(())
 }
 
-async fn create(
-    c: &mut SqliteConnection,
+fn create(
+    c: &Connection,
     tenant: TenantId,
     input: NewConversation,
     idem: Option<IdempotencyClaim>,
     now: OffsetDateTime,
 ) -> Result<Written> {
     if let Some(claim) = &idem
-        && let Some(w) = idem_lookup(c, tenant, claim, now).await?
+        && let Some(w) = idem_lookup(c, tenant, claim, now)?
     {
         return Ok(w);
     }
     let id = new_id();
     if let Some(a) = &input.agent_id {
-        upsert_agent(c, tenant, a, now).await?;
+        upsert_agent(c, tenant, a, now)?;
     }
     let created_at = input.created_at.unwrap_or(now);
     let conv = Conversation {
@@ -365,24 +344,24 @@ async fn create(
         updated_at: now.max(created_at),
         completed_at: (input.status == Status::Completed).then_some(now),
     };
-    insert_conversation(c, tenant, &conv).await?;
-    insert_messages(c, tenant, id, 0, &input.messages, &conv.source, now).await?;
+    insert_conversation(c, tenant, &conv)?;
+    insert_messages(c, tenant, id, 0, &input.messages, &conv.source, now)?;
     if conv.status == Status::Completed && conv.analyze {
-        enqueue_insights(c, tenant, id, now).await?;
+        enqueue_insights(c, tenant, id, now)?;
     }
-    emit_conversation(c, tenant, "conversation.created", &conv, None, now).await?;
+    emit_conversation(c, tenant, "conversation.created", &conv, None, now)?;
     if conv.status == Status::Completed {
-        emit_conversation(c, tenant, "conversation.completed", &conv, None, now).await?;
+        emit_conversation(c, tenant, "conversation.completed", &conv, None, now)?;
     }
     if let Some(claim) = idem {
-        idem_store(c, tenant, claim, &conv, now).await?;
+        idem_store(c, tenant, claim, &conv, now)?;
     }
     Ok(Written::Fresh(conv))
 }
 
 /// Applies a status change; enqueues analysis on the first transition to completed.
-async fn change_status(
-    c: &mut SqliteConnection,
+fn change_status(
+    c: &Connection,
     tenant: TenantId,
     conv: &mut Conversation,
     status: Status,
@@ -394,38 +373,35 @@ async fn change_status(
     {
         conv.completed_at = Some(now);
         if conv.analyze {
-            enqueue_insights(c, tenant, conv.id, now).await?;
+            enqueue_insights(c, tenant, conv.id, now)?;
         }
     }
     conv.status = status;
     Ok(())
 }
 
-async fn update_conversation(
-    c: &mut SqliteConnection,
-    tenant: TenantId,
-    conv: &Conversation,
-) -> Result<()> {
-    sqlx::query(
+fn update_conversation(c: &Connection, tenant: TenantId, conv: &Conversation) -> Result<()> {
+    exec(
+        c,
         "UPDATE conversations SET title = ?, status = ?, metadata = ?, added_to_memory = ?, message_count = ?, \
          updated_at = ?, completed_at = ? WHERE tenant_id = ? AND id = ?",
-    )
-    .bind(&conv.title)
-    .bind(conv.status.as_str())
-    .bind(serde_json::Value::Object(conv.metadata.clone()).to_string())
-    .bind(conv.added_to_memory)
-    .bind(conv.message_count)
-    .bind(to_micros(conv.updated_at))
-    .bind(conv.completed_at.map(to_micros))
-    .bind(tenant.0)
-    .bind(conv.id)
-    .execute(&mut *c)
-    .await?;
+        params![
+            &conv.title,
+            conv.status.as_str(),
+            serde_json::Value::Object(conv.metadata.clone()).to_string(),
+            conv.added_to_memory,
+            conv.message_count,
+            to_micros(conv.updated_at),
+            conv.completed_at.map(to_micros),
+            b(&tenant.0),
+            b(&conv.id)
+        ],
+    )?;
     Ok(())
 }
 
-async fn append(
-    c: &mut SqliteConnection,
+fn append(
+    c: &Connection,
     tenant: TenantId,
     id: Uuid,
     input: AppendMessages,
@@ -433,16 +409,14 @@ async fn append(
     now: OffsetDateTime,
 ) -> Result<Written> {
     if let Some(claim) = &idem
-        && let Some(w) = idem_lookup(c, tenant, claim, now).await?
+        && let Some(w) = idem_lookup(c, tenant, claim, now)?
     {
         if w.conversation().id != id {
             return Err(StoreError::IdempotencyMismatch);
         }
         return Ok(w);
     }
-    let mut conv = select_conversation(c, tenant, id)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+    let mut conv = select_conversation(c, tenant, id)?.ok_or(StoreError::NotFound)?;
     let before = conv.clone();
     insert_messages(
         c,
@@ -452,8 +426,7 @@ async fn append(
         &input.messages,
         &conv.source,
         now,
-    )
-    .await?;
+    )?;
     conv.message_count += input.messages.len() as i64;
     if conv.title.is_none() {
         conv.title = first_user_title(&input.messages);
@@ -462,29 +435,27 @@ async fn append(
         merge_metadata(&mut conv.metadata, m);
     }
     if let Some(s) = input.status {
-        change_status(c, tenant, &mut conv, s, now).await?;
+        change_status(c, tenant, &mut conv, s, now)?;
     }
     conv.updated_at = now.max(conv.created_at);
-    update_conversation(c, tenant, &conv).await?;
+    update_conversation(c, tenant, &conv)?;
     let mut changed = vec!["messages"];
     changed.extend(before.changed_fields(&conv));
-    emit_update(c, tenant, &before, &conv, changed, now).await?;
+    emit_update(c, tenant, &before, &conv, changed, now)?;
     if let Some(claim) = idem {
-        idem_store(c, tenant, claim, &conv, now).await?;
+        idem_store(c, tenant, claim, &conv, now)?;
     }
     Ok(Written::Fresh(conv))
 }
 
-async fn patch_conv(
-    c: &mut SqliteConnection,
+fn patch_conv(
+    c: &Connection,
     tenant: TenantId,
     id: Uuid,
     patch: ConversationPatch,
     now: OffsetDateTime,
 ) -> Result<Written> {
-    let mut conv = select_conversation(c, tenant, id)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+    let mut conv = select_conversation(c, tenant, id)?.ok_or(StoreError::NotFound)?;
     let before = conv.clone();
     if let Some(t) = patch.title {
         conv.title = t;
@@ -496,73 +467,72 @@ async fn patch_conv(
         conv.added_to_memory = a;
     }
     if let Some(s) = patch.status {
-        change_status(c, tenant, &mut conv, s, now).await?;
+        change_status(c, tenant, &mut conv, s, now)?;
     }
     conv.updated_at = now.max(conv.created_at);
-    update_conversation(c, tenant, &conv).await?;
+    update_conversation(c, tenant, &conv)?;
     let changed = before.changed_fields(&conv);
     if !changed.is_empty() {
-        emit_update(c, tenant, &before, &conv, changed, now).await?;
+        emit_update(c, tenant, &before, &conv, changed, now)?;
     }
     Ok(Written::Fresh(conv))
 }
 
-async fn delete(c: &mut SqliteConnection, tenant: TenantId, id: Uuid) -> Result<()> {
+fn delete(c: &Connection, tenant: TenantId, id: Uuid) -> Result<()> {
     // Messages and insights go by ON DELETE CASCADE; jobs and idempotency rows hold no foreign
     // key (they outlive nothing), so they are removed by hand.
-    let gone = sqlx::query("DELETE FROM conversations WHERE tenant_id = ? AND id = ?")
-        .bind(tenant.0)
-        .bind(id)
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
+    let gone = exec(
+        c,
+        "DELETE FROM conversations WHERE tenant_id = ? AND id = ?",
+        params![b(&tenant.0), b(&id)],
+    )?;
     if gone == 0 {
         return Err(StoreError::NotFound);
     }
     for sql in [
-        "DELETE FROM jobs WHERE tenant_id = ? AND conversation_id = ?",
-        "DELETE FROM idempotency_keys WHERE tenant_id = ? AND conversation_id = ?",
+        "DELETE FROM jobs WHERE tenant_id = ?1 AND conversation_id = ?2",
+        "DELETE FROM idempotency_keys WHERE tenant_id = ?1 AND conversation_id = ?2",
         // Its webhook events carry its data: they go too, delivered or not.
         "DELETE FROM webhook_attempts WHERE tenant_id = ?1 AND event_id IN \
          (SELECT id FROM webhook_events WHERE tenant_id = ?1 AND conversation_id = ?2)",
-        "DELETE FROM webhook_deliveries WHERE tenant_id = ? AND conversation_id = ?",
-        "DELETE FROM webhook_events WHERE tenant_id = ? AND conversation_id = ?",
+        "DELETE FROM webhook_deliveries WHERE tenant_id = ?1 AND conversation_id = ?2",
+        "DELETE FROM webhook_events WHERE tenant_id = ?1 AND conversation_id = ?2",
     ] {
-        sqlx::query(sql)
-            .bind(tenant.0)
-            .bind(id)
-            .execute(&mut *c)
-            .await?;
+        exec(c, sql, params![b(&tenant.0), b(&id)])?;
     }
     Ok(())
 }
 
 /// Writes a conversation event to the webhook outbox (same transaction as the change).
-async fn emit_conversation(
-    c: &mut SqliteConnection,
+fn emit_conversation(
+    c: &Connection,
     tenant: TenantId,
     event_type: &str,
     conv: &Conversation,
     changed: Option<&[&str]>,
     now: OffsetDateTime,
 ) -> Result<()> {
-    let mut view = serde_json::to_value(conv).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    // The payload shows the conversation as the native API does: no internal flags.
-    if let Some(o) = view.as_object_mut() {
-        o.remove("analyze");
-    }
-    let mut data = serde_json::json!({ "conversation": view });
-    if let Some(ch) = changed {
-        data["changed"] = serde_json::json!(ch);
-    }
-    emit(c, tenant, event_type, Some(conv.id), data, now, None).await?;
+    let data = || {
+        let mut view =
+            serde_json::to_value(conv).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // The payload shows the conversation as the native API does: no internal flags.
+        if let Some(o) = view.as_object_mut() {
+            o.remove("analyze");
+        }
+        let mut data = serde_json::json!({ "conversation": view });
+        if let Some(ch) = changed {
+            data["changed"] = serde_json::json!(ch);
+        }
+        Ok(data)
+    };
+    emit(c, tenant, event_type, Some(conv.id), data, now, None)?;
     Ok(())
 }
 
 /// `conversation.updated` with the changed fields, then `conversation.completed` on the first
 /// transition to completed.
-async fn emit_update(
-    c: &mut SqliteConnection,
+fn emit_update(
+    c: &Connection,
     tenant: TenantId,
     before: &Conversation,
     after: &Conversation,
@@ -576,10 +546,9 @@ async fn emit_update(
         after,
         Some(&changed),
         now,
-    )
-    .await?;
+    )?;
     if after.status == Status::Completed && before.status != Status::Completed {
-        emit_conversation(c, tenant, "conversation.completed", after, None, now).await?;
+        emit_conversation(c, tenant, "conversation.completed", after, None, now)?;
     }
     Ok(())
 }

@@ -74,3 +74,27 @@ pub fn message(r: &SqliteRow) -> Result<Message> {
         is_trigger: r.try_get(14)?,
     })
 }
+
+/// [`conversation`] for the writer's synchronous path (`raw.rs`): the same columns, read
+/// through rusqlite.
+pub fn conversation_raw(r: &rusqlite::Row<'_>) -> Result<Conversation> {
+    let status: String = r.get(4)?;
+    let metadata: String = r.get(9)?;
+    Ok(Conversation {
+        id: super::raw::uuid(r, 0)?,
+        agent_id: r.get(1)?,
+        user_id: r.get(2)?,
+        title: r.get(3)?,
+        status: parse_enum(&status)?,
+        source: r.get(5)?,
+        model: r.get(6)?,
+        company_name: r.get(7)?,
+        added_to_memory: r.get(8)?,
+        metadata: json_object(&metadata)?,
+        message_count: r.get(10)?,
+        analyze: r.get(11)?,
+        created_at: from_micros(r.get(12)?),
+        updated_at: from_micros(r.get(13)?),
+        completed_at: r.get::<_, Option<i64>>(14)?.map(from_micros),
+    })
+}

@@ -11,7 +11,7 @@ use sqlx::{Row, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::SqliteStore;
+use super::{SqliteStore, raw};
 use crate::error::{Result, StoreError};
 use crate::types::TenantId;
 use crate::webhooks::*;
@@ -66,8 +66,74 @@ fn wants(types: &str, event_type: &str) -> bool {
 }
 
 /// Writes an event to the outbox and one delivery per enabled endpoint that wants it, inside the
-/// caller's transaction. Nothing is written when no endpoint wants it.
-pub(super) async fn emit(
+/// caller's transaction. Nothing is written when no endpoint wants it, and then `data` (the
+/// payload, built lazily) is never built: most writes of most tenants have no endpoint.
+pub(super) fn emit(
+    c: &rusqlite::Connection,
+    tenant: TenantId,
+    event_type: &str,
+    conversation: Option<Uuid>,
+    data: impl FnOnce() -> Result<Value>,
+    now: OffsetDateTime,
+    only_endpoint: Option<Uuid>,
+) -> Result<Option<Uuid>> {
+    let mut targets = Vec::new();
+    {
+        let mut st = c.prepare_cached(
+            "SELECT id, event_types FROM webhook_endpoints WHERE tenant_id = ? AND enabled = 1",
+        )?;
+        let mut rows = st.query([raw::id(&tenant.0)])?;
+        while let Some(r) = rows.next()? {
+            let id = raw::uuid(r, 0)?;
+            let types: String = r.get(1)?;
+            let wanted = match only_endpoint {
+                Some(only) => only == id,
+                None => wants(&types, event_type),
+            };
+            if wanted {
+                targets.push(id);
+            }
+        }
+    }
+    if targets.is_empty() {
+        return Ok(None);
+    }
+    let event_id = new_id();
+    let t = to_micros(now);
+    raw::exec(
+        c,
+        "INSERT INTO webhook_events (tenant_id, id, event_type, conversation_id, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        rusqlite::params![
+            raw::id(&tenant.0),
+            raw::id(&event_id),
+            event_type,
+            conversation.as_ref().map(raw::id),
+            event_body(event_type, now, data()?),
+            t
+        ],
+    )?;
+    for endpoint in targets {
+        raw::exec(
+            c,
+            "INSERT INTO webhook_deliveries (tenant_id, id, event_id, endpoint_id, conversation_id, state, attempts, \
+             next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+            rusqlite::params![
+                raw::id(&tenant.0),
+                raw::id(&new_id()),
+                raw::id(&event_id),
+                raw::id(&endpoint),
+                conversation.as_ref().map(raw::id),
+                t,
+                t,
+                t
+            ],
+        )?;
+    }
+    Ok(Some(event_id))
+}
+
+/// [`emit`] from a sqlx write closure.
+pub(super) async fn emit_async(
     c: &mut SqliteConnection,
     tenant: TenantId,
     event_type: &str,
@@ -76,56 +142,18 @@ pub(super) async fn emit(
     now: OffsetDateTime,
     only_endpoint: Option<Uuid>,
 ) -> Result<Option<Uuid>> {
-    let rows = sqlx::query(
-        "SELECT id, event_types FROM webhook_endpoints WHERE tenant_id = ? AND enabled = 1",
-    )
-    .bind(tenant.0)
-    .fetch_all(&mut *c)
-    .await?;
-    let mut targets = Vec::new();
-    for r in rows {
-        let id: Uuid = r.try_get(0)?;
-        let types: &str = r.try_get(1)?;
-        let wanted = match only_endpoint {
-            Some(only) => only == id,
-            None => wants(types, event_type),
-        };
-        if wanted {
-            targets.push(id);
-        }
-    }
-    if targets.is_empty() {
-        return Ok(None);
-    }
-    let event_id = new_id();
-    sqlx::query(
-        "INSERT INTO webhook_events (tenant_id, id, event_type, conversation_id, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-    )
-    .bind(tenant.0)
-    .bind(event_id)
-    .bind(event_type)
-    .bind(conversation)
-    .bind(event_body(event_type, now, data))
-    .bind(to_micros(now))
-    .execute(&mut *c)
-    .await?;
-    for endpoint in targets {
-        sqlx::query(
-            "INSERT INTO webhook_deliveries (tenant_id, id, event_id, endpoint_id, conversation_id, state, attempts, \
-             next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+    raw::with(c, |rc| {
+        emit(
+            rc,
+            tenant,
+            event_type,
+            conversation,
+            || Ok(data),
+            now,
+            only_endpoint,
         )
-        .bind(tenant.0)
-        .bind(new_id())
-        .bind(event_id)
-        .bind(endpoint)
-        .bind(conversation)
-        .bind(to_micros(now))
-        .bind(to_micros(now))
-        .bind(to_micros(now))
-        .execute(&mut *c)
-        .await?;
-    }
-    Ok(Some(event_id))
+    })
+    .await
 }
 
 impl SqliteStore {
@@ -303,7 +331,7 @@ impl SqliteStore {
                     }
                     let data =
                         serde_json::json!({"endpoint_id": id, "message": "test event from confab"});
-                    emit(c, tenant, "webhook.test", None, data, now, Some(id))
+                    emit_async(c, tenant, "webhook.test", None, data, now, Some(id))
                         .await?
                         .ok_or(StoreError::NotFound)
                 })

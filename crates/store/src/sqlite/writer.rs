@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use super::ops;
+use super::{ops, raw};
 use crate::StoreOptions;
 use crate::error::{Result, StoreError};
 use crate::types::*;
@@ -165,6 +165,24 @@ async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
     Ok(())
 }
 
+/// A sqlx write closure inside its own savepoint; its answer goes to `results`.
+async fn run_closure(
+    conn: &mut SqliteConnection,
+    f: TxFn,
+    opts: &StoreOptions,
+    results: &mut Vec<Result<WriteOut>>,
+) -> Result<()> {
+    exec(conn, "SAVEPOINT op").await?;
+    let now = confab_core::timefmt::normalize((opts.clock)());
+    let result = f(conn, now).await;
+    if result.is_err() {
+        exec(conn, "ROLLBACK TO op").await?;
+    }
+    exec(conn, "RELEASE op").await?;
+    results.push(result);
+    Ok(())
+}
+
 async fn commit(
     conn: &mut SqliteConnection,
     ops: Vec<WriteOp>,
@@ -181,25 +199,38 @@ async fn commit(
         return fail_all("could not begin a write transaction", e);
     }
     let mut results = Vec::with_capacity(n);
-    for op in ops {
-        if let Err(e) = exec(conn, "SAVEPOINT op").await {
-            let _ = exec(conn, "ROLLBACK").await;
-            return fail_all("could not open a savepoint", e);
-        }
-        let result = ops::apply(conn, op, opts).await;
-        let closed = if result.is_err() {
-            match exec(conn, "ROLLBACK TO op").await {
-                Ok(()) => exec(conn, "RELEASE op").await,
-                Err(e) => Err(e),
+    let mut ops = ops.into_iter().peekable();
+    while let Some(op) = ops.next() {
+        // A fatal error here is one of the savepoint statements failing: the transaction is in
+        // an unknown state, so the whole batch is rolled back and every caller told.
+        let step = match op {
+            WriteOp::Run(f) => run_closure(conn, f, opts, &mut results).await,
+            named => {
+                // Consecutive named writes share one lock of the handle.
+                let mut run = vec![named];
+                while ops.peek().is_some_and(|o| !matches!(o, WriteOp::Run(_))) {
+                    run.extend(ops.next());
+                }
+                let results = &mut results;
+                raw::with(conn, move |rc| {
+                    for op in run {
+                        raw::exec(rc, "SAVEPOINT op", [])?;
+                        let result = ops::apply(rc, op, opts);
+                        if result.is_err() {
+                            raw::exec(rc, "ROLLBACK TO op", [])?;
+                        }
+                        raw::exec(rc, "RELEASE op", [])?;
+                        results.push(result);
+                    }
+                    Ok(())
+                })
+                .await
             }
-        } else {
-            exec(conn, "RELEASE op").await
         };
-        if let Err(e) = closed {
+        if let Err(e) = step {
             let _ = exec(conn, "ROLLBACK").await;
-            return fail_all("could not close a savepoint", e);
+            return fail_all("could not open or close a savepoint", e);
         }
-        results.push(result);
     }
     match exec(conn, "COMMIT").await {
         Ok(()) => results,
