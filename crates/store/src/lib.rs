@@ -22,6 +22,7 @@ mod has_insights;
 mod import;
 mod insights;
 pub mod jobs;
+mod keycache;
 pub mod keys;
 mod search;
 pub mod sensay;
@@ -43,6 +44,7 @@ pub use error::{Result, StoreError};
 pub use export::*;
 pub use import::*;
 pub use jobs::{Backfill, FailOutcome, Job, JobCounts, RetryPolicy};
+pub use keycache::KEY_CACHE_TTL;
 pub use search::*;
 pub use sensay::DailyCounts;
 pub use stats::*;
@@ -83,12 +85,15 @@ enum Backend {
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<Backend>,
+    keys: Arc<keycache::KeyCache>,
+    pepper: Arc<[u8]>,
 }
 
 impl Store {
     /// Opens (creating and migrating as needed) the database at `url`:
     /// `sqlite://path` (or a bare path ending in `.db`).
     pub async fn open(url: &str, opts: StoreOptions) -> Result<Store> {
+        let pepper: Arc<[u8]> = opts.pepper.clone().into();
         let backend = if url.starts_with("sqlite:") || url.ends_with(".db") {
             Backend::Sqlite(sqlite::SqliteStore::open(url, opts).await?)
         } else {
@@ -98,6 +103,8 @@ impl Store {
         };
         Ok(Store {
             backend: Arc::new(backend),
+            keys: Default::default(),
+            pepper,
         })
     }
 
@@ -140,12 +147,23 @@ impl Store {
 
     /// Revokes a key; `NotFound` if there is no such key.
     pub async fn revoke_key(&self, key_id: &str) -> Result<()> {
-        dispatch!(self, b => b.revoke_key(key_id).await)
+        dispatch!(self, b => b.revoke_key(key_id).await)?;
+        self.keys.forget(key_id);
+        Ok(())
     }
 
     /// The principal for a key id and secret, or `None` when they do not match a live key.
+    /// Verified keys are remembered for [`KEY_CACHE_TTL`] (see `keycache.rs`).
     pub async fn authenticate(&self, key_id: &str, secret: &str) -> Result<Option<Principal>> {
-        dispatch!(self, b => b.authenticate(key_id, secret).await)
+        let hash = keys::hash_secret(&self.pepper, secret);
+        if let Some(p) = self.keys.get(key_id, &hash) {
+            return Ok(Some(p));
+        }
+        let found = dispatch!(self, b => b.authenticate(key_id, secret).await)?;
+        if let Some(p) = &found {
+            self.keys.put(hash, p.clone());
+        }
+        Ok(found)
     }
 
     /// Creates a conversation with its first messages, in one transaction.

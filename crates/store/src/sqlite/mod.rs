@@ -3,6 +3,7 @@
 mod analytics;
 pub(crate) mod backup;
 mod export;
+mod fastread;
 mod fts;
 mod has_insights;
 mod import;
@@ -38,6 +39,7 @@ use writer::{WriteOp, WriteOut, Writer};
 pub struct SqliteStore {
     writer: Writer,
     read: SqlitePool,
+    fast: fastread::Readers,
     pepper: Vec<u8>,
 }
 
@@ -81,6 +83,7 @@ impl SqliteStore {
         // Before migrating: the search migration backfills its index with this function.
         fts::register(&mut conn).await?;
         sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
+        let path = base.get_filename().to_owned();
         let read = SqlitePoolOptions::new()
             .max_connections(opts.read_connections.max(1))
             .min_connections(1)
@@ -90,6 +93,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer,
             read,
+            fast: fastread::Readers::new(path),
             pepper: opts.pepper,
         })
     }
@@ -214,7 +218,7 @@ impl SqliteStore {
     }
 
     pub async fn get_conversation(&self, tenant: TenantId, id: Uuid) -> Result<Conversation> {
-        read::conversation(&self.read, tenant, id).await
+        self.fast.with(|c| read::conversation(c, tenant, id))
     }
 
     pub async fn list_conversations(
@@ -240,7 +244,8 @@ impl SqliteStore {
         conversation: Uuid,
         q: &MessageQuery,
     ) -> Result<Vec<confab_core::Message>> {
-        read::messages(&self.read, tenant, conversation, q).await
+        self.fast
+            .with(|c| read::messages(c, tenant, conversation, q))
     }
 
     pub async fn message_seq(

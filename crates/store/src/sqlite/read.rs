@@ -6,25 +6,27 @@ use sqlx::sqlite::SqlitePool;
 use sqlx::{QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
+use rusqlite::types::Value;
+use rusqlite::{Connection, params};
+
+use super::raw::{self, id as b};
 use super::rows::{self, CONVERSATION_COLS, MESSAGE_COLS};
 use crate::error::{Result, StoreError};
 use crate::types::*;
 
-pub async fn conversation(pool: &SqlitePool, tenant: TenantId, id: Uuid) -> Result<Conversation> {
+pub fn conversation(c: &Connection, tenant: TenantId, id: Uuid) -> Result<Conversation> {
     let sql = const_format(
         "SELECT ",
         CONVERSATION_COLS,
         " FROM conversations WHERE tenant_id = ? AND id = ?",
     );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(tenant.0)
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref()
-        .map(rows::conversation)
-        .transpose()?
-        .ok_or(StoreError::NotFound)
+    raw::one(
+        c,
+        &sql,
+        params![b(&tenant.0), b(&id)],
+        rows::conversation_raw,
+    )?
+    .ok_or(StoreError::NotFound)
 }
 
 fn const_format(a: &str, b: &str, c: &str) -> String {
@@ -113,52 +115,59 @@ pub async fn count_conversations(
     Ok(q.build().fetch_one(pool).await?.try_get(0)?)
 }
 
-pub async fn messages(
-    pool: &SqlitePool,
+pub fn messages(
+    c: &Connection,
     tenant: TenantId,
     conversation: Uuid,
     mq: &MessageQuery,
 ) -> Result<Vec<Message>> {
-    let exists: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ?")
-            .bind(tenant.0)
-            .bind(conversation)
-            .fetch_optional(pool)
-            .await?;
+    let exists = raw::one(
+        c,
+        "SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ?",
+        params![b(&tenant.0), b(&conversation)],
+        |_| Ok(()),
+    )?;
     if exists.is_none() {
         return Err(StoreError::NotFound);
     }
-    let mut q = QueryBuilder::<Sqlite>::new(format!(
-        "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = "
-    ));
-    q.push_bind(tenant.0)
-        .push(" AND conversation_id = ")
-        .push_bind(conversation);
+    let mut sql = format!(
+        "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = ?1 AND conversation_id = ?2"
+    );
+    let mut args: Vec<Value> = vec![
+        Value::Blob(tenant.0.as_bytes().to_vec()),
+        Value::Blob(conversation.as_bytes().to_vec()),
+    ];
+    let mut arg = |sql: &mut String, text: &str, v: Value| {
+        args.push(v);
+        sql.push_str(&format!("{text}?{}", args.len()));
+    };
     if let Some(s) = mq.after_seq {
-        q.push(" AND seq > ").push_bind(s);
+        arg(&mut sql, " AND seq > ", Value::Integer(s));
     }
     if let Some(s) = mq.before_seq {
-        q.push(" AND seq < ").push_bind(s);
+        arg(&mut sql, " AND seq < ", Value::Integer(s));
     }
     if let Some(roles) = &mq.roles {
-        q.push(" AND role IN (");
-        let mut sep = q.separated(", ");
+        sql.push_str(" AND role IN (''");
         for r in roles {
-            sep.push_bind(r.as_str());
+            arg(&mut sql, ", ", Value::Text(r.as_str().to_owned()));
         }
-        q.push(")");
+        sql.push(')');
     }
-    q.push(if mq.descending {
+    sql.push_str(if mq.descending {
         " ORDER BY seq DESC"
     } else {
         " ORDER BY seq ASC"
     });
-    q.push(" LIMIT ")
-        .push_bind(mq.limit.unwrap_or(-1))
-        .push(" OFFSET ")
-        .push_bind(mq.offset);
-    let rows = q.build().fetch_all(pool).await?;
-    rows.iter().map(rows::message).collect()
+    arg(&mut sql, " LIMIT ", Value::Integer(mq.limit.unwrap_or(-1)));
+    arg(&mut sql, " OFFSET ", Value::Integer(mq.offset));
+    let mut st = c.prepare_cached(&sql)?;
+    let mut rows = st.query(rusqlite::params_from_iter(args))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(rows::message_raw(r)?);
+    }
+    Ok(out)
 }
 
 pub async fn list_keys(pool: &SqlitePool) -> Result<Vec<KeyInfo>> {

@@ -98,3 +98,29 @@ pub fn conversation_raw(r: &rusqlite::Row<'_>) -> Result<Conversation> {
         completed_at: r.get::<_, Option<i64>>(14)?.map(from_micros),
     })
 }
+
+/// [`message`] through rusqlite.
+pub fn message_raw(r: &rusqlite::Row<'_>) -> Result<Message> {
+    let role: String = r.get(3)?;
+    let tool_calls: Option<String> = r.get(11)?;
+    let metadata: Option<String> = r.get(12)?;
+    Ok(Message {
+        id: super::raw::uuid(r, 0)?,
+        conversation_id: super::raw::uuid(r, 1)?,
+        seq: r.get(2)?,
+        role: parse_enum(&role)?,
+        content: r.get(4)?,
+        created_at: from_micros(r.get(5)?),
+        model: r.get(6)?,
+        tokens: r.get(7)?,
+        prompt_tokens: r.get(8)?,
+        completion_tokens: r.get(9)?,
+        latency_ms: r.get(10)?,
+        tool_calls: tool_calls
+            .map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?,
+        metadata: metadata.as_deref().map(json_object).transpose()?,
+        source: r.get(13)?,
+        is_trigger: r.get(14)?,
+    })
+}

@@ -1,0 +1,55 @@
+//! The hot reads (one conversation, a page of messages) on rusqlite connections of their own,
+//! run on the calling task: each is a few index lookups, far shorter than the two thread
+//! wake-ups a sqlx statement costs (see `raw.rs`). Other reads stay on the sqlx pool.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::Result;
+
+/// Idle connections kept; more are opened under load and closed when returned to a full pool.
+const KEEP: usize = 16;
+
+pub struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    pub fn new(path: PathBuf) -> Readers {
+        Readers {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn open(&self) -> Result<Connection> {
+        let c = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // The same read settings as the sqlx pool: memory-mapped pages, a page cache, no writes.
+        c.execute_batch(
+            "PRAGMA mmap_size = 268435456; PRAGMA cache_size = -32000; PRAGMA query_only = 1;",
+        )?;
+        c.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(c)
+    }
+
+    /// Runs `f` on an idle connection (opening one if none is idle).
+    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let idle = self.idle.lock().expect("reader pool lock").pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => self.open()?,
+        };
+        let out = f(&conn);
+        let mut idle = self.idle.lock().expect("reader pool lock");
+        if idle.len() < KEEP {
+            idle.push(conn);
+        }
+        out
+    }
+}
