@@ -41,6 +41,8 @@ enum Cmd {
     /// Only the storage ceiling and the store's own append path (no HTTP): a quick check while
     /// working on the write path.
     Ceiling(Args),
+    /// Writes the dataset as NDJSON (the import format) to standard output.
+    Dataset(Args),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -331,5 +333,21 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::All(a) => all(a).await,
         Cmd::Ceiling(a) => ceiling_only(a).await,
+        Cmd::Dataset(a) => {
+            let today = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+            let d = Dataset::new(Spec {
+                seed: a.seed,
+                conversations: a.conversations,
+                messages_per_conversation: a.messages_per_conversation,
+                anchor: today + time::Duration::days(1),
+            });
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            for start in (0..a.conversations).step_by(IMPORT_CHUNK) {
+                let end = (start + IMPORT_CHUNK).min(a.conversations);
+                out.write_all(&d.ndjson(start..end))?;
+            }
+            Ok(())
+        }
     }
 }

@@ -3,7 +3,9 @@
 use confab_core::timefmt::{from_micros, to_micros};
 use confab_core::{Role, Status};
 use sqlx::Row;
+use std::collections::HashMap;
 use time::{Duration, OffsetDateTime, Time};
+
 use uuid::Uuid;
 
 use super::SqliteStore;
@@ -13,63 +15,71 @@ use crate::types::TenantId;
 
 const DAY_US: i64 = 86_400_000_000;
 
-impl SqliteStore {
-    async fn groups(&self, tenant: TenantId, col: &'static str) -> Result<Vec<GroupCount>> {
-        let sql = format!(
-            "SELECT {col}, COUNT(*), COALESCE(SUM(message_count), 0) FROM conversations \
-             WHERE tenant_id = ? GROUP BY {col} ORDER BY COUNT(*) DESC, {col}"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(tenant.0)
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(GroupCount {
-                    key: r.try_get(0)?,
-                    conversations: r.try_get(1)?,
-                    messages: r.try_get(2)?,
-                })
-            })
-            .collect()
-    }
+/// Groups largest first, then by key with "unset" first (SQLite's order for the same query).
+fn ranked(map: HashMap<Option<String>, (i64, i64)>) -> Vec<GroupCount> {
+    let mut v: Vec<GroupCount> = map
+        .into_iter()
+        .map(|(key, (conversations, messages))| GroupCount {
+            key,
+            conversations,
+            messages,
+        })
+        .collect();
+    v.sort_by(|a, b| {
+        b.conversations
+            .cmp(&a.conversations)
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    v
+}
 
+impl SqliteStore {
+    /// One pass over the tenant's conversations, grouped by status, source and agent, folded
+    /// here into every figure of the summary (it was four scans).
     pub async fn summary(&self, tenant: TenantId, now: OffsetDateTime) -> Result<Summary> {
         let now_us = to_micros(now);
-        let r = sqlx::query(
-            "SELECT COUNT(*), COALESCE(SUM(message_count), 0), \
-             COALESCE(SUM(created_at > ?), 0), COALESCE(SUM(created_at > ?), 0) \
-             FROM conversations WHERE tenant_id = ?",
-        )
-        .bind(now_us - DAY_US)
-        .bind(now_us - 7 * DAY_US)
-        .bind(tenant.0)
-        .fetch_one(&self.read)
-        .await?;
-        let statuses = sqlx::query(
-            "SELECT status, COUNT(*) FROM conversations WHERE tenant_id = ? GROUP BY status",
-        )
-        .bind(tenant.0)
-        .fetch_all(&self.read)
-        .await?;
-        let mut by_status: Vec<(Status, i64)> = Status::ALL.iter().map(|s| (*s, 0)).collect();
-        for s in &statuses {
-            let st: Status = s
-                .try_get::<&str, _>(0)?
-                .parse()
-                .map_err(StoreError::Corrupt)?;
-            if let Some(e) = by_status.iter_mut().find(|(k, _)| *k == st) {
-                e.1 = s.try_get(1)?;
+        self.fast.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT status, source, agent_id, COUNT(*), COALESCE(SUM(message_count), 0), \
+                 COALESCE(SUM(created_at > ?1), 0), COALESCE(SUM(created_at > ?2), 0) \
+                 FROM conversations WHERE tenant_id = ?3 GROUP BY 1, 2, 3",
+            )?;
+            let mut rows = st.query(rusqlite::params![
+                now_us - DAY_US,
+                now_us - 7 * DAY_US,
+                super::raw::id(&tenant.0)
+            ])?;
+            let mut sum = Summary {
+                conversations: 0,
+                messages: 0,
+                last_24h: 0,
+                last_7d: 0,
+                by_status: Status::ALL.iter().map(|s| (*s, 0)).collect(),
+                by_source: Vec::new(),
+                by_agent: Vec::new(),
+            };
+            let mut sources: HashMap<Option<String>, (i64, i64)> = HashMap::new();
+            let mut agents: HashMap<Option<String>, (i64, i64)> = HashMap::new();
+            while let Some(r) = rows.next()? {
+                let status: String = r.get(0)?;
+                let status: Status = status.parse().map_err(StoreError::Corrupt)?;
+                let (n, m): (i64, i64) = (r.get(3)?, r.get(4)?);
+                sum.conversations += n;
+                sum.messages += m;
+                sum.last_24h += r.get::<_, i64>(5)?;
+                sum.last_7d += r.get::<_, i64>(6)?;
+                if let Some(e) = sum.by_status.iter_mut().find(|(k, _)| *k == status) {
+                    e.1 += n;
+                }
+                for (map, key) in [(&mut sources, r.get(1)?), (&mut agents, r.get(2)?)] {
+                    let e = map.entry(key).or_default();
+                    e.0 += n;
+                    e.1 += m;
+                }
             }
-        }
-        Ok(Summary {
-            conversations: r.try_get(0)?,
-            messages: r.try_get(1)?,
-            last_24h: r.try_get(2)?,
-            last_7d: r.try_get(3)?,
-            by_status,
-            by_source: self.groups(tenant, "source").await?,
-            by_agent: self.groups(tenant, "agent_id").await?,
+            sum.by_source = ranked(sources);
+            sum.by_agent = ranked(agents);
+            Ok(sum)
         })
     }
 
