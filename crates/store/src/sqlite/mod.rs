@@ -39,7 +39,7 @@ use writer::{WriteOp, WriteOut, Writer};
 pub struct SqliteStore {
     writer: Writer,
     read: SqlitePool,
-    fast: fastread::Readers,
+    fast: std::sync::Arc<fastread::Readers>,
     pepper: Vec<u8>,
 }
 
@@ -93,7 +93,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer,
             read,
-            fast: fastread::Readers::new(path),
+            fast: std::sync::Arc::new(fastread::Readers::new(path)),
             pepper: opts.pepper,
         })
     }
@@ -227,7 +227,8 @@ impl SqliteStore {
         filter: &ConversationFilter,
         page: ConversationPage,
     ) -> Result<Vec<Conversation>> {
-        read::conversations(&self.read, tenant, filter, page).await
+        self.fast
+            .with(|c| read::conversations(c, tenant, filter, page))
     }
 
     pub async fn count_conversations(
@@ -235,7 +236,8 @@ impl SqliteStore {
         tenant: TenantId,
         filter: &ConversationFilter,
     ) -> Result<i64> {
-        read::count_conversations(&self.read, tenant, filter).await
+        self.fast
+            .with(|c| read::count_conversations(c, tenant, filter))
     }
 
     pub async fn list_messages(

@@ -7,6 +7,7 @@
 //! handle once per batch and run their statements directly through rusqlite, with cached
 //! prepared statements; BEGIN and COMMIT (the fsync) stay on sqlx's thread.
 
+use rusqlite::types::Value;
 use rusqlite::{Connection, Row};
 use sqlx::SqliteConnection;
 use uuid::Uuid;
@@ -70,5 +71,51 @@ pub fn one<T>(
     match rows.next()? {
         Some(r) => f(r).map(Some),
         None => Ok(None),
+    }
+}
+
+/// A statement being built: SQL text with numbered parameters and their values.
+#[derive(Default)]
+pub struct Sql {
+    /// The text, with `?N` placeholders.
+    pub text: String,
+    /// The values, in placeholder order.
+    pub args: Vec<Value>,
+}
+
+impl Sql {
+    /// Appends SQL text.
+    pub fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+    /// Appends a placeholder for `v`.
+    pub fn bind(&mut self, v: impl Into<Value>) -> &mut Self {
+        self.args.push(v.into());
+        let n = self.args.len();
+        self.text.push_str(&format!("?{n}"));
+        self
+    }
+}
+
+/// A UUID as a bound value.
+pub fn blob(u: &uuid::Uuid) -> Value {
+    Value::Blob(u.as_bytes().to_vec())
+}
+
+impl Sql {
+    /// Runs the statement (cached) and maps every row.
+    pub fn rows<T>(
+        self,
+        c: &Connection,
+        mut f: impl FnMut(&Row<'_>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut st = c.prepare_cached(&self.text)?;
+        let mut rows = st.query(rusqlite::params_from_iter(self.args))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(f(r)?);
+        }
+        Ok(out)
     }
 }

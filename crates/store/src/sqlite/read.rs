@@ -2,14 +2,14 @@
 
 use confab_core::timefmt::{from_micros, rfc3339, to_micros};
 use confab_core::{Conversation, Message};
+use sqlx::Row;
 use sqlx::sqlite::SqlitePool;
-use sqlx::{QueryBuilder, Row, Sqlite};
 use uuid::Uuid;
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, params};
 
-use super::raw::{self, id as b};
+use super::raw::{self, Sql, blob, id as b};
 use super::rows::{self, CONVERSATION_COLS, MESSAGE_COLS};
 use crate::error::{Result, StoreError};
 use crate::types::*;
@@ -38,25 +38,25 @@ fn const_format(a: &str, b: &str, c: &str) -> String {
 }
 
 /// Appends the WHERE clause of a conversation filter (after `tenant_id = ?`).
-pub(super) fn push_filter(q: &mut QueryBuilder<Sqlite>, tenant: TenantId, f: &ConversationFilter) {
-    q.push(" WHERE c.tenant_id = ").push_bind(tenant.0);
+pub(super) fn push_filter(q: &mut Sql, tenant: TenantId, f: &ConversationFilter) {
+    q.push(" WHERE c.tenant_id = ").bind(blob(&tenant.0));
     if let Some(v) = &f.agent_id {
-        q.push(" AND c.agent_id = ").push_bind(v.clone());
+        q.push(" AND c.agent_id = ").bind(v.clone());
     }
     if let Some(v) = &f.user_id {
-        q.push(" AND c.user_id = ").push_bind(v.clone());
+        q.push(" AND c.user_id = ").bind(v.clone());
     }
     if let Some(v) = f.status {
-        q.push(" AND c.status = ").push_bind(v.as_str());
+        q.push(" AND c.status = ").bind(v.as_str().to_owned());
     }
     if let Some(v) = &f.source {
-        q.push(" AND c.source = ").push_bind(v.clone());
+        q.push(" AND c.source = ").bind(v.clone());
     }
     if let Some(v) = f.created_after {
-        q.push(" AND c.created_at >= ").push_bind(to_micros(v));
+        q.push(" AND c.created_at >= ").bind(to_micros(v));
     }
     if let Some(v) = f.created_before {
-        q.push(" AND c.created_at < ").push_bind(to_micros(v));
+        q.push(" AND c.created_at < ").bind(to_micros(v));
     }
     if let Some(v) = f.has_insights {
         q.push(if v { " AND EXISTS" } else { " AND NOT EXISTS" });
@@ -65,54 +65,65 @@ pub(super) fn push_filter(q: &mut QueryBuilder<Sqlite>, tenant: TenantId, f: &Co
     if f.sentiment.is_some() || f.task_completed.is_some() {
         q.push(" AND EXISTS (SELECT 1 FROM insights i WHERE i.tenant_id = c.tenant_id AND i.conversation_id = c.id");
         if let Some(v) = f.sentiment {
-            q.push(" AND i.sentiment = ").push_bind(v.as_str());
+            q.push(" AND i.sentiment = ").bind(v.as_str().to_owned());
         }
         if let Some(v) = f.task_completed {
-            q.push(" AND i.task_completed = ").push_bind(v);
+            q.push(" AND i.task_completed = ").bind(v);
         }
         q.push(")");
     }
 }
 
-pub async fn conversations(
-    pool: &SqlitePool,
+/// `c.`-qualified conversation columns.
+pub(super) fn qualified_conversation_cols() -> String {
+    CONVERSATION_COLS
+        .split(", ")
+        .map(|c| format!("c.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn conversations(
+    c: &Connection,
     tenant: TenantId,
     f: &ConversationFilter,
     page: ConversationPage,
 ) -> Result<Vec<Conversation>> {
-    let cols: String = CONVERSATION_COLS
-        .split(", ")
-        .map(|c| format!("c.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {cols} FROM conversations c"));
+    let mut q = Sql::default();
+    q.push(&format!(
+        "SELECT {} FROM conversations c",
+        qualified_conversation_cols()
+    ));
     push_filter(&mut q, tenant, f);
     let (limit, offset) = match page {
         ConversationPage::After(cursor, limit) => {
-            if let Some(c) = cursor {
-                q.push(" AND (c.created_at < ").push_bind(c.created_at_us);
-                q.push(" OR (c.created_at = ").push_bind(c.created_at_us);
-                q.push(" AND c.id < ").push_bind(c.id).push("))");
+            if let Some(cur) = cursor {
+                q.push(" AND (c.created_at < ").bind(cur.created_at_us);
+                q.push(" OR (c.created_at = ").bind(cur.created_at_us);
+                q.push(" AND c.id < ").bind(blob(&cur.id)).push("))");
             }
             (limit, 0)
         }
         ConversationPage::Offset(offset, limit) => (limit, offset),
     };
     q.push(" ORDER BY c.created_at DESC, c.id DESC LIMIT ")
-        .push_bind(limit);
-    q.push(" OFFSET ").push_bind(offset);
-    let rows = q.build().fetch_all(pool).await?;
-    rows.iter().map(rows::conversation).collect()
+        .bind(limit);
+    q.push(" OFFSET ").bind(offset);
+    q.rows(c, rows::conversation_raw)
 }
 
-pub async fn count_conversations(
-    pool: &SqlitePool,
+pub fn count_conversations(
+    c: &Connection,
     tenant: TenantId,
     f: &ConversationFilter,
 ) -> Result<i64> {
-    let mut q = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM conversations c");
+    let mut q = Sql::default();
+    q.push("SELECT COUNT(*) FROM conversations c");
     push_filter(&mut q, tenant, f);
-    Ok(q.build().fetch_one(pool).await?.try_get(0)?)
+    Ok(q.rows(c, |r| Ok(r.get::<_, i64>(0)?))?
+        .into_iter()
+        .next()
+        .unwrap_or(0))
 }
 
 pub fn messages(

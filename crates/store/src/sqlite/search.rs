@@ -4,36 +4,12 @@ use confab_core::cursor::SearchCursor;
 use confab_core::search::{snippet, tenant_tag};
 use confab_core::timefmt::{from_micros, to_micros};
 use rusqlite::Connection;
-use rusqlite::types::Value;
 
-use super::{SqliteStore, raw};
+use super::SqliteStore;
+use super::raw::{self, Sql, blob};
 use crate::error::{Result, StoreError};
 use crate::search::*;
 use crate::types::TenantId;
-
-/// A statement being built: SQL text with numbered parameters and their values.
-#[derive(Default)]
-struct Sql {
-    text: String,
-    args: Vec<Value>,
-}
-
-impl Sql {
-    fn push(&mut self, s: &str) -> &mut Self {
-        self.text.push_str(s);
-        self
-    }
-    fn bind(&mut self, v: impl Into<Value>) -> &mut Self {
-        self.args.push(v.into());
-        let n = self.args.len();
-        self.text.push_str(&format!("?{n}"));
-        self
-    }
-}
-
-fn blob(u: &uuid::Uuid) -> Value {
-    Value::Blob(u.as_bytes().to_vec())
-}
 
 /// `FROM … WHERE …` of the candidate rows: matches of the tenant, filtered, rowid-bounded.
 fn push_candidates(q: &mut Sql, tenant: TenantId, req: &SearchRequest) {
