@@ -71,6 +71,9 @@ struct Args {
     /// Dataset seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Only the scenarios whose name contains this (the ceiling always runs).
+    #[arg(long)]
+    only: Option<String>,
     /// Where the JSON goes.
     #[arg(long, default_value = "bench/results/latest.json")]
     out: PathBuf,
@@ -210,6 +213,9 @@ async fn all(a: Args) -> anyhow::Result<()> {
     };
     let mut reads = Vec::new();
     for s in ctx.reads(&server, &terms) {
+        if !a.only.as_deref().is_none_or(|o| s.name.contains(o)) {
+            continue;
+        }
         let runs = measure(&s, a.runs, budget).await;
         reads.push(summarise(&s, &runs, 0.0));
     }
@@ -250,6 +256,9 @@ async fn all(a: Args) -> anyhow::Result<()> {
     }
     let mut rows = Vec::new();
     for s in ctx.writes(&server, import, per_run) {
+        if !a.only.as_deref().is_none_or(|o| s.name.contains(o)) {
+            continue;
+        }
         let runs = measure(&s, a.runs, budget).await;
         rows.push(summarise(&s, &runs, ceiling));
     }

@@ -88,8 +88,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 pub struct RawJson<T> {
     /// Parsed value.
     pub value: T,
-    /// The canonical JSON text (keys sorted), for fingerprints.
-    pub canonical: Vec<u8>,
+    bytes: axum::body::Bytes,
+}
+
+impl<T> RawJson<T> {
+    /// The canonical JSON text (keys sorted), for fingerprints; made only when a request
+    /// carries an idempotency key.
+    pub fn canonical(&self) -> Vec<u8> {
+        let v: serde_json::Value = serde_json::from_slice(&self.bytes).unwrap_or_default();
+        serde_json::to_vec(&v).unwrap_or_default()
+    }
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for RawJson<T> {
@@ -98,11 +106,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for RawJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = read_body(req, state).await?;
         let value = parse_json(&bytes)?;
-        let canonical: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        Ok(RawJson {
-            value,
-            canonical: serde_json::to_vec(&canonical).unwrap_or_default(),
-        })
+        Ok(RawJson { value, bytes })
     }
 }
 

@@ -26,7 +26,7 @@ pub fn check_key(field: &str, key: &str) -> Result<(), ApiError> {
 pub fn native_claim(
     headers: &HeaderMap,
     route: &str,
-    canonical_body: &[u8],
+    canonical_body: impl FnOnce() -> Vec<u8>,
 ) -> Result<Option<IdempotencyClaim>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
@@ -38,7 +38,7 @@ pub fn native_claim(
     let mut h = Sha256::new();
     h.update(route.as_bytes());
     h.update([0]);
-    h.update(canonical_body);
+    h.update(canonical_body());
     Ok(Some(IdempotencyClaim {
         family: "native",
         key: key.to_owned(),

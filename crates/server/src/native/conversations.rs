@@ -48,7 +48,7 @@ pub async fn create(
     headers: HeaderMap,
     body: RawJson<ConversationCreate>,
 ) -> ApiResult<Response> {
-    let idem = idempotency::native_claim(&headers, "POST /v1/conversations", &body.canonical)?;
+    let idem = idempotency::native_claim(&headers, "POST /v1/conversations", || body.canonical())?;
     let b = body.value;
     let mut input = NewConversation::new(b.status.unwrap_or(Status::Active));
     input.agent_id = b.agent_id;

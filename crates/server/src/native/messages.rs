@@ -41,7 +41,7 @@ pub async fn append(
 ) -> ApiResult<Response> {
     let id = conversation_id(&id)?;
     let route = format!("POST /v1/conversations/{id}/messages");
-    let idem = idempotency::native_claim(&headers, &route, &body.canonical)?;
+    let idem = idempotency::native_claim(&headers, &route, || body.canonical())?;
     let input: confab_core::input::AppendMessages = body.value.into();
     input.validate(&st.limits)?;
     let w = st.store.append_messages(&p.tenant, id, input, idem).await?;
