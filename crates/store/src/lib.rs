@@ -10,12 +10,14 @@ macro_rules! dispatch {
     ($self:ident, $b:ident => $call:expr) => {
         match &*$self.backend {
             crate::Backend::Sqlite($b) => $call,
+            crate::Backend::Postgres($b) => $call,
         }
     };
 }
 
 pub mod analytics;
 mod backup;
+mod copy;
 pub mod error;
 mod export;
 mod has_insights;
@@ -23,6 +25,7 @@ mod import;
 mod insights;
 pub mod jobs;
 pub mod keys;
+mod postgres;
 mod search;
 pub mod sensay;
 mod sqlite;
@@ -77,6 +80,12 @@ pub const IDEMPOTENCY_TTL: time::Duration = time::Duration::hours(24);
 
 enum Backend {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+/// True for a PostgreSQL URL (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// The store: cheap to clone, shared by every request.
@@ -87,14 +96,16 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating and migrating as needed) the database at `url`:
-    /// `sqlite://path` (or a bare path ending in `.db`).
+    /// `sqlite://path` (or a bare path ending in `.db`) or `postgres://…` (`postgresql://…`).
     pub async fn open(url: &str, opts: StoreOptions) -> Result<Store> {
-        let backend = if url.starts_with("sqlite:") || url.ends_with(".db") {
+        let backend = if is_postgres_url(url) {
+            Backend::Postgres(postgres::PgStore::open(url, opts).await?)
+        } else if url.starts_with("sqlite:") || url.ends_with(".db") {
             Backend::Sqlite(sqlite::SqliteStore::open(url, opts).await?)
         } else {
-            return Err(StoreError::Config(format!(
-                "unsupported database URL `{url}`: use sqlite://PATH"
-            )));
+            return Err(StoreError::Config(
+                "unsupported database URL: use sqlite://PATH or postgres://…".into(),
+            ));
         };
         Ok(Store {
             backend: Arc::new(backend),
@@ -103,7 +114,10 @@ impl Store {
 
     /// `sqlite` or `postgres`.
     pub fn backend_name(&self) -> &'static str {
-        dispatch!(self, _b => "sqlite")
+        match &*self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
     }
 
     /// Waits for queued writes to commit and closes connections.

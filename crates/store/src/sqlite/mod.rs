@@ -34,7 +34,7 @@ use crate::types::*;
 pub use backup::restore_file;
 use writer::{WriteOp, WriteOut, Writer};
 
-pub struct SqliteStore {
+pub(crate) struct SqliteStore {
     writer: Writer,
     read: SqlitePool,
     pepper: Vec<u8>,
@@ -91,6 +91,20 @@ impl SqliteStore {
             read,
             pepper: opts.pepper,
         })
+    }
+
+    /// Runs `f` in the writer's next transaction (whole-database copies into a new file).
+    pub(crate) async fn exec_raw<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut sqlx::SqliteConnection,
+                time::OffsetDateTime,
+            ) -> futures::future::BoxFuture<'c, Result<T>>
+            + Send
+            + 'static,
+    {
+        self.writer.exec(f).await
     }
 
     pub async fn close(&self) {
