@@ -64,6 +64,11 @@ impl TestDb {
         }
     }
 
+    /// The PostgreSQL database's name.
+    pub fn pg_name(&self) -> Option<&str> {
+        self.pg.as_ref().map(|(_, n)| n.as_str())
+    }
+
     /// True on PostgreSQL.
     pub fn is_pg(&self) -> bool {
         self.pg.is_some()
