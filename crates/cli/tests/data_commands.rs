@@ -6,11 +6,12 @@ use std::process::{Command, Output};
 
 const FIXTURE: &str = include_str!("../../server/tests/golden/fixture.ndjson");
 
-#[path = "../../store/tests/support/testdb.rs"]
-mod testdb;
+#[path = "support/dbs.rs"]
+mod dbs;
+use dbs::{db_url, test_dir, testdb};
 
 fn confab(db: &Path, args: &[&str]) -> Output {
-    confab_url(&format!("sqlite://{}", db.display()), args)
+    confab_url(&db_url(db), args)
 }
 
 fn confab_url(url: &str, args: &[&str]) -> Output {
@@ -30,7 +31,7 @@ fn confab_url(url: &str, args: &[&str]) -> Output {
 
 #[test]
 fn import_export_search_stats_backup_restore() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let db = dir.path().join("a.db");
     let input = dir.path().join("in.ndjson");
     std::fs::write(&input, FIXTURE).unwrap();
@@ -98,7 +99,7 @@ fn import_export_search_stats_backup_restore() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_stats_and_export_against_a_server() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let db = dir.path().join("s.db");
     let input = dir.path().join("in.ndjson");
     std::fs::write(&input, FIXTURE).unwrap();
@@ -107,7 +108,7 @@ async fn search_stats_and_export_against_a_server() {
         &["import", input.to_str().unwrap(), "--tenant", "acme"],
     );
 
-    let url = format!("sqlite://{}", db.display());
+    let url = db_url(&db);
     let store = confab_store::Store::open(&url, confab_store::StoreOptions::default())
         .await
         .unwrap();
@@ -157,6 +158,10 @@ async fn search_stats_and_export_against_a_server() {
     server.await.unwrap().unwrap();
 }
 
+fn sqlite_url(p: &Path) -> String {
+    format!("sqlite://{}", p.display())
+}
+
 /// SQLite → PostgreSQL and back, each way one command pair: `confab backup` on the one and
 /// `confab restore` on the other (everything: keys, conversations, insights, webhooks), or
 /// `confab export` and `confab import` (one tenant's conversations). PostgreSQL only.
@@ -173,17 +178,20 @@ fn sqlite_to_postgres_and_back() {
     let sqlite = dir.path().join("old.db");
     let input = dir.path().join("in.ndjson");
     std::fs::write(&input, FIXTURE).unwrap();
-    confab(
-        &sqlite,
+    confab_url(
+        &sqlite_url(&sqlite),
         &["import", input.to_str().unwrap(), "--tenant", "acme"],
     );
-    let key = confab(&sqlite, &["keys", "create", "--tenant", "acme"]);
+    let key = confab_url(
+        &sqlite_url(&sqlite),
+        &["keys", "create", "--tenant", "acme"],
+    );
     let key: serde_json::Value = serde_json::from_slice(&key.stdout).unwrap();
     let key_id = key["key_id"].as_str().unwrap().to_owned();
 
     // Backup on SQLite, restore on PostgreSQL.
     let backup = dir.path().join("backup.db");
-    confab(&sqlite, &["backup", backup.to_str().unwrap()]);
+    confab_url(&sqlite_url(&sqlite), &["backup", backup.to_str().unwrap()]);
     let pg = rt.block_on(testdb::TestDb::new_pg(&admin));
     confab_url(&pg.url, &["restore", backup.to_str().unwrap()]);
     let out = dir.path().join("pg.ndjson");
@@ -217,10 +225,10 @@ fn sqlite_to_postgres_and_back() {
     let back = dir.path().join("back.db");
     confab_url(&pg.url, &["backup", back.to_str().unwrap()]);
     let sqlite2 = dir.path().join("new.db");
-    confab(&sqlite2, &["restore", back.to_str().unwrap()]);
+    confab_url(&sqlite_url(&sqlite2), &["restore", back.to_str().unwrap()]);
     let out2 = dir.path().join("sqlite2.ndjson");
-    confab(
-        &sqlite2,
+    confab_url(
+        &sqlite_url(&sqlite2),
         &[
             "export",
             "--tenant",
@@ -234,8 +242,8 @@ fn sqlite_to_postgres_and_back() {
     // The per-tenant pair: export from SQLite, import into PostgreSQL.
     let pg2 = rt.block_on(testdb::TestDb::new_pg(&admin));
     let ndjson = dir.path().join("acme.ndjson");
-    confab(
-        &sqlite,
+    confab_url(
+        &sqlite_url(&sqlite),
         &[
             "export",
             "--tenant",
