@@ -148,7 +148,12 @@ fn init_logs(format: LogFormat) {
 async fn open(cfg: &Config) -> Result<Store> {
     Store::open(&cfg.database_url, cfg.store_options())
         .await
-        .with_context(|| format!("opening the database {}", cfg.database_url))
+        .with_context(|| {
+            format!(
+                "opening the database {}",
+                confab_store::redact_url(&cfg.database_url)
+            )
+        })
 }
 
 /// Opens the store, runs `f`, and closes the store whatever `f` answered.
@@ -225,7 +230,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Migrate => {
             let store = open(&cfg).await?;
             store.close().await;
-            eprintln!("database {} is up to date", cfg.database_url);
+            eprintln!(
+                "database {} is up to date",
+                confab_store::redact_url(&cfg.database_url)
+            );
         }
         Command::Openapi => print!("{}", confab_server::openapi_json()),
         Command::Analyze(a) => {

@@ -88,6 +88,45 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// `url` with its password (in the user part or a `password=` parameter) replaced by `***`, for
+/// messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(start) = url.find("://").map(|i| i + 3) {
+        let rest = &url[start..];
+        let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..auth_end].rfind('@')
+            && let Some(colon) = rest[..at].find(':')
+        {
+            out = format!("{}{}:***{}", &url[..start], &rest[..colon], &rest[at..]);
+        }
+    }
+    if let Some(i) = out.find("password=") {
+        let from = i + "password=".len();
+        let to = out[from..].find('&').map_or(out.len(), |j| from + j);
+        out.replace_range(from..to, "***");
+    }
+    out
+}
+
+#[cfg(test)]
+mod url_tests {
+    #[test]
+    fn passwords_are_redacted() {
+        use super::redact_url;
+        assert_eq!(
+            redact_url("postgres://u:s3cret@h:5432/db?x=1"),
+            "postgres://u:***@h:5432/db?x=1"
+        );
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&password=p&sslmode=require"),
+            "postgres://h/db?user=u&password=***&sslmode=require"
+        );
+        assert_eq!(redact_url("sqlite://confab.db"), "sqlite://confab.db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}
+
 /// The store: cheap to clone, shared by every request.
 #[derive(Clone)]
 pub struct Store {

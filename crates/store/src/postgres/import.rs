@@ -1,7 +1,6 @@
 //! Import on PostgreSQL: raw inserts that keep every id, seq and timestamp as exported.
 
 use confab_core::export::ExportRecord;
-use confab_core::ids::new_id;
 use confab_core::timefmt::to_micros;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -59,10 +58,27 @@ impl PgStore {
         tenant: TenantId,
         records: Vec<ExportRecord>,
     ) -> Result<ImportOutcome> {
+        // Two imports of the same conversations at once: the later insert meets the primary
+        // key and its transaction rolls back; run once more, and it skips what the other wrote
+        // (SQLite's serial writer gives the same outcome).
+        let records = std::sync::Arc::new(records);
+        match self.import_once(tenant, records.clone()).await {
+            Err(e) if super::unique_violation(&e, "conversations_pkey") => {
+                self.import_once(tenant, records).await
+            }
+            r => r,
+        }
+    }
+
+    async fn import_once(
+        &self,
+        tenant: TenantId,
+        records: std::sync::Arc<Vec<ExportRecord>>,
+    ) -> Result<ImportOutcome> {
         self.exec(move |c, _now| {
             Box::pin(async move {
                 let mut out = ImportOutcome::default();
-                for r in &records {
+                for r in records.iter() {
                     let exists: Option<i64> = sqlx::query_scalar(
                         "SELECT 1::bigint FROM conversations WHERE tenant_id = $1 AND id = $2",
                     )
@@ -95,23 +111,7 @@ impl PgStore {
     pub async fn ensure_tenant(&self, name: &str) -> Result<TenantId> {
         let name = name.to_owned();
         self.exec(move |c, now| {
-            Box::pin(async move {
-                let id: Option<Uuid> = sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
-                    .bind(&name)
-                    .fetch_optional(&mut *c)
-                    .await?;
-                if let Some(id) = id {
-                    return Ok(TenantId(id));
-                }
-                let id = new_id();
-                sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
-                    .bind(id)
-                    .bind(&name)
-                    .bind(to_micros(now))
-                    .execute(&mut *c)
-                    .await?;
-                Ok(TenantId(id))
-            })
+            Box::pin(async move { super::ops::tenant_named(c, &name, now).await.map(TenantId) })
         })
         .await
     }

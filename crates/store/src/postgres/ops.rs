@@ -17,6 +17,28 @@ use crate::IDEMPOTENCY_TTL;
 use crate::error::{Result, StoreError};
 use crate::types::*;
 
+/// The id of the tenant called `name`, created on first use. Two processes creating the same
+/// new tenant at once meet at the unique index on the name: the second waits for the first to
+/// commit, inserts nothing, and reads the first's row.
+pub(super) async fn tenant_named(
+    c: &mut PgConnection,
+    name: &str,
+    now: OffsetDateTime,
+) -> Result<Uuid> {
+    sqlx::query(
+        "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(new_id())
+    .bind(name)
+    .bind(to_micros(now))
+    .execute(&mut *c)
+    .await?;
+    Ok(sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
+        .bind(name)
+        .fetch_one(&mut *c)
+        .await?)
+}
+
 pub(super) async fn create_key(
     c: &mut PgConnection,
     tenant: &str,
@@ -25,23 +47,7 @@ pub(super) async fn create_key(
     pepper: &[u8],
     now: OffsetDateTime,
 ) -> Result<CreatedKey> {
-    let existing: Option<Uuid> = sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
-        .bind(tenant)
-        .fetch_optional(&mut *c)
-        .await?;
-    let tenant_id = match existing {
-        Some(id) => id,
-        None => {
-            let id = new_id();
-            sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
-                .bind(id)
-                .bind(tenant)
-                .bind(to_micros(now))
-                .execute(&mut *c)
-                .await?;
-            id
-        }
-    };
+    let tenant_id = tenant_named(c, tenant, now).await?;
     let k = crate::keys::generate();
     sqlx::query(
         "INSERT INTO api_keys (tenant_id, key_id, secret_hash, scopes, name, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
