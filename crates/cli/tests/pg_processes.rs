@@ -1,11 +1,13 @@
 //! PostgreSQL only (skipped, saying so, without `CONFAB_TEST_POSTGRES_URL`): two `confab serve`
 //! processes on one database, hammered at once with appends to the same conversations and with
 //! completed conversations. Every append lands once with consecutive seqs (the conversation row
-//! lock), and every insights job runs exactly once (`FOR UPDATE SKIP LOCKED` claims).
+//! lock), every insights job runs exactly once and every webhook event is delivered exactly once
+//! (`FOR UPDATE SKIP LOCKED` claims).
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -31,7 +33,7 @@ impl Server {
     fn start(url: &str) -> Server {
         let mut child = confab(url)
             .args(["--log-format", "json", "serve", "--addr", "127.0.0.1:0"])
-            .args(["--insights-workers", "2"])
+            .args(["--insights-workers", "2", "--webhooks-allow-internal"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -73,7 +75,7 @@ const APPENDS_PER_TASK: usize = 25;
 const COMPLETED_PER_SERVER: usize = 10;
 
 #[test]
-fn two_servers_one_database_append_once_and_analyse_once() {
+fn two_servers_one_database_append_once_analyse_once_deliver_once() {
     let Some(admin) = pg_admin_url() else {
         eprintln!("skipped: set CONFAB_TEST_POSTGRES_URL to run the two-process PostgreSQL test");
         return;
@@ -85,7 +87,14 @@ fn two_servers_one_database_append_once_and_analyse_once() {
         .unwrap();
     let db = rt.block_on(TestDb::new_pg(&admin));
     let out = confab(&db.url)
-        .args(["keys", "create", "--tenant", "acme"])
+        .args([
+            "keys",
+            "create",
+            "--tenant",
+            "acme",
+            "--scopes",
+            "read,write,admin",
+        ])
         .output()
         .unwrap();
     assert!(
@@ -95,11 +104,20 @@ fn two_servers_one_database_append_once_and_analyse_once() {
     );
     let key: Value = serde_json::from_slice(&out.stdout).unwrap();
     let token = key["token"].as_str().unwrap().to_owned();
+    let (hook, received) = receiver();
     let servers = [Server::start(&db.url), Server::start(&db.url)];
     let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
 
     rt.block_on(async {
         let c = reqwest::Client::new();
+        let r = c
+            .post(format!("{}/v1/webhooks", bases[0]))
+            .bearer_auth(&token)
+            .json(&json!({"url": hook}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
         let mut convs = Vec::new();
         for i in 0..CONVERSATIONS {
             let r = c
@@ -258,7 +276,83 @@ fn two_servers_one_database_append_once_and_analyse_once() {
         for (conv, state, attempts) in &jobs {
             assert_eq!((state.as_str(), *attempts), ("done", 1), "job of {conv} ran once");
         }
+
+        // Every webhook event delivered, each exactly once, by one server or the other.
+        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_events")
+            .fetch_one(&mut pg)
+            .await
+            .unwrap();
+        assert!(events > 250, "{events} events");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let pending: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM webhook_deliveries WHERE state <> 'succeeded'",
+            )
+            .fetch_one(&mut pg)
+            .await
+            .unwrap();
+            if pending == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{pending} deliveries still pending");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let got = received.lock().unwrap().clone();
+        let distinct: HashSet<&String> = got.iter().collect();
+        assert_eq!(distinct.len(), got.len(), "no event delivered twice");
+        assert_eq!(got.len() as i64, events, "every event delivered");
+        let retried: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE attempts <> 1",
+        )
+        .fetch_one(&mut pg)
+        .await
+        .unwrap();
+        assert_eq!(retried, 0);
         pg.close().await.unwrap();
     });
     drop(servers);
+}
+
+/// A bare HTTP receiver that answers 204 and records each request's `webhook-id` header.
+fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let ids: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = ids.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = s.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf);
+                if let Some(i) = text.find("\r\n\r\n") {
+                    let header = |name: &str| {
+                        text[..i].lines().find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.trim()
+                                .eq_ignore_ascii_case(name)
+                                .then(|| v.trim().to_owned())
+                        })
+                    };
+                    let len: usize = header("content-length").map_or(0, |v| v.parse().unwrap());
+                    if buf.len() >= i + 4 + len {
+                        if let Some(id) = header("webhook-id") {
+                            seen.lock().unwrap().push(id);
+                        }
+                        break;
+                    }
+                }
+            }
+            let _ = s.write_all(
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    (hook, ids)
 }
