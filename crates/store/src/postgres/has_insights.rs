@@ -16,7 +16,7 @@ impl PgStore {
         conversations: &[Uuid],
     ) -> Result<HashSet<Uuid>> {
         let mut out = HashSet::new();
-        // Pages are at most 100 ids; chunking keeps any caller under SQLite's bind limit.
+        // Pages are at most 100 ids; chunking keeps any caller far under the bind limit.
         for chunk in conversations.chunks(500) {
             let mut q = QueryBuilder::<Postgres>::new(
                 "SELECT conversation_id FROM insights WHERE tenant_id = ",

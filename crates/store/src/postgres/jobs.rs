@@ -114,7 +114,7 @@ impl PgStore {
         self.exec(move |c, now| {
                 Box::pin(async move {
                     let exists: Option<i64> = sqlx::query_scalar(
-                        "SELECT 1::bigint FROM conversations WHERE tenant_id = $1 AND id = $2",
+                        "SELECT 1::bigint FROM conversations WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
                     )
                     .bind(tenant.0)
                     .bind(conversation)
@@ -123,7 +123,9 @@ impl PgStore {
                     if exists.is_none() {
                         return Err(StoreError::NotFound);
                     }
-                    // A job not yet started will read the latest messages anyway: reuse it.
+                    // The row lock above makes concurrent refreshes (from any process) take turns,
+                    // so the second finds the first's job here. A job not yet started will read
+                    // the latest messages anyway: reuse it.
                     let waiting: Option<Uuid> = sqlx::query_scalar(
                         "SELECT id FROM jobs WHERE tenant_id = $1 AND conversation_id = $2 AND kind = $3 \
                          AND state = 'queued' ORDER BY run_at LIMIT 1",
