@@ -31,7 +31,8 @@ use config::{Config, LogFormat};
     max_term_width = 100
 )]
 struct Cli {
-    /// Database URL: sqlite://PATH (created if missing). Every command migrates it first.
+    /// Database URL: sqlite://PATH (created if missing) or postgres://USER@HOST/DB (the database
+    /// must exist). Every command migrates it first.
     #[arg(long, global = true, env = "CONFAB_DATABASE_URL", value_name = "URL")]
     database: Option<String>,
 
