@@ -22,12 +22,61 @@ pub struct Server {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// Opens a store on a fresh file in `dir`, named `name`.
+/// With this variable set to a PostgreSQL admin URL, the benchmark runs on PostgreSQL: each
+/// store is a new database on that server, dropped by [`drop_databases`] at the end.
+pub const PG_ENV: &str = "CONFAB_BENCH_POSTGRES_URL";
+
+/// `(admin URL, database)` of every database the run created.
+static CREATED: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// `sqlite` or `postgres`, from the environment.
+pub fn backend() -> &'static str {
+    if std::env::var(PG_ENV).is_ok_and(|v| !v.is_empty()) {
+        "postgres"
+    } else {
+        "sqlite"
+    }
+}
+
+/// Opens a store on a fresh database: the file `name` in `dir`, or a new PostgreSQL database.
 pub async fn open_store(dir: &Path, name: &str) -> anyhow::Result<Store> {
-    let url = format!("sqlite://{}", dir.join(name).display());
+    use sqlx::{ConnectOptions, Connection};
+    let url = match std::env::var(PG_ENV).ok().filter(|v| !v.is_empty()) {
+        None => format!("sqlite://{}", dir.join(name).display()),
+        Some(admin) => {
+            let db = format!("confab_bench_{}", uuid::Uuid::now_v7().simple());
+            let mut c = sqlx::PgConnection::connect(&admin).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+                .execute(&mut c)
+                .await?;
+            c.close().await?;
+            CREATED
+                .lock()
+                .expect("not poisoned")
+                .push((admin.clone(), db.clone()));
+            let opts: sqlx::postgres::PgConnectOptions = admin.parse()?;
+            opts.database(&db).to_url_lossy().to_string()
+        }
+    };
     Store::open(&url, StoreOptions::default())
         .await
-        .with_context(|| format!("opening {url}"))
+        .with_context(|| format!("opening {}", confab_store::redact_url(&url)))
+}
+
+/// Drops the PostgreSQL databases the run created.
+pub async fn drop_databases() -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let created = std::mem::take(&mut *CREATED.lock().expect("not poisoned"));
+    for (admin, db) in created {
+        let mut c = sqlx::PgConnection::connect(&admin).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+        )))
+        .execute(&mut c)
+        .await?;
+        c.close().await?;
+    }
+    Ok(())
 }
 
 impl Server {

@@ -1,6 +1,7 @@
 //! confab's benchmark: generates a seeded dataset, loads it into the real server (in this
-//! process, on a fresh SQLite file) over HTTP, drives every hot path from its own load
-//! generator, measures a storage ceiling side by side, prints one table and writes JSON.
+//! process, on a fresh SQLite file, or on new PostgreSQL databases when
+//! `CONFAB_BENCH_POSTGRES_URL` names a server) over HTTP, drives every hot path from its own
+//! load generator, measures a storage ceiling side by side, prints one table and writes JSON.
 //!
 //!     cargo run --release -p confab-bench -- all
 //!     cargo run --release -p confab-bench -- all --conversations 500 --messages-per-conversation 40
@@ -297,7 +298,8 @@ async fn all(a: Args) -> anyhow::Result<()> {
         a.conversations, total_messages, a.seed
     );
     println!(
-        "\nconfab benchmark, SQLite, {size}, {build} build; medians of {} runs\n",
+        "\nconfab benchmark, {}, {size}, {build} build; medians of {} runs\n",
+        harness::backend(),
         a.runs
     );
     print!("{}", report::table(&rows));
@@ -308,7 +310,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
         hwm as f64 / 1024.0
     );
     let doc = json!({
-        "backend": "sqlite",
+        "backend": harness::backend(),
         "build": build,
         "dataset": {
             "conversations": a.conversations,
@@ -339,7 +341,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    match Cli::parse().cmd {
+    let out = match Cli::parse().cmd {
         Cmd::All(a) => all(a).await,
         Cmd::Ceiling(a) => ceiling_only(a).await,
         Cmd::Dataset(a) => {
@@ -358,5 +360,8 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-    }
+    };
+    // Whatever happened, leave no benchmark database behind on PostgreSQL.
+    harness::drop_databases().await?;
+    out
 }

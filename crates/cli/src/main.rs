@@ -31,7 +31,8 @@ use config::{Config, LogFormat};
     max_term_width = 100
 )]
 struct Cli {
-    /// Database URL: sqlite://PATH (created if missing). Every command migrates it first.
+    /// Database URL: sqlite://PATH (created if missing) or postgres://USER@HOST/DB (the database
+    /// must exist). Every command migrates it first.
     #[arg(long, global = true, env = "CONFAB_DATABASE_URL", value_name = "URL")]
     database: Option<String>,
 
@@ -148,7 +149,12 @@ fn init_logs(format: LogFormat) {
 async fn open(cfg: &Config) -> Result<Store> {
     Store::open(&cfg.database_url, cfg.store_options())
         .await
-        .with_context(|| format!("opening the database {}", cfg.database_url))
+        .with_context(|| {
+            format!(
+                "opening the database {}",
+                confab_store::redact_url(&cfg.database_url)
+            )
+        })
 }
 
 /// Opens the store, runs `f`, and closes the store whatever `f` answered.
@@ -225,7 +231,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Migrate => {
             let store = open(&cfg).await?;
             store.close().await;
-            eprintln!("database {} is up to date", cfg.database_url);
+            eprintln!(
+                "database {} is up to date",
+                confab_store::redact_url(&cfg.database_url)
+            );
         }
         Command::Openapi => print!("{}", confab_server::openapi_json()),
         Command::Analyze(a) => {

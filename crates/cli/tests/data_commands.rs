@@ -6,10 +6,18 @@ use std::process::{Command, Output};
 
 const FIXTURE: &str = include_str!("../../server/tests/golden/fixture.ndjson");
 
+#[path = "support/dbs.rs"]
+mod dbs;
+use dbs::{db_url, test_dir, testdb};
+
 fn confab(db: &Path, args: &[&str]) -> Output {
+    confab_url(&db_url(db), args)
+}
+
+fn confab_url(url: &str, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_confab"))
         .args(args)
-        .env("CONFAB_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("CONFAB_DATABASE_URL", url)
         .env("RUST_LOG", "warn")
         .output()
         .expect("run confab");
@@ -23,7 +31,7 @@ fn confab(db: &Path, args: &[&str]) -> Output {
 
 #[test]
 fn import_export_search_stats_backup_restore() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let db = dir.path().join("a.db");
     let input = dir.path().join("in.ndjson");
     std::fs::write(&input, FIXTURE).unwrap();
@@ -91,7 +99,7 @@ fn import_export_search_stats_backup_restore() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_stats_and_export_against_a_server() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = test_dir();
     let db = dir.path().join("s.db");
     let input = dir.path().join("in.ndjson");
     std::fs::write(&input, FIXTURE).unwrap();
@@ -100,7 +108,7 @@ async fn search_stats_and_export_against_a_server() {
         &["import", input.to_str().unwrap(), "--tenant", "acme"],
     );
 
-    let url = format!("sqlite://{}", db.display());
+    let url = db_url(&db);
     let store = confab_store::Store::open(&url, confab_store::StoreOptions::default())
         .await
         .unwrap();
@@ -148,4 +156,116 @@ async fn search_stats_and_export_against_a_server() {
 
     let _ = tx.send(());
     server.await.unwrap().unwrap();
+}
+
+fn sqlite_url(p: &Path) -> String {
+    format!("sqlite://{}", p.display())
+}
+
+/// SQLite → PostgreSQL and back, each way one command pair: `confab backup` on the one and
+/// `confab restore` on the other (everything: keys, conversations, insights, webhooks), or
+/// `confab export` and `confab import` (one tenant's conversations). PostgreSQL only.
+#[test]
+fn sqlite_to_postgres_and_back() {
+    let Some(admin) = testdb::pg_admin_url() else {
+        eprintln!(
+            "skipped: set CONFAB_TEST_POSTGRES_URL to run the SQLite → PostgreSQL migration test"
+        );
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = dir.path().join("old.db");
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, FIXTURE).unwrap();
+    confab_url(
+        &sqlite_url(&sqlite),
+        &["import", input.to_str().unwrap(), "--tenant", "acme"],
+    );
+    let key = confab_url(
+        &sqlite_url(&sqlite),
+        &["keys", "create", "--tenant", "acme"],
+    );
+    let key: serde_json::Value = serde_json::from_slice(&key.stdout).unwrap();
+    let key_id = key["key_id"].as_str().unwrap().to_owned();
+
+    // Backup on SQLite, restore on PostgreSQL.
+    let backup = dir.path().join("backup.db");
+    confab_url(&sqlite_url(&sqlite), &["backup", backup.to_str().unwrap()]);
+    let pg = rt.block_on(testdb::TestDb::new_pg(&admin));
+    confab_url(&pg.url, &["restore", backup.to_str().unwrap()]);
+    let out = dir.path().join("pg.ndjson");
+    confab_url(
+        &pg.url,
+        &["export", "--tenant", "acme", "--out", out.to_str().unwrap()],
+    );
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), FIXTURE);
+    let keys = confab_url(&pg.url, &["keys", "list"]);
+    assert!(
+        String::from_utf8_lossy(&keys.stdout).contains(&key_id),
+        "keys came along"
+    );
+    for (q, n) in [("refund", 2), ("中文", 1)] {
+        let hits = confab_url(&pg.url, &["search", q, "--tenant", "acme"]);
+        assert_eq!(
+            String::from_utf8(hits.stdout).unwrap().lines().count(),
+            n,
+            "{q}"
+        );
+    }
+    // Restoring over data is refused, as on SQLite.
+    let again = Command::new(env!("CARGO_BIN_EXE_confab"))
+        .args(["restore", backup.to_str().unwrap()])
+        .env("CONFAB_DATABASE_URL", &pg.url)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+
+    // And back: a PostgreSQL backup is a SQLite file that restores on SQLite.
+    let back = dir.path().join("back.db");
+    confab_url(&pg.url, &["backup", back.to_str().unwrap()]);
+    let sqlite2 = dir.path().join("new.db");
+    confab_url(&sqlite_url(&sqlite2), &["restore", back.to_str().unwrap()]);
+    let out2 = dir.path().join("sqlite2.ndjson");
+    confab_url(
+        &sqlite_url(&sqlite2),
+        &[
+            "export",
+            "--tenant",
+            "acme",
+            "--out",
+            out2.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(&out2).unwrap(), FIXTURE);
+
+    // The per-tenant pair: export from SQLite, import into PostgreSQL.
+    let pg2 = rt.block_on(testdb::TestDb::new_pg(&admin));
+    let ndjson = dir.path().join("acme.ndjson");
+    confab_url(
+        &sqlite_url(&sqlite),
+        &[
+            "export",
+            "--tenant",
+            "acme",
+            "--out",
+            ndjson.to_str().unwrap(),
+        ],
+    );
+    confab_url(
+        &pg2.url,
+        &["import", ndjson.to_str().unwrap(), "--tenant", "acme"],
+    );
+    let out3 = dir.path().join("pg2.ndjson");
+    confab_url(
+        &pg2.url,
+        &[
+            "export",
+            "--tenant",
+            "acme",
+            "--out",
+            out3.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(&out3).unwrap(), FIXTURE);
 }

@@ -52,17 +52,13 @@ async fn append(app: &TestApp, t: &str, id: &str, body: Value) -> common::Resp {
 }
 
 async fn insights_jobs(app: &TestApp, id: &str) -> i64 {
-    use sqlx::Connection;
-    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", app.db_path.display()))
-        .await
-        .unwrap();
-    sqlx::query_scalar(
-        "SELECT COUNT(*) FROM jobs WHERE kind = 'insights' AND state = 'queued' AND conversation_id = ?",
-    )
-    .bind(Uuid::parse_str(id).unwrap())
-    .fetch_one(&mut c)
-    .await
-    .unwrap()
+    let rows = app
+        .sql(
+            "SELECT COUNT(*) FROM jobs WHERE kind = 'insights' AND state = 'queued' AND conversation_id = $1",
+            &[common::Arg::Uuid(Uuid::parse_str(id).unwrap())],
+        )
+        .await;
+    rows[0][0].as_i64().unwrap()
 }
 
 fn roles_and_content(conv: &Value) -> Vec<(String, String)> {
@@ -526,7 +522,7 @@ async fn idempotency_keys_expire_after_24_hours() {
         }),
         ..StoreOptions::default()
     };
-    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let dir = common::TestDir::new().await;
     let db = dir.path().join("confab.db");
     let app = TestApp::start(dir, db, ServerConfig::default(), opts).await;
     let t = app.token("acme").await;

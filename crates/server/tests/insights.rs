@@ -86,12 +86,6 @@ async fn create(app: &TestApp, token: &str, status: &str, agent: &str, messages:
     r.body["id"].as_str().unwrap().to_owned()
 }
 
-async fn db(app: &TestApp) -> sqlx::SqlitePool {
-    sqlx::SqlitePool::connect(&format!("sqlite://{}", app.db_path.display()))
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn completed_conversations_get_insights_that_lists_filter_and_analytics_aggregate() {
     let app = TestApp::spawn_with(config(1, None)).await;
@@ -273,27 +267,20 @@ async fn a_job_left_by_a_killed_worker_is_done_after_restart() {
     let i = insights_of(&app, &t, &id).await;
     assert_eq!(i["analyzer"], "builtin");
     // Marked done just after the insights are stored; the second claim did it.
-    let c = db(&app).await;
-    eventually("the job to be done", || {
-        let c = c.clone();
-        async move {
-            let (state, attempts): (String, i64) =
-                sqlx::query_as("SELECT state, attempts FROM jobs")
-                    .fetch_one(&c)
-                    .await
-                    .unwrap();
-            assert_eq!(attempts, 2);
-            (state == "done").then_some(())
-        }
+    let app_ref = &app;
+    eventually("the job to be done", || async move {
+        let row = &app_ref.sql("SELECT state, attempts FROM jobs", &[]).await[0];
+        assert_eq!(row[1], 2);
+        (row[0] == "done").then_some(())
     })
     .await;
     app.stop().await;
 }
 
 /// A store with one tenant, for tests that play the worker themselves.
-async fn bare_store() -> (tempfile::TempDir, Store, TenantId) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("confab.db").display());
+async fn bare_store() -> (std::sync::Arc<common::TestDir>, Store, TenantId) {
+    let dir = common::TestDir::new().await;
+    let url = dir.url(&dir.path().join("confab.db"));
     let store = Store::open(&url, StoreOptions::default()).await.unwrap();
     let k = store
         .create_key("acme", Scopes::DEFAULT, None)
@@ -439,26 +426,36 @@ async fn the_worker_records_failures_with_backoff() {
     let id = create(&app, &t, "completed", "bot", happy()).await;
     insights_of(&app, &t, &id).await;
     // A job the worker cannot run (an unknown kind, as a newer server version might write).
-    let c = db(&app).await;
     let now = confab_core::timefmt::to_micros(confab_core::timefmt::now());
-    sqlx::query(
-        "INSERT INTO jobs (tenant_id, id, kind, conversation_id, state, attempts, run_at, created_at, updated_at) \
-         SELECT tenant_id, randomblob(16), 'mystery', id, 'queued', 0, ?, ?, ? FROM conversations",
+    let random_id = if app.is_pg() {
+        "gen_random_uuid()"
+    } else {
+        "randomblob(16)"
+    };
+    app.sql(
+        &format!(
+            "INSERT INTO jobs (tenant_id, id, kind, conversation_id, state, attempts, run_at, created_at, updated_at) \
+             SELECT tenant_id, {random_id}, 'mystery', id, 'queued', 0, $1, $1, $1 FROM conversations"
+        ),
+        &[common::Arg::Int(now)],
     )
-    .bind(now)
-    .bind(now)
-    .bind(now)
-    .execute(&c)
-    .await
-    .unwrap();
-    let (state, attempts, err, run_at): (String, i64, String, i64) = eventually("the failure", || {
-        let c = c.clone();
-        async move {
-            sqlx::query_as("SELECT state, attempts, last_error, run_at FROM jobs WHERE kind = 'mystery' AND last_error IS NOT NULL")
-                .fetch_optional(&c)
-                .await
-                .unwrap()
-        }
+    .await;
+    let app_ref = &app;
+    let (state, attempts, err, run_at) = eventually("the failure", || async move {
+        app_ref.sql(
+            "SELECT state, attempts, last_error, run_at FROM jobs WHERE kind = 'mystery' AND last_error IS NOT NULL",
+            &[],
+        )
+        .await
+        .first()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap().to_owned(),
+                r[1].as_i64().unwrap(),
+                r[2].as_str().unwrap().to_owned(),
+                r[3].as_i64().unwrap(),
+            )
+        })
     })
     .await;
     assert_eq!((state.as_str(), attempts), ("queued", 1));
@@ -639,18 +636,11 @@ async fn an_invalid_or_slow_llm_falls_back_to_the_builtin_analyzer() {
         assert_eq!(seen.lock().unwrap().len(), 1, "the model was asked once");
         // The job itself succeeded (it is marked done just after the insights are stored): a
         // fallback is not a failure to retry.
-        let c = db(&app).await;
-        eventually("the job to be done", || {
-            let c = c.clone();
-            async move {
-                let (state, err): (String, Option<String>) =
-                    sqlx::query_as("SELECT state, last_error FROM jobs")
-                        .fetch_one(&c)
-                        .await
-                        .unwrap();
-                assert_eq!(err, None);
-                (state == "done").then_some(())
-            }
+        let app_ref = &app;
+        eventually("the job to be done", || async move {
+            let row = &app_ref.sql("SELECT state, last_error FROM jobs", &[]).await[0];
+            assert_eq!(row[1], Value::Null);
+            (row[0] == "done").then_some(())
         })
         .await;
         app.stop().await;

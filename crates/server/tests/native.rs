@@ -532,7 +532,12 @@ async fn health_and_readiness() {
     let r = common::Resp::read(app.client.get(app.url("/readyz")).send().await.unwrap())
         .await
         .expect(200);
-    assert_eq!(r.body["database"], "sqlite");
+    let expected = if common::on_postgres() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    assert_eq!(r.body["database"], expected);
     let m = app
         .client
         .get(app.url("/metrics"))

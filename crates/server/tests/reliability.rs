@@ -24,7 +24,7 @@ async fn idempotency_keys_expire_after_24_hours() {
         }),
         ..StoreOptions::default()
     };
-    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let dir = common::TestDir::new().await;
     let db = dir.path().join("c.db");
     let app = TestApp::start(dir, db, ServerConfig::default(), opts).await;
     let t = app.token("acme").await;

@@ -10,12 +10,14 @@ macro_rules! dispatch {
     ($self:ident, $b:ident => $call:expr) => {
         match &*$self.backend {
             crate::Backend::Sqlite($b) => $call,
+            crate::Backend::Postgres($b) => $call,
         }
     };
 }
 
 pub mod analytics;
 mod backup;
+mod copy;
 pub mod error;
 mod export;
 mod has_insights;
@@ -24,6 +26,7 @@ mod insights;
 pub mod jobs;
 mod keycache;
 pub mod keys;
+mod postgres;
 mod search;
 pub mod sensay;
 mod sqlite;
@@ -79,6 +82,51 @@ pub const IDEMPOTENCY_TTL: time::Duration = time::Duration::hours(24);
 
 enum Backend {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+/// True for a PostgreSQL URL (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// `url` with its password (in the user part or a `password=` parameter) replaced by `***`, for
+/// messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(start) = url.find("://").map(|i| i + 3) {
+        let rest = &url[start..];
+        let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..auth_end].rfind('@')
+            && let Some(colon) = rest[..at].find(':')
+        {
+            out = format!("{}{}:***{}", &url[..start], &rest[..colon], &rest[at..]);
+        }
+    }
+    if let Some(i) = out.find("password=") {
+        let from = i + "password=".len();
+        let to = out[from..].find('&').map_or(out.len(), |j| from + j);
+        out.replace_range(from..to, "***");
+    }
+    out
+}
+
+#[cfg(test)]
+mod url_tests {
+    #[test]
+    fn passwords_are_redacted() {
+        use super::redact_url;
+        assert_eq!(
+            redact_url("postgres://u:s3cret@h:5432/db?x=1"),
+            "postgres://u:***@h:5432/db?x=1"
+        );
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&password=p&sslmode=require"),
+            "postgres://h/db?user=u&password=***&sslmode=require"
+        );
+        assert_eq!(redact_url("sqlite://confab.db"), "sqlite://confab.db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
 }
 
 /// The store: cheap to clone, shared by every request.
@@ -91,15 +139,17 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating and migrating as needed) the database at `url`:
-    /// `sqlite://path` (or a bare path ending in `.db`).
+    /// `sqlite://path` (or a bare path ending in `.db`) or `postgres://…` (`postgresql://…`).
     pub async fn open(url: &str, opts: StoreOptions) -> Result<Store> {
         let pepper: Arc<[u8]> = opts.pepper.clone().into();
-        let backend = if url.starts_with("sqlite:") || url.ends_with(".db") {
+        let backend = if is_postgres_url(url) {
+            Backend::Postgres(postgres::PgStore::open(url, opts).await?)
+        } else if url.starts_with("sqlite:") || url.ends_with(".db") {
             Backend::Sqlite(sqlite::SqliteStore::open(url, opts).await?)
         } else {
-            return Err(StoreError::Config(format!(
-                "unsupported database URL `{url}`: use sqlite://PATH"
-            )));
+            return Err(StoreError::Config(
+                "unsupported database URL: use sqlite://PATH or postgres://…".into(),
+            ));
         };
         Ok(Store {
             backend: Arc::new(backend),
@@ -110,7 +160,10 @@ impl Store {
 
     /// `sqlite` or `postgres`.
     pub fn backend_name(&self) -> &'static str {
-        dispatch!(self, _b => "sqlite")
+        match &*self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
     }
 
     /// Waits for queued writes to commit and closes connections.

@@ -5,6 +5,10 @@ use confab_core::input::{NewConversation, NewMessage};
 use confab_core::{Role, Status};
 use confab_store::{SearchFilter, SearchRequest, SearchSort, Store, StoreOptions};
 
+#[path = "support/testdb.rs"]
+mod testdb;
+use testdb::TestDb;
+
 fn conv(i: usize) -> NewConversation {
     let mut c = NewConversation::new(Status::Active);
     c.messages = (0..3)
@@ -20,8 +24,10 @@ fn conv(i: usize) -> NewConversation {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_under_writes_then_restore() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("live.db").display());
-    let store = Store::open(&url, StoreOptions::default()).await.unwrap();
+    let live = TestDb::new(&dir.path().join("live.db")).await;
+    let store = Store::open(&live.url, StoreOptions::default())
+        .await
+        .unwrap();
     let t = store.ensure_tenant("acme").await.unwrap();
     for i in 0..50 {
         store.create_conversation(&t, conv(i), None).await.unwrap();
@@ -39,7 +45,8 @@ async fn backup_under_writes_then_restore() {
     assert!(store.backup(&file).await.is_err(), "never overwrites");
     store.close().await;
 
-    let target = format!("sqlite://{}", dir.path().join("restored.db").display());
+    let restored_db = TestDb::new(&dir.path().join("restored.db")).await;
+    let target = restored_db.url.clone();
     let restored = confab_store::restore(&file, &target, StoreOptions::default())
         .await
         .unwrap();

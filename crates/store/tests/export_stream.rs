@@ -9,6 +9,10 @@ use confab_core::{Conversation, Message, Role, Status};
 use confab_store::{ConversationFilter, ExportItem, Importer, Store, StoreOptions};
 use futures::StreamExt;
 
+#[path = "support/testdb.rs"]
+mod testdb;
+use testdb::TestDb;
+
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -80,15 +84,18 @@ fn record(i: u128, messages: usize, size: usize) -> ExportRecord {
     }
 }
 
-async fn open(dir: &tempfile::TempDir, name: &str) -> Store {
-    let url = format!("sqlite://{}", dir.path().join(name).display());
-    Store::open(&url, StoreOptions::default()).await.unwrap()
+/// A store over a new database (SQLite file `name`, or a PostgreSQL database that lives as long
+/// as the returned `TestDb`).
+async fn open(dir: &tempfile::TempDir, name: &str) -> (Store, TestDb) {
+    let db = TestDb::new(&dir.path().join(name)).await;
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    (store, db)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_memory_stays_flat() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir, "big.db").await;
+    let (store, _db) = open(&dir, "big.db").await;
     let tenant = store.ensure_tenant("acme").await.unwrap();
     // 2,000 conversations × 10 messages × ~1 KiB = ~20 MiB of content.
     let (convs, per, size) = (2_000u128, 10, 1_000);
@@ -125,7 +132,7 @@ async fn export_memory_stays_flat() {
 #[tokio::test]
 async fn export_import_export_round_trip_through_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let a = open(&dir, "a.db").await;
+    let (a, _a_db) = open(&dir, "a.db").await;
     let ta = a.ensure_tenant("acme").await.unwrap();
     let recs = (1..=30u128)
         .map(|i| record(i, (i % 4) as usize, 40))
@@ -142,7 +149,7 @@ async fn export_import_export_round_trip_through_the_store() {
     };
     let first = export(a.clone(), ta).await;
 
-    let b = open(&dir, "b.db").await;
+    let (b, _b_db) = open(&dir, "b.db").await;
     let tb = b.ensure_tenant("other").await.unwrap();
     let mut imp = Importer::new(b.clone(), tb);
     for line in first.split(|c| *c == b'\n') {

@@ -11,16 +11,67 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+#[path = "../../../store/tests/support/testdb.rs"]
+pub mod testdb;
+#[allow(unused_imports)]
+pub use testdb::{TestDb, on_postgres};
+
+/// A test's scratch directory and, when the suites run on PostgreSQL, its database (one per
+/// directory, so a stopped server restarts on the same data). Both go when the last `Arc` does.
+pub struct TestDir {
+    tmp: tempfile::TempDir,
+    pg: Option<TestDb>,
+}
+
+impl TestDir {
+    /// A new directory (and PostgreSQL database when `CONFAB_TEST_POSTGRES_URL` is set).
+    pub async fn new() -> std::sync::Arc<TestDir> {
+        let pg = match testdb::pg_admin_url() {
+            Some(admin) => Some(TestDb::new_pg(&admin).await),
+            None => None,
+        };
+        std::sync::Arc::new(TestDir {
+            tmp: tempfile::tempdir().expect("tempdir"),
+            pg,
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// The database URL: this directory's PostgreSQL database, or the SQLite file `db`.
+    pub fn url(&self, db: &Path) -> String {
+        match &self.pg {
+            Some(d) => d.url.clone(),
+            None => format!("sqlite://{}", db.display()),
+        }
+    }
+}
+
+/// A value bound into [`TestApp::sql`].
+pub enum Arg {
+    /// A uuid (a BLOB on SQLite).
+    Uuid(uuid::Uuid),
+    /// An integer.
+    Int(i64),
+    /// Text.
+    Text(String),
+}
+
 /// A running server.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     /// The server's store (for key creation and direct checks).
     pub store: Store,
-    /// Database file.
+    /// Database file (SQLite; on PostgreSQL only the key a restart passes back).
     pub db_path: PathBuf,
-    /// Keeps the temporary directory alive.
-    pub dir: std::sync::Arc<tempfile::TempDir>,
+    /// The database URL the store was opened with.
+    pub db_url: String,
+    /// Keeps the temporary directory (and the PostgreSQL database) alive.
+    pub dir: std::sync::Arc<TestDir>,
     /// HTTP client.
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -35,20 +86,20 @@ impl TestApp {
 
     /// The same, with settings.
     pub async fn spawn_with(config: ServerConfig) -> TestApp {
-        let dir = std::sync::Arc::new(tempfile::tempdir().expect("tempdir"));
+        let dir = TestDir::new().await;
         let db = dir.path().join("confab.db");
         Self::start(dir, db, config, StoreOptions::default()).await
     }
 
     /// A server over an existing database (a restart).
     pub async fn start(
-        dir: std::sync::Arc<tempfile::TempDir>,
+        dir: std::sync::Arc<TestDir>,
         db: PathBuf,
         config: ServerConfig,
         opts: StoreOptions,
     ) -> TestApp {
         confab_server::tls::install_crypto_provider();
-        let url = format!("sqlite://{}", db.display());
+        let url = dir.url(&db);
         let store = Store::open(&url, opts).await.expect("open store");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -63,6 +114,7 @@ impl TestApp {
             base,
             store,
             db_path: db,
+            db_url: url,
             dir,
             client: reqwest::Client::new(),
             shutdown: Some(tx),
@@ -71,7 +123,7 @@ impl TestApp {
     }
 
     /// Stops gracefully (in-flight requests finish, the store is flushed and closed).
-    pub async fn stop(mut self) -> (std::sync::Arc<tempfile::TempDir>, PathBuf) {
+    pub async fn stop(mut self) -> (std::sync::Arc<TestDir>, PathBuf) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -135,21 +187,80 @@ impl TestApp {
         self.call(Method::POST, path, Some(token), Some(body)).await
     }
 
+    /// True when the store is PostgreSQL.
+    pub fn is_pg(&self) -> bool {
+        self.store.backend_name() == "postgres"
+    }
+
+    /// Runs `sql` (parameters written `$1`, `$2`…, which both engines accept) directly on the
+    /// database and answers every row as JSON values (integers, floats, text, booleans, uuids
+    /// as strings, NULL). For checks the API does not expose.
+    pub async fn sql(&self, sql: &str, args: &[Arg]) -> Vec<Vec<Value>> {
+        use sqlx::{Connection, Row};
+        macro_rules! run {
+            ($conn:expr) => {{
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+                for a in args {
+                    q = match a {
+                        Arg::Uuid(u) => q.bind(*u),
+                        Arg::Int(i) => q.bind(*i),
+                        Arg::Text(t) => q.bind(t.clone()),
+                    };
+                }
+                let rows = q.fetch_all(&mut $conn).await.expect("test SQL");
+                rows.iter()
+                    .map(|r| {
+                        (0..r.columns().len())
+                            .map(|i| {
+                                if let Ok(v) = r.try_get::<Option<i64>, _>(i) {
+                                    serde_json::json!(v)
+                                } else if let Ok(v) = r.try_get::<Option<f64>, _>(i) {
+                                    serde_json::json!(v)
+                                } else if let Ok(v) = r.try_get::<Option<bool>, _>(i) {
+                                    serde_json::json!(v)
+                                } else if let Ok(v) = r.try_get::<Option<String>, _>(i) {
+                                    serde_json::json!(v)
+                                } else if let Ok(v) = r.try_get::<Option<uuid::Uuid>, _>(i) {
+                                    serde_json::json!(v)
+                                } else {
+                                    panic!("test SQL: column {i} has a type sql() does not read")
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect::<Vec<Vec<Value>>>()
+            }};
+        }
+        if self.is_pg() {
+            let mut c = sqlx::PgConnection::connect(&self.db_url).await.unwrap();
+            let out = run!(c);
+            let _ = c.close().await;
+            out
+        } else {
+            let mut c = sqlx::SqliteConnection::connect(&self.db_url).await.unwrap();
+            let out = run!(c);
+            let _ = c.close().await;
+            out
+        }
+    }
+
     /// Row counts of every table, for "nothing left behind" checks.
     pub async fn table_counts(&self) -> Vec<(String, i64)> {
-        use sqlx::Connection;
-        let mut c =
-            sqlx::SqliteConnection::connect(&format!("sqlite://{}", self.db_path.display()))
-                .await
-                .unwrap();
-        let names: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' ORDER BY name",
-        )
-        .fetch_all(&mut c)
-        .await
-        .unwrap();
+        let list = if self.is_pg() {
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' \
+             AND table_type = 'BASE TABLE' AND table_name NOT LIKE '_sqlx%' ORDER BY 1"
+        } else {
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_sqlx%' ORDER BY name"
+        };
+        let names: Vec<String> = self
+            .sql(list, &[])
+            .await
+            .into_iter()
+            .map(|r| r[0].as_str().unwrap().to_owned())
+            .collect();
         let mut out = Vec::new();
         for n in names {
+            // FTS5's shadow tables (SQLite) are bookkeeping, not data.
             if n.contains("fts")
                 && (n.ends_with("_data")
                     || n.ends_with("_idx")
@@ -159,12 +270,10 @@ impl TestApp {
             {
                 continue;
             }
-            let sql = format!("SELECT COUNT(*) FROM \"{n}\"");
-            let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(&mut c)
-                .await
-                .unwrap();
-            out.push((n, count));
+            let rows = self
+                .sql(&format!("SELECT COUNT(*) FROM \"{n}\""), &[])
+                .await;
+            out.push((n, rows[0][0].as_i64().unwrap()));
         }
         out
     }

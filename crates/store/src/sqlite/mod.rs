@@ -36,7 +36,7 @@ use crate::types::*;
 pub use backup::restore_file;
 use writer::{WriteOp, WriteOut, Writer};
 
-pub struct SqliteStore {
+pub(crate) struct SqliteStore {
     writer: Writer,
     read: SqlitePool,
     fast: std::sync::Arc<fastread::Readers>,
@@ -96,6 +96,20 @@ impl SqliteStore {
             fast: std::sync::Arc::new(fastread::Readers::new(path)),
             pepper: opts.pepper,
         })
+    }
+
+    /// Runs `f` in the writer's next transaction (whole-database copies into a new file).
+    pub(crate) async fn exec_raw<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut sqlx::SqliteConnection,
+                time::OffsetDateTime,
+            ) -> futures::future::BoxFuture<'c, Result<T>>
+            + Send
+            + 'static,
+    {
+        self.writer.exec(f).await
     }
 
     pub async fn close(&self) {

@@ -1,0 +1,119 @@
+//! Insights aggregates on PostgreSQL: one grouped query per view over insights ⋈ conversations.
+
+use confab_core::timefmt::to_micros;
+use sqlx::postgres::PgRow;
+use sqlx::{Postgres, QueryBuilder, Row};
+
+use super::PgStore;
+use crate::analytics::*;
+use crate::error::Result;
+use crate::types::TenantId;
+
+/// The aggregate columns every grouped query selects after its key.
+const AGG: &str = "COUNT(*), \
+    COUNT(*) FILTER (WHERE i.sentiment = 'positive'), COUNT(*) FILTER (WHERE i.sentiment = 'neutral'), \
+    COUNT(*) FILTER (WHERE i.sentiment = 'negative'), COUNT(*) FILTER (WHERE i.sentiment = 'mixed'), \
+    AVG(i.sentiment_score), AVG(i.task_completed::int)::float8";
+
+fn from_where(q: &mut QueryBuilder<Postgres>, tenant: TenantId, f: &InsightsQuery, join: &str) {
+    q.push(" FROM insights i")
+        .push(join)
+        .push(" JOIN conversations c ON c.tenant_id = i.tenant_id AND c.id = i.conversation_id WHERE i.tenant_id = ")
+        .push_bind(tenant.0);
+    if let Some(a) = &f.agent_id {
+        q.push(" AND c.agent_id = ").push_bind(a.clone());
+    }
+    if let Some(t) = f.created_after {
+        q.push(" AND c.created_at >= ").push_bind(to_micros(t));
+    }
+    if let Some(t) = f.created_before {
+        q.push(" AND c.created_at < ").push_bind(to_micros(t));
+    }
+}
+
+/// Reads the [`AGG`] columns starting at `at`.
+fn group(r: &PgRow, at: usize) -> Result<InsightsGroup> {
+    let n: i64 = r.try_get(at)?;
+    let count = |k: usize| -> Result<i64> { Ok(r.try_get::<Option<i64>, _>(at + k)?.unwrap_or(0)) };
+    Ok(InsightsGroup {
+        conversations: n,
+        sentiment: SentimentCounts {
+            positive: count(1)?,
+            neutral: count(2)?,
+            negative: count(3)?,
+            mixed: count(4)?,
+        },
+        average_sentiment_score: r
+            .try_get::<Option<f64>, _>(at + 5)?
+            .map(|v| (v * 10_000.0).round() / 10_000.0),
+        completion_rate: r
+            .try_get::<Option<f64>, _>(at + 6)?
+            .map(|v| (v * 10_000.0).round() / 10_000.0),
+    })
+}
+
+impl PgStore {
+    pub async fn insights_summary(
+        &self,
+        tenant: TenantId,
+        f: &InsightsQuery,
+    ) -> Result<InsightsSummary> {
+        let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {AGG}"));
+        from_where(&mut q, tenant, f, "");
+        let total = group(&q.build().fetch_one(&self.pool).await?, 0)?;
+
+        // jsonb_array_elements_text expands the stored topic array: one row per (conversation, topic).
+        let mut q = QueryBuilder::<Postgres>::new("SELECT j.value, COUNT(*)");
+        from_where(
+            &mut q,
+            tenant,
+            f,
+            " CROSS JOIN LATERAL jsonb_array_elements_text(i.topics) AS j(value)",
+        );
+        q.push(" GROUP BY j.value ORDER BY COUNT(*) DESC, j.value LIMIT ")
+            .push_bind(TOP_TOPICS);
+        let top_topics = q
+            .build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(TopicCount {
+                    topic: r.try_get(0)?,
+                    count: r.try_get(1)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let mut q = QueryBuilder::<Postgres>::new(format!("SELECT c.agent_id, {AGG}"));
+        from_where(&mut q, tenant, f, "");
+        q.push(" GROUP BY c.agent_id ORDER BY COUNT(*) DESC, c.agent_id");
+        let by_agent = q
+            .build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, group(r, 1)?)))
+            .collect::<Result<Vec<_>>>()?;
+
+        let mut q = QueryBuilder::<Postgres>::new(format!(
+            "SELECT to_char(to_timestamp(c.created_at / 1000000) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, {AGG}"
+        ));
+        from_where(&mut q, tenant, f, "");
+        q.push(" GROUP BY 1 ORDER BY 1");
+        let by_day = q
+            .build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, group(r, 1)?)))
+            .collect::<Result<Vec<_>>>()?;
+
+        Ok(InsightsSummary {
+            total,
+            top_topics,
+            by_agent,
+            by_day,
+        })
+    }
+}

@@ -1,0 +1,118 @@
+//! Export on PostgreSQL: one read transaction (one snapshot) on one pooled connection, driven by a
+//! task that feeds a small channel; the consumer's pace bounds memory.
+
+use confab_core::Sentiment;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use sqlx::PgConnection;
+use sqlx::{Connection, Postgres, QueryBuilder, Row};
+use tokio::sync::mpsc;
+
+use super::PgStore;
+use super::read::push_filter;
+use super::rows::{self, CONVERSATION_COLS, MESSAGE_COLS};
+use crate::error::{Result, StoreError};
+use crate::export::{EXPORT_BATCH, ExportItem};
+use crate::types::{ConversationFilter, TenantId};
+
+/// Items buffered between the reader task and the consumer.
+const CHANNEL: usize = 256;
+
+impl PgStore {
+    pub fn export(
+        &self,
+        tenant: TenantId,
+        filter: ConversationFilter,
+        with_messages: bool,
+    ) -> BoxStream<'static, Result<ExportItem>> {
+        let pool = self.pool.clone();
+        let (tx, rx) = mpsc::channel(CHANNEL);
+        tokio::spawn(async move {
+            let run = async {
+                let mut conn = pool.acquire().await?;
+                let mut txn = conn.begin().await?;
+                // One snapshot for the whole export (READ COMMITTED would take one per query).
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *txn)
+                    .await?;
+                let r = produce(&mut txn, tenant, &filter, with_messages, &tx).await;
+                // Read-only: ending the transaction either way releases the snapshot.
+                let _ = txn.rollback().await;
+                r
+            };
+            if let Err(e) = run.await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) })
+            .boxed()
+    }
+}
+
+/// Sends every item; stops quietly when the consumer has gone away.
+async fn produce(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    filter: &ConversationFilter,
+    with_messages: bool,
+    tx: &mpsc::Sender<Result<ExportItem>>,
+) -> Result<()> {
+    let cols: String = CONVERSATION_COLS
+        .split(", ")
+        .map(|c| format!("c.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut after: Option<(i64, uuid::Uuid)> = None;
+    loop {
+        let mut q = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {cols}, (SELECT i.sentiment FROM insights i WHERE i.tenant_id = c.tenant_id \
+             AND i.conversation_id = c.id) FROM conversations c"
+        ));
+        push_filter(&mut q, tenant, filter);
+        if let Some((at, id)) = after {
+            q.push(" AND (c.created_at < ").push_bind(at);
+            q.push(" OR (c.created_at = ").push_bind(at);
+            q.push(" AND c.id < ").push_bind(id).push("))");
+        }
+        q.push(" ORDER BY c.created_at DESC, c.id DESC LIMIT ")
+            .push_bind(EXPORT_BATCH);
+        let batch = q.build().fetch_all(&mut *c).await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for row in &batch {
+            let conv = rows::conversation(row)?;
+            let sentiment: Option<Sentiment> = row
+                .try_get::<Option<&str>, _>(15)?
+                .map(|s| s.parse().map_err(StoreError::Corrupt))
+                .transpose()?;
+            after = Some((confab_core::timefmt::to_micros(conv.created_at), conv.id));
+            let id = conv.id;
+            if tx
+                .send(Ok(ExportItem::Conversation(Box::new(conv), sentiment)))
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+            if with_messages {
+                let sql = format!(
+                    "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY seq"
+                );
+                let mut rows_stream = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(tenant.0)
+                    .bind(id)
+                    .fetch(&mut *c);
+                while let Some(r) = rows_stream.next().await {
+                    let m = rows::message(&r?)?;
+                    if tx.send(Ok(ExportItem::Message(Box::new(m)))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        if (batch.len() as i64) < EXPORT_BATCH {
+            return Ok(());
+        }
+    }
+}

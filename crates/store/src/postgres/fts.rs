@@ -1,0 +1,137 @@
+//! Full-text tokens for PostgreSQL, made by the same Rust code the SQLite index uses
+//! (`confab_core::search`: folding, CJK per character, tenant tag). They are written as a
+//! tsvector literal with positions, so PostgreSQL's own parser and dictionaries never touch
+//! them: the `simple` configuration's job (lower-casing, no stemming) and unaccent's (folding)
+//! are done once, in Rust, identically for both backends, and both find the same messages.
+//! Queries become tsquery literals over the same tokens (`<->` for phrases, `:*` for prefixes).
+
+use std::collections::HashMap;
+
+use confab_core::search::{Query, Term, tenant_tag, tokens};
+use uuid::Uuid;
+
+/// PostgreSQL refuses a lexeme longer than this (bytes).
+const MAX_LEXEME: usize = 2046;
+/// A tsvector's lexemes, together, must stay under 1 MiB; stop a little before.
+const MAX_LEXEME_BYTES: usize = 1_000_000;
+/// The largest position a tsvector records (larger ones are clamped by PostgreSQL).
+const MAX_POS: usize = 16_383;
+/// Positions a tsvector keeps per lexeme.
+const MAX_POSITIONS: usize = 256;
+
+/// Quotes one lexeme for a tsvector or tsquery literal.
+fn quote(out: &mut String, tag: &str, tok: &str) {
+    out.push('\'');
+    out.push_str(tag);
+    for ch in tok.chars() {
+        match ch {
+            '\'' => out.push_str("''"),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+}
+
+/// The tsvector literal for a message of `tenant`: each distinct token once, with its positions.
+/// A message with more distinct words than a tsvector holds (about 50,000) is indexed up to
+/// that point; SQLite indexes all of them.
+pub fn tsvector(tenant: Uuid, content: &str) -> String {
+    let tag = tenant_tag(tenant.as_bytes());
+    let mut order: Vec<String> = Vec::new();
+    let mut positions: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut bytes = 0;
+    for (i, t) in tokens(content).into_iter().enumerate() {
+        if tag.len() + t.len() > MAX_LEXEME {
+            continue;
+        }
+        let pos = (i + 1).min(MAX_POS);
+        if let Some(p) = positions.get_mut(&t) {
+            if p.len() < MAX_POSITIONS && p.last() != Some(&pos) {
+                p.push(pos);
+            }
+            continue;
+        }
+        bytes += tag.len() + t.len();
+        if bytes > MAX_LEXEME_BYTES {
+            break;
+        }
+        positions.insert(t.clone(), vec![pos]);
+        order.push(t);
+    }
+    let mut out = String::with_capacity(bytes + bytes / 2);
+    for t in &order {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        quote(&mut out, &tag, t);
+        out.push(':');
+        for (k, p) in positions[t].iter().enumerate() {
+            if k > 0 {
+                out.push(',');
+            }
+            out.push_str(&p.to_string());
+        }
+    }
+    out
+}
+
+fn term(out: &mut String, tag: &str, t: &Term) {
+    out.push('(');
+    for (i, tok) in t.tokens.iter().enumerate() {
+        if i > 0 {
+            out.push_str(" <-> ");
+        }
+        quote(out, tag, tok);
+        if t.prefix && i + 1 == t.tokens.len() {
+            out.push_str(":*");
+        }
+    }
+    out.push(')');
+}
+
+/// The tsquery literal for a parsed query of `tenant`: AND of ORs, then NOT the excluded.
+pub fn tsquery(tenant: Uuid, q: &Query) -> String {
+    let tag = tenant_tag(tenant.as_bytes());
+    let mut out = String::new();
+    for (gi, g) in q.groups.iter().enumerate() {
+        if gi > 0 {
+            out.push_str(" & ");
+        }
+        out.push('(');
+        for (ti, t) in g.iter().enumerate() {
+            if ti > 0 {
+                out.push_str(" | ");
+            }
+            term(&mut out, &tag, t);
+        }
+        out.push(')');
+    }
+    for t in &q.excluded {
+        out.push_str(" & !");
+        term(&mut out, &tag, t);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_quote_and_position() {
+        let t = Uuid::from_bytes([0; 16]);
+        assert_eq!(
+            tsvector(t, "It's Café, it's"),
+            "'t000000000000it':1,4 't000000000000s':2,5 't000000000000cafe':3"
+        );
+        let q = confab_core::search::parse_query("\"hello world\" -spam caf*").unwrap();
+        let s = tsquery(t, &q);
+        assert!(
+            s.contains("'t000000000000hello' <-> 't000000000000world'"),
+            "{s}"
+        );
+        assert!(s.contains("& !('t000000000000spam')"), "{s}");
+        assert!(s.contains("'t000000000000caf':*"), "{s}");
+    }
+}

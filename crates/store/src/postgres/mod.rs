@@ -1,0 +1,292 @@
+//! The PostgreSQL backend: a connection pool and one transaction per request. Writers meet on
+//! row locks (an append locks its conversation row to assign seqs), claims use
+//! `FOR UPDATE SKIP LOCKED`, and idempotency races end at the unique index; so any number of
+//! confab processes can share one database.
+
+mod analytics;
+pub(crate) mod backup;
+mod export;
+mod fts;
+mod has_insights;
+mod import;
+mod insights;
+mod jobs;
+mod ops;
+mod read;
+mod rows;
+mod search;
+mod sensay;
+mod stats;
+mod webhooks;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use confab_core::input::{AppendMessages, ConversationPatch, NewConversation};
+use confab_core::{Conversation, Scopes};
+use futures::future::BoxFuture;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, PgConnection, Row};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::{Result, StoreError};
+use crate::types::*;
+use crate::{Clock, StoreOptions};
+
+pub(crate) use backup::restore_file;
+pub(crate) use fts::tsvector;
+
+pub(crate) struct PgStore {
+    pool: PgPool,
+    pepper: Vec<u8>,
+    clock: Clock,
+}
+
+/// Connection options for `url`, statements logged at trace level like the SQLite backend's.
+pub(crate) fn options(url: &str) -> Result<PgConnectOptions> {
+    Ok(PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Config(format!("bad PostgreSQL URL: {e}")))?
+        .log_statements(tracing::log::LevelFilter::Trace))
+}
+
+/// True when `e` is a unique violation of the constraint or index `name`.
+pub(crate) fn unique_violation(e: &StoreError, name: &str) -> bool {
+    match e {
+        StoreError::Database(sqlx::Error::Database(d)) => {
+            d.code().as_deref() == Some("23505") && d.constraint() == Some(name)
+        }
+        _ => false,
+    }
+}
+
+/// Durability is a promise, not a default: refuse a server that may lose committed writes.
+async fn assert_durable(c: &mut PgConnection) -> Result<()> {
+    for setting in ["fsync", "synchronous_commit"] {
+        let v: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW {setting}")))
+            .fetch_one(&mut *c)
+            .await?;
+        // synchronous_commit may be on, remote_write, remote_apply or local: all wait for the
+        // local WAL flush. Only `off` acknowledges commits that a crash can lose.
+        if v.eq_ignore_ascii_case("off") {
+            return Err(StoreError::Config(format!(
+                "PostgreSQL must run with fsync and synchronous_commit on, got {setting}={v}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl PgStore {
+    pub async fn open(url: &str, opts: StoreOptions) -> Result<Self> {
+        let base = options(url)?;
+        let mut conn = base.connect().await?;
+        assert_durable(&mut conn).await?;
+        // sqlx takes an advisory lock while migrating: processes starting together wait.
+        sqlx::migrate!("./migrations/postgres")
+            .run(&mut conn)
+            .await?;
+        let _ = sqlx::Connection::close(conn).await;
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.read_connections.max(2))
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(base)
+            .await?;
+        Ok(PgStore {
+            pool,
+            pepper: opts.pepper,
+            clock: opts.clock,
+        })
+    }
+
+    /// "Now" at storage precision, from the injected clock.
+    fn now(&self) -> OffsetDateTime {
+        confab_core::timefmt::normalize((self.clock)())
+    }
+
+    /// Runs `f` in one transaction and commits it; nothing of it is stored when it fails.
+    /// The same shape as the SQLite writer's `exec`, so the per-concern code reads alike.
+    pub(crate) async fn exec<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut PgConnection, OffsetDateTime) -> BoxFuture<'c, Result<T>>
+            + Send
+            + 'static,
+    {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let v = f(&mut tx, now).await?;
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::Commit(e.to_string()))?;
+        Ok(v)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&self.pool).await?;
+        debug_assert_eq!(one, 1);
+        Ok(())
+    }
+
+    pub async fn create_key(
+        &self,
+        tenant: &str,
+        scopes: Scopes,
+        name: Option<String>,
+    ) -> Result<CreatedKey> {
+        let pepper = self.pepper.clone();
+        let tenant = tenant.to_owned();
+        self.exec(move |c, now| {
+            Box::pin(async move { ops::create_key(c, &tenant, scopes, name, &pepper, now).await })
+        })
+        .await
+    }
+
+    pub async fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        read::list_keys(&self.pool).await
+    }
+
+    pub async fn revoke_key(&self, key_id: &str) -> Result<()> {
+        let key_id = key_id.to_owned();
+        self.exec(move |c, now| Box::pin(async move { ops::revoke_key(c, &key_id, now).await }))
+            .await
+    }
+
+    pub async fn authenticate(&self, key_id: &str, secret: &str) -> Result<Option<Principal>> {
+        let row = sqlx::query(
+            "SELECT tenant_id, secret_hash, scopes FROM api_keys WHERE key_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(key_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let hash: Vec<u8> = row.try_get(1)?;
+        if !crate::keys::verify(&self.pepper, secret, &hash) {
+            return Ok(None);
+        }
+        let scopes = Scopes::parse(row.try_get::<&str, _>(2)?).map_err(StoreError::Corrupt)?;
+        Ok(Some(Principal {
+            tenant: TenantId(row.try_get(0)?),
+            key_id: key_id.to_owned(),
+            scopes,
+        }))
+    }
+
+    /// Runs an idempotent write; when a concurrent request with the same key committed first
+    /// (the unique index on idempotency_keys refused ours), runs it once more, which then
+    /// answers the other request's result.
+    async fn idempotent<'a, F>(&'a self, idem: &Option<IdempotencyClaim>, f: F) -> Result<Written>
+    where
+        F: Fn(Option<IdempotencyClaim>) -> BoxFuture<'a, Result<Written>>,
+    {
+        match f(idem.clone()).await {
+            Err(e) if idem.is_some() && unique_violation(&e, "idempotency_keys_pkey") => {
+                f(idem.clone()).await
+            }
+            r => r,
+        }
+    }
+
+    pub async fn create_conversation(
+        &self,
+        tenant: TenantId,
+        input: NewConversation,
+        idem: Option<IdempotencyClaim>,
+    ) -> Result<Written> {
+        self.idempotent(&idem, |idem| {
+            let input = input.clone();
+            let fut = self.exec(move |c, now| {
+                Box::pin(async move { ops::create(c, tenant, input, idem, now).await })
+            });
+            Box::pin(fut)
+        })
+        .await
+    }
+
+    pub async fn append_messages(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        input: AppendMessages,
+        idem: Option<IdempotencyClaim>,
+    ) -> Result<Written> {
+        self.idempotent(&idem, |idem| {
+            let input = input.clone();
+            let fut = self.exec(move |c, now| {
+                Box::pin(async move { ops::append(c, tenant, id, input, idem, now).await })
+            });
+            Box::pin(fut)
+        })
+        .await
+    }
+
+    pub async fn patch_conversation(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        patch: ConversationPatch,
+    ) -> Result<Conversation> {
+        self.exec(move |c, now| {
+            Box::pin(async move { ops::patch_conv(c, tenant, id, patch, now).await })
+        })
+        .await
+        .map(|w| w.conversation().clone())
+    }
+
+    pub async fn delete_conversation(&self, tenant: TenantId, id: Uuid) -> Result<()> {
+        self.exec(move |c, _| Box::pin(async move { ops::delete(c, tenant, id).await }))
+            .await
+    }
+
+    pub async fn get_conversation(&self, tenant: TenantId, id: Uuid) -> Result<Conversation> {
+        read::conversation(&self.pool, tenant, id).await
+    }
+
+    pub async fn list_conversations(
+        &self,
+        tenant: TenantId,
+        filter: &ConversationFilter,
+        page: ConversationPage,
+    ) -> Result<Vec<Conversation>> {
+        read::conversations(&self.pool, tenant, filter, page).await
+    }
+
+    pub async fn count_conversations(
+        &self,
+        tenant: TenantId,
+        filter: &ConversationFilter,
+    ) -> Result<i64> {
+        read::count_conversations(&self.pool, tenant, filter).await
+    }
+
+    pub async fn list_messages(
+        &self,
+        tenant: TenantId,
+        conversation: Uuid,
+        q: &MessageQuery,
+    ) -> Result<Vec<confab_core::Message>> {
+        read::messages(&self.pool, tenant, conversation, q).await
+    }
+
+    pub async fn message_seq(
+        &self,
+        tenant: TenantId,
+        conversation: Uuid,
+        message: Uuid,
+    ) -> Result<Option<i64>> {
+        let seq = sqlx::query_scalar(
+            "SELECT seq FROM messages WHERE tenant_id = $1 AND id = $2 AND conversation_id = $3",
+        )
+        .bind(tenant.0)
+        .bind(message)
+        .bind(conversation)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(seq)
+    }
+}

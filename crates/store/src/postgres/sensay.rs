@@ -1,0 +1,210 @@
+//! Sensay reads on PostgreSQL: every query on the reader pool and scoped by tenant.
+
+use confab_core::seek::{Seek, SeqWindow};
+use confab_core::timefmt::to_micros;
+use confab_core::{Conversation, Message, Role};
+use sqlx::{Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+use super::PgStore;
+use super::rows::{self, CONVERSATION_COLS, MESSAGE_COLS};
+use crate::error::{Result, StoreError};
+use crate::sensay::DailyCounts;
+use crate::types::TenantId;
+
+impl PgStore {
+    async fn conversation_exists(&self, tenant: TenantId, id: Uuid) -> Result<()> {
+        let exists: Option<i64> = sqlx::query_scalar(
+            "SELECT 1::bigint FROM conversations WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.0)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        exists.map(|_| ()).ok_or(StoreError::NotFound)
+    }
+
+    pub async fn agent_exists(&self, tenant: TenantId, agent_id: &str) -> Result<bool> {
+        let one: Option<i64> =
+            sqlx::query_scalar("SELECT 1::bigint FROM agents WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(agent_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(one.is_some())
+    }
+
+    pub async fn message_roles(&self, tenant: TenantId, id: Uuid) -> Result<Vec<(i64, Role)>> {
+        self.conversation_exists(tenant, id).await?;
+        let rows = sqlx::query(
+            "SELECT seq, role FROM messages WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY seq",
+        )
+        .bind(tenant.0)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let role: &str = r.try_get(1)?;
+                Ok((r.try_get(0)?, role.parse().map_err(StoreError::Corrupt)?))
+            })
+            .collect()
+    }
+
+    pub async fn messages_at(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        seqs: &[i64],
+    ) -> Result<Vec<Message>> {
+        // One array parameter instead of one bind per seq, like the SQLite twin's JSON array.
+        let list = seqs.to_vec();
+        let sql = format!(
+            "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = $1 AND conversation_id = $2 \
+             AND seq = ANY($3) ORDER BY seq"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.0)
+            .bind(id)
+            .bind(list)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(rows::message).collect()
+    }
+
+    pub async fn messages_window(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+        w: SeqWindow,
+        roles: &[Role],
+    ) -> Result<Vec<Message>> {
+        self.conversation_exists(tenant, id).await?;
+        let mut q = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = "
+        ));
+        q.push_bind(tenant.0)
+            .push(" AND conversation_id = ")
+            .push_bind(id);
+        if let Some(s) = w.after_seq {
+            q.push(" AND seq > ").push_bind(s);
+        }
+        if let Some(s) = w.before_seq {
+            q.push(" AND seq < ").push_bind(s);
+        }
+        q.push(" AND role IN (");
+        let mut sep = q.separated(", ");
+        for r in roles {
+            sep.push_bind(r.as_str());
+        }
+        q.push(")");
+        q.push(if w.newest_end {
+            " ORDER BY seq DESC"
+        } else {
+            " ORDER BY seq ASC"
+        });
+        q.push(" LIMIT ").push_bind(w.limit);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let mut out: Vec<Message> = rows.iter().map(rows::message).collect::<Result<_>>()?;
+        if !w.newest_end {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    pub async fn agent_conversations(
+        &self,
+        tenant: TenantId,
+        agent_id: &str,
+        seek: Option<Seek<&Conversation>>,
+        limit: i64,
+    ) -> Result<Vec<Conversation>> {
+        let mut q = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {CONVERSATION_COLS} FROM conversations WHERE tenant_id = "
+        ));
+        q.push_bind(tenant.0)
+            .push(" AND agent_id = ")
+            .push_bind(agent_id.to_owned());
+        // Keyset on (created_at, id), the list's order; `After` reads upwards and is reversed.
+        let (cmp, order) = match seek {
+            Some(Seek::After(_)) => (">", "ASC"),
+            _ => ("<", "DESC"),
+        };
+        if let Some(s) = seek {
+            let c = *s.key();
+            let at = to_micros(c.created_at);
+            q.push(format_args!(" AND (created_at {cmp} "))
+                .push_bind(at)
+                .push(" OR (created_at = ")
+                .push_bind(at)
+                .push(format_args!(" AND id {cmp} "))
+                .push_bind(c.id)
+                .push("))");
+        }
+        q.push(format_args!(
+            " ORDER BY created_at {order}, id {order} LIMIT "
+        ))
+        .push_bind(limit);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let mut out: Vec<Conversation> =
+            rows.iter().map(rows::conversation).collect::<Result<_>>()?;
+        if order == "ASC" {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    pub async fn agent_daily_counts(
+        &self,
+        tenant: TenantId,
+        agent_id: &str,
+        start_us: i64,
+        end_us: i64,
+    ) -> Result<DailyCounts> {
+        let before: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM conversations WHERE tenant_id = $1 AND agent_id = $2 AND created_at < $3",
+        )
+        .bind(tenant.0)
+        .bind(agent_id)
+        .bind(start_us)
+        .fetch_one(&self.pool)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT (created_at - $1) / $2 AS day, COUNT(*) FROM conversations \
+             WHERE tenant_id = $3 AND agent_id = $4 AND created_at >= $1 AND created_at < $5 \
+             GROUP BY day ORDER BY day",
+        )
+        .bind(start_us)
+        .bind(confab_core::daily::DAY_US)
+        .bind(tenant.0)
+        .bind(agent_id)
+        .bind(end_us)
+        .fetch_all(&self.pool)
+        .await?;
+        let per_day = rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_>>()?;
+        Ok(DailyCounts { before, per_day })
+    }
+
+    pub async fn agent_sources(
+        &self,
+        tenant: TenantId,
+        agent_id: &str,
+        missing: &str,
+    ) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT COALESCE(source, $1) AS s, COUNT(*) AS n FROM conversations \
+             WHERE tenant_id = $2 AND agent_id = $3 GROUP BY s ORDER BY n DESC, s ASC",
+        )
+        .bind(missing)
+        .bind(tenant.0)
+        .bind(agent_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+}
