@@ -14,7 +14,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::fmt::{iso, notice_text, opt, parse_day, pretty_json, query_string};
-use super::pages::{Nav, PageError, PageResult, error_page, render};
+use super::pages::{Nav, PageError, PageResult, render};
 use super::session::{CsrfOnly, Post, Session};
 use crate::AppState;
 use crate::auth::NeedWrite;
@@ -359,10 +359,10 @@ pub async fn export(
         "markdown" => ExportFormat::Markdown,
         "ndjson" => ExportFormat::Ndjson,
         _ => {
-            return Err(PageError(error_page(
+            return Err(PageError::page(
                 StatusCode::BAD_REQUEST,
                 "The format must be json, csv or markdown.",
-            )));
+            ));
         }
     };
     let id = conversation_id(&id)?;
@@ -427,10 +427,10 @@ pub async fn confirm_delete(
     Path(id): Path<String>,
 ) -> PageResult {
     if !session.can_write() {
-        return Err(PageError(error_page(
+        return Err(PageError::page(
             StatusCode::FORBIDDEN,
             "This API key lacks the `write` scope.",
-        )));
+        ));
     }
     let id = conversation_id(&id)?;
     let c = st

@@ -10,7 +10,7 @@ use confab_store::{CreatedKey, KeyInfo};
 use serde::Deserialize;
 
 use super::fmt::{iso, opt};
-use super::pages::{Nav, PageError, PageResult, error_page, render};
+use super::pages::{Nav, PageError, PageResult, render};
 use super::session::{HasCsrf, Post, Session};
 use crate::AppState;
 use crate::auth::NeedAdmin;
@@ -22,10 +22,10 @@ fn need_admin(s: &Session) -> Result<(), PageError> {
     if s.can_admin() {
         Ok(())
     } else {
-        Err(PageError(error_page(
+        Err(PageError::page(
             StatusCode::FORBIDDEN,
             "This page needs an API key with the `admin` scope.",
-        )))
+        ))
     }
 }
 
@@ -169,7 +169,7 @@ pub async fn revoke_key(
         .await
         .map_err(|e| match e {
             confab_store::StoreError::NotFound => {
-                PageError(error_page(StatusCode::NOT_FOUND, "There is no such key."))
+                PageError::page(StatusCode::NOT_FOUND, "There is no such key.")
             }
             e => e.into(),
         })?;

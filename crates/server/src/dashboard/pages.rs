@@ -110,7 +110,7 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
 /// The page for an `ApiError` raised by the store or a shared rule.
 impl From<crate::ApiError> for PageError {
     fn from(e: crate::ApiError) -> Self {
-        PageError(error_page(e.status, &e.message))
+        PageError::page(e.status, &e.message)
     }
 }
 
@@ -120,12 +120,19 @@ impl From<confab_store::StoreError> for PageError {
     }
 }
 
-/// A handler's error: already an HTML page.
-pub struct PageError(pub Response);
+/// A handler's error: already an HTML page (boxed: a response is large and errors are rare).
+pub struct PageError(pub Box<Response>);
+
+impl PageError {
+    /// The error page with `status` and `message`.
+    pub fn page(status: StatusCode, message: &str) -> Self {
+        PageError(Box::new(error_page(status, message)))
+    }
+}
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        self.0
+        *self.0
     }
 }
 
