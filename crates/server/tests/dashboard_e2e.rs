@@ -20,8 +20,8 @@ use uuid::Uuid;
 
 /// Conversations in the seeded tenant.
 const CONVERSATIONS: usize = 3_000;
-/// Of which this many (the newest) are analysed, so the insights charts have data.
-const ANALYSED: usize = 200;
+/// Of which every this many is analysed, so the insights charts have data on every day.
+const ANALYSED_EVERY: usize = 12;
 
 const AGENTS: [&str; 4] = ["support-bot", "sales-bot", "onboarding-guide", "tutor"];
 const SOURCES: [&str; 5] = ["web", "telegram", "discord", "embed", "api"];
@@ -201,7 +201,7 @@ async fn dashboard_in_headless_chromium() {
         .unwrap()
         .tenant;
     let ids = seed(&app, &tenant).await;
-    for id in &ids[..ANALYSED] {
+    for id in ids.iter().step_by(ANALYSED_EVERY) {
         app.store.enqueue_insights(&tenant, *id).await.unwrap();
     }
     analysed(&app).await;
@@ -258,6 +258,8 @@ async fn dashboard_in_headless_chromium() {
         "/ui/analytics?agent=support-bot".to_owned(),
         "/ui/keys".to_owned(),
         "/ui/webhooks".to_owned(),
+        // For comparison: the API route over the same store call.
+        "/v1/search?q=refund".to_owned(),
     ];
     println!("page render times, {CONVERSATIONS} conversations (median of 5):");
     for p in pages {
@@ -267,6 +269,7 @@ async fn dashboard_in_headless_chromium() {
             let r = client
                 .get(app.url(&p))
                 .header("cookie", format!("confab_session={token}"))
+                .bearer_auth(&token)
                 .send()
                 .await
                 .unwrap();

@@ -10,9 +10,9 @@ use super::fmt::esc;
 const W: f64 = 640.0;
 const H: f64 = 220.0;
 /// Room for the axis labels.
-const LEFT: f64 = 44.0;
-const BOTTOM: f64 = 24.0;
-const TOP: f64 = 12.0;
+const LEFT: f64 = 64.0;
+const BOTTOM: f64 = 30.0;
+const TOP: f64 = 16.0;
 
 fn open(title: &str) -> String {
     format!(
@@ -28,7 +28,7 @@ fn frame(s: &mut String, top_label: &str, first: &str, last: &str) {
         s,
         r#"<line class="axis" x1="{LEFT}" y1="{base}" x2="{W}" y2="{base}"/><line class="grid" x1="{LEFT}" y1="{TOP}" x2="{W}" y2="{TOP}"/><text class="lbl" x="{x}" y="{ty}" text-anchor="end">{top}</text><text class="lbl" x="{x}" y="{base}" text-anchor="end">0</text><text class="lbl" x="{LEFT}" y="{H}" >{first}</text><text class="lbl" x="{W}" y="{H}" text-anchor="end">{last}</text>"#,
         x = LEFT - 6.0,
-        ty = TOP + 4.0,
+        ty = TOP + 6.0,
         top = esc(top_label),
         first = esc(first),
         last = esc(last),
@@ -156,9 +156,9 @@ pub fn bars(
     class_of: impl Fn(&str) -> &'static str,
 ) -> String {
     let max = rows.iter().map(|r| r.1).max().unwrap_or(0).max(1) as f64;
-    let row_h = 26.0;
+    let row_h = 32.0;
     let h = (rows.len().max(1) as f64) * row_h + 8.0;
-    let label_w = 130.0;
+    let label_w = 170.0;
     let mut s = format!(
         r#"<svg class="chart" viewBox="0 0 {W} {h}" role="img" aria-label="{t}"><title>{t}</title>"#,
         t = esc(title)
@@ -166,7 +166,7 @@ pub fn bars(
     for (i, r) in rows.iter().enumerate() {
         let y = 4.0 + row_h * i as f64;
         let w = ((W - label_w - 60.0) * r.1 as f64 / max).max(if r.1 > 0 { 2.0 } else { 0.0 });
-        let label: String = r.0.chars().take(18).collect();
+        let label: String = r.0.chars().take(16).collect();
         let _ = write!(
             s,
             r#"<text class="lbl" x="{lx}" y="{ty:.1}" text-anchor="end">{label}</text><rect class="{cls}" x="{label_w}" y="{y:.1}" width="{w:.1}" height="{bh}"><title>{full}: {v}</title></rect><text class="lbl" x="{vx:.1}" y="{ty:.1}">{v}</text>"#,
