@@ -31,6 +31,9 @@ pub struct SearchParams {
 /// One hit as shown.
 pub struct HitView {
     href: String,
+    /// The conversation's title and agent, so a hit says where it is.
+    title: String,
+    agent: String,
     role: &'static str,
     created: String,
     /// Escaped text with `<mark>` kept: safe to emit as markup.
@@ -118,10 +121,34 @@ pub async fn page(
         Err(e) => return Err(e.into()),
     };
     view.searched = true;
+    // A page has at most 20 hits: one point read each for their conversations' titles.
+    let mut titles = std::collections::HashMap::new();
+    for h in &page.hits {
+        if !titles.contains_key(&h.conversation_id)
+            && let Ok(c) = st
+                .store
+                .get_conversation(&session.principal.tenant, h.conversation_id)
+                .await
+        {
+            let title = c.title.clone().unwrap_or_else(|| "(untitled)".into());
+            titles.insert(
+                h.conversation_id,
+                (title, c.agent_id.clone().unwrap_or_default()),
+            );
+        }
+    }
     view.hits = page
         .hits
         .into_iter()
         .map(|h| HitView {
+            title: titles
+                .get(&h.conversation_id)
+                .map(|t| t.0.clone())
+                .unwrap_or_default(),
+            agent: titles
+                .get(&h.conversation_id)
+                .map(|t| t.1.clone())
+                .unwrap_or_default(),
             href: format!(
                 "/ui/conversations/{}?from={}#m-{}",
                 h.conversation_id,
