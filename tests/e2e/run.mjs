@@ -17,15 +17,18 @@ const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 const profile = mkdtempSync(join(tmpdir(), "confab-e2e-"));
 
 // Without the background-networking flags Chromium waits on services it cannot reach here.
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath,
-  headless: true,
-  viewport: { width: 1280, height: 900 },
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const launch = (dir, javaScriptEnabled) =>
+  chromium.launchPersistentContext(dir, {
+    executablePath,
+    headless: true,
+    javaScriptEnabled,
+    viewport: { width: 1280, height: 900 },
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+const context = await launch(profile, true);
 const page = context.pages()[0] || (await context.newPage());
 page.setDefaultTimeout(15000);
 
@@ -117,6 +120,25 @@ try {
   await Promise.all([page.waitForURL("**/ui/login"), page.getByRole("button", { name: "Sign out" }).click()]);
   await go("/ui/conversations");
   check(page.url().endsWith("/ui/login"), "signed out");
+
+  step = "reading with JavaScript disabled";
+  const noJsProfile = mkdtempSync(join(tmpdir(), "confab-e2e-nojs-"));
+  const noJs = await launch(noJsProfile, false);
+  try {
+    const p = noJs.pages()[0] || (await noJs.newPage());
+    p.setDefaultTimeout(15000);
+    await p.goto(base + "/ui/login");
+    await p.getByLabel("API key").fill(token);
+    await Promise.all([p.waitForURL("**/ui/conversations"), p.getByRole("button", { name: "Sign in" }).click()]);
+    check((await p.locator("table.list tbody tr").count()) === 25, "a full page of conversations without script");
+    await Promise.all([p.waitForURL(/\/ui\/conversations\/[0-9a-f-]{36}$/), p.locator("table.list tbody a").first().click()]);
+    check((await p.locator(".chat .msg").count()) > 0, "a transcript without script");
+    await p.goto(base + "/ui/analytics");
+    check((await p.locator("svg.chart").count()) === 5, "charts without script");
+  } finally {
+    await noJs.close();
+    rmSync(noJsProfile, { recursive: true, force: true });
+  }
 
   console.log("page loads (browser, including assets):\n  " + timings.join("\n  "));
   console.log("e2e: all steps passed");

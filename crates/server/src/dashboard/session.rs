@@ -78,27 +78,32 @@ pub fn csrf_ok(expected: &str, got: &str) -> bool {
     expected.len() == got.len() && bool::from(expected.as_bytes().ct_eq(got.as_bytes()))
 }
 
-/// Whether a POST plainly came from another site. Browsers send `Sec-Fetch-Site` (modern
-/// ones) and `Origin` (on every POST); a request with neither (curl, old tools) is judged by
+/// Whether a POST plainly came from another site. Modern browsers send `Sec-Fetch-Site`,
+/// which a page cannot forge, and it decides alone. Otherwise `Origin` (sent on every POST by
+/// browsers of the last decade) must name this host, as the client saw it: `X-Forwarded-Host`
+/// when a proxy rewrote `Host`. A request with neither header (curl, old tools) is judged by
 /// the CSRF token alone.
 pub fn cross_site(h: &HeaderMap) -> bool {
-    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && !matches!(site, "same-origin" | "none")
-    {
-        return true;
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return !matches!(site, "same-origin" | "none");
     }
     let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
     // `Origin: null` (sandboxed frames, some redirects) is never our own page.
-    let origin_host = origin
+    let Some(origin_host) = origin
         .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"));
-    match (origin_host, host) {
-        (Some(o), Some(h)) => !o.eq_ignore_ascii_case(h),
-        _ => true,
-    }
+        .or_else(|| origin.strip_prefix("http://"))
+    else {
+        return true;
+    };
+    let named = |name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case(origin_host))
+    };
+    !(named("host") || named("x-forwarded-host"))
 }
 
 /// The `Set-Cookie` value that signs a browser in.
@@ -257,6 +262,18 @@ mod tests {
             ("origin", "http://evil:1")
         ])));
         assert!(cross_site(&headers(&[("host", "a:1"), ("origin", "null")])));
+        // Behind a proxy that rewrote Host.
+        assert!(!cross_site(&headers(&[
+            ("host", "backend:8080"),
+            ("x-forwarded-host", "confab.example"),
+            ("origin", "https://confab.example")
+        ])));
+        // The browser's own word wins over header comparisons.
+        assert!(!cross_site(&headers(&[
+            ("host", "backend:8080"),
+            ("origin", "https://confab.example"),
+            ("sec-fetch-site", "same-origin")
+        ])));
     }
 
     #[test]
