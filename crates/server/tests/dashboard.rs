@@ -867,3 +867,48 @@ async fn static_assets_are_embedded_and_cached() {
     let api = ui.app.get("/v1/nope", "x").await;
     assert_eq!(api.status, 404);
 }
+
+#[tokio::test]
+async fn long_transcripts_are_paged_by_seq() {
+    let ui = Ui::spawn().await;
+    let t = ui.app.token("acme").await;
+    let messages: Vec<Value> = (0..230)
+        .map(|i| {
+            let role = if i % 2 == 0 { "user" } else { "assistant" };
+            json!({"role": role, "content": format!("line {i:03}")})
+        })
+        .collect();
+    let id = ui.conversation(&t, json!({"messages": messages})).await;
+    let first = ui
+        .get(&format!("/ui/conversations/{id}"), Some(&t))
+        .await
+        .expect(200);
+    assert!(first.text.contains("line 199") && !first.text.contains("line 200"));
+    assert!(
+        first
+            .text
+            .contains(&format!("/ui/conversations/{id}?from=200\">Later messages"))
+    );
+    assert!(!first.text.contains("Earlier messages"));
+    let second = ui
+        .get(&format!("/ui/conversations/{id}?from=200"), Some(&t))
+        .await
+        .expect(200);
+    assert!(second.text.contains("line 200") && second.text.contains("line 229"));
+    assert!(!second.text.contains("line 199"));
+    assert!(second.text.contains(&format!(
+        "/ui/conversations/{id}?from=0\">← Earlier messages"
+    )));
+    assert!(!second.text.contains("Later messages"));
+    // A link into the middle (from search) starts there; junk starts at the beginning.
+    let mid = ui
+        .get(&format!("/ui/conversations/{id}?from=97"), Some(&t))
+        .await
+        .expect(200);
+    assert!(mid.text.contains(r#"id="m-97""#) && !mid.text.contains(r#"id="m-96""#));
+    let junk = ui
+        .get(&format!("/ui/conversations/{id}?from=abc"), Some(&t))
+        .await
+        .expect(200);
+    assert!(junk.text.contains(r#"id="m-0""#));
+}
