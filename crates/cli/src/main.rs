@@ -106,6 +106,19 @@ struct ServeArgs {
     /// Insights workers in this process (0: leave the queue to other processes).
     #[arg(long, env = "CONFAB_INSIGHTS_WORKERS", default_value_t = 1)]
     insights_workers: usize,
+    /// Key of the dashboard's CSRF tokens; set the same value on every process serving one
+    /// site (default: random per process, so open forms need a reload after a restart).
+    #[arg(
+        long,
+        env = "CONFAB_DASHBOARD_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    dashboard_secret: Option<String>,
+    /// Mark the dashboard's session cookie `Secure` (true) or never (false); by default it is
+    /// when the request came over TLS (`X-Forwarded-Proto: https` from the proxy in front).
+    #[arg(long, env = "CONFAB_SECURE_COOKIE", value_name = "BOOL")]
+    secure_cookie: Option<bool>,
     #[command(flatten)]
     llm: analyze::LlmArgs,
 }
@@ -193,6 +206,14 @@ async fn run(cli: Cli) -> Result<()> {
             cfg.apply_serve(a.addr, a.max_body_bytes, a.request_timeout_secs, &file)?;
             cfg.server.webhooks.allow_internal |= a.webhooks_allow_internal;
             cfg.server.webhooks.worker &= !a.no_webhook_worker;
+            if let Some(secret) = a.dashboard_secret {
+                anyhow::ensure!(
+                    secret.len() >= 32,
+                    "--dashboard-secret must be at least 32 characters"
+                );
+                cfg.server.dashboard.csrf_secret = Some(secret.into_bytes());
+            }
+            cfg.server.dashboard.secure_cookie = a.secure_cookie;
             if let Some(n) = a.max_concurrent_requests {
                 anyhow::ensure!(n >= 1, "--max-concurrent-requests must be at least 1");
                 cfg.server.max_concurrent_requests = n;

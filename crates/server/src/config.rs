@@ -54,6 +54,19 @@ pub struct ServerConfig {
     pub max_concurrent_requests: usize,
     /// The insights worker and analyzers.
     pub insights: crate::insights::InsightsConfig,
+    /// The web dashboard's session settings.
+    pub dashboard: DashboardConfig,
+}
+
+/// Settings of the web dashboard's sign-in session.
+#[derive(Debug, Clone, Default)]
+pub struct DashboardConfig {
+    /// Key of the HMAC that makes CSRF tokens. `None`: a random one per process (forms opened
+    /// before a restart then need a reload); set it when several processes serve one site.
+    pub csrf_secret: Option<Vec<u8>>,
+    /// Whether the session cookie is `Secure`. `None`: when the request came over TLS
+    /// (`https` URI or `X-Forwarded-Proto: https` from a proxy in front).
+    pub secure_cookie: Option<bool>,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +78,7 @@ impl Default for ServerConfig {
             rate_limit: None,
             max_concurrent_requests: 1024,
             insights: Default::default(),
+            dashboard: DashboardConfig::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod convai;
 pub mod converra;
+pub mod dashboard;
 pub mod error;
 mod export;
 pub mod extract;
@@ -57,7 +58,13 @@ pub struct AppState {
 
 impl AppState {
     /// State over a store.
-    pub fn new(store: Store, config: ServerConfig) -> Self {
+    pub fn new(store: Store, mut config: ServerConfig) -> Self {
+        if config.dashboard.csrf_secret.is_none() {
+            use rand::RngCore;
+            let mut secret = vec![0u8; 32];
+            rand::rng().fill_bytes(&mut secret);
+            config.dashboard.csrf_secret = Some(secret);
+        }
         let limiter = config
             .rate_limit
             .map(|l| Arc::new(ratelimit::Limiter::new(l)));
@@ -75,7 +82,7 @@ impl AppState {
 async fn json_errors(req: Request, next: Next) -> Response {
     let res = next.run(req).await;
     let status = res.status();
-    if status.as_u16() < 400 || res.extensions().get::<ApiError>().is_some() {
+    if status.as_u16() < 400 || res.extensions().get::<ApiError>().is_some() || is_html(&res) {
         return res;
     }
     let (code, message) = match status {
@@ -105,6 +112,14 @@ async fn json_errors(req: Request, next: Next) -> Response {
     out
 }
 
+/// The dashboard's own error pages are HTML for people; they are left as they are.
+fn is_html(res: &Response) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"))
+}
+
 /// Refuses work beyond the configured number of requests in flight (503, never an unbounded
 /// queue: under overload a fast refusal beats a slow timeout).
 async fn concurrency_cap(slots: Arc<tokio::sync::Semaphore>, req: Request, next: Next) -> Response {
@@ -131,6 +146,8 @@ pub fn app(state: AppState) -> Router {
     let (streaming, _doc) = openapi::streaming_router().split_for_parts();
     api.route("/openapi.json", axum::routing::get(openapi::serve))
         .route("/metrics", axum::routing::get(telemetry::render))
+        // The dashboard's HTML pages: not API routes, so not in the OpenAPI document.
+        .merge(dashboard::router())
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))

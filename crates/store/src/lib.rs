@@ -31,6 +31,7 @@ mod search;
 pub mod sensay;
 mod sqlite;
 mod stats;
+mod tenant_keys;
 pub mod types;
 pub mod webhooks;
 

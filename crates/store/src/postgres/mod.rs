@@ -17,6 +17,7 @@ mod rows;
 mod search;
 mod sensay;
 mod stats;
+mod tenant_keys;
 mod webhooks;
 
 use std::str::FromStr;

@@ -172,18 +172,19 @@ pub async fn list_keys(pool: &PgPool) -> Result<Vec<KeyInfo>> {
     )
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(KeyInfo {
-                tenant: r.try_get(0)?,
-                key_id: r.try_get(1)?,
-                scopes: r.try_get(2)?,
-                name: r.try_get(3)?,
-                created_at: rfc3339(from_micros(r.try_get(4)?)),
-                revoked_at: r
-                    .try_get::<Option<i64>, _>(5)?
-                    .map(|t| rfc3339(from_micros(t))),
-            })
-        })
-        .collect()
+    rows.iter().map(key_info).collect()
+}
+
+/// A key row: tenant name, key id, scopes, name, created, revoked.
+pub fn key_info(r: &sqlx::postgres::PgRow) -> Result<KeyInfo> {
+    Ok(KeyInfo {
+        tenant: r.try_get(0)?,
+        key_id: r.try_get(1)?,
+        scopes: r.try_get(2)?,
+        name: r.try_get(3)?,
+        created_at: rfc3339(from_micros(r.try_get(4)?)),
+        revoked_at: r
+            .try_get::<Option<i64>, _>(5)?
+            .map(|t| rfc3339(from_micros(t))),
+    })
 }

@@ -16,6 +16,7 @@ mod rows;
 mod search;
 mod sensay;
 mod stats;
+mod tenant_keys;
 mod webhooks;
 mod writer;
 

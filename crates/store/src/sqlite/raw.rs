@@ -39,9 +39,9 @@ pub fn id(u: &Uuid) -> &[u8] {
 pub fn uuid(r: &Row<'_>, i: usize) -> rusqlite::Result<Uuid> {
     // Borrowed, not copied into a Vec: this runs for every row of every page.
     let v = r.get_ref(i)?;
-    let b = v.as_blob().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, v.data_type(), Box::new(e))
-    })?;
+    let b = v
+        .as_blob()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, v.data_type(), Box::new(e)))?;
     Uuid::from_slice(b).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e))
     })

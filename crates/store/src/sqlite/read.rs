@@ -188,18 +188,19 @@ pub async fn list_keys(pool: &SqlitePool) -> Result<Vec<KeyInfo>> {
     )
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(KeyInfo {
-                tenant: r.try_get(0)?,
-                key_id: r.try_get(1)?,
-                scopes: r.try_get(2)?,
-                name: r.try_get(3)?,
-                created_at: rfc3339(from_micros(r.try_get(4)?)),
-                revoked_at: r
-                    .try_get::<Option<i64>, _>(5)?
-                    .map(|t| rfc3339(from_micros(t))),
-            })
-        })
-        .collect()
+    rows.iter().map(key_info).collect()
+}
+
+/// A key row selected as `t.name, k.key_id, k.scopes, k.name, k.created_at, k.revoked_at`.
+pub fn key_info(r: &sqlx::sqlite::SqliteRow) -> Result<KeyInfo> {
+    Ok(KeyInfo {
+        tenant: r.try_get(0)?,
+        key_id: r.try_get(1)?,
+        scopes: r.try_get(2)?,
+        name: r.try_get(3)?,
+        created_at: rfc3339(from_micros(r.try_get(4)?)),
+        revoked_at: r
+            .try_get::<Option<i64>, _>(5)?
+            .map(|t| rfc3339(from_micros(t))),
+    })
 }
