@@ -76,9 +76,16 @@ impl PgStore {
                         (max, 0)
                     }
                 };
-                // The window: the newest RANK_WINDOW candidates by rowid, then ts_rank on
-                // those only (ranking every match of a very common word would read them all).
-                let mut q = QueryBuilder::<Postgres>::new("WITH w AS (SELECT m.rowid AS r");
+                // The window: the newest RANK_WINDOW candidates by rowid, ranked with ts_rank
+                // on those only (ranking every match of a very common word would read them
+                // all), every column taken in the same pass: joining back to `messages` made
+                // the planner scan the table.
+                let mut q = QueryBuilder::<Postgres>::new(
+                    "SELECT * FROM (SELECT m.rowid AS r, ts_rank(m.fts, ",
+                );
+                q.push_bind(tsq.clone()).push(
+                    "::tsquery)::float8 AS s, m.conversation_id, m.id, m.seq, m.role, m.content, m.created_at",
+                );
                 let req = SearchRequest {
                     cursor: Some(SearchCursor::Ranked { snapshot, offset }),
                     ..req.clone()
@@ -86,11 +93,7 @@ impl PgStore {
                 push_candidates(&mut q, tenant, &req);
                 q.push(" ORDER BY m.rowid DESC LIMIT ")
                     .push_bind(RANK_WINDOW);
-                q.push(") SELECT w.r, ts_rank(m.fts, ").push_bind(tsq).push(
-                    "::tsquery)::float8 AS s, m.conversation_id, m.id, m.seq, m.role, m.content, \
-                         m.created_at FROM w JOIN messages m ON m.rowid = w.r \
-                         ORDER BY s DESC, w.r DESC LIMIT ",
-                );
+                q.push(") w ORDER BY s DESC, r DESC LIMIT ");
                 q.push_bind(limit + 1).push(" OFFSET ").push_bind(offset);
                 (q, snapshot, offset)
             }
@@ -104,7 +107,10 @@ impl PgStore {
                 (q, 0, 0)
             }
         };
-        let rows = q.build().fetch_all(&mut *conn).await?;
+        // Not a named prepared statement: an unnamed one is planned with the actual tsquery, so
+        // PostgreSQL can walk the rowid index backwards for a common word and use the GIN
+        // index for a rare one (a generic plan cannot tell them apart).
+        let rows = q.build().persistent(false).fetch_all(&mut *conn).await?;
         let more = rows.len() as i64 > limit;
         let mut hits = Vec::with_capacity(rows.len().min(limit as usize));
         let mut last_rowid = 0;
