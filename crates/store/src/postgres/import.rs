@@ -62,11 +62,36 @@ impl PgStore {
         // key and its transaction rolls back; run once more, and it skips what the other wrote
         // (SQLite's serial writer gives the same outcome).
         let records = std::sync::Arc::new(records);
-        match self.import_once(tenant, records.clone()).await {
+        let out = match self.import_once(tenant, records.clone()).await {
             Err(e) if super::unique_violation(&e, "conversations_pkey") => {
                 self.import_once(tenant, records).await
             }
             r => r,
+        }?;
+        if out.imported > 0 {
+            self.refresh_statistics().await;
+        }
+        Ok(out)
+    }
+
+    /// A bulk import changes the tables faster than autovacuum re-samples them, and without
+    /// statistics the planner cannot tell a rare search word (use the GIN index) from a common
+    /// one (walk the newest messages): a ranked search of a common word took seconds on a
+    /// freshly imported table, milliseconds after ANALYZE. So an import refreshes them, at most
+    /// once a minute per process (ANALYZE samples a fixed number of rows, so it stays cheap).
+    async fn refresh_statistics(&self) {
+        {
+            let mut at = self.analyzed_at.lock().expect("analyze clock lock");
+            if at.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(60)) {
+                return;
+            }
+            *at = Some(std::time::Instant::now());
+        }
+        if let Err(e) = sqlx::query("ANALYZE messages, conversations")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(error = %e, "refreshing planner statistics after an import");
         }
     }
 

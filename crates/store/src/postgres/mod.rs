@@ -42,6 +42,8 @@ pub(crate) struct PgStore {
     pool: PgPool,
     pepper: Vec<u8>,
     clock: Clock,
+    /// When this process last refreshed the planner's statistics after a bulk import.
+    analyzed_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// Connection options for `url`, statements logged at trace level like the SQLite backend's.
@@ -98,6 +100,7 @@ impl PgStore {
             pool,
             pepper: opts.pepper,
             clock: opts.clock,
+            analyzed_at: std::sync::Mutex::new(None),
         })
     }
 
