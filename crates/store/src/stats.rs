@@ -1,6 +1,9 @@
 //! Aggregates for dashboards and reports, computed by the database (one query each), never by
 //! downloading conversations.
 
+use std::collections::HashMap;
+
+use confab_core::Status;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -106,5 +109,128 @@ impl Store {
         id: Uuid,
     ) -> Result<ConversationReport> {
         dispatch!(self, b => b.conversation_report(*tenant, id).await)
+    }
+}
+
+/// One row of the summary's single scan: the tenant's conversations grouped by status, source
+/// and agent. Each backend runs that one `GROUP BY`; [`Summary::fold`] turns the rows into every
+/// figure, so the grouping and ordering rules live here once.
+pub(crate) struct SummaryGroup {
+    pub status: Status,
+    pub source: Option<String>,
+    pub agent: Option<String>,
+    pub conversations: i64,
+    pub messages: i64,
+    pub last_24h: i64,
+    pub last_7d: i64,
+}
+
+impl Summary {
+    pub(crate) fn fold(groups: impl IntoIterator<Item = SummaryGroup>) -> Summary {
+        let mut sum = Summary {
+            conversations: 0,
+            messages: 0,
+            last_24h: 0,
+            last_7d: 0,
+            by_status: Status::ALL.iter().map(|s| (*s, 0)).collect(),
+            by_source: Vec::new(),
+            by_agent: Vec::new(),
+        };
+        let mut sources: HashMap<Option<String>, (i64, i64)> = HashMap::new();
+        let mut agents: HashMap<Option<String>, (i64, i64)> = HashMap::new();
+        for g in groups {
+            sum.conversations += g.conversations;
+            sum.messages += g.messages;
+            sum.last_24h += g.last_24h;
+            sum.last_7d += g.last_7d;
+            if let Some(e) = sum.by_status.iter_mut().find(|(k, _)| *k == g.status) {
+                e.1 += g.conversations;
+            }
+            for (map, key) in [(&mut sources, g.source), (&mut agents, g.agent)] {
+                let e = map.entry(key).or_default();
+                e.0 += g.conversations;
+                e.1 += g.messages;
+            }
+        }
+        sum.by_source = ranked(sources);
+        sum.by_agent = ranked(agents);
+        sum
+    }
+}
+
+/// Groups largest first, then by key with "unset" first.
+fn ranked(map: HashMap<Option<String>, (i64, i64)>) -> Vec<GroupCount> {
+    let mut v: Vec<GroupCount> = map
+        .into_iter()
+        .map(|(key, (conversations, messages))| GroupCount {
+            key,
+            conversations,
+            messages,
+        })
+        .collect();
+    v.sort_by(|a, b| {
+        b.conversations
+            .cmp(&a.conversations)
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(status: Status, source: Option<&str>, agent: Option<&str>, n: i64) -> SummaryGroup {
+        SummaryGroup {
+            status,
+            source: source.map(str::to_owned),
+            agent: agent.map(str::to_owned),
+            conversations: n,
+            messages: 10 * n,
+            last_24h: n / 2,
+            last_7d: n,
+        }
+    }
+
+    #[test]
+    fn fold_totals_every_figure_and_orders_groups_largest_first_unset_first_on_ties() {
+        let s = Summary::fold([
+            g(Status::Active, Some("web"), Some("a"), 2),
+            g(Status::Completed, Some("web"), None, 3),
+            g(Status::Completed, None, Some("a"), 5),
+            g(Status::Active, Some("api"), Some("b"), 5),
+        ]);
+        assert_eq!(
+            (s.conversations, s.messages, s.last_24h, s.last_7d),
+            (15, 150, 6, 15)
+        );
+        let status = |st| s.by_status.iter().find(|(k, _)| *k == st).unwrap().1;
+        assert_eq!((status(Status::Active), status(Status::Completed)), (7, 8));
+        assert_eq!(
+            s.by_status.len(),
+            Status::ALL.len(),
+            "every status is listed"
+        );
+        let keys = |v: &[GroupCount]| {
+            v.iter()
+                .map(|c| (c.key.clone(), c.conversations, c.messages))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            keys(&s.by_source),
+            vec![
+                (None, 5, 50),
+                (Some("api".into()), 5, 50),
+                (Some("web".into()), 5, 50)
+            ]
+        );
+        assert_eq!(
+            keys(&s.by_agent),
+            vec![
+                (Some("a".into()), 7, 70),
+                (Some("b".into()), 5, 50),
+                (None, 3, 30)
+            ]
+        );
     }
 }

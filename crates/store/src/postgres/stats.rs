@@ -1,7 +1,7 @@
 //! Aggregates on PostgreSQL.
 
+use confab_core::Role;
 use confab_core::timefmt::{from_micros, to_micros};
-use confab_core::{Role, Status};
 use sqlx::Row;
 use time::{Duration, OffsetDateTime, Time};
 use uuid::Uuid;
@@ -14,63 +14,37 @@ use crate::types::TenantId;
 const DAY_US: i64 = 86_400_000_000;
 
 impl PgStore {
-    async fn groups(&self, tenant: TenantId, col: &'static str) -> Result<Vec<GroupCount>> {
-        let sql = format!(
-            "SELECT {col}, COUNT(*), COALESCE(SUM(message_count), 0)::bigint FROM conversations \
-             WHERE tenant_id = $1 GROUP BY {col} ORDER BY COUNT(*) DESC, {col}"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(tenant.0)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(GroupCount {
-                    key: r.try_get(0)?,
-                    conversations: r.try_get(1)?,
-                    messages: r.try_get(2)?,
-                })
-            })
-            .collect()
-    }
-
+    /// One scan, grouped by status, source and agent; `Summary::fold` does the rest.
     pub async fn summary(&self, tenant: TenantId, now: OffsetDateTime) -> Result<Summary> {
         let now_us = to_micros(now);
-        let r = sqlx::query(
-            "SELECT COUNT(*), COALESCE(SUM(message_count), 0)::bigint, \
+        let rows = sqlx::query(
+            "SELECT status, source, agent_id, COUNT(*), COALESCE(SUM(message_count), 0)::bigint, \
              COUNT(*) FILTER (WHERE created_at > $1), COUNT(*) FILTER (WHERE created_at > $2) \
-             FROM conversations WHERE tenant_id = $3",
+             FROM conversations WHERE tenant_id = $3 GROUP BY 1, 2, 3",
         )
         .bind(now_us - DAY_US)
         .bind(now_us - 7 * DAY_US)
         .bind(tenant.0)
-        .fetch_one(&self.pool)
-        .await?;
-        let statuses = sqlx::query(
-            "SELECT status, COUNT(*) FROM conversations WHERE tenant_id = $1 GROUP BY status",
-        )
-        .bind(tenant.0)
         .fetch_all(&self.pool)
         .await?;
-        let mut by_status: Vec<(Status, i64)> = Status::ALL.iter().map(|s| (*s, 0)).collect();
-        for s in &statuses {
-            let st: Status = s
-                .try_get::<&str, _>(0)?
-                .parse()
-                .map_err(StoreError::Corrupt)?;
-            if let Some(e) = by_status.iter_mut().find(|(k, _)| *k == st) {
-                e.1 = s.try_get(1)?;
-            }
-        }
-        Ok(Summary {
-            conversations: r.try_get(0)?,
-            messages: r.try_get(1)?,
-            last_24h: r.try_get(2)?,
-            last_7d: r.try_get(3)?,
-            by_status,
-            by_source: self.groups(tenant, "source").await?,
-            by_agent: self.groups(tenant, "agent_id").await?,
-        })
+        let groups = rows
+            .iter()
+            .map(|r| {
+                Ok(SummaryGroup {
+                    status: r
+                        .try_get::<&str, _>(0)?
+                        .parse()
+                        .map_err(StoreError::Corrupt)?,
+                    source: r.try_get(1)?,
+                    agent: r.try_get(2)?,
+                    conversations: r.try_get(3)?,
+                    messages: r.try_get(4)?,
+                    last_24h: r.try_get(5)?,
+                    last_7d: r.try_get(6)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Summary::fold(groups))
     }
 
     pub async fn daily(

@@ -1,9 +1,8 @@
 //! Aggregates on SQLite.
 
+use confab_core::Role;
 use confab_core::timefmt::{from_micros, to_micros};
-use confab_core::{Role, Status};
 use sqlx::Row;
-use std::collections::HashMap;
 use time::{Duration, OffsetDateTime, Time};
 
 use uuid::Uuid;
@@ -14,24 +13,6 @@ use crate::stats::*;
 use crate::types::TenantId;
 
 const DAY_US: i64 = 86_400_000_000;
-
-/// Groups largest first, then by key with "unset" first (SQLite's order for the same query).
-fn ranked(map: HashMap<Option<String>, (i64, i64)>) -> Vec<GroupCount> {
-    let mut v: Vec<GroupCount> = map
-        .into_iter()
-        .map(|(key, (conversations, messages))| GroupCount {
-            key,
-            conversations,
-            messages,
-        })
-        .collect();
-    v.sort_by(|a, b| {
-        b.conversations
-            .cmp(&a.conversations)
-            .then_with(|| a.key.cmp(&b.key))
-    });
-    v
-}
 
 impl SqliteStore {
     /// One pass over the tenant's conversations, grouped by status, source and agent, folded
@@ -44,41 +25,38 @@ impl SqliteStore {
                  COALESCE(SUM(created_at > ?1), 0), COALESCE(SUM(created_at > ?2), 0) \
                  FROM conversations WHERE tenant_id = ?3 GROUP BY 1, 2, 3",
             )?;
-            let mut rows = st.query(rusqlite::params![
-                now_us - DAY_US,
-                now_us - 7 * DAY_US,
-                super::raw::id(&tenant.0)
-            ])?;
-            let mut sum = Summary {
-                conversations: 0,
-                messages: 0,
-                last_24h: 0,
-                last_7d: 0,
-                by_status: Status::ALL.iter().map(|s| (*s, 0)).collect(),
-                by_source: Vec::new(),
-                by_agent: Vec::new(),
-            };
-            let mut sources: HashMap<Option<String>, (i64, i64)> = HashMap::new();
-            let mut agents: HashMap<Option<String>, (i64, i64)> = HashMap::new();
-            while let Some(r) = rows.next()? {
-                let status: String = r.get(0)?;
-                let status: Status = status.parse().map_err(StoreError::Corrupt)?;
-                let (n, m): (i64, i64) = (r.get(3)?, r.get(4)?);
-                sum.conversations += n;
-                sum.messages += m;
-                sum.last_24h += r.get::<_, i64>(5)?;
-                sum.last_7d += r.get::<_, i64>(6)?;
-                if let Some(e) = sum.by_status.iter_mut().find(|(k, _)| *k == status) {
-                    e.1 += n;
-                }
-                for (map, key) in [(&mut sources, r.get(1)?), (&mut agents, r.get(2)?)] {
-                    let e = map.entry(key).or_default();
-                    e.0 += n;
-                    e.1 += m;
-                }
+            let rows = st.query_map(
+                rusqlite::params![
+                    now_us - DAY_US,
+                    now_us - 7 * DAY_US,
+                    super::raw::id(&tenant.0)
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                },
+            )?;
+            let mut groups = Vec::new();
+            for row in rows {
+                let (status, source, agent, conversations, messages, last_24h, last_7d) = row?;
+                groups.push(SummaryGroup {
+                    status: status.parse().map_err(StoreError::Corrupt)?,
+                    source,
+                    agent,
+                    conversations,
+                    messages,
+                    last_24h,
+                    last_7d,
+                });
             }
-            sum.by_source = ranked(sources);
-            sum.by_agent = ranked(agents);
+            let sum = Summary::fold(groups);
             Ok(sum)
         })
     }
