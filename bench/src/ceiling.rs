@@ -72,7 +72,7 @@ pub async fn measure(
             Ok(s.import_records(&tenant, batch).await?.messages)
         })
     });
-    let batched = load::run(1, count, budget * 4, import).await;
+    let batched = load::run(std::process::id(), 1, count, budget * 4, import).await;
 
     let mut rng = Rng::new(0xCE11 + run as u64);
     let texts: Arc<Vec<String>> = Arc::new(
@@ -98,7 +98,7 @@ pub async fn measure(
             Ok(1)
         })
     });
-    let direct = load::run(concurrency, appends, budget, append).await;
+    let direct = load::run(std::process::id(), concurrency, appends, budget, append).await;
     store.close().await;
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(dir.join(format!("{name}{suffix}")));

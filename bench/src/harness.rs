@@ -1,25 +1,33 @@
-//! The real server, in this process: a fresh SQLite file, `confab_server::serve` on an
-//! ephemeral port, one API key, and an HTTP/1.1 keep-alive client sized for the concurrency.
+//! The real server, in its own process: a fresh SQLite file (or PostgreSQL database), one API
+//! key, `confab_server::serve` on an ephemeral port in a child process (this binary run as
+//! `confab-bench serve`), and the load generator's keep-alive connections to it.
+//!
+//! Why a child process: the server's RSS is then the server's alone (not the dataset's or the
+//! load generator's), and the server's runtime does not share worker threads with the client.
 
+use std::net::SocketAddr;
 use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use confab_core::Scopes;
 use confab_server::{AppState, ServerConfig};
 use confab_store::{Store, StoreOptions};
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
-/// A running server and a client for it.
+use crate::http::{self, Pool};
+use crate::load;
+
+/// A running server process and a client for it.
 pub struct Server {
-    /// `http://127.0.0.1:PORT`.
-    pub base: String,
+    addr: SocketAddr,
+    pid: u32,
     /// The API key (`key_id.key_secret`).
     pub token: String,
-    /// Keep-alive client (HTTP/1.1: reqwest is built without HTTP/2).
-    pub client: reqwest::Client,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    pool: Pool,
+    child: tokio::process::Child,
 }
 
 /// With this variable set to a PostgreSQL admin URL, the benchmark runs on PostgreSQL: each
@@ -40,6 +48,11 @@ pub fn backend() -> &'static str {
 
 /// Opens a store on a fresh database: the file `name` in `dir`, or a new PostgreSQL database.
 pub async fn open_store(dir: &Path, name: &str) -> anyhow::Result<Store> {
+    Ok(open_store_url(dir, name).await?.0)
+}
+
+/// [`open_store`], also answering the database URL (for the server process).
+pub async fn open_store_url(dir: &Path, name: &str) -> anyhow::Result<(Store, String)> {
     use sqlx::{ConnectOptions, Connection};
     let url = match std::env::var(PG_ENV).ok().filter(|v| !v.is_empty()) {
         None => format!("sqlite://{}", dir.join(name).display()),
@@ -58,9 +71,10 @@ pub async fn open_store(dir: &Path, name: &str) -> anyhow::Result<Store> {
             opts.database(&db).to_url_lossy().to_string()
         }
     };
-    Store::open(&url, StoreOptions::default())
+    let store = Store::open(&url, StoreOptions::default())
         .await
-        .with_context(|| format!("opening {}", confab_store::redact_url(&url)))
+        .with_context(|| format!("opening {}", confab_store::redact_url(&url)))?;
+    Ok((store, url))
 }
 
 /// Drops the PostgreSQL databases the run created.
@@ -80,137 +94,162 @@ pub async fn drop_databases() -> anyhow::Result<()> {
 }
 
 impl Server {
-    /// Starts the server on a fresh database in `dir`.
-    pub async fn start(dir: &Path, concurrency: usize) -> anyhow::Result<Server> {
-        confab_server::tls::install_crypto_provider();
-        let store = open_store(dir, "confab.db").await?;
+    /// Starts the server on a fresh database in `dir`: the store is created here (with the
+    /// benchmark's API key), then served by a child process.
+    pub async fn start(dir: &Path) -> anyhow::Result<Server> {
+        let (store, url) = open_store_url(dir, "confab.db").await?;
         let key = store
             .create_key("bench", Scopes::DEFAULT, Some("bench".into()))
             .await
             .context("creating the API key")?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
-        let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-        let state = AppState::new(store, ServerConfig::default());
-        let task = tokio::spawn(confab_server::serve(listener, state, async {
-            let _ = rx.await;
-        }));
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(concurrency.max(1) * 2)
-            .tcp_nodelay(true)
-            .timeout(Duration::from_secs(600))
-            .build()?;
+        store.close().await;
+        let log = std::fs::File::create(dir.join("server.log"))?;
+        let mut child = tokio::process::Command::new(std::env::current_exe()?)
+            .arg("serve")
+            .arg("--database")
+            .arg(&url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the server process")?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let mut line = String::new();
+        tokio::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .await?;
+        let addr: SocketAddr = line
+            .trim()
+            .parse()
+            .with_context(|| format!("the server process did not start (said {line:?}; see server.log)"))?;
+        let pid = child.id().context("server pid")?;
         let s = Server {
-            base,
+            addr,
+            pid,
             token: key.token,
-            client,
-            stop,
-            task,
+            pool: Pool::new(addr),
+            child,
         };
-        s.get("/readyz", &[]).await.context("server not ready")?;
+        s.get("/readyz", "").await.context("server not ready")?;
         Ok(s)
     }
 
-    /// `Authorization: Bearer` plus any extra headers.
-    pub fn headers(&self, extra: &[(&'static str, String)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        let bearer = format!("Bearer {}", self.token);
-        h.insert(
-            AUTHORIZATION,
-            HeaderValue::from_str(&bearer).expect("ascii token"),
-        );
-        for (k, v) in extra {
-            h.insert(*k, HeaderValue::from_str(v).expect("ascii header"));
-        }
-        h
+    /// `Authorization: Bearer` as a header line.
+    pub fn bearer(&self) -> String {
+        format!("Authorization: Bearer {}\r\n", self.token)
     }
 
-    /// GET `path`, failing on a non-2xx status; returns the body.
-    pub async fn get(
-        &self,
-        path: &str,
-        extra: &[(&'static str, String)],
-    ) -> anyhow::Result<Vec<u8>> {
-        let res = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .headers(self.headers(extra))
-            .send()
-            .await?;
-        Ok(check(res).await?.bytes().await?.to_vec())
+    /// GET `path` with Bearer and `extra` header lines, failing on a non-2xx status; returns
+    /// the body.
+    pub async fn get(&self, path: &str, extra: &str) -> anyhow::Result<Vec<u8>> {
+        let head = http::head("GET", path, &format!("{}{extra}", self.bearer()), None);
+        let res = self.pool.send(&head, &[], true).await?;
+        check(&res)?;
+        Ok(res.body)
     }
 
     /// A cheap, cloneable handle for load tasks, sending `Authorization: Bearer`.
     pub fn api(&self) -> Api {
-        self.api_with(self.headers(&[]))
+        self.api_with(self.bearer())
     }
 
-    /// A handle that sends exactly `headers` (a dialect with its own credential header).
-    pub fn api_with(&self, headers: HeaderMap) -> Api {
+    /// A handle that sends exactly these header lines (a dialect with its own credential).
+    pub fn api_with(&self, headers: String) -> Api {
         Api {
-            base: self.base.clone().into(),
-            client: self.client.clone(),
-            headers,
+            pool: self.pool.clone(),
+            headers: headers.into(),
         }
     }
 
-    /// Stops the server (in-flight requests finish, the store flushes).
-    pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
-        self.task.await??;
+    /// A field of the server process's `/proc/PID/status`, in KiB.
+    pub fn status_kib(&self, field: &str) -> u64 {
+        load::proc_status_kib(self.pid, field)
+    }
+
+    /// The server process's id (for RSS sampling).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Stops the server: its standard input closes, it finishes in-flight requests, the
+    /// store flushes and the process exits.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        drop(self.child.stdin.take());
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .context("the server process did not exit within 60 s")??;
+        if !status.success() {
+            bail!("the server process exited with {status}");
+        }
+        let _ = self.addr;
         Ok(())
     }
 }
 
-/// The response when its status is 2xx; otherwise an error naming status and body.
-pub async fn check(res: reqwest::Response) -> anyhow::Result<reqwest::Response> {
-    let status = res.status();
-    if status.is_success() {
-        return Ok(res);
+/// Fails on a non-2xx status, naming it and the body.
+pub fn check(res: &http::Response) -> anyhow::Result<()> {
+    if (200..300).contains(&res.status) {
+        return Ok(());
     }
-    let body = res.text().await.unwrap_or_default();
-    bail!("{status}: {}", body.chars().take(300).collect::<String>())
+    let body = String::from_utf8_lossy(&res.body);
+    bail!("{}: {}", res.status, body.chars().take(300).collect::<String>())
 }
 
 /// What a load task needs to send requests.
 #[derive(Clone)]
 pub struct Api {
-    base: std::sync::Arc<str>,
-    client: reqwest::Client,
-    headers: HeaderMap,
+    pool: Pool,
+    headers: Arc<str>,
 }
 
 impl Api {
-    /// GET `path`, reading the body to the end (so the connection is reused); returns its size.
-    pub async fn get(&self, path: &str) -> anyhow::Result<u64> {
-        let mut res = check(
-            self.client
-                .get(format!("{}{path}", self.base))
-                .headers(self.headers.clone())
-                .send()
-                .await?,
-        )
-        .await?;
-        let mut n = 0u64;
-        while let Some(chunk) = res.chunk().await? {
-            n += chunk.len() as u64;
-        }
-        Ok(n)
+    /// The head of a GET of `path`, rendered once so the load loop only writes it.
+    pub fn get_head(&self, path: &str) -> Vec<u8> {
+        http::head("GET", path, &self.headers, None)
     }
 
-    /// POST a JSON (or NDJSON) body to `path`, reading the answer to the end.
-    pub async fn post(&self, path: &str, content_type: &str, body: Vec<u8>) -> anyhow::Result<()> {
-        let res = check(
-            self.client
-                .post(format!("{}{path}", self.base))
-                .headers(self.headers.clone())
-                .header(reqwest::header::CONTENT_TYPE, content_type)
-                .body(body)
-                .send()
-                .await?,
-        )
-        .await?;
-        res.bytes().await?;
+    /// The head of a POST of `len` bytes of `content_type` to `path`.
+    pub fn post_head(&self, path: &str, content_type: &str, len: usize) -> Vec<u8> {
+        let headers = format!("{}Content-Type: {content_type}\r\n", self.headers);
+        http::head("POST", path, &headers, Some(len))
+    }
+
+    /// Sends a pre-rendered request, reads the answer to the end (so the connection is
+    /// reused), fails on a non-2xx status; returns the body's size.
+    pub async fn send(&self, head: &[u8], body: &[u8]) -> anyhow::Result<u64> {
+        let res = self.pool.send(head, body, false).await?;
+        check(&res)?;
+        Ok(res.len)
+    }
+
+    /// POST a body to `path` (set-up requests; the load loop uses [`Api::send`]).
+    pub async fn post(&self, path: &str, content_type: &str, body: &[u8]) -> anyhow::Result<()> {
+        let head = self.post_head(path, content_type, body.len());
+        self.send(&head, body).await?;
         Ok(())
     }
+}
+
+/// The child process: serves `database` on an ephemeral port, prints the address on standard
+/// output, and stops when standard input closes. Logs go to standard error as `confab serve`
+/// writes them (same filter), so the benchmark pays for logging as production does.
+pub async fn serve_child(database: &str) -> anyhow::Result<()> {
+    confab_server::tls::install_crypto_provider();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let store = Store::open(database, StoreOptions::default()).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("{}", listener.local_addr()?);
+    let state = AppState::new(store, ServerConfig::default());
+    confab_server::serve(listener, state, async {
+        let mut sink = Vec::new();
+        let _ = tokio::io::stdin().read_to_end(&mut sink).await;
+    })
+    .await?;
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! The load generator: a fixed number of tasks share one request counter, so `concurrency`
 //! requests are always in flight (closed loop) until the count or the time budget runs out.
-//! Also the RSS sampler: the server runs in this process, so `/proc/self/status` is its memory
-//! (plus the load generator's, which is small next to it).
+//! Also the RSS sampler: reads the server process's `/proc/PID/status` (the server runs in a
+//! child process, so this is its memory alone).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -47,9 +47,10 @@ impl Run {
 }
 
 /// Runs `requests` calls of `op` (fewer if `budget` runs out) with `concurrency` in flight.
-pub async fn run(concurrency: usize, requests: usize, budget: Duration, op: Op) -> Run {
+/// `pid` is the process whose RSS is sampled.
+pub async fn run(pid: u32, concurrency: usize, requests: usize, budget: Duration, op: Op) -> Run {
     let next = Arc::new(AtomicUsize::new(0));
-    let sampler = RssSampler::start();
+    let sampler = RssSampler::start(pid);
     let start = Instant::now();
     let tasks: Vec<_> = (0..concurrency.max(1))
         .map(|_| {
@@ -102,9 +103,9 @@ pub async fn run(concurrency: usize, requests: usize, budget: Duration, op: Op) 
     }
 }
 
-/// A field of `/proc/self/status` in KiB (`VmRSS`, `VmHWM`); 0 where there is no procfs.
-pub fn proc_status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// A field of `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`); 0 where there is no procfs.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
@@ -114,6 +115,7 @@ pub fn proc_status_kib(field: &str) -> u64 {
 
 /// Samples VmRSS every 10 ms and keeps the highest value.
 pub struct RssSampler {
+    pid: u32,
     start: u64,
     peak: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
@@ -121,23 +123,28 @@ pub struct RssSampler {
 
 impl RssSampler {
     /// Starts sampling.
-    pub fn start() -> Self {
-        let start = proc_status_kib("VmRSS");
+    pub fn start(pid: u32) -> Self {
+        let start = proc_status_kib(pid, "VmRSS");
         let peak = Arc::new(AtomicU64::new(start));
         let p = peak.clone();
         let task = tokio::spawn(async move {
             loop {
-                p.fetch_max(proc_status_kib("VmRSS"), Ordering::Relaxed);
+                p.fetch_max(proc_status_kib(pid, "VmRSS"), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         });
-        RssSampler { start, peak, task }
+        RssSampler {
+            pid,
+            start,
+            peak,
+            task,
+        }
     }
 
     /// Stops; returns (RSS at start, peak RSS) in KiB.
     pub fn stop(self) -> (u64, u64) {
         self.task.abort();
-        let last = proc_status_kib("VmRSS");
+        let last = proc_status_kib(self.pid, "VmRSS");
         (self.start, self.peak.load(Ordering::Relaxed).max(last))
     }
 }

@@ -9,6 +9,7 @@
 mod ceiling;
 mod dataset;
 mod harness;
+mod http;
 mod load;
 mod report;
 mod scenarios;
@@ -44,6 +45,21 @@ enum Cmd {
     Ceiling(Args),
     /// Writes the dataset as NDJSON (the import format) to standard output.
     Dataset(Args),
+    /// The server process the benchmark starts (not for direct use): serves DATABASE on an
+    /// ephemeral port, prints the address, stops when standard input closes.
+    #[command(hide = true)]
+    Serve {
+        #[arg(long)]
+        database: String,
+    },
+    /// Times SQL statements (one per line on standard input) on a SQLite file, each run five
+    /// times, printing the row count and the median time: for studying query plans on a store
+    /// kept with --keep-dir, with the same SQLite build as the server.
+    #[command(hide = true)]
+    Sql {
+        #[arg(long)]
+        database: String,
+    },
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -75,6 +91,10 @@ struct Args {
     /// Only the scenarios whose name contains this (the ceiling always runs).
     #[arg(long)]
     only: Option<String>,
+    /// Keep the databases in this directory (created if missing) instead of a temporary one
+    /// that is removed at the end: for profiling a loaded store afterwards.
+    #[arg(long, value_name = "DIR")]
+    keep_dir: Option<PathBuf>,
     /// Where the JSON goes.
     #[arg(long, default_value = "bench/results/latest.json")]
     out: PathBuf,
@@ -91,10 +111,10 @@ fn ndjson(dataset: &Dataset, range: std::ops::Range<usize>) -> (Vec<u8>, u64) {
     (dataset.ndjson(range), messages)
 }
 
-async fn measure(s: &Scenario, runs: usize, budget: Duration) -> Vec<Run> {
+async fn measure(pid: u32, s: &Scenario, runs: usize, budget: Duration) -> Vec<Run> {
     let mut out = Vec::new();
     for k in 0..runs {
-        let r = load::run(s.concurrency, s.requests, budget, s.op.clone()).await;
+        let r = load::run(pid, s.concurrency, s.requests, budget, s.op.clone()).await;
         eprintln!(
             "  {} run {}: {:.0} {} p50 {:.2} ms p99 {:.2} ms errors {}",
             s.name,
@@ -131,13 +151,23 @@ async fn ceiling_only(a: Args) -> anyhow::Result<()> {
         messages_per_conversation: a.messages_per_conversation,
         anchor: time::OffsetDateTime::now_utc(),
     });
-    let dir = tempfile::tempdir().context("temporary directory")?;
+    let tmp;
+    let dir: &std::path::Path = match &a.keep_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d
+        }
+        None => {
+            tmp = tempfile::tempdir().context("temporary directory")?;
+            tmp.path()
+        }
+    };
     let m = a.messages_per_conversation.max(1);
     let convs = a.ceiling_messages.div_ceil(m).max(1);
     let (mut batched, mut direct) = (Vec::new(), Vec::new());
     for k in 0..a.runs {
         let (b, d) = ceiling::measure(
-            dir.path(),
+            dir,
             k,
             &dataset,
             0..convs,
@@ -176,10 +206,20 @@ async fn all(a: Args) -> anyhow::Result<()> {
         anchor: today + time::Duration::days(1),
     }));
     let terms = dataset::search_terms();
-    let dir = tempfile::tempdir().context("temporary directory")?;
-    let server = Server::start(dir.path(), a.concurrency).await?;
+    let tmp;
+    let dir: &std::path::Path = match &a.keep_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            d
+        }
+        None => {
+            tmp = tempfile::tempdir().context("temporary directory")?;
+            tmp.path()
+        }
+    };
+    let server = Server::start(dir).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let idle_rss = load::proc_status_kib("VmRSS");
+    let idle_rss = server.status_kib("VmRSS");
 
     eprintln!(
         "loading {} conversations through POST /v1/import …",
@@ -194,7 +234,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
         let end = (start + IMPORT_CHUNK).min(n);
         ids.extend((start..end).map(|i| dataset.conversation(i).conversation.id));
         let (body, n) = ndjson(&dataset, start..end);
-        api.post("/v1/import", "application/x-ndjson", body)
+        api.post("/v1/import", "application/x-ndjson", &body)
             .await
             .with_context(|| format!("importing conversations {start}..{end}"))?;
         loaded += n;
@@ -202,7 +242,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
     let load_secs = started.elapsed().as_secs_f64();
     eprintln!("loaded {loaded} messages in {load_secs:.1} s (generation included)");
     let summary: serde_json::Value =
-        serde_json::from_slice(&server.get("/v1/analytics/summary", &[]).await?)?;
+        serde_json::from_slice(&server.get("/v1/analytics/summary", "").await?)?;
     let total_messages = summary["messages"].as_u64().unwrap_or(loaded);
 
     let ctx = Ctx {
@@ -217,7 +257,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
         if !a.only.as_deref().is_none_or(|o| s.name.contains(o)) {
             continue;
         }
-        let runs = measure(&s, a.runs, budget).await;
+        let runs = measure(server.pid(), &s, a.runs, budget).await;
         reads.push(summarise(&s, &runs, 0.0));
     }
 
@@ -227,7 +267,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
     let (mut batched, mut direct) = (Vec::new(), Vec::new());
     for k in 0..a.runs {
         let (b, d) = ceiling::measure(
-            dir.path(),
+            dir,
             k,
             &dataset,
             0..ceiling_convs,
@@ -260,7 +300,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
         if !a.only.as_deref().is_none_or(|o| s.name.contains(o)) {
             continue;
         }
-        let runs = measure(&s, a.runs, budget).await;
+        let runs = measure(server.pid(), &s, a.runs, budget).await;
         rows.push(summarise(&s, &runs, ceiling));
     }
     rows.push(report::row(
@@ -285,7 +325,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
         false,
     ));
     rows.extend(reads);
-    let hwm = load::proc_status_kib("VmHWM");
+    let hwm = server.status_kib("VmHWM");
     server.stop().await?;
 
     let build = if cfg!(debug_assertions) {
@@ -304,8 +344,8 @@ async fn all(a: Args) -> anyhow::Result<()> {
     );
     print!("{}", report::table(&rows));
     println!(
-        "\nidle RSS after start {:.1} MiB; process peak (VmHWM) {:.1} MiB. The server runs in the \
-         benchmark's process, so RSS includes the load generator.",
+        "\nserver process: idle RSS after start {:.1} MiB, peak (VmHWM) {:.1} MiB. The two \
+         no-HTTP reference rows run in the benchmark's own process; their RSS is that process's.",
         idle_rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
@@ -339,9 +379,74 @@ async fn all(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let out = match Cli::parse().cmd {
+fn sql_probe(database: &str) -> anyhow::Result<()> {
+    let c = rusqlite::Connection::open_with_flags(
+        database,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?;
+    c.execute_batch("PRAGMA mmap_size = 268435456; PRAGMA cache_size = -32000;")?;
+    for line in std::io::stdin().lines() {
+        let line = line?;
+        let sql = line.trim();
+        if sql.is_empty() || sql.starts_with("--") {
+            continue;
+        }
+        let mut times = Vec::new();
+        let mut n = 0;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let mut st = c.prepare(sql)?;
+            let cols = st.column_count();
+            let mut rows = st.query([])?;
+            n = 0;
+            let mut first = String::new();
+            while let Some(r) = rows.next()? {
+                if n == 0 {
+                    first = (0..cols.min(3))
+                        .map(|i| format!("{:?}", r.get_ref(i).map(|v| v.data_type())))
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    if cols == 1 {
+                        if let Ok(v) = r.get::<_, i64>(0) {
+                            first = v.to_string();
+                        }
+                    }
+                }
+                n += 1;
+            }
+            times.push(t.elapsed());
+            if times.len() == 5 {
+                times.sort();
+                println!("{:>9.3} ms  {n:>7} rows  first: {first}  | {sql}", times[2].as_secs_f64() * 1e3);
+            }
+        }
+        let _ = n;
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Cmd::Serve { database } = &cli.cmd {
+        // The server gets the runtime `confab serve` builds: multi-threaded, a worker per core.
+        return tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(harness::serve_child(database));
+    }
+    // The load generator is one thread (like wrk's per-thread event loop): 64 connections on
+    // a single-threaded runtime cost less CPU than on a work-stealing one, and the CPU it does
+    // not use is the server's.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(bench(cli))
+}
+
+async fn bench(cli: Cli) -> anyhow::Result<()> {
+    let out = match cli.cmd {
+        Cmd::Serve { .. } => unreachable!("handled in main"),
+        Cmd::Sql { database } => sql_probe(&database),
         Cmd::All(a) => all(a).await,
         Cmd::Ceiling(a) => ceiling_only(a).await,
         Cmd::Dataset(a) => {

@@ -71,30 +71,37 @@ fn take_op(api: Api, ct: &'static str, bodies: Vec<(String, Vec<u8>, u64)>) -> O
                 .get(k)
                 .and_then(|b| b.lock().expect("not poisoned").take());
             let (path, body, units) = taken.ok_or_else(|| anyhow::anyhow!("no chunk {k} left"))?;
-            api.post(&path, ct, body).await?;
+            api.post(&path, ct, &body).await?;
             Ok(units)
         })
     })
 }
 
+/// GETs of `paths` in turn; request heads are rendered before the clock starts.
 fn get_op(api: Api, paths: Vec<String>) -> Op {
-    let paths = Arc::new(paths);
+    let heads: Arc<Vec<Vec<u8>>> = Arc::new(paths.iter().map(|p| api.get_head(p)).collect());
     Arc::new(move |i| {
-        let (api, paths) = (api.clone(), paths.clone());
+        let (api, heads) = (api.clone(), heads.clone());
         Box::pin(async move {
-            api.get(&paths[i % paths.len()]).await?;
+            api.send(&heads[i % heads.len()], &[]).await?;
             Ok(1)
         })
     })
 }
 
+/// POSTs of `bodies` in turn, heads and bodies rendered before the clock starts.
 fn post_op(api: Api, ct: &'static str, bodies: Vec<(String, Vec<u8>, u64)>) -> Op {
-    let bodies = Arc::new(bodies);
+    let reqs: Arc<Vec<(Vec<u8>, Vec<u8>, u64)>> = Arc::new(
+        bodies
+            .into_iter()
+            .map(|(path, body, units)| (api.post_head(&path, ct, body.len()), body, units))
+            .collect(),
+    );
     Arc::new(move |i| {
-        let (api, bodies) = (api.clone(), bodies.clone());
+        let (api, reqs) = (api.clone(), reqs.clone());
         Box::pin(async move {
-            let (path, body, units) = &bodies[i % bodies.len()];
-            api.post(path, ct, body.clone()).await?;
+            let (head, body, units) = &reqs[i % reqs.len()];
+            api.send(head, body).await?;
             Ok(*units)
         })
     })
@@ -135,7 +142,7 @@ impl Ctx {
             op: Arc::new(move |_| {
                 let (api, path) = (api.clone(), path.clone());
                 Box::pin(async move {
-                    api.get(&path).await?;
+                    api.send(&api.get_head(&path), &[]).await?;
                     Ok(total)
                 })
             }),
@@ -145,12 +152,7 @@ impl Ctx {
     /// The read scenarios, in table order.
     pub fn reads(&self, server: &Server, terms: &(String, String, String)) -> Vec<Scenario> {
         let api = server.api();
-        let mut org = reqwest::header::HeaderMap::new();
-        org.insert(
-            "x-organization-secret",
-            server.token.parse().expect("ascii token"),
-        );
-        let sensay = server.api_with(org);
+        let sensay = server.api_with(format!("X-ORGANIZATION-SECRET: {}\r\n", server.token));
         let agent = Dataset::agent;
         let mut out = vec![
             self.read(

@@ -271,14 +271,13 @@ impl SqliteStore {
         conversation: Uuid,
         message: Uuid,
     ) -> Result<Option<i64>> {
-        let seq = sqlx::query_scalar(
-            "SELECT seq FROM messages WHERE tenant_id = ? AND id = ? AND conversation_id = ?",
-        )
-        .bind(tenant.0)
-        .bind(message)
-        .bind(conversation)
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(seq)
+self.fast.with(|c| {
+            raw::one(
+                c,
+                "SELECT seq FROM messages WHERE tenant_id = ? AND id = ? AND conversation_id = ?",
+                rusqlite::params![raw::id(&tenant.0), raw::id(&message), raw::id(&conversation)],
+                |r| Ok(r.get(0)?),
+            )
+        })
     }
 }

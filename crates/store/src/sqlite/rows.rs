@@ -3,16 +3,14 @@
 use confab_core::timefmt::from_micros;
 use confab_core::{Conversation, Message};
 use serde_json::{Map, Value};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
 use crate::error::{Result, StoreError};
 
-/// Columns of `conversations`, in the order [`conversation`] reads them.
+/// Columns of `conversations`, in the order [`conversation_raw`] reads them.
 pub const CONVERSATION_COLS: &str = "id, agent_id, user_id, title, status, source, model, company_name, \
      added_to_memory, metadata, message_count, analyze, created_at, updated_at, completed_at";
 
-/// Columns of `messages`, in the order [`message`] reads them.
+/// Columns of `messages`, in the order [`message_raw`] reads them.
 pub const MESSAGE_COLS: &str = "id, conversation_id, seq, role, content, created_at, model, tokens, \
      prompt_tokens, completion_tokens, latency_ms, tool_calls, metadata, source, is_trigger";
 
@@ -29,68 +27,22 @@ pub fn json_object(s: &str) -> Result<Map<String, Value>> {
     }
 }
 
-/// Reads a conversation row selected with [`CONVERSATION_COLS`].
-pub fn conversation(r: &SqliteRow) -> Result<Conversation> {
-    Ok(Conversation {
-        id: r.try_get(0)?,
-        agent_id: r.try_get(1)?,
-        user_id: r.try_get(2)?,
-        title: r.try_get(3)?,
-        status: parse_enum(r.try_get::<&str, _>(4)?)?,
-        source: r.try_get(5)?,
-        model: r.try_get(6)?,
-        company_name: r.try_get(7)?,
-        added_to_memory: r.try_get(8)?,
-        metadata: json_object(r.try_get::<&str, _>(9)?)?,
-        message_count: r.try_get(10)?,
-        analyze: r.try_get(11)?,
-        created_at: from_micros(r.try_get(12)?),
-        updated_at: from_micros(r.try_get(13)?),
-        completed_at: r.try_get::<Option<i64>, _>(14)?.map(from_micros),
-    })
-}
-
-/// Reads a message row selected with [`MESSAGE_COLS`].
-pub fn message(r: &SqliteRow) -> Result<Message> {
-    let tool_calls: Option<&str> = r.try_get(11)?;
-    let metadata: Option<&str> = r.try_get(12)?;
-    Ok(Message {
-        id: r.try_get(0)?,
-        conversation_id: r.try_get(1)?,
-        seq: r.try_get(2)?,
-        role: parse_enum(r.try_get::<&str, _>(3)?)?,
-        content: r.try_get(4)?,
-        created_at: from_micros(r.try_get(5)?),
-        model: r.try_get(6)?,
-        tokens: r.try_get(7)?,
-        prompt_tokens: r.try_get(8)?,
-        completion_tokens: r.try_get(9)?,
-        latency_ms: r.try_get(10)?,
-        tool_calls: tool_calls
-            .map(|s| serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .transpose()?,
-        metadata: metadata.map(json_object).transpose()?,
-        source: r.try_get(13)?,
-        is_trigger: r.try_get(14)?,
-    })
-}
-
-/// [`conversation`] for the writer's synchronous path (`raw.rs`): the same columns, read
-/// through rusqlite.
+/// Reads a conversation row selected with [`CONVERSATION_COLS`] (rusqlite: the writer's
+/// synchronous path and the fast readers).
 pub fn conversation_raw(r: &rusqlite::Row<'_>) -> Result<Conversation> {
-    let status: String = r.get(4)?;
-    let metadata: String = r.get(9)?;
+    let status = text(r, 4)?;
+    let metadata = text(r, 9)?;
     Ok(Conversation {
         id: super::raw::uuid(r, 0)?,
         agent_id: r.get(1)?,
         user_id: r.get(2)?,
         title: r.get(3)?,
-        status: parse_enum(&status)?,
+        status: parse_enum(status)?,
         source: r.get(5)?,
         model: r.get(6)?,
         company_name: r.get(7)?,
         added_to_memory: r.get(8)?,
-        metadata: json_object(&metadata)?,
+        metadata: json_object(metadata)?,
         message_count: r.get(10)?,
         analyze: r.get(11)?,
         created_at: from_micros(r.get(12)?),
@@ -99,16 +51,17 @@ pub fn conversation_raw(r: &rusqlite::Row<'_>) -> Result<Conversation> {
     })
 }
 
-/// [`message`] through rusqlite.
+/// Reads a message row selected with [`MESSAGE_COLS`]. Text columns are borrowed, not
+/// copied, where only a parse needs them: this runs for every row of every page.
 pub fn message_raw(r: &rusqlite::Row<'_>) -> Result<Message> {
-    let role: String = r.get(3)?;
-    let tool_calls: Option<String> = r.get(11)?;
-    let metadata: Option<String> = r.get(12)?;
+    let role = text(r, 3)?;
+    let tool_calls = opt_text(r, 11)?;
+    let metadata = opt_text(r, 12)?;
     Ok(Message {
         id: super::raw::uuid(r, 0)?,
         conversation_id: super::raw::uuid(r, 1)?,
         seq: r.get(2)?,
-        role: parse_enum(&role)?,
+        role: parse_enum(role)?,
         content: r.get(4)?,
         created_at: from_micros(r.get(5)?),
         model: r.get(6)?,
@@ -117,10 +70,22 @@ pub fn message_raw(r: &rusqlite::Row<'_>) -> Result<Message> {
         completion_tokens: r.get(9)?,
         latency_ms: r.get(10)?,
         tool_calls: tool_calls
-            .map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .map(|s| serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string())))
             .transpose()?,
-        metadata: metadata.as_deref().map(json_object).transpose()?,
+        metadata: metadata.map(json_object).transpose()?,
         source: r.get(13)?,
         is_trigger: r.get(14)?,
     })
+}
+
+fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str> {
+    r.get_ref(i)?
+        .as_str()
+        .map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
+}
+
+fn opt_text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<Option<&'r str>> {
+    r.get_ref(i)?
+        .as_str_or_null()
+        .map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
 }

@@ -1,53 +1,57 @@
-//! Sensay reads on SQLite: every query on the reader pool and scoped by tenant.
+//! Sensay reads on SQLite: every query on the fast (rusqlite) readers and scoped by tenant.
+//! A Sensay page is four or five of these lookups; on sqlx's pool each cost two thread
+//! wake-ups, which made a Sensay page five times slower than the same native page.
 
 use confab_core::seek::{Seek, SeqWindow};
 use confab_core::timefmt::to_micros;
 use confab_core::{Conversation, Message, Role};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use rusqlite::{Connection, params};
 use uuid::Uuid;
 
 use super::SqliteStore;
+use super::raw::{self, Sql, blob, id as b};
 use super::rows::{self, CONVERSATION_COLS, MESSAGE_COLS};
 use crate::error::{Result, StoreError};
 use crate::sensay::DailyCounts;
 use crate::types::TenantId;
 
-impl SqliteStore {
-    async fn conversation_exists(&self, tenant: TenantId, id: Uuid) -> Result<()> {
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ?")
-                .bind(tenant.0)
-                .bind(id)
-                .fetch_optional(&self.read)
-                .await?;
-        exists.map(|_| ()).ok_or(StoreError::NotFound)
-    }
+fn conversation_exists(c: &Connection, tenant: TenantId, id: Uuid) -> Result<()> {
+    raw::one(
+        c,
+        "SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ?",
+        params![b(&tenant.0), b(&id)],
+        |_| Ok(()),
+    )?
+    .ok_or(StoreError::NotFound)
+}
 
+impl SqliteStore {
     pub async fn agent_exists(&self, tenant: TenantId, agent_id: &str) -> Result<bool> {
-        let one: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM agents WHERE tenant_id = ? AND id = ?")
-                .bind(tenant.0)
-                .bind(agent_id)
-                .fetch_optional(&self.read)
-                .await?;
-        Ok(one.is_some())
+        self.fast.with(|c| {
+            Ok(raw::one(
+                c,
+                "SELECT 1 FROM agents WHERE tenant_id = ? AND id = ?",
+                params![b(&tenant.0), agent_id],
+                |_| Ok(()),
+            )?
+            .is_some())
+        })
     }
 
     pub async fn message_roles(&self, tenant: TenantId, id: Uuid) -> Result<Vec<(i64, Role)>> {
-        self.conversation_exists(tenant, id).await?;
-        let rows = sqlx::query(
-            "SELECT seq, role FROM messages WHERE tenant_id = ? AND conversation_id = ? ORDER BY seq",
-        )
-        .bind(tenant.0)
-        .bind(id)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let role: &str = r.try_get(1)?;
-                Ok((r.try_get(0)?, role.parse().map_err(StoreError::Corrupt)?))
-            })
-            .collect()
+        self.fast.with(|c| {
+            conversation_exists(c, tenant, id)?;
+            let mut st = c.prepare_cached(
+                "SELECT seq, role FROM messages WHERE tenant_id = ? AND conversation_id = ? ORDER BY seq",
+            )?;
+            let mut rows = st.query(params![b(&tenant.0), b(&id)])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let role = r.get_ref(1)?.as_str().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                out.push((r.get(0)?, role.parse().map_err(StoreError::Corrupt)?));
+            }
+            Ok(out)
+        })
     }
 
     pub async fn messages_at(
@@ -63,13 +67,15 @@ impl SqliteStore {
             "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = ? AND conversation_id = ? \
              AND seq IN (SELECT value FROM json_each(?)) ORDER BY seq"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(tenant.0)
-            .bind(id)
-            .bind(list)
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(rows::message).collect()
+        self.fast.with(|c| {
+            let mut st = c.prepare_cached(&sql)?;
+            let mut rows = st.query(params![b(&tenant.0), b(&id), list])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(rows::message_raw(r)?);
+            }
+            Ok(out)
+        })
     }
 
     pub async fn messages_window(
@@ -79,23 +85,20 @@ impl SqliteStore {
         w: SeqWindow,
         roles: &[Role],
     ) -> Result<Vec<Message>> {
-        self.conversation_exists(tenant, id).await?;
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = "
-        ));
-        q.push_bind(tenant.0)
+        let mut q = Sql::default();
+        q.push(&format!("SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = "))
+            .bind(blob(&tenant.0))
             .push(" AND conversation_id = ")
-            .push_bind(id);
+            .bind(blob(&id));
         if let Some(s) = w.after_seq {
-            q.push(" AND seq > ").push_bind(s);
+            q.push(" AND seq > ").bind(s);
         }
         if let Some(s) = w.before_seq {
-            q.push(" AND seq < ").push_bind(s);
+            q.push(" AND seq < ").bind(s);
         }
-        q.push(" AND role IN (");
-        let mut sep = q.separated(", ");
+        q.push(" AND role IN (''");
         for r in roles {
-            sep.push_bind(r.as_str());
+            q.push(", ").bind(r.as_str().to_owned());
         }
         q.push(")");
         q.push(if w.newest_end {
@@ -103,9 +106,11 @@ impl SqliteStore {
         } else {
             " ORDER BY seq ASC"
         });
-        q.push(" LIMIT ").push_bind(w.limit);
-        let rows = q.build().fetch_all(&self.read).await?;
-        let mut out: Vec<Message> = rows.iter().map(rows::message).collect::<Result<_>>()?;
+        q.push(" LIMIT ").bind(w.limit);
+        let mut out = self.fast.with(|c| {
+            conversation_exists(c, tenant, id)?;
+            q.rows(c, rows::message_raw)
+        })?;
         if !w.newest_end {
             out.reverse();
         }
@@ -119,12 +124,11 @@ impl SqliteStore {
         seek: Option<Seek<&Conversation>>,
         limit: i64,
     ) -> Result<Vec<Conversation>> {
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {CONVERSATION_COLS} FROM conversations WHERE tenant_id = "
-        ));
-        q.push_bind(tenant.0)
+        let mut q = Sql::default();
+        q.push(&format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE tenant_id = "))
+            .bind(blob(&tenant.0))
             .push(" AND agent_id = ")
-            .push_bind(agent_id.to_owned());
+            .bind(agent_id.to_owned());
         // Keyset on (created_at, id), the list's order; `After` reads upwards and is reversed.
         let (cmp, order) = match seek {
             Some(Seek::After(_)) => (">", "ASC"),
@@ -133,21 +137,13 @@ impl SqliteStore {
         if let Some(s) = seek {
             let c = *s.key();
             let at = to_micros(c.created_at);
-            q.push(format_args!(" AND (created_at {cmp} "))
-                .push_bind(at)
-                .push(" OR (created_at = ")
-                .push_bind(at)
-                .push(format_args!(" AND id {cmp} "))
-                .push_bind(c.id)
-                .push("))");
+            q.push(&format!(" AND (created_at {cmp} ")).bind(at);
+            q.push(" OR (created_at = ").bind(at);
+            q.push(&format!(" AND id {cmp} ")).bind(blob(&c.id)).push("))");
         }
-        q.push(format_args!(
-            " ORDER BY created_at {order}, id {order} LIMIT "
-        ))
-        .push_bind(limit);
-        let rows = q.build().fetch_all(&self.read).await?;
-        let mut out: Vec<Conversation> =
-            rows.iter().map(rows::conversation).collect::<Result<_>>()?;
+        q.push(&format!(" ORDER BY created_at {order}, id {order} LIMIT "))
+            .bind(limit);
+        let mut out = self.fast.with(|c| q.rows(c, rows::conversation_raw))?;
         if order == "ASC" {
             out.reverse();
         }
@@ -161,31 +157,32 @@ impl SqliteStore {
         start_us: i64,
         end_us: i64,
     ) -> Result<DailyCounts> {
-        let before: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM conversations WHERE tenant_id = ? AND agent_id = ? AND created_at < ?",
-        )
-        .bind(tenant.0)
-        .bind(agent_id)
-        .bind(start_us)
-        .fetch_one(&self.read)
-        .await?;
-        let rows = sqlx::query(
-            "SELECT (created_at - ?1) / ?2 AS day, COUNT(*) FROM conversations \
-             WHERE tenant_id = ?3 AND agent_id = ?4 AND created_at >= ?1 AND created_at < ?5 \
-             GROUP BY day ORDER BY day",
-        )
-        .bind(start_us)
-        .bind(confab_core::daily::DAY_US)
-        .bind(tenant.0)
-        .bind(agent_id)
-        .bind(end_us)
-        .fetch_all(&self.read)
-        .await?;
-        let per_day = rows
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_>>()?;
-        Ok(DailyCounts { before, per_day })
+        self.fast.with(|c| {
+            let before: i64 = raw::one(
+                c,
+                "SELECT COUNT(*) FROM conversations WHERE tenant_id = ? AND agent_id = ? AND created_at < ?",
+                params![b(&tenant.0), agent_id, start_us],
+                |r| Ok(r.get(0)?),
+            )?
+            .unwrap_or(0);
+            let mut st = c.prepare_cached(
+                "SELECT (created_at - ?1) / ?2 AS day, COUNT(*) FROM conversations \
+                 WHERE tenant_id = ?3 AND agent_id = ?4 AND created_at >= ?1 AND created_at < ?5 \
+                 GROUP BY day ORDER BY day",
+            )?;
+            let mut rows = st.query(params![
+                start_us,
+                confab_core::daily::DAY_US,
+                b(&tenant.0),
+                agent_id,
+                end_us
+            ])?;
+            let mut per_day = Vec::new();
+            while let Some(r) = rows.next()? {
+                per_day.push((r.get(0)?, r.get(1)?));
+            }
+            Ok(DailyCounts { before, per_day })
+        })
     }
 
     pub async fn agent_sources(
@@ -194,17 +191,17 @@ impl SqliteStore {
         agent_id: &str,
         missing: &str,
     ) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query(
-            "SELECT COALESCE(source, ?) AS s, COUNT(*) AS n FROM conversations \
-             WHERE tenant_id = ? AND agent_id = ? GROUP BY s ORDER BY n DESC, s ASC",
-        )
-        .bind(missing)
-        .bind(tenant.0)
-        .bind(agent_id)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+        self.fast.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT COALESCE(source, ?) AS s, COUNT(*) AS n FROM conversations \
+                 WHERE tenant_id = ? AND agent_id = ? GROUP BY s ORDER BY n DESC, s ASC",
+            )?;
+            let mut rows = st.query(params![missing, b(&tenant.0), agent_id])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push((r.get(0)?, r.get(1)?));
+            }
+            Ok(out)
+        })
     }
 }
