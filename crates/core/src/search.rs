@@ -317,6 +317,57 @@ impl Query {
     }
 }
 
+/// A message's tokens for ranking: slices of ASCII text compared without case (for ASCII the
+/// tokenizer's folding is exactly ASCII lowercasing), or the folded tokens of any other text.
+/// The ASCII path allocates nothing, and it is the one nearly every message takes.
+fn rank_tokens(content: &str) -> Vec<std::borrow::Cow<'_, str>> {
+    use std::borrow::Cow;
+    if !content.is_ascii() {
+        return tokens(content).into_iter().map(Cow::Owned).collect();
+    }
+    content
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(Cow::Borrowed)
+        .collect()
+}
+
+impl Query {
+    /// The terms that score (every term of every group, in order; excluded terms never occur
+    /// in a match).
+    pub fn scored_terms(&self) -> impl Iterator<Item = &Term> {
+        self.groups.iter().flatten()
+    }
+
+    /// How often each of [`Query::scored_terms`] occurs in `content` (a phrase counts where
+    /// all its tokens stand in order; a prefix term counts every token it starts), written to
+    /// `tf`; answers the content's length in tokens. The same tokens the index holds, so a
+    /// ranking computed from these agrees with the index's own statistics.
+    pub fn term_frequencies(&self, content: &str, tf: &mut Vec<u32>) -> u32 {
+        let toks = rank_tokens(content);
+        tf.clear();
+        for term in self.scored_terms() {
+            let k = term.tokens.len();
+            let mut n = 0;
+            if k > 0 && toks.len() >= k {
+                for i in 0..=toks.len() - k {
+                    let hit = term.tokens.iter().enumerate().all(|(j, q)| {
+                        let t = toks[i + j].as_bytes();
+                        if term.prefix && j + 1 == k {
+                            t.len() >= q.len() && t[..q.len()].eq_ignore_ascii_case(q.as_bytes())
+                        } else {
+                            t.eq_ignore_ascii_case(q.as_bytes())
+                        }
+                    });
+                    n += u32::from(hit);
+                }
+            }
+            tf.push(n);
+        }
+        u32::try_from(toks.len()).unwrap_or(u32::MAX)
+    }
+}
+
 /// Marks put around matched words in snippets.
 pub const MARK_START: &str = "<mark>";
 /// See [`MARK_START`].
@@ -411,6 +462,31 @@ mod tests {
             q.to_fts5("t"),
             r#"(("trefund") AND ("tcredit tcard") AND ("tpay" * OR "tbill")) NOT "tspam""#
         );
+    }
+
+    #[test]
+    fn term_frequencies_count_words_phrases_and_prefixes() {
+        let q = parse_query(r#"refund "credit card" pay* OR bill -spam"#).unwrap();
+        let mut tf = Vec::new();
+        let text = "Refund my CREDIT card: paid, payment, bill. Credit-card refund!";
+        let len = q.term_frequencies(text, &mut tf);
+        assert_eq!(len, 10);
+        // "paid" does not start with "pay"; "payment" does.
+        assert_eq!(tf, [2, 2, 1, 1]);
+        // Non-ASCII text goes through the folding tokenizer: the same counts as the index.
+        let q = parse_query("creme 中文").unwrap();
+        let len = q.term_frequencies("Crème brûlée, CRÈME! 我喜欢中文和中文", &mut tf);
+        assert_eq!(len, tokens("Crème brûlée, CRÈME! 我喜欢中文和中文").len() as u32);
+        assert_eq!(tf, [2, 2]);
+    }
+
+    proptest! {
+        /// The ASCII fast path and the general tokenizer agree on every ASCII text.
+        #[test]
+        fn ascii_rank_tokens_match_the_tokenizer(text in "[ -~]{0,80}") {
+            let fast: Vec<String> = rank_tokens(&text).iter().map(|t| t.to_ascii_lowercase()).collect();
+            prop_assert_eq!(fast, tokens(&text));
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Search on SQLite: FTS5 over pre-tokenized text (see migrations/sqlite/0002_search.sql).
 
 use confab_core::cursor::SearchCursor;
-use confab_core::search::{snippet, tenant_tag};
+use confab_core::search::{Query, Term, snippet, tenant_tag};
 use confab_core::timefmt::{from_micros, to_micros};
 use rusqlite::Connection;
 
@@ -76,10 +76,157 @@ fn fts_error(e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// Rows and total tokens of the index, from FTS5's averages record (id 1 of the `_data`
+/// table: SQLite varints, the row count, then the token count of the one column).
+fn index_totals(c: &Connection) -> Result<(f64, f64)> {
+    let block = raw::one(
+        c,
+        "SELECT block FROM messages_fts_data WHERE id = 1",
+        [],
+        |r| Ok(r.get::<_, Vec<u8>>(0)?),
+    )?
+    .unwrap_or_default();
+    let (rows, n) = varint(&block);
+    let (tokens, _) = varint(block.get(n..).unwrap_or_default());
+    Ok((rows as f64, tokens as f64))
+}
+
+/// A SQLite varint (big-endian groups of 7 bits, the ninth byte whole) and its length; 0 on
+/// an empty or cut input.
+fn varint(b: &[u8]) -> (u64, usize) {
+    let mut v = 0u64;
+    for (i, &byte) in b.iter().enumerate().take(9) {
+        if i == 8 {
+            return ((v << 8) | u64::from(byte), 9);
+        }
+        v = (v << 7) | u64::from(byte & 0x7f);
+        if byte & 0x80 == 0 {
+            return (v, i + 1);
+        }
+    }
+    (0, b.len())
+}
+
+/// Documents containing a term, from the newest `RANK_WINDOW` of its matches up to
+/// `snapshot`: the exact count when there are fewer, otherwise the count the window's density
+/// implies (`n` matches among the rowids `lowest..=snapshot`). Bounded work whatever the
+/// term's frequency; BM25 needs the magnitude, not the last digit.
+fn df_from_window(n: i64, lowest: Option<i64>, snapshot: i64, rows: f64) -> f64 {
+    match lowest {
+        Some(lo) if n >= RANK_WINDOW => {
+            let span = (snapshot - lo + 1).max(1) as f64;
+            (n as f64 * snapshot.max(1) as f64 / span).min(rows.max(n as f64))
+        }
+        _ => n as f64,
+    }
+}
+
+fn term_df(c: &Connection, tag: &str, term: &Term, snapshot: i64, rows: f64) -> Result<f64> {
+    let fts = Query {
+        groups: vec![vec![term.clone()]],
+        excluded: Vec::new(),
+    }
+    .to_fts5(tag);
+    let (n, lowest) = raw::one(
+        c,
+        "SELECT count(*), min(r) FROM (SELECT rowid AS r FROM messages_fts \
+         WHERE messages_fts MATCH ?1 AND rowid <= ?2 ORDER BY rowid DESC LIMIT ?3)",
+        rusqlite::params![fts, snapshot, RANK_WINDOW],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)),
+    )
+    .map_err(|e| match e {
+        StoreError::Sqlite(e) => fts_error(e),
+        e => e,
+    })?
+    .unwrap_or((0, None));
+    Ok(df_from_window(n, lowest, snapshot, rows))
+}
+
+/// One hit's row, looked up by rowid once the page is known; `score` is given its content.
+fn hit(
+    c: &Connection,
+    rowid: i64,
+    q: &Query,
+    score: impl FnOnce(&str) -> f64,
+) -> Result<Option<SearchHit>> {
+    raw::one(
+        c,
+        "SELECT conversation_id, id, seq, role, content, created_at FROM messages WHERE rowid = ?1",
+        [rowid],
+        |r| {
+            let role: String = r.get(3)?;
+            let content = r.get_ref(4)?.as_str().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok(SearchHit {
+                conversation_id: raw::uuid(r, 0)?,
+                message_id: raw::uuid(r, 1)?,
+                seq: r.get(2)?,
+                role: role.parse().map_err(StoreError::Corrupt)?,
+                snippet: snippet(content, q),
+                score: (score(content) * 1e6).round() / 1e6,
+                created_at: from_micros(r.get(5)?),
+            })
+        },
+    )
+}
+
+/// Relevance: the newest `RANK_WINDOW` candidates (FTS5 walks its index backwards and stops),
+/// each scored with BM25 from the term counts in its text, then ordered by score.
+fn ranked(
+    c: &Connection,
+    tenant: TenantId,
+    req: &SearchRequest,
+    snapshot: i64,
+    offset: i64,
+) -> Result<Vec<(i64, f64)>> {
+    let mut q = Sql::default();
+    q.push("SELECT messages_fts.rowid, m.content");
+    let windowed = SearchRequest {
+        cursor: Some(SearchCursor::Ranked { snapshot, offset }),
+        ..req.clone()
+    };
+    push_candidates(&mut q, tenant, &windowed);
+    q.push(" ORDER BY messages_fts.rowid DESC LIMIT ")
+        .bind(RANK_WINDOW);
+    let k = req.query.scored_terms().count();
+    let mut st = c.prepare_cached(&q.text).map_err(fts_error)?;
+    let mut rows = st
+        .query(rusqlite::params_from_iter(q.args))
+        .map_err(fts_error)?;
+    // Per candidate: rowid, length, then its k term counts in `counts`.
+    let (mut cands, mut counts, mut tf) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some(r) = rows.next().map_err(fts_error)? {
+        let content = r
+            .get_ref(1)?
+            .as_str()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let len = req.query.term_frequencies(content, &mut tf);
+        cands.push((r.get::<_, i64>(0)?, len));
+        counts.extend_from_slice(&tf);
+    }
+    drop(rows);
+    // One term and nothing else narrowing the search: the window is that term's own newest
+    // matches, so its document frequency comes for free.
+    let bm25 = if k == 1 && req.query.excluded.is_empty() && req.filter.is_empty() {
+        let (rows, tokens) = index_totals(c)?;
+        let n = cands.len() as i64;
+        let df = df_from_window(n, cands.last().map(|c| c.0), snapshot, rows);
+        Bm25::new(rows, tokens, &[df])
+    } else {
+        scorer(c, tenant, req, snapshot)?
+    };
+    let mut scored: Vec<(i64, f64)> = cands
+        .iter()
+        .enumerate()
+        .map(|(i, &(rowid, len))| (rowid, bm25.score(&counts[i * k..(i + 1) * k], len)))
+        .collect();
+    // Best first; among equal scores, newest first.
+    scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    Ok(scored)
+}
+
 fn search(c: &Connection, tenant: TenantId, req: &SearchRequest) -> Result<SearchPage> {
     let limit = req.limit;
-    let mut q = Sql::default();
-    let (snapshot, offset) = match req.sort {
+    match req.sort {
         SearchSort::Relevance => {
             let (snapshot, offset) = match req.cursor {
                 Some(SearchCursor::Ranked { snapshot, offset }) => (snapshot, offset),
@@ -91,68 +238,64 @@ fn search(c: &Connection, tenant: TenantId, req: &SearchRequest) -> Result<Searc
                     (max, 0)
                 }
             };
-            // The window: the newest RANK_WINDOW candidates by rowid (FTS5 walks its
-            // index backwards and stops), scored with bm25; then ordered by score.
-            q.push("WITH w AS (SELECT messages_fts.rowid AS r, bm25(messages_fts) AS s");
-            let req = SearchRequest {
-                cursor: Some(SearchCursor::Ranked { snapshot, offset }),
-                ..req.clone()
-            };
-            push_candidates(&mut q, tenant, &req);
-            q.push(" ORDER BY messages_fts.rowid DESC LIMIT ")
-                .bind(RANK_WINDOW);
-            q.push(
-                ") SELECT w.r, w.s, m.conversation_id, m.id, m.seq, m.role, m.content, m.created_at \
-                 FROM w JOIN messages m ON m.rowid = w.r ORDER BY w.s ASC, w.r DESC LIMIT ",
-            );
-            q.bind(limit + 1).push(" OFFSET ").bind(offset);
-            (snapshot, offset)
+            let scored = ranked(c, tenant, req, snapshot, offset)?;
+            let from = usize::try_from(offset).unwrap_or(usize::MAX).min(scored.len());
+            let page = &scored[from..];
+            let more = page.len() as i64 > limit;
+            let mut hits = Vec::new();
+            for &(rowid, score) in page.iter().take(usize::try_from(limit).unwrap_or(0)) {
+                hits.extend(hit(c, rowid, &req.query, |_| score)?);
+            }
+            let next_cursor = more.then_some(SearchCursor::Ranked {
+                snapshot,
+                offset: offset + limit,
+            });
+            Ok(SearchPage { hits, next_cursor })
         }
-        SearchSort::Recent => {
-            q.push(
-                "SELECT messages_fts.rowid, bm25(messages_fts), m.conversation_id, m.id, m.seq, \
-                 m.role, m.content, m.created_at",
-            );
-            push_candidates(&mut q, tenant, req);
-            q.push(" ORDER BY messages_fts.rowid DESC LIMIT ")
-                .bind(limit + 1);
-            (0, 0)
-        }
-    };
-    let mut st = c.prepare_cached(&q.text).map_err(fts_error)?;
-    let mut rows = st
-        .query(rusqlite::params_from_iter(q.args))
-        .map_err(fts_error)?;
-    let mut hits = Vec::new();
-    let mut more = false;
-    let mut last_rowid = 0;
-    while let Some(r) = rows.next().map_err(fts_error)? {
-        if hits.len() as i64 == limit {
-            more = true;
-            break;
-        }
-        last_rowid = r.get::<_, i64>(0)?;
-        let bm25: f64 = r.get(1)?;
-        let content: String = r.get(6)?;
-        let role: String = r.get(5)?;
-        hits.push(SearchHit {
-            conversation_id: raw::uuid(r, 2)?,
-            message_id: raw::uuid(r, 3)?,
-            seq: r.get(4)?,
-            role: role.parse().map_err(StoreError::Corrupt)?,
-            snippet: snippet(&content, &req.query),
-            // bm25() is "lower is better"; clients expect "higher is better".
-            score: (-bm25 * 1e6).round() / 1e6,
-            created_at: from_micros(r.get(7)?),
-        });
+        SearchSort::Recent => recent(c, tenant, req),
     }
-    let next_cursor = more.then(|| match req.sort {
-        SearchSort::Relevance => SearchCursor::Ranked {
-            snapshot,
-            offset: offset + limit,
-        },
-        SearchSort::Recent => SearchCursor::Recent { before: last_rowid },
-    });
+}
+
+/// The scorer for `req`, every term's document frequency probed (bounded, see
+/// [`df_from_window`]).
+fn scorer(c: &Connection, tenant: TenantId, req: &SearchRequest, snapshot: i64) -> Result<Bm25> {
+    let (rows, tokens) = index_totals(c)?;
+    let tag = tenant_tag(tenant.0.as_bytes());
+    let df: Vec<f64> = req
+        .query
+        .scored_terms()
+        .map(|t| term_df(c, &tag, t, snapshot, rows))
+        .collect::<Result<_>>()?;
+    Ok(Bm25::new(rows, tokens, &df))
+}
+
+/// Newest first over every match; each hit still carries its BM25 score.
+fn recent(c: &Connection, tenant: TenantId, req: &SearchRequest) -> Result<SearchPage> {
+    let limit = req.limit;
+    let mut q = Sql::default();
+    q.push("SELECT messages_fts.rowid");
+    push_candidates(&mut q, tenant, req);
+    q.push(" ORDER BY messages_fts.rowid DESC LIMIT ")
+        .bind(limit + 1);
+    let mut st = c.prepare_cached(&q.text).map_err(fts_error)?;
+    let rowids: Vec<i64> = st
+        .query_map(rusqlite::params_from_iter(q.args), |r| r.get(0))
+        .map_err(fts_error)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(fts_error)?;
+    let more = rowids.len() as i64 > limit;
+    let bm25 = scorer(c, tenant, req, rowids.first().copied().unwrap_or(0))?;
+    let mut tf = Vec::new();
+    let mut hits = Vec::new();
+    let mut last_rowid = 0;
+    for &rowid in rowids.iter().take(usize::try_from(limit).unwrap_or(0)) {
+        hits.extend(hit(c, rowid, &req.query, |content| {
+            let len = req.query.term_frequencies(content, &mut tf);
+            bm25.score(&tf, len)
+        })?);
+        last_rowid = rowid;
+    }
+    let next_cursor = more.then_some(SearchCursor::Recent { before: last_rowid });
     Ok(SearchPage { hits, next_cursor })
 }
 
@@ -179,5 +322,30 @@ impl SqliteStore {
                 })
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_decode_as_sqlite_writes_them() {
+        assert_eq!(varint(&[0x05]), (5, 1));
+        assert_eq!(varint(&[0x81, 0x00]), (128, 2));
+        assert_eq!(varint(&[0xbc, 0xea, 0x1c, 0x00]), (996_636, 3));
+        assert_eq!(varint(&[0xff; 9]), (u64::MAX, 9));
+        assert_eq!(varint(&[]), (0, 0));
+        assert_eq!(varint(&[0x81]), (0, 1));
+    }
+
+    #[test]
+    fn document_frequency_is_exact_below_the_window_and_estimated_above() {
+        assert_eq!(df_from_window(228, Some(10), 1_000_000, 1_000_000.0), 228.0);
+        // 1,000 matches among the newest 1,250 rowids: about 80 % of all rows.
+        let est = df_from_window(RANK_WINDOW, Some(1_000_000 - 1_249), 1_000_000, 1_000_000.0);
+        assert!((est - 800_000.0).abs() < 1.0, "{est}");
+        // Never more than the rows there are.
+        assert!(df_from_window(RANK_WINDOW, Some(999_990), 1_000_000, 1_000_000.0) <= 1_000_000.0);
     }
 }

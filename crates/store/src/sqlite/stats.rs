@@ -15,48 +15,42 @@ use crate::types::TenantId;
 const DAY_US: i64 = 86_400_000_000;
 
 impl SqliteStore {
-    /// One pass over the tenant's conversations, grouped by status, source and agent, folded
-    /// here into every figure of the summary (it was four scans).
+    /// The tenant's group counters (kept by triggers, migration 0008) folded into the
+    /// summary, and the recent counts from the `(tenant_id, created_at)` index: a few dozen
+    /// rows and one short index range, whatever the number of conversations.
     pub async fn summary(&self, tenant: TenantId, now: OffsetDateTime) -> Result<Summary> {
         let now_us = to_micros(now);
+        let t = super::raw::id(&tenant.0);
         self.fast.with(|c| {
             let mut st = c.prepare_cached(
-                "SELECT status, source, agent_id, COUNT(*), COALESCE(SUM(message_count), 0), \
-                 COALESCE(SUM(created_at > ?1), 0), COALESCE(SUM(created_at > ?2), 0) \
-                 FROM conversations WHERE tenant_id = ?3 GROUP BY 1, 2, 3",
+                "SELECT status, source, agent_id, conversations, messages \
+                 FROM conversation_groups WHERE tenant_id = ?1 AND conversations > 0",
             )?;
-            let rows = st.query_map(
-                rusqlite::params![
-                    now_us - DAY_US,
-                    now_us - 7 * DAY_US,
-                    super::raw::id(&tenant.0)
-                ],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                    ))
-                },
-            )?;
+            let mut rows = st.query([t])?;
             let mut groups = Vec::new();
-            for row in rows {
-                let (status, source, agent, conversations, messages, last_24h, last_7d) = row?;
+            while let Some(r) = rows.next()? {
+                let status: String = r.get(0)?;
                 groups.push(SummaryGroup {
                     status: status.parse().map_err(StoreError::Corrupt)?,
-                    source,
-                    agent,
-                    conversations,
-                    messages,
-                    last_24h,
-                    last_7d,
+                    source: r.get(1)?,
+                    agent: r.get(2)?,
+                    conversations: r.get(3)?,
+                    messages: r.get(4)?,
+                    last_24h: 0,
+                    last_7d: 0,
                 });
             }
-            let sum = Summary::fold(groups);
+            let mut sum = Summary::fold(groups);
+            let (day, week) = c.prepare_cached(
+                "SELECT COALESCE(SUM(created_at > ?1), 0), COUNT(*) FROM conversations \
+                 WHERE tenant_id = ?2 AND created_at > ?3",
+            )?
+            .query_row(
+                rusqlite::params![now_us - DAY_US, t, now_us - 7 * DAY_US],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            sum.last_24h = day;
+            sum.last_7d = week;
             Ok(sum)
         })
     }

@@ -1,0 +1,139 @@
+//! The analytics summary against a count made from scratch, after every kind of write: create
+//! (with and without source and agent), append, a status change through append and through
+//! patch, delete, and import. On SQLite the summary reads counters kept by triggers; this is
+//! what keeps them honest. Runs on both backends.
+
+use confab_core::export::ExportRecord;
+use confab_core::input::{AppendMessages, ConversationPatch, NewConversation, NewMessage};
+use confab_core::{Role, Status};
+use confab_store::{ConversationFilter, ConversationPage, Store, StoreOptions, Summary, TenantId};
+
+#[path = "support/testdb.rs"]
+mod testdb;
+use testdb::TestDb;
+
+fn msgs(n: usize) -> Vec<NewMessage> {
+    (0..n)
+        .map(|i| NewMessage {
+            role: Some(if i % 2 == 0 { Role::User } else { Role::Assistant }),
+            content: format!("message {i}"),
+            ..NewMessage::default()
+        })
+        .collect()
+}
+
+/// Totals, by status, by source and by agent, counted from the conversations themselves.
+async fn expected(store: &Store, t: &TenantId) -> (i64, i64, Vec<(Status, i64)>, Vec<(Option<String>, i64, i64)>, Vec<(Option<String>, i64, i64)>) {
+    let all = store
+        .list_conversations(t, &ConversationFilter::default(), ConversationPage::Offset(0, 10_000))
+        .await
+        .unwrap();
+    let by = |key: fn(&confab_core::Conversation) -> Option<String>| {
+        let mut m: std::collections::BTreeMap<Option<String>, (i64, i64)> = Default::default();
+        for c in &all {
+            let e = m.entry(key(c)).or_default();
+            e.0 += 1;
+            e.1 += c.message_count;
+        }
+        let mut v: Vec<_> = m.into_iter().map(|(k, (c, n))| (k, c, n)).collect();
+        v.sort();
+        v
+    };
+    let status = Status::ALL
+        .iter()
+        .map(|s| (*s, all.iter().filter(|c| c.status == *s).count() as i64))
+        .collect();
+    (
+        all.len() as i64,
+        all.iter().map(|c| c.message_count).sum(),
+        status,
+        by(|c| c.source.clone()),
+        by(|c| c.agent_id.clone()),
+    )
+}
+
+fn actual(s: &Summary) -> (i64, i64, Vec<(Status, i64)>, Vec<(Option<String>, i64, i64)>, Vec<(Option<String>, i64, i64)>) {
+    let g = |v: &[confab_store::GroupCount]| {
+        let mut v: Vec<_> = v.iter().map(|g| (g.key.clone(), g.conversations, g.messages)).collect();
+        v.sort();
+        v
+    };
+    (s.conversations, s.messages, s.by_status.clone(), g(&s.by_source), g(&s.by_agent))
+}
+
+async fn check(store: &Store, t: &TenantId, step: &str) {
+    let s = store.summary(t, confab_core::timefmt::now()).await.unwrap();
+    assert_eq!(actual(&s), expected(store, t).await, "after {step}");
+}
+
+#[tokio::test]
+async fn summary_follows_every_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir.path().join("summary.db")).await;
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let other = store.ensure_tenant("other").await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let mut c = NewConversation::new(if i % 3 == 0 { Status::Completed } else { Status::Active });
+        c.source = (i % 2 == 0).then(|| format!("src-{}", i % 4));
+        c.agent_id = (i % 3 != 1).then(|| format!("agent-{}", i % 2));
+        c.messages = msgs(i);
+        ids.push(store.create_conversation(&t, c, None).await.unwrap().conversation().id);
+    }
+    // Another tenant's writes never show in this one's summary.
+    let mut c = NewConversation::new(Status::Active);
+    c.source = Some("src-0".into());
+    c.messages = msgs(5);
+    store.create_conversation(&other, c, None).await.unwrap();
+    check(&store, &t, "creates").await;
+
+    let append = |n, status| AppendMessages {
+        messages: msgs(n),
+        status,
+        metadata: None,
+    };
+    store.append_messages(&t, ids[1], append(3, None), None).await.unwrap();
+    check(&store, &t, "an append").await;
+    store
+        .append_messages(&t, ids[2], append(2, Some(Status::Completed)), None)
+        .await
+        .unwrap();
+    check(&store, &t, "an append that completes").await;
+    store
+        .patch_conversation(
+            &t,
+            ids[0],
+            ConversationPatch {
+                status: Some(Status::Abandoned),
+                ..ConversationPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    check(&store, &t, "a status patch").await;
+    store.delete_conversation(&t, ids[3]).await.unwrap();
+    store.delete_conversation(&t, ids[4]).await.unwrap();
+    check(&store, &t, "deletes").await;
+
+    let record: ExportRecord = {
+        let mut r = ExportRecord {
+            conversation: store.get_conversation(&t, ids[5]).await.unwrap(),
+            messages: store
+                .list_messages(&t, ids[5], &confab_store::MessageQuery::default())
+                .await
+                .unwrap(),
+        };
+        r.conversation.id = uuid::Uuid::now_v7();
+        r.conversation.source = None;
+        r.conversation.agent_id = Some("agent-9".into());
+        for m in &mut r.messages {
+            m.id = uuid::Uuid::now_v7();
+            m.conversation_id = r.conversation.id;
+        }
+        r
+    };
+    store.import_records(&t, vec![record]).await.unwrap();
+    check(&store, &t, "an import").await;
+    store.close().await;
+}
