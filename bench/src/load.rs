@@ -32,6 +32,10 @@ pub struct Run {
     pub peak_rss_kib: u64,
     /// RSS when the run started, in KiB.
     pub start_rss_kib: u64,
+    /// Highest anonymous (private, not file-backed) RSS seen during the run, in KiB: the
+    /// server's own memory, without the database pages SQLite maps from the file (those are
+    /// the OS page cache, shared and reclaimable, yet counted in RSS once per mapping).
+    pub peak_anon_kib: u64,
 }
 
 impl Run {
@@ -90,7 +94,7 @@ pub async fn run(pid: u32, concurrency: usize, requests: usize, budget: Duration
         units += u;
     }
     let elapsed = start.elapsed();
-    let (start_rss_kib, peak_rss_kib) = sampler.stop();
+    let (start_rss_kib, peak_rss_kib, peak_anon_kib) = sampler.stop();
     latencies.sort_unstable();
     Run {
         ok: latencies.len(),
@@ -100,6 +104,7 @@ pub async fn run(pid: u32, concurrency: usize, requests: usize, budget: Duration
         latencies,
         peak_rss_kib,
         start_rss_kib,
+        peak_anon_kib,
     }
 }
 
@@ -118,6 +123,7 @@ pub struct RssSampler {
     pid: u32,
     start: u64,
     peak: Arc<AtomicU64>,
+    anon: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -126,10 +132,12 @@ impl RssSampler {
     pub fn start(pid: u32) -> Self {
         let start = proc_status_kib(pid, "VmRSS");
         let peak = Arc::new(AtomicU64::new(start));
-        let p = peak.clone();
+        let anon = Arc::new(AtomicU64::new(proc_status_kib(pid, "RssAnon")));
+        let (p, a) = (peak.clone(), anon.clone());
         let task = tokio::spawn(async move {
             loop {
                 p.fetch_max(proc_status_kib(pid, "VmRSS"), Ordering::Relaxed);
+                a.fetch_max(proc_status_kib(pid, "RssAnon"), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         });
@@ -137,14 +145,20 @@ impl RssSampler {
             pid,
             start,
             peak,
+            anon,
             task,
         }
     }
 
-    /// Stops; returns (RSS at start, peak RSS) in KiB.
-    pub fn stop(self) -> (u64, u64) {
+    /// Stops; returns (RSS at start, peak RSS, peak anonymous RSS) in KiB.
+    pub fn stop(self) -> (u64, u64, u64) {
         self.task.abort();
         let last = proc_status_kib(self.pid, "VmRSS");
-        (self.start, self.peak.load(Ordering::Relaxed).max(last))
+        let anon = proc_status_kib(self.pid, "RssAnon");
+        (
+            self.start,
+            self.peak.load(Ordering::Relaxed).max(last),
+            self.anon.load(Ordering::Relaxed).max(anon),
+        )
     }
 }

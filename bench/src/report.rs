@@ -26,8 +26,10 @@ pub struct Row {
     pub p50_ms: f64,
     /// Median of the runs' p99 latency, ms.
     pub p99_ms: f64,
-    /// Highest process RSS seen during any run, MiB (server and load generator share it).
+    /// Highest server RSS seen during any run, MiB (includes the database pages SQLite maps).
     pub peak_rss_mib: f64,
+    /// Highest anonymous (private heap) server RSS seen during any run, MiB.
+    pub peak_anon_mib: f64,
     /// Median RSS growth from a run's start to its peak, MiB (export only).
     pub rss_growth_mib: Option<f64>,
     /// Median throughput over the batched storage ceiling's median, for write paths.
@@ -64,6 +66,7 @@ pub fn row(
         p50_ms: of(&|r| r.pct_ms(50.0)),
         p99_ms: of(&|r| r.pct_ms(99.0)),
         peak_rss_mib: mib(runs.iter().map(|r| r.peak_rss_kib).max().unwrap_or(0)),
+        peak_anon_mib: mib(runs.iter().map(|r| r.peak_anon_kib).max().unwrap_or(0)),
         rss_growth_mib: rss_growth
             .then(|| of(&|r| mib(r.peak_rss_kib.saturating_sub(r.start_rss_kib)))),
         ceiling_ratio: ceiling.filter(|c| *c > 0.0).map(|c| throughput / c),
@@ -86,7 +89,7 @@ fn thousands(v: f64) -> String {
 /// The table, in Markdown (it pastes into docs/performance.md as is).
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| scenario | conns | req/run | throughput | p50 ms | p99 ms | × ceiling | peak RSS MiB | errors | target |\n\
+        "| scenario | conns | req/run | throughput | p50 ms | p99 ms | × ceiling | peak RSS MiB (anon) | errors | target |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
@@ -95,7 +98,7 @@ pub fn table(rows: &[Row]) -> String {
             .map(|g| format!(" (+{g:.1})"))
             .unwrap_or_default();
         out.push_str(&format!(
-            "| {} | {} | {:.0} | {} {} | {:.2} | {:.2} | {} | {:.0}{growth} | {} | {} |\n",
+            "| {} | {} | {:.0} | {} {} | {:.2} | {:.2} | {} | {:.0} ({:.0}){growth} | {} | {} |\n",
             r.name,
             r.concurrency,
             r.requests_per_run,
@@ -107,6 +110,7 @@ pub fn table(rows: &[Row]) -> String {
                 .map(|c| format!("{c:.2}"))
                 .unwrap_or_else(|| "—".into()),
             r.peak_rss_mib,
+            r.peak_anon_mib,
             r.errors,
             r.target,
         ));

@@ -222,6 +222,22 @@ impl Ctx {
                 get_op(api.clone(), vec![format!("/v1/search?q={word}")]),
             ));
         }
+        // The same searches one at a time: the latency of a search itself, without the
+        // queueing 64 requests in flight on two cores add to every p50.
+        for (label, word) in [
+            ("rare", rare),
+            ("mid-frequency", mid),
+            ("most common", common),
+        ] {
+            let mut s = self.read(
+                &format!("search {label} word `{word}`, ranked, 1 connection"),
+                "(latency without queueing)",
+                get_op(api.clone(), vec![format!("/v1/search?q={word}")]),
+            );
+            s.concurrency = 1;
+            s.requests = (self.requests / 5).max(100);
+            out.push(s);
+        }
         out.push(self.read(
             "analytics summary",
             "p50 ≤ 10 ms",

@@ -344,27 +344,90 @@ impl Query {
     /// `tf`; answers the content's length in tokens. The same tokens the index holds, so a
     /// ranking computed from these agrees with the index's own statistics.
     pub fn term_frequencies(&self, content: &str, tf: &mut Vec<u32>) -> u32 {
+        self.term_counter().count(content, tf)
+    }
+
+    /// A counter of this query's terms, built once for many texts.
+    pub fn term_counter(&self) -> TermCounter<'_> {
+        TermCounter {
+            query: self,
+            words: self
+                .scored_terms()
+                .filter(|t| t.tokens.len() == 1)
+                .map(|t| (t.tokens[0].as_bytes(), t.prefix))
+                .collect(),
+        }
+    }
+
+    /// [`Query::term_frequencies`] from the list of tokens (phrases, non-ASCII text).
+    fn tf_from_tokens(&self, content: &str, tf: &mut [u32]) -> u32 {
         let toks = rank_tokens(content);
-        tf.clear();
-        for term in self.scored_terms() {
+        for (n, term) in tf.iter_mut().zip(self.scored_terms()) {
             let k = term.tokens.len();
-            let mut n = 0;
-            if k > 0 && toks.len() >= k {
-                for i in 0..=toks.len() - k {
-                    let hit = term.tokens.iter().enumerate().all(|(j, q)| {
-                        let t = toks[i + j].as_bytes();
-                        if term.prefix && j + 1 == k {
-                            t.len() >= q.len() && t[..q.len()].eq_ignore_ascii_case(q.as_bytes())
-                        } else {
-                            t.eq_ignore_ascii_case(q.as_bytes())
-                        }
-                    });
-                    n += u32::from(hit);
-                }
+            if k == 0 || toks.len() < k {
+                continue;
             }
-            tf.push(n);
+            for i in 0..=toks.len() - k {
+                let hit = term.tokens.iter().enumerate().all(|(j, q)| {
+                    token_matches(toks[i + j].as_bytes(), q, term.prefix && j + 1 == k)
+                });
+                *n += u32::from(hit);
+            }
         }
         u32::try_from(toks.len()).unwrap_or(u32::MAX)
+    }
+}
+
+/// Counts a query's terms in texts (see [`Query::term_frequencies`]).
+pub struct TermCounter<'q> {
+    query: &'q Query,
+    /// Every scored term as (folded token, prefix); used when all of them are single words.
+    words: Vec<(&'q [u8], bool)>,
+}
+
+impl TermCounter<'_> {
+    /// Writes each scored term's count in `content` to `tf`; answers the length in tokens.
+    pub fn count(&self, content: &str, tf: &mut Vec<u32>) -> u32 {
+        tf.clear();
+        tf.resize(self.query.scored_terms().count(), 0);
+        if self.words.len() != tf.len() || !content.is_ascii() {
+            return self.query.tf_from_tokens(content, tf);
+        }
+        // The common case (plain words, ASCII text), streamed over the bytes: no token list,
+        // no allocation. This runs for every candidate of every ranked search.
+        let (b, mut len, mut i) = (content.as_bytes(), 0u32, 0usize);
+        while i < b.len() {
+            if !b[i].is_ascii_alphanumeric() {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < b.len() && b[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            len += 1;
+            let tok = &b[start..i];
+            for (n, &(q, prefix)) in tf.iter_mut().zip(&self.words) {
+                let hit = if prefix {
+                    tok.len() >= q.len() && tok[..q.len()].eq_ignore_ascii_case(q)
+                } else {
+                    tok.len() == q.len() && tok.eq_ignore_ascii_case(q)
+                };
+                *n += u32::from(hit);
+            }
+        }
+        len
+    }
+}
+
+/// Whether a text token (ASCII case not yet folded, or already folded) is the folded query
+/// token `q`, or starts with it when `prefix`.
+fn token_matches(t: &[u8], q: &str, prefix: bool) -> bool {
+    let q = q.as_bytes();
+    if prefix {
+        t.len() >= q.len() && t[..q.len()].eq_ignore_ascii_case(q)
+    } else {
+        t.eq_ignore_ascii_case(q)
     }
 }
 
@@ -481,6 +544,20 @@ mod tests {
     }
 
     proptest! {
+        /// Streamed counting (single words, ASCII) and counting from the token list agree.
+        #[test]
+        fn streamed_term_frequencies_match_the_token_list(
+            text in "[a-cA-C0-9 ,.!-]{0,60}",
+            q in "[a-c]{1,2}\\*? ?([a-c]{1,2}\\*?)?",
+        ) {
+            if let Ok(query) = parse_query(&q) {
+                let (mut fast, mut slow) = (Vec::new(), vec![0; query.scored_terms().count()]);
+                let a = query.term_frequencies(&text, &mut fast);
+                let b = query.tf_from_tokens(&text, &mut slow);
+                prop_assert_eq!((a, fast), (b, slow));
+            }
+        }
+
         /// The ASCII fast path and the general tokenizer agree on every ASCII text.
         #[test]
         fn ascii_rank_tokens_match_the_tokenizer(text in "[ -~]{0,80}") {

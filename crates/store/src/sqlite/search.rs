@@ -194,12 +194,13 @@ fn ranked(
         .map_err(fts_error)?;
     // Per candidate: rowid, length, then its k term counts in `counts`.
     let (mut cands, mut counts, mut tf) = (Vec::new(), Vec::new(), Vec::new());
+    let counter = req.query.term_counter();
     while let Some(r) = rows.next().map_err(fts_error)? {
         let content = r
             .get_ref(1)?
             .as_str()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let len = req.query.term_frequencies(content, &mut tf);
+        let len = counter.count(content, &mut tf);
         cands.push((r.get::<_, i64>(0)?, len));
         counts.extend_from_slice(&tf);
     }
