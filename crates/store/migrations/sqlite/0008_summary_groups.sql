@@ -4,7 +4,8 @@
 -- conversations, and it grows with them). Triggers rather than code in each write path: every
 -- path that inserts, updates or deletes a conversation (API, import, restore, retention)
 -- keeps the counts without knowing about them. SQLite has one writer, so the counter rows are
--- never contended. Groups whose count falls to zero stay as rows and are skipped by readers.
+-- never contended. A group whose last conversation leaves is deleted with it: deleting a
+-- conversation leaves nothing of it behind, not even its source and agent names.
 CREATE TABLE conversation_groups (
     tenant_id      BLOB    NOT NULL,
     status         TEXT    NOT NULL,
@@ -38,6 +39,9 @@ BEGIN
     SET conversations = conversations - 1, messages = messages - OLD.message_count
     WHERE tenant_id = OLD.tenant_id AND status = OLD.status
         AND source IS OLD.source AND agent_id IS OLD.agent_id;
+    DELETE FROM conversation_groups
+    WHERE tenant_id = OLD.tenant_id AND status = OLD.status
+        AND source IS OLD.source AND agent_id IS OLD.agent_id AND conversations = 0;
 END;
 
 -- The common update (an append): same group, more messages. One statement.
@@ -59,6 +63,9 @@ BEGIN
     SET conversations = conversations - 1, messages = messages - OLD.message_count
     WHERE tenant_id = OLD.tenant_id AND status = OLD.status
         AND source IS OLD.source AND agent_id IS OLD.agent_id;
+    DELETE FROM conversation_groups
+    WHERE tenant_id = OLD.tenant_id AND status = OLD.status
+        AND source IS OLD.source AND agent_id IS OLD.agent_id AND conversations = 0;
     INSERT INTO conversation_groups (tenant_id, status, source, agent_id, conversations, messages)
     SELECT NEW.tenant_id, NEW.status, NEW.source, NEW.agent_id, 0, 0
     WHERE NOT EXISTS (SELECT 1 FROM conversation_groups WHERE tenant_id = NEW.tenant_id
