@@ -119,10 +119,9 @@ impl Server {
         tokio::io::BufReader::new(stdout)
             .read_line(&mut line)
             .await?;
-        let addr: SocketAddr = line
-            .trim()
-            .parse()
-            .with_context(|| format!("the server process did not start (said {line:?}; see server.log)"))?;
+        let addr: SocketAddr = line.trim().parse().with_context(|| {
+            format!("the server process did not start (said {line:?}; see server.log)")
+        })?;
         let pid = child.id().context("server pid")?;
         let s = Server {
             addr,
@@ -193,7 +192,11 @@ pub fn check(res: &http::Response) -> anyhow::Result<()> {
         return Ok(());
     }
     let body = String::from_utf8_lossy(&res.body);
-    bail!("{}: {}", res.status, body.chars().take(300).collect::<String>())
+    bail!(
+        "{}: {}",
+        res.status,
+        body.chars().take(300).collect::<String>()
+    )
 }
 
 /// What a load task needs to send requests.

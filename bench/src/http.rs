@@ -141,8 +141,9 @@ impl Conn {
         if chunked {
             loop {
                 let size_line = self.line().await?;
-                let size = u64::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-                    .with_context(|| format!("bad chunk size {size_line:?}"))?;
+                let size =
+                    u64::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                        .with_context(|| format!("bad chunk size {size_line:?}"))?;
                 if size == 0 {
                     // Trailers, then the blank line.
                     while !self.line().await?.is_empty() {}

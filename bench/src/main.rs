@@ -406,10 +406,8 @@ fn sql_probe(database: &str) -> anyhow::Result<()> {
                         .map(|i| format!("{:?}", r.get_ref(i).map(|v| v.data_type())))
                         .collect::<Vec<_>>()
                         .join(",");
-                    if cols == 1 {
-                        if let Ok(v) = r.get::<_, i64>(0) {
-                            first = v.to_string();
-                        }
+                    if let (1, Ok(v)) = (cols, r.get::<_, i64>(0)) {
+                        first = v.to_string();
                     }
                 }
                 n += 1;
@@ -417,7 +415,10 @@ fn sql_probe(database: &str) -> anyhow::Result<()> {
             times.push(t.elapsed());
             if times.len() == 5 {
                 times.sort();
-                println!("{:>9.3} ms  {n:>7} rows  first: {first}  | {sql}", times[2].as_secs_f64() * 1e3);
+                println!(
+                    "{:>9.3} ms  {n:>7} rows  first: {first}  | {sql}",
+                    times[2].as_secs_f64() * 1e3
+                );
             }
         }
         let _ = n;

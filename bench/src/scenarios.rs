@@ -91,7 +91,9 @@ fn get_op(api: Api, paths: Vec<String>) -> Op {
 
 /// POSTs of `bodies` in turn, heads and bodies rendered before the clock starts.
 fn post_op(api: Api, ct: &'static str, bodies: Vec<(String, Vec<u8>, u64)>) -> Op {
-    let reqs: Arc<Vec<(Vec<u8>, Vec<u8>, u64)>> = Arc::new(
+    // (head, body, units) per request.
+    type Prepared = (Vec<u8>, Vec<u8>, u64);
+    let reqs: Arc<Vec<Prepared>> = Arc::new(
         bodies
             .into_iter()
             .map(|(path, body, units)| (api.post_head(&path, ct, body.len()), body, units))

@@ -539,7 +539,10 @@ mod tests {
         // Non-ASCII text goes through the folding tokenizer: the same counts as the index.
         let q = parse_query("creme 中文").unwrap();
         let len = q.term_frequencies("Crème brûlée, CRÈME! 我喜欢中文和中文", &mut tf);
-        assert_eq!(len, tokens("Crème brûlée, CRÈME! 我喜欢中文和中文").len() as u32);
+        assert_eq!(
+            len,
+            tokens("Crème brûlée, CRÈME! 我喜欢中文和中文").len() as u32
+        );
         assert_eq!(tf, [2, 2]);
     }
 

@@ -164,7 +164,11 @@ impl Bm25 {
             .collect();
         Bm25 {
             idf,
-            avgdl: if rows > 0.0 { (tokens / rows).max(1.0) } else { 1.0 },
+            avgdl: if rows > 0.0 {
+                (tokens / rows).max(1.0)
+            } else {
+                1.0
+            },
         }
     }
 
@@ -192,7 +196,11 @@ mod tests {
         // The rare term outweighs the common one.
         assert!(b.score(&[1, 0], 10) > b.score(&[0, 1], 10));
         // More occurrences score higher, with diminishing returns.
-        let (one, two, three) = (b.score(&[1, 0], 10), b.score(&[2, 0], 10), b.score(&[3, 0], 10));
+        let (one, two, three) = (
+            b.score(&[1, 0], 10),
+            b.score(&[2, 0], 10),
+            b.score(&[3, 0], 10),
+        );
         assert!(two > one && three > two && three - two < two - one);
         // The same count in a shorter document scores higher.
         assert!(b.score(&[1, 0], 5) > b.score(&[1, 0], 50));

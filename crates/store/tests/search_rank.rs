@@ -46,7 +46,11 @@ async fn rust_bm25_matches_fts5_bm25() {
                 .iter()
                 .enumerate()
                 .map(|(i, s)| NewMessage {
-                    role: Some(if i % 2 == 0 { Role::User } else { Role::Assistant }),
+                    role: Some(if i % 2 == 0 {
+                        Role::User
+                    } else {
+                        Role::Assistant
+                    }),
                     content: format!("{s} {}", "filler ".repeat(r * 3 + i % 4)),
                     ..NewMessage::default()
                 })
@@ -91,13 +95,17 @@ async fn rust_bm25_matches_fts5_bm25() {
             .unwrap();
         let want: Vec<(uuid::Uuid, f64)> = st
             .query_map([query.to_fts5(&tag)], |r| {
-                Ok((uuid::Uuid::from_slice(&r.get::<_, Vec<u8>>(0)?).unwrap(), r.get(1)?))
+                Ok((
+                    uuid::Uuid::from_slice(&r.get::<_, Vec<u8>>(0)?).unwrap(),
+                    r.get(1)?,
+                ))
             })
             .unwrap()
             .map(Result::unwrap)
             .collect();
         assert!(!want.is_empty(), "{q}: nothing matched");
-        let got: Vec<(uuid::Uuid, f64)> = page.hits.iter().map(|h| (h.message_id, h.score)).collect();
+        let got: Vec<(uuid::Uuid, f64)> =
+            page.hits.iter().map(|h| (h.message_id, h.score)).collect();
         assert_eq!(got.len(), want.len(), "{q}: hit count");
         for (i, ((gid, gs), (wid, ws))) in got.iter().zip(&want).enumerate() {
             assert!((gs - ws).abs() < 1e-5, "{q}: score {i}: {gs} vs fts5 {ws}");

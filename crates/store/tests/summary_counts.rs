@@ -8,6 +8,15 @@ use confab_core::input::{AppendMessages, ConversationPatch, NewConversation, New
 use confab_core::{Role, Status};
 use confab_store::{ConversationFilter, ConversationPage, Store, StoreOptions, Summary, TenantId};
 
+/// (conversations, messages, by status, by source, by agent).
+type Figures = (
+    i64,
+    i64,
+    Vec<(Status, i64)>,
+    Vec<(Option<String>, i64, i64)>,
+    Vec<(Option<String>, i64, i64)>,
+);
+
 #[path = "support/testdb.rs"]
 mod testdb;
 use testdb::TestDb;
@@ -15,7 +24,11 @@ use testdb::TestDb;
 fn msgs(n: usize) -> Vec<NewMessage> {
     (0..n)
         .map(|i| NewMessage {
-            role: Some(if i % 2 == 0 { Role::User } else { Role::Assistant }),
+            role: Some(if i % 2 == 0 {
+                Role::User
+            } else {
+                Role::Assistant
+            }),
             content: format!("message {i}"),
             ..NewMessage::default()
         })
@@ -23,9 +36,13 @@ fn msgs(n: usize) -> Vec<NewMessage> {
 }
 
 /// Totals, by status, by source and by agent, counted from the conversations themselves.
-async fn expected(store: &Store, t: &TenantId) -> (i64, i64, Vec<(Status, i64)>, Vec<(Option<String>, i64, i64)>, Vec<(Option<String>, i64, i64)>) {
+async fn expected(store: &Store, t: &TenantId) -> Figures {
     let all = store
-        .list_conversations(t, &ConversationFilter::default(), ConversationPage::Offset(0, 10_000))
+        .list_conversations(
+            t,
+            &ConversationFilter::default(),
+            ConversationPage::Offset(0, 10_000),
+        )
         .await
         .unwrap();
     let by = |key: fn(&confab_core::Conversation) -> Option<String>| {
@@ -52,13 +69,22 @@ async fn expected(store: &Store, t: &TenantId) -> (i64, i64, Vec<(Status, i64)>,
     )
 }
 
-fn actual(s: &Summary) -> (i64, i64, Vec<(Status, i64)>, Vec<(Option<String>, i64, i64)>, Vec<(Option<String>, i64, i64)>) {
+fn actual(s: &Summary) -> Figures {
     let g = |v: &[confab_store::GroupCount]| {
-        let mut v: Vec<_> = v.iter().map(|g| (g.key.clone(), g.conversations, g.messages)).collect();
+        let mut v: Vec<_> = v
+            .iter()
+            .map(|g| (g.key.clone(), g.conversations, g.messages))
+            .collect();
         v.sort();
         v
     };
-    (s.conversations, s.messages, s.by_status.clone(), g(&s.by_source), g(&s.by_agent))
+    (
+        s.conversations,
+        s.messages,
+        s.by_status.clone(),
+        g(&s.by_source),
+        g(&s.by_agent),
+    )
 }
 
 async fn check(store: &Store, t: &TenantId, step: &str) {
@@ -75,11 +101,22 @@ async fn summary_follows_every_write() {
     let other = store.ensure_tenant("other").await.unwrap();
     let mut ids = Vec::new();
     for i in 0..8 {
-        let mut c = NewConversation::new(if i % 3 == 0 { Status::Completed } else { Status::Active });
+        let mut c = NewConversation::new(if i % 3 == 0 {
+            Status::Completed
+        } else {
+            Status::Active
+        });
         c.source = (i % 2 == 0).then(|| format!("src-{}", i % 4));
         c.agent_id = (i % 3 != 1).then(|| format!("agent-{}", i % 2));
         c.messages = msgs(i);
-        ids.push(store.create_conversation(&t, c, None).await.unwrap().conversation().id);
+        ids.push(
+            store
+                .create_conversation(&t, c, None)
+                .await
+                .unwrap()
+                .conversation()
+                .id,
+        );
     }
     // Another tenant's writes never show in this one's summary.
     let mut c = NewConversation::new(Status::Active);
@@ -93,7 +130,10 @@ async fn summary_follows_every_write() {
         status,
         metadata: None,
     };
-    store.append_messages(&t, ids[1], append(3, None), None).await.unwrap();
+    store
+        .append_messages(&t, ids[1], append(3, None), None)
+        .await
+        .unwrap();
     check(&store, &t, "an append").await;
     store
         .append_messages(&t, ids[2], append(2, Some(Status::Completed)), None)

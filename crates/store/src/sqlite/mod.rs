@@ -78,10 +78,16 @@ fn configure_library() {
         // takes. If the library is already initialized (something opened a connection first)
         // it answers SQLITE_MISUSE and changes nothing, which is harmless.
         let rc = unsafe {
-            libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int)
+            libsqlite3_sys::sqlite3_config(
+                libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS,
+                0 as std::ffi::c_int,
+            )
         };
         if rc != libsqlite3_sys::SQLITE_OK {
-            tracing::debug!(rc, "SQLite was already initialized; memory statistics stay on");
+            tracing::debug!(
+                rc,
+                "SQLite was already initialized; memory statistics stay on"
+            );
         }
     });
 }
@@ -293,11 +299,15 @@ impl SqliteStore {
         conversation: Uuid,
         message: Uuid,
     ) -> Result<Option<i64>> {
-self.fast.with(|c| {
+        self.fast.with(|c| {
             raw::one(
                 c,
                 "SELECT seq FROM messages WHERE tenant_id = ? AND id = ? AND conversation_id = ?",
-                rusqlite::params![raw::id(&tenant.0), raw::id(&message), raw::id(&conversation)],
+                rusqlite::params![
+                    raw::id(&tenant.0),
+                    raw::id(&message),
+                    raw::id(&conversation)
+                ],
                 |r| Ok(r.get(0)?),
             )
         })

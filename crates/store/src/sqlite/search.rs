@@ -155,7 +155,10 @@ fn hit(
         [rowid],
         |r| {
             let role: String = r.get(3)?;
-            let content = r.get_ref(4)?.as_str().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let content = r
+                .get_ref(4)?
+                .as_str()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             Ok(SearchHit {
                 conversation_id: raw::uuid(r, 0)?,
                 message_id: raw::uuid(r, 1)?,
@@ -240,7 +243,9 @@ fn search(c: &Connection, tenant: TenantId, req: &SearchRequest) -> Result<Searc
                 }
             };
             let scored = ranked(c, tenant, req, snapshot, offset)?;
-            let from = usize::try_from(offset).unwrap_or(usize::MAX).min(scored.len());
+            let from = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(scored.len());
             let page = &scored[from..];
             let more = page.len() as i64 > limit;
             let mut hits = Vec::new();

@@ -86,10 +86,12 @@ impl SqliteStore {
         roles: &[Role],
     ) -> Result<Vec<Message>> {
         let mut q = Sql::default();
-        q.push(&format!("SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = "))
-            .bind(blob(&tenant.0))
-            .push(" AND conversation_id = ")
-            .bind(blob(&id));
+        q.push(&format!(
+            "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = "
+        ))
+        .bind(blob(&tenant.0))
+        .push(" AND conversation_id = ")
+        .bind(blob(&id));
         if let Some(s) = w.after_seq {
             q.push(" AND seq > ").bind(s);
         }
@@ -125,10 +127,12 @@ impl SqliteStore {
         limit: i64,
     ) -> Result<Vec<Conversation>> {
         let mut q = Sql::default();
-        q.push(&format!("SELECT {CONVERSATION_COLS} FROM conversations WHERE tenant_id = "))
-            .bind(blob(&tenant.0))
-            .push(" AND agent_id = ")
-            .bind(agent_id.to_owned());
+        q.push(&format!(
+            "SELECT {CONVERSATION_COLS} FROM conversations WHERE tenant_id = "
+        ))
+        .bind(blob(&tenant.0))
+        .push(" AND agent_id = ")
+        .bind(agent_id.to_owned());
         // Keyset on (created_at, id), the list's order; `After` reads upwards and is reversed.
         let (cmp, order) = match seek {
             Some(Seek::After(_)) => (">", "ASC"),
@@ -139,7 +143,9 @@ impl SqliteStore {
             let at = to_micros(c.created_at);
             q.push(&format!(" AND (created_at {cmp} ")).bind(at);
             q.push(" OR (created_at = ").bind(at);
-            q.push(&format!(" AND id {cmp} ")).bind(blob(&c.id)).push("))");
+            q.push(&format!(" AND id {cmp} "))
+                .bind(blob(&c.id))
+                .push("))");
         }
         q.push(&format!(" ORDER BY created_at {order}, id {order} LIMIT "))
             .bind(limit);

@@ -41,14 +41,15 @@ impl SqliteStore {
                 });
             }
             let mut sum = Summary::fold(groups);
-            let (day, week) = c.prepare_cached(
-                "SELECT COALESCE(SUM(created_at > ?1), 0), COUNT(*) FROM conversations \
+            let (day, week) = c
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(created_at > ?1), 0), COUNT(*) FROM conversations \
                  WHERE tenant_id = ?2 AND created_at > ?3",
-            )?
-            .query_row(
-                rusqlite::params![now_us - DAY_US, t, now_us - 7 * DAY_US],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
+                )?
+                .query_row(
+                    rusqlite::params![now_us - DAY_US, t, now_us - 7 * DAY_US],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
             sum.last_24h = day;
             sum.last_7d = week;
             Ok(sum)
