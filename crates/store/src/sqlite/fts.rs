@@ -4,8 +4,9 @@
 //! so the text is pre-tokenized by this function and the index only splits on spaces.
 //!
 //! It is registered on the writer connection (the only one that writes messages) before the
-//! migrations run, because the migration backfills the index with it. Another program writing
-//! to `messages` must register it too, or its inserts fail loudly rather than go unindexed.
+//! migrations run, because the migration backfills the index with it. The writer calls it once
+//! per transaction for the batch's new messages (`writer::INDEX_NEW_MESSAGES`); the update
+//! trigger calls it too.
 
 use std::ffi::{c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
