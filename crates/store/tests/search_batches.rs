@@ -49,7 +49,14 @@ async fn concurrent_writes_are_each_indexed_once() {
     for i in 0..8 {
         let mut c = NewConversation::new(Status::Active);
         c.messages = vec![msg(format!("opening{i} shared"))];
-        ids.push(store.create_conversation(&t, c, None).await.unwrap().conversation().id);
+        ids.push(
+            store
+                .create_conversation(&t, c, None)
+                .await
+                .unwrap()
+                .conversation()
+                .id,
+        );
     }
     let mut tasks = Vec::new();
     for i in 0..200 {
@@ -62,13 +69,21 @@ async fn concurrent_writes_are_each_indexed_once() {
                 status: None,
                 metadata: None,
             };
-            (i, store.append_messages(&t, target, input, None).await.is_ok())
+            (
+                i,
+                store.append_messages(&t, target, input, None).await.is_ok(),
+            )
         }));
     }
     // A conversation created and deleted while the appends are in flight.
     let mut doomed = NewConversation::new(Status::Active);
     doomed.messages = vec![msg("doomedword shared".into())];
-    let d = store.create_conversation(&t, doomed, None).await.unwrap().conversation().id;
+    let d = store
+        .create_conversation(&t, doomed, None)
+        .await
+        .unwrap()
+        .conversation()
+        .id;
     store.delete_conversation(&t, d).await.unwrap();
     for task in tasks {
         let (i, ok) = task.await.unwrap();

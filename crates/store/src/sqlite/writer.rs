@@ -207,7 +207,11 @@ async fn commit(
     }
     // Messages above this rowid are this batch's: indexed for search just before COMMIT.
     let mark: Result<i64> = raw::with(conn, |rc| {
-        Ok(rc.query_row("SELECT COALESCE(MAX(rowid), 0) FROM messages", [], |r| r.get(0))?)
+        Ok(
+            rc.query_row("SELECT COALESCE(MAX(rowid), 0) FROM messages", [], |r| {
+                r.get(0)
+            })?,
+        )
     })
     .await;
     let mark = match mark {
