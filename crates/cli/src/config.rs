@@ -31,6 +31,7 @@ pub struct FileConfig {
     request_timeout_secs: Option<u64>,
     key_pepper: Option<String>,
     log_format: Option<LogFormat>,
+    pool_size: Option<u32>,
 }
 
 impl FileConfig {
@@ -52,6 +53,8 @@ pub struct Config {
     pub key_pepper: String,
     pub addr: SocketAddr,
     pub server: ServerConfig,
+    /// Database connections (`StoreOptions::read_connections`).
+    pub pool_size: u32,
 }
 
 impl Config {
@@ -73,7 +76,20 @@ impl Config {
             key_pepper,
             addr: "127.0.0.1:8080".parse().expect("static address"),
             server: ServerConfig::default(),
+            pool_size: StoreOptions::default().read_connections,
         })
+    }
+
+    /// The database pool size from the flag (or `CONFAB_POOL_SIZE`), else the file.
+    pub fn apply_pool_size(&mut self, flag: Option<u32>, file: &FileConfig) -> Result<()> {
+        if let Some(n) = flag.or(file.pool_size) {
+            anyhow::ensure!(
+                (2..=1000).contains(&n),
+                "pool_size must be between 2 and 1000, got {n}"
+            );
+            self.pool_size = n;
+        }
+        Ok(())
     }
 
     /// Settings only `serve` needs.
@@ -102,6 +118,7 @@ impl Config {
     pub fn store_options(&self) -> StoreOptions {
         StoreOptions {
             pepper: self.key_pepper.as_bytes().to_vec(),
+            read_connections: self.pool_size,
             ..StoreOptions::default()
         }
     }

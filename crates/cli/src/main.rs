@@ -36,8 +36,13 @@ struct Cli {
     #[arg(long, global = true, env = "CONFAB_DATABASE_URL", value_name = "URL")]
     database: Option<String>,
 
+    /// Database connections: SQLite's pool of readers beside its one writer, or the size of
+    /// the PostgreSQL pool (every request holds one while it runs). Default 8.
+    #[arg(long, global = true, env = "CONFAB_POOL_SIZE", value_name = "N")]
+    pool_size: Option<u32>,
+
     /// TOML file with settings (keys: database_url, addr, max_body_bytes, request_timeout_secs,
-    /// key_pepper, log_format).
+    /// key_pepper, log_format, pool_size).
     #[arg(long, global = true, env = "CONFAB_CONFIG", value_name = "FILE")]
     config: Option<std::path::PathBuf>,
 
@@ -200,6 +205,7 @@ async fn shutdown_signal() {
 async fn run(cli: Cli) -> Result<()> {
     let file = config::FileConfig::load(cli.config.as_deref())?;
     let mut cfg = Config::resolve(cli.database, cli.log_format, &file)?;
+    cfg.apply_pool_size(cli.pool_size, &file)?;
     init_logs(cfg.log_format);
     match cli.command {
         Command::Serve(a) => {

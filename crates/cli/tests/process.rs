@@ -520,6 +520,56 @@ fn settings_come_from_flags_then_environment_then_the_toml_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("databse_url"));
 }
 
+#[test]
+fn pool_size_is_checked_from_flag_environment_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pool.db");
+    let cfg = dir.path().join("confab.toml");
+    let bin = env!("CARGO_BIN_EXE_confab");
+    let run = |flag: Option<&str>, env: Option<&str>, file: Option<&str>| {
+        std::fs::write(
+            &cfg,
+            file.map(|n| format!("pool_size = {n}\n"))
+                .unwrap_or_default(),
+        )
+        .unwrap();
+        let mut c = Command::new(bin);
+        c.env_remove("CONFAB_POOL_SIZE")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--database")
+            .arg(format!("sqlite://{}", db.display()));
+        if let Some(e) = env {
+            c.env("CONFAB_POOL_SIZE", e);
+        }
+        if let Some(f) = flag {
+            c.arg("--pool-size").arg(f);
+        }
+        c.arg("migrate").output().unwrap()
+    };
+    assert!(run(Some("16"), None, None).status.success());
+    assert!(run(None, Some("4"), Some("32")).status.success());
+    for (flag, env, file) in [
+        (Some("1"), None, None),
+        (None, Some("0"), None),
+        (None, None, Some("5000")),
+        // The flag wins, so a bad flag fails even over a good file.
+        (Some("1"), None, Some("8")),
+    ] {
+        let out = run(flag, env, file);
+        assert!(!out.status.success(), "{flag:?} {env:?} {file:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("pool_size must be between 2 and 1000"),
+            "{err}"
+        );
+    }
+    // Not a number: clap names the flag.
+    let out = run(Some("many"), None, None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--pool-size"));
+}
+
 /// A webhook event committed by a server that is then SIGKILLed before delivering it is
 /// delivered by the next server on the same database.
 #[test]
