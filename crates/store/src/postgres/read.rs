@@ -123,15 +123,6 @@ pub async fn messages(
     conversation: Uuid,
     mq: &MessageQuery,
 ) -> Result<Vec<Message>> {
-    let exists: Option<i64> =
-        sqlx::query_scalar("SELECT 1::bigint FROM conversations WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.0)
-            .bind(conversation)
-            .fetch_optional(pool)
-            .await?;
-    if exists.is_none() {
-        return Err(StoreError::NotFound);
-    }
     let mut q = QueryBuilder::<Postgres>::new(format!(
         "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = "
     ));
@@ -162,7 +153,23 @@ pub async fn messages(
         .push(" OFFSET ")
         .push_bind(mq.offset);
     let rows = q.build().fetch_all(pool).await?;
+    if rows.is_empty() {
+        // Only an empty page needs to know whether the conversation exists (404 or an empty
+        // list); a page with rows proves it, so the common case is one round trip, not two.
+        conversation_exists(pool, tenant, conversation).await?;
+    }
     rows.iter().map(rows::message).collect()
+}
+
+/// `NotFound` unless the tenant has this conversation.
+pub async fn conversation_exists(pool: &PgPool, tenant: TenantId, id: Uuid) -> Result<()> {
+    let exists: Option<i64> =
+        sqlx::query_scalar("SELECT 1::bigint FROM conversations WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    exists.map(|_| ()).ok_or(StoreError::NotFound)
 }
 
 pub async fn list_keys(pool: &PgPool) -> Result<Vec<KeyInfo>> {

@@ -14,14 +14,7 @@ use crate::types::TenantId;
 
 impl PgStore {
     async fn conversation_exists(&self, tenant: TenantId, id: Uuid) -> Result<()> {
-        let exists: Option<i64> = sqlx::query_scalar(
-            "SELECT 1::bigint FROM conversations WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant.0)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        exists.map(|_| ()).ok_or(StoreError::NotFound)
+        super::read::conversation_exists(&self.pool, tenant, id).await
     }
 
     pub async fn agent_exists(&self, tenant: TenantId, agent_id: &str) -> Result<bool> {
@@ -35,7 +28,6 @@ impl PgStore {
     }
 
     pub async fn message_roles(&self, tenant: TenantId, id: Uuid) -> Result<Vec<(i64, Role)>> {
-        self.conversation_exists(tenant, id).await?;
         let rows = sqlx::query(
             "SELECT seq, role FROM messages WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY seq",
         )
@@ -43,6 +35,10 @@ impl PgStore {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
+        if rows.is_empty() {
+            // Rows prove the conversation exists; only an empty answer needs the check.
+            self.conversation_exists(tenant, id).await?;
+        }
         rows.iter()
             .map(|r| {
                 let role: &str = r.try_get(1)?;
@@ -79,7 +75,6 @@ impl PgStore {
         w: SeqWindow,
         roles: &[Role],
     ) -> Result<Vec<Message>> {
-        self.conversation_exists(tenant, id).await?;
         let mut q = QueryBuilder::<Postgres>::new(format!(
             "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = "
         ));
@@ -105,6 +100,10 @@ impl PgStore {
         });
         q.push(" LIMIT ").push_bind(w.limit);
         let rows = q.build().fetch_all(&self.pool).await?;
+        if rows.is_empty() {
+            // Rows prove the conversation exists; only an empty page needs the check.
+            self.conversation_exists(tenant, id).await?;
+        }
         let mut out: Vec<Message> = rows.iter().map(rows::message).collect::<Result<_>>()?;
         if !w.newest_end {
             out.reverse();
