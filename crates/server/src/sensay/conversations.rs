@@ -90,8 +90,8 @@ pub async fn messages(
     QueryParams(q): QueryParams<CursorParams>,
 ) -> ApiResult<Json<Items<MessageItem>>> {
     let (limit, seek) = parse(&q)?;
-    let replica = resolve::replica(&st, &p.tenant, &replica).await?;
-    let c = resolve::conversation(&st, &p.tenant, &replica, &conversation).await?;
+    let (replica, c) =
+        resolve::replica_conversation(&st, &p.tenant, &replica, &conversation).await?;
     let seek = resolve::message_seek(&st, &p.tenant, c.id, seek).await?;
     let rows = st
         .store
@@ -123,8 +123,8 @@ pub async fn mentions(
     QueryParams(q): QueryParams<CursorParams>,
 ) -> ApiResult<Json<Items<MentionItem>>> {
     let (limit, seek) = parse(&q)?;
-    let replica = resolve::replica(&st, &p.tenant, &replica).await?;
-    let c = resolve::conversation(&st, &p.tenant, &replica, &conversation).await?;
+    let (replica, c) =
+        resolve::replica_conversation(&st, &p.tenant, &replica, &conversation).await?;
     let seek = resolve::message_seek(&st, &p.tenant, c.id, seek).await?;
     // The grouping needs the whole conversation's roles; only the page's groups are read whole.
     let roles = st.store.message_roles(&p.tenant, c.id).await?;

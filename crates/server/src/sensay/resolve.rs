@@ -35,6 +35,25 @@ pub async fn conversation(
     Ok(c)
 }
 
+/// The replica and one of its conversations, answering what [`replica`] then [`conversation`]
+/// would, in one lookup when the conversation is found: a conversation of the replica proves
+/// the replica exists (its agent row is a foreign key), so the replica is looked up only to
+/// tell which of the two is missing.
+pub async fn replica_conversation(
+    st: &AppState,
+    tenant: &TenantId,
+    raw_replica: &str,
+    raw_conversation: &str,
+) -> ApiResult<(String, Conversation)> {
+    match conversation(st, tenant, raw_replica, raw_conversation).await {
+        Ok(c) => Ok((raw_replica.to_owned(), c)),
+        Err(e) => {
+            replica(st, tenant, raw_replica).await?;
+            Err(e)
+        }
+    }
+}
+
 /// The parameter a cursor came from, for error messages.
 fn param<T>(s: &Seek<T>) -> &'static str {
     match s {
