@@ -160,17 +160,11 @@ impl PgStore {
         start_us: i64,
         end_us: i64,
     ) -> Result<DailyCounts> {
-        let before: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM conversations WHERE tenant_id = $1 AND agent_id = $2 AND created_at < $3",
-        )
-        .bind(tenant.0)
-        .bind(agent_id)
-        .bind(start_us)
-        .fetch_one(&self.pool)
-        .await?;
+        // One statement (one round trip): everything before the window counts as day -1.
         let rows = sqlx::query(
-            "SELECT (created_at - $1) / $2 AS day, COUNT(*) FROM conversations \
-             WHERE tenant_id = $3 AND agent_id = $4 AND created_at >= $1 AND created_at < $5 \
+            "SELECT CASE WHEN created_at < $1 THEN -1 ELSE (created_at - $1) / $2 END AS day, \
+             COUNT(*) FROM conversations \
+             WHERE tenant_id = $3 AND agent_id = $4 AND created_at < $5 \
              GROUP BY day ORDER BY day",
         )
         .bind(start_us)
@@ -180,10 +174,16 @@ impl PgStore {
         .bind(end_us)
         .fetch_all(&self.pool)
         .await?;
-        let per_day = rows
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_>>()?;
+        let mut before = 0;
+        let mut per_day = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let (day, n): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+            if day < 0 {
+                before = n;
+            } else {
+                per_day.push((day, n));
+            }
+        }
         Ok(DailyCounts { before, per_day })
     }
 
