@@ -31,12 +31,16 @@ pub async fn historical(
     Auth(p, ..): SensayReader,
     Path(replica): Path<String>,
 ) -> ApiResult<Json<Items<HistoricalPoint>>> {
-    let replica = resolve::replica(&st, &p.tenant, &replica).await?;
     let (first, start, end) = daily::window(confab_core::timefmt::now(), DAYS);
     let c = st
         .store
         .agent_daily_counts(&p.tenant, &replica, start, end)
         .await?;
+    // Counted conversations prove the replica exists; only an all-zero answer needs the
+    // lookup that tells an idle replica (zeros) from an unknown one (404).
+    if c.before == 0 && c.per_day.is_empty() {
+        resolve::replica(&st, &p.tenant, &replica).await?;
+    }
     let series = daily::cumulative(first, DAYS, c.before, &c.per_day);
     Ok(Json(Items::new(
         series.into_iter().map(HistoricalPoint::new).collect(),
@@ -60,11 +64,14 @@ pub async fn sources(
     Auth(p, ..): SensayReader,
     Path(replica): Path<String>,
 ) -> ApiResult<Json<Items<SourceRow>>> {
-    let replica = resolve::replica(&st, &p.tenant, &replica).await?;
     let rows = st
         .store
         .agent_sources(&p.tenant, &replica, "unknown")
         .await?;
+    // As in `historical`: rows prove the replica exists.
+    if rows.is_empty() {
+        resolve::replica(&st, &p.tenant, &replica).await?;
+    }
     Ok(Json(Items::new(
         rows.into_iter()
             .map(|(source, conversations)| SourceRow {
