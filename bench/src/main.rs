@@ -114,6 +114,31 @@ fn ndjson(dataset: &Dataset, range: std::ops::Range<usize>) -> (Vec<u8>, u64) {
     (dataset.ndjson(range), messages)
 }
 
+/// Where the databases go: `--keep-dir` (kept), or a temporary directory removed on drop.
+enum WorkDir<'a> {
+    Kept(&'a std::path::Path),
+    Temp(tempfile::TempDir),
+}
+
+impl<'a> WorkDir<'a> {
+    fn new(keep: Option<&'a std::path::Path>) -> anyhow::Result<WorkDir<'a>> {
+        Ok(match keep {
+            Some(d) => {
+                std::fs::create_dir_all(d)?;
+                WorkDir::Kept(d)
+            }
+            None => WorkDir::Temp(tempfile::tempdir().context("temporary directory")?),
+        })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        match self {
+            WorkDir::Kept(d) => d,
+            WorkDir::Temp(t) => t.path(),
+        }
+    }
+}
+
 async fn measure(pid: u32, s: &Scenario, runs: usize, budget: Duration) -> Vec<Run> {
     let mut out = Vec::new();
     for k in 0..runs {
@@ -154,17 +179,8 @@ async fn ceiling_only(a: Args) -> anyhow::Result<()> {
         messages_per_conversation: a.messages_per_conversation,
         anchor: time::OffsetDateTime::now_utc(),
     });
-    let tmp;
-    let dir: &std::path::Path = match &a.keep_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            d
-        }
-        None => {
-            tmp = tempfile::tempdir().context("temporary directory")?;
-            tmp.path()
-        }
-    };
+    let work = WorkDir::new(a.keep_dir.as_deref())?;
+    let dir = work.path();
     let m = a.messages_per_conversation.max(1);
     let convs = a.ceiling_messages.div_ceil(m).max(1);
     let (mut batched, mut direct) = (Vec::new(), Vec::new());
@@ -209,17 +225,8 @@ async fn all(a: Args) -> anyhow::Result<()> {
         anchor: today + time::Duration::days(1),
     }));
     let terms = dataset::search_terms();
-    let tmp;
-    let dir: &std::path::Path = match &a.keep_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            d
-        }
-        None => {
-            tmp = tempfile::tempdir().context("temporary directory")?;
-            tmp.path()
-        }
-    };
+    let work = WorkDir::new(a.keep_dir.as_deref())?;
+    let dir = work.path();
     let server = Server::start(dir).await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let idle_rss = server.status_kib("VmRSS");

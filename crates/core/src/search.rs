@@ -369,7 +369,11 @@ impl Query {
             }
             for i in 0..=toks.len() - k {
                 let hit = term.tokens.iter().enumerate().all(|(j, q)| {
-                    token_matches(toks[i + j].as_bytes(), q, term.prefix && j + 1 == k)
+                    token_matches(
+                        toks[i + j].as_bytes(),
+                        q.as_bytes(),
+                        term.prefix && j + 1 == k,
+                    )
                 });
                 *n += u32::from(hit);
             }
@@ -408,12 +412,7 @@ impl TermCounter<'_> {
             len += 1;
             let tok = &b[start..i];
             for (n, &(q, prefix)) in tf.iter_mut().zip(&self.words) {
-                let hit = if prefix {
-                    tok.len() >= q.len() && tok[..q.len()].eq_ignore_ascii_case(q)
-                } else {
-                    tok.len() == q.len() && tok.eq_ignore_ascii_case(q)
-                };
-                *n += u32::from(hit);
+                *n += u32::from(token_matches(tok, q, prefix));
             }
         }
         len
@@ -422,8 +421,7 @@ impl TermCounter<'_> {
 
 /// Whether a text token (ASCII case not yet folded, or already folded) is the folded query
 /// token `q`, or starts with it when `prefix`.
-fn token_matches(t: &[u8], q: &str, prefix: bool) -> bool {
-    let q = q.as_bytes();
+fn token_matches(t: &[u8], q: &[u8], prefix: bool) -> bool {
     if prefix {
         t.len() >= q.len() && t[..q.len()].eq_ignore_ascii_case(q)
     } else {

@@ -29,6 +29,17 @@ pub fn conversation(c: &Connection, tenant: TenantId, id: Uuid) -> Result<Conver
     .ok_or(StoreError::NotFound)
 }
 
+/// `NotFound` unless the tenant has this conversation.
+pub fn conversation_exists(c: &Connection, tenant: TenantId, id: Uuid) -> Result<()> {
+    raw::one(
+        c,
+        "SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ?",
+        params![b(&tenant.0), b(&id)],
+        |_| Ok(()),
+    )?
+    .ok_or(StoreError::NotFound)
+}
+
 fn const_format(a: &str, b: &str, c: &str) -> String {
     let mut s = String::with_capacity(a.len() + b.len() + c.len());
     s.push_str(a);
@@ -132,15 +143,7 @@ pub fn messages(
     conversation: Uuid,
     mq: &MessageQuery,
 ) -> Result<Vec<Message>> {
-    let exists = raw::one(
-        c,
-        "SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ?",
-        params![b(&tenant.0), b(&conversation)],
-        |_| Ok(()),
-    )?;
-    if exists.is_none() {
-        return Err(StoreError::NotFound);
-    }
+    conversation_exists(c, tenant, conversation)?;
     let mut sql = format!(
         "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = ?1 AND conversation_id = ?2"
     );

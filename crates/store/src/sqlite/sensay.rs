@@ -5,25 +5,16 @@
 use confab_core::seek::{Seek, SeqWindow};
 use confab_core::timefmt::to_micros;
 use confab_core::{Conversation, Message, Role};
-use rusqlite::{Connection, params};
+use rusqlite::params;
 use uuid::Uuid;
 
 use super::SqliteStore;
 use super::raw::{self, Sql, blob, id as b};
+use super::read::conversation_exists;
 use super::rows::{self, CONVERSATION_COLS, MESSAGE_COLS};
 use crate::error::{Result, StoreError};
 use crate::sensay::DailyCounts;
 use crate::types::TenantId;
-
-fn conversation_exists(c: &Connection, tenant: TenantId, id: Uuid) -> Result<()> {
-    raw::one(
-        c,
-        "SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ?",
-        params![b(&tenant.0), b(&id)],
-        |_| Ok(()),
-    )?
-    .ok_or(StoreError::NotFound)
-}
 
 impl SqliteStore {
     pub async fn agent_exists(&self, tenant: TenantId, agent_id: &str) -> Result<bool> {
