@@ -115,19 +115,25 @@ pub async fn export(
             std::io::Error::other("export failed")
         })
     });
-    let mut res = Body::from_stream(body).into_response();
+    Ok(attachment(Body::from_stream(body), format, "confab-export"))
+}
+
+/// A download: `body` in `format`, saved as `{stem}.{extension}` (the API export and the
+/// dashboard's one-conversation export).
+pub fn attachment(body: Body, format: ExportFormat, stem: &str) -> Response {
+    let mut res = body.into_response();
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"confab-export.{}\"",
+        "attachment; filename=\"{stem}.{}\"",
         format.extension()
     )) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(res)
+    res
 }
 
 /// What an import did.

@@ -255,3 +255,28 @@ async fn exported_conversations_created_over_the_api_import_elsewhere_identicall
     assert_eq!(first, second);
     assert_eq!(first.lines().count(), 3);
 }
+
+#[tokio::test]
+async fn the_export_downloads_as_a_named_file_per_format() {
+    let app = TestApp::spawn().await;
+    let t = app.token("acme").await;
+    for (format, name) in [
+        ("ndjson", "confab-export.ndjson"),
+        ("json", "confab-export.json"),
+        ("csv", "confab-export.csv"),
+    ] {
+        let r = app
+            .client
+            .get(app.url(&format!("/v1/export?format={format}")))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{format}");
+        let cd = r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(cd, format!("attachment; filename=\"{name}\""), "{format}");
+    }
+}

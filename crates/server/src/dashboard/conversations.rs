@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use confab_core::export::ExportFormat;
 use confab_core::{Conversation, Insights, Message, Sentiment, Status};
@@ -383,19 +383,11 @@ pub async fn export(
             .collect();
     let body = confab_store::render(futures::stream::iter(items).boxed(), format)
         .map(|chunk| chunk.map(Bytes::from).map_err(std::io::Error::other));
-    let mut res = Body::from_stream(body).into_response();
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"conversation-{id}.{}\"",
-        format.extension()
-    )) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(res)
+    Ok(crate::export::attachment(
+        Body::from_stream(body),
+        format,
+        &format!("conversation-{id}"),
+    ))
 }
 
 /// `POST /ui/conversations/{id}/analyze`: queues a fresh analysis, like the API's refresh.
