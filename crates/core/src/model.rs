@@ -176,6 +176,26 @@ fn yes() -> bool {
 }
 
 impl Conversation {
+    /// What appending `messages` (and merging `metadata`) does to the conversation row, apart
+    /// from a status change, which has side effects the store owns: the count, a title from the
+    /// first user message when there is none yet, the metadata merge, and `updated_at`. Every
+    /// backend's append path calls this, so the rule lives once.
+    pub fn record_append(
+        &mut self,
+        messages: &[crate::input::NewMessage],
+        metadata: Option<&Map<String, Value>>,
+        now: OffsetDateTime,
+    ) {
+        self.message_count += messages.len() as i64;
+        if self.title.is_none() {
+            self.title = crate::title::first_user_title(messages);
+        }
+        if let Some(m) = metadata {
+            crate::input::merge_metadata(&mut self.metadata, m);
+        }
+        self.updated_at = now.max(self.created_at);
+    }
+
     /// Names of the fields that differ between two versions, in wire naming (for
     /// `conversation.updated` events).
     pub fn changed_fields(&self, after: &Conversation) -> Vec<&'static str> {

@@ -34,6 +34,14 @@ pub fn derive_title(content: &str) -> Option<String> {
     Some(out)
 }
 
+/// The title a conversation takes from its messages: that of the first user message.
+pub fn first_user_title(messages: &[crate::input::NewMessage]) -> Option<String> {
+    messages
+        .iter()
+        .find(|m| m.role == Some(crate::model::Role::User))
+        .and_then(|m| derive_title(&m.content))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,6 @@ use confab_core::input::{
     AppendMessages, ConversationPatch, NewConversation, NewMessage, merge_metadata,
 };
 use confab_core::timefmt::{from_micros, to_micros};
-use confab_core::title::derive_title;
 use confab_core::{Conversation, Role, Status};
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use time::OffsetDateTime;
@@ -250,6 +249,16 @@ pub(super) async fn insert_conversation(
     Ok(())
 }
 
+/// One message row to insert: its conversation, seq and source (the message's own, else its
+/// conversation's).
+pub(super) struct MessageRow<'a> {
+    pub tenant: TenantId,
+    pub conversation: Uuid,
+    pub seq: i64,
+    pub message: &'a NewMessage,
+    pub source: Option<&'a str>,
+}
+
 /// Inserts messages with seqs `first_seq..`, many rows per statement.
 async fn insert_messages(
     c: &mut PgConnection,
@@ -260,17 +269,37 @@ async fn insert_messages(
     default_source: &Option<String>,
     now: OffsetDateTime,
 ) -> Result<()> {
+    let rows: Vec<MessageRow<'_>> = msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| MessageRow {
+            tenant,
+            conversation,
+            seq: first_seq + i as i64,
+            message: m,
+            source: m.source.as_deref().or(default_source.as_deref()),
+        })
+        .collect();
+    insert_message_rows(c, &rows, now).await
+}
+
+/// Inserts message rows of any conversations, many rows per statement.
+pub(super) async fn insert_message_rows(
+    c: &mut PgConnection,
+    rows: &[MessageRow<'_>],
+    now: OffsetDateTime,
+) -> Result<()> {
     // 17 bound values per row; PostgreSQL allows 65,535 per statement.
-    for (chunk_no, chunk) in msgs.chunks(1000).enumerate() {
+    for chunk in rows.chunks(1000) {
         let mut q = QueryBuilder::<Postgres>::new(
             "INSERT INTO messages (tenant_id, conversation_id, seq, id, role, content, created_at, model, tokens, \
              prompt_tokens, completion_tokens, latency_ms, tool_calls, metadata, source, is_trigger, fts) ",
         );
-        let base = first_seq + (chunk_no * 1000) as i64;
-        q.push_values(chunk.iter().enumerate(), |mut b, (i, m)| {
-            b.push_bind(tenant.0)
-                .push_bind(conversation)
-                .push_bind(base + i as i64)
+        q.push_values(chunk, |mut b, r| {
+            let m = r.message;
+            b.push_bind(r.tenant.0)
+                .push_bind(r.conversation)
+                .push_bind(r.seq)
                 .push_bind(new_id())
                 .push_bind(m.role.unwrap_or(Role::User).as_str())
                 .push_bind(m.content.clone())
@@ -286,21 +315,15 @@ async fn insert_messages(
                         .as_ref()
                         .map(|v| serde_json::Value::Object(v.clone())),
                 )
-                .push_bind(m.source.clone().or_else(|| default_source.clone()))
+                .push_bind(r.source.map(str::to_owned))
                 .push_bind(m.is_trigger);
             b.push("");
-            b.push_bind_unseparated(super::fts::tsvector(tenant.0, &m.content));
+            b.push_bind_unseparated(super::fts::tsvector(r.tenant.0, &m.content));
             b.push_unseparated("::tsvector");
         });
         q.build().execute(&mut *c).await?;
     }
     Ok(())
-}
-
-fn first_user_title(msgs: &[NewMessage]) -> Option<String> {
-    msgs.iter()
-        .find(|m| m.role == Some(Role::User))
-        .and_then(|m| derive_title(&m.content))
 }
 
 async fn enqueue_insights(
@@ -348,7 +371,7 @@ pub(super) async fn create(
         title: input
             .title
             .clone()
-            .or_else(|| first_user_title(&input.messages)),
+            .or_else(|| confab_core::title::first_user_title(&input.messages)),
         status: input.status,
         source: input.source.clone(),
         model: input.model.clone(),
@@ -402,19 +425,47 @@ async fn update_conversation(
     tenant: TenantId,
     conv: &Conversation,
 ) -> Result<()> {
+    update_conversations(c, &[(tenant, conv)]).await
+}
+
+/// Writes the mutable fields of each conversation row back, in one statement.
+pub(super) async fn update_conversations(
+    c: &mut PgConnection,
+    convs: &[(TenantId, &Conversation)],
+) -> Result<()> {
+    let tenants: Vec<Uuid> = convs.iter().map(|(t, _)| t.0).collect();
+    let ids: Vec<Uuid> = convs.iter().map(|(_, c)| c.id).collect();
+    let titles: Vec<Option<String>> = convs.iter().map(|(_, c)| c.title.clone()).collect();
+    let statuses: Vec<&str> = convs.iter().map(|(_, c)| c.status.as_str()).collect();
+    let metadata: Vec<serde_json::Value> = convs
+        .iter()
+        .map(|(_, c)| serde_json::Value::Object(c.metadata.clone()))
+        .collect();
+    let memory: Vec<bool> = convs.iter().map(|(_, c)| c.added_to_memory).collect();
+    let counts: Vec<i64> = convs.iter().map(|(_, c)| c.message_count).collect();
+    let updated: Vec<i64> = convs.iter().map(|(_, c)| to_micros(c.updated_at)).collect();
+    let completed: Vec<Option<i64>> = convs
+        .iter()
+        .map(|(_, c)| c.completed_at.map(to_micros))
+        .collect();
     sqlx::query(
-        "UPDATE conversations SET title = $1, status = $2, metadata = $3, added_to_memory = $4, message_count = $5, \
-         updated_at = $6, completed_at = $7 WHERE tenant_id = $8 AND id = $9",
+        "UPDATE conversations AS c SET title = v.title, status = v.status, metadata = v.metadata, \
+         added_to_memory = v.added_to_memory, message_count = v.message_count, updated_at = v.updated_at, \
+         completed_at = v.completed_at \
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::bool[], $7::int8[], \
+         $8::int8[], $9::int8[]) AS v(tenant_id, id, title, status, metadata, added_to_memory, message_count, \
+         updated_at, completed_at) \
+         WHERE c.tenant_id = v.tenant_id AND c.id = v.id",
     )
-    .bind(&conv.title)
-    .bind(conv.status.as_str())
-    .bind(serde_json::Value::Object(conv.metadata.clone()))
-    .bind(conv.added_to_memory)
-    .bind(conv.message_count)
-    .bind(to_micros(conv.updated_at))
-    .bind(conv.completed_at.map(to_micros))
-    .bind(tenant.0)
-    .bind(conv.id)
+    .bind(tenants)
+    .bind(ids)
+    .bind(titles)
+    .bind(statuses)
+    .bind(metadata)
+    .bind(memory)
+    .bind(counts)
+    .bind(updated)
+    .bind(completed)
     .execute(&mut *c)
     .await?;
     Ok(())
@@ -450,17 +501,10 @@ pub(super) async fn append(
         now,
     )
     .await?;
-    conv.message_count += input.messages.len() as i64;
-    if conv.title.is_none() {
-        conv.title = first_user_title(&input.messages);
-    }
-    if let Some(m) = &input.metadata {
-        merge_metadata(&mut conv.metadata, m);
-    }
+    conv.record_append(&input.messages, input.metadata.as_ref(), now);
     if let Some(s) = input.status {
         change_status(c, tenant, &mut conv, s, now).await?;
     }
-    conv.updated_at = now.max(conv.created_at);
     update_conversation(c, tenant, &conv).await?;
     let mut changed = vec!["messages"];
     changed.extend(before.changed_fields(&conv));
@@ -542,8 +586,18 @@ async fn emit_conversation(
     changed: Option<&[&str]>,
     now: OffsetDateTime,
 ) -> Result<()> {
+    let data = conversation_event_data(conv, changed)?;
+    emit(c, tenant, event_type, Some(conv.id), data, now, None).await?;
+    Ok(())
+}
+
+/// The `data` of a conversation event: the conversation as the native API shows it (no internal
+/// flags) and, for `conversation.updated`, the changed fields.
+pub(super) fn conversation_event_data(
+    conv: &Conversation,
+    changed: Option<&[&str]>,
+) -> Result<serde_json::Value> {
     let mut view = serde_json::to_value(conv).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    // The payload shows the conversation as the native API does: no internal flags.
     if let Some(o) = view.as_object_mut() {
         o.remove("analyze");
     }
@@ -551,8 +605,7 @@ async fn emit_conversation(
     if let Some(ch) = changed {
         data["changed"] = serde_json::json!(ch);
     }
-    emit(c, tenant, event_type, Some(conv.id), data, now, None).await?;
-    Ok(())
+    Ok(data)
 }
 
 /// `conversation.updated` with the changed fields, then `conversation.completed` on the first

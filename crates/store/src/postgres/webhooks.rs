@@ -65,6 +65,43 @@ fn wants(types: &str, event_type: &str) -> bool {
     list.is_empty() || list.iter().any(|t| t == event_type)
 }
 
+/// The enabled endpoints of `tenants`: (tenant, endpoint, its event-type filter as JSON text).
+pub(super) async fn enabled_endpoints(
+    c: &mut PgConnection,
+    tenants: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid, String)>> {
+    let rows = sqlx::query(
+        "SELECT tenant_id, id, event_types::text FROM webhook_endpoints \
+         WHERE tenant_id = ANY($1) AND enabled",
+    )
+    .bind(tenants)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}
+
+/// The endpoints, among `endpoints` of `tenant`, that an event of `event_type` goes to.
+pub(super) fn targets(
+    endpoints: &[(Uuid, Uuid, String)],
+    tenant: TenantId,
+    event_type: &str,
+    only_endpoint: Option<Uuid>,
+) -> Vec<Uuid> {
+    endpoints
+        .iter()
+        .filter(|(t, id, types)| {
+            *t == tenant.0
+                && match only_endpoint {
+                    Some(only) => only == *id,
+                    None => wants(types, event_type),
+                }
+        })
+        .map(|(_, id, _)| *id)
+        .collect()
+}
+
 /// Writes an event to the outbox and one delivery per enabled endpoint that wants it, inside the
 /// caller's transaction. Nothing is written when no endpoint wants it.
 pub(super) async fn emit(
@@ -76,27 +113,26 @@ pub(super) async fn emit(
     now: OffsetDateTime,
     only_endpoint: Option<Uuid>,
 ) -> Result<Option<Uuid>> {
-    let rows = sqlx::query(
-        "SELECT id, event_types::text FROM webhook_endpoints WHERE tenant_id = $1 AND enabled",
-    )
-    .bind(tenant.0)
-    .fetch_all(&mut *c)
-    .await?;
-    let mut targets = Vec::new();
-    for r in rows {
-        let id: Uuid = r.try_get(0)?;
-        let types: &str = r.try_get(1)?;
-        let wanted = match only_endpoint {
-            Some(only) => only == id,
-            None => wants(types, event_type),
-        };
-        if wanted {
-            targets.push(id);
-        }
-    }
+    let endpoints = enabled_endpoints(c, &[tenant.0]).await?;
+    let targets = targets(&endpoints, tenant, event_type, only_endpoint);
     if targets.is_empty() {
         return Ok(None);
     }
+    emit_to(c, tenant, event_type, conversation, data, now, &targets)
+        .await
+        .map(Some)
+}
+
+/// Writes an event and its deliveries to `targets` (not empty), inside the caller's transaction.
+pub(super) async fn emit_to(
+    c: &mut PgConnection,
+    tenant: TenantId,
+    event_type: &str,
+    conversation: Option<Uuid>,
+    data: Value,
+    now: OffsetDateTime,
+    targets: &[Uuid],
+) -> Result<Uuid> {
     let event_id = new_id();
     sqlx::query(
         "INSERT INTO webhook_events (tenant_id, id, event_type, conversation_id, payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -125,7 +161,7 @@ pub(super) async fn emit(
         .execute(&mut *c)
         .await?;
     }
-    Ok(Some(event_id))
+    Ok(event_id)
 }
 
 impl PgStore {

@@ -6,7 +6,6 @@ use confab_core::input::{
     AppendMessages, ConversationPatch, NewConversation, NewMessage, merge_metadata,
 };
 use confab_core::timefmt::{from_micros, to_micros};
-use confab_core::title::derive_title;
 use confab_core::{Conversation, Role, Status};
 use rusqlite::{Connection, params};
 use time::OffsetDateTime;
@@ -285,12 +284,6 @@ fn insert_messages(
     Ok(())
 }
 
-fn first_user_title(msgs: &[NewMessage]) -> Option<String> {
-    msgs.iter()
-        .find(|m| m.role == Some(Role::User))
-        .and_then(|m| derive_title(&m.content))
-}
-
 fn enqueue_insights(
     c: &Connection,
     tenant: TenantId,
@@ -331,7 +324,7 @@ fn create(
         title: input
             .title
             .clone()
-            .or_else(|| first_user_title(&input.messages)),
+            .or_else(|| confab_core::title::first_user_title(&input.messages)),
         status: input.status,
         source: input.source.clone(),
         model: input.model.clone(),
@@ -427,17 +420,10 @@ fn append(
         &conv.source,
         now,
     )?;
-    conv.message_count += input.messages.len() as i64;
-    if conv.title.is_none() {
-        conv.title = first_user_title(&input.messages);
-    }
-    if let Some(m) = &input.metadata {
-        merge_metadata(&mut conv.metadata, m);
-    }
+    conv.record_append(&input.messages, input.metadata.as_ref(), now);
     if let Some(s) = input.status {
         change_status(c, tenant, &mut conv, s, now)?;
     }
-    conv.updated_at = now.max(conv.created_at);
     update_conversation(c, tenant, &conv)?;
     let mut changed = vec!["messages"];
     changed.extend(before.changed_fields(&conv));
