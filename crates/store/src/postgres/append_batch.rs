@@ -31,8 +31,11 @@ use crate::types::*;
 
 /// Most appends in one transaction.
 const MAX_BATCH: usize = 256;
-/// Transactions in flight: one fills while another commits.
-const WORKERS: usize = 2;
+/// Transactions in flight: one fills while another commits (fewer on a pool of 2 or 3, so
+/// reads always keep a connection; four measured no faster than two).
+fn workers(pool_size: u32) -> usize {
+    (pool_size as usize / 2).clamp(1, 2)
+}
 
 struct Request {
     tenant: TenantId,
@@ -50,7 +53,7 @@ impl Batcher {
     pub fn start(pool: PgPool, clock: Clock) -> Batcher {
         let (tx, rx) = mpsc::channel(8192);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        let workers = (0..WORKERS)
+        let workers = (0..workers(pool.options().get_max_connections()))
             .map(|_| tokio::spawn(work(rx.clone(), pool.clone(), clock.clone())))
             .collect();
         Batcher {
@@ -249,4 +252,15 @@ async fn apply(
         .await
         .map(|()| results)
         .map_err(|e| e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_small_pool_keeps_a_connection_for_reads() {
+        assert_eq!(super::workers(2), 1);
+        assert_eq!(super::workers(3), 1);
+        assert_eq!(super::workers(4), 2);
+        assert_eq!(super::workers(1000), 2);
+    }
 }
