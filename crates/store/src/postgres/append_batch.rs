@@ -112,8 +112,7 @@ async fn work(rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Request>>>, pool: PgPool
             batch
         };
         metrics::histogram!("confab_store_commit_batch_size").record(batch.len() as f64);
-        let now = confab_core::timefmt::normalize(clock());
-        match apply(&pool, &batch, now).await {
+        match apply(&pool, &batch, &clock).await {
             Ok(Ok(results)) => {
                 for (r, result) in batch.into_iter().zip(results) {
                     let _ = r.reply.send(result);
@@ -131,6 +130,7 @@ async fn work(rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Request>>>, pool: PgPool
                     tracing::warn!(error = %e, batch = batch.len(), "batched appends failed; running each on its own");
                 }
                 for r in batch {
+                    let now = confab_core::timefmt::normalize(clock());
                     let result = single(&pool, r.tenant, r.id, r.input, now).await;
                     let _ = r.reply.send(result);
                 }
@@ -160,7 +160,7 @@ async fn single(
 async fn apply(
     pool: &PgPool,
     batch: &[Request],
-    now: OffsetDateTime,
+    clock: &Clock,
 ) -> Result<std::result::Result<Vec<Result<Written>>, String>> {
     let mut tx = pool.begin().await?;
     let mut keys: Vec<(Uuid, Uuid)> = batch.iter().map(|r| (r.tenant.0, r.id)).collect();
@@ -178,6 +178,9 @@ async fn apply(
         .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
+    // The time is read once the rows are locked: a batch that waited for another's locks is
+    // stamped after it, so a conversation's times follow its seqs.
+    let now = confab_core::timefmt::normalize(clock());
     let mut convs: HashMap<(Uuid, Uuid), Conversation> = HashMap::with_capacity(locked.len());
     for row in &locked {
         let conv = rows::conversation(row)?;
