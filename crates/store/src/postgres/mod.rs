@@ -111,6 +111,7 @@ impl PgStore {
             })
             .connect_with(base)
             .await?;
+        stats::spawn_compaction(pool.clone());
         Ok(PgStore {
             appends: append_batch::Batcher::start(pool.clone(), opts.clock.clone()),
             pool,
@@ -146,6 +147,12 @@ impl PgStore {
     pub async fn close(&self) {
         self.appends.close().await;
         self.pool.close().await;
+    }
+
+    /// One compaction round of the summary counts now (tests; the background task runs it
+    /// every [`stats::COMPACT_EVERY`]).
+    pub async fn compact_summary(&self) -> Result<()> {
+        stats::compact_groups(&self.pool).await.map(drop)
     }
 
     pub async fn ping(&self) -> Result<()> {
