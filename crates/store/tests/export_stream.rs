@@ -134,7 +134,9 @@ async fn export_import_export_round_trip_through_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let (a, _a_db) = open(&dir, "a.db").await;
     let ta = a.ensure_tenant("acme").await.unwrap();
-    let recs = (1..=30u128)
+    // 250 conversations: three export batches, with conversations of no messages scattered
+    // through them (every fourth), so batch edges fall beside empty ones.
+    let recs = (1..=250u128)
         .map(|i| record(i, (i % 4) as usize, 40))
         .collect();
     a.import_records(&ta, recs).await.unwrap();
@@ -156,7 +158,7 @@ async fn export_import_export_round_trip_through_the_store() {
         imp.line(line).await.unwrap();
     }
     let o = imp.finish().await.unwrap();
-    assert_eq!((o.imported, o.skipped), (30, 0));
+    assert_eq!((o.imported, o.skipped), (250, 0));
     let second = export(b.clone(), tb).await;
     assert_eq!(
         String::from_utf8(first).unwrap(),
@@ -169,15 +171,29 @@ async fn export_import_export_round_trip_through_the_store() {
         .map(Result::unwrap)
         .collect()
         .await;
-    let mut current: Option<(uuid::Uuid, i64)> = None;
+    let mut current: Option<(uuid::Uuid, i64, i64)> = None;
+    let (mut convs, mut messages) = (0, 0);
+    let whole = |c: &Option<(uuid::Uuid, i64, i64)>| {
+        if let Some((id, next, count)) = c {
+            assert_eq!(next, count, "every message of {id}");
+        }
+    };
     for it in items {
         match it {
-            ExportItem::Conversation(c, _) => current = Some((c.id, 0)),
+            ExportItem::Conversation(c, _) => {
+                whole(&current);
+                convs += 1;
+                current = Some((c.id, 0, c.message_count));
+            }
             ExportItem::Message(m) => {
-                let (id, next) = current.as_mut().unwrap();
+                let (id, next, _) = current.as_mut().unwrap();
                 assert_eq!((m.conversation_id, m.seq), (*id, *next));
                 *next += 1;
+                messages += 1;
             }
         }
     }
+    whole(&current);
+    assert_eq!(convs, 250);
+    assert_eq!(messages, (1..=250).map(|i| i % 4).sum::<i64>());
 }

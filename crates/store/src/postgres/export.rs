@@ -55,7 +55,31 @@ impl PgStore {
     }
 }
 
-/// Sends every item; stops quietly when the consumer has gone away.
+/// `FROM … ORDER BY … LIMIT` of one batch of conversations: shared by the conversation query
+/// and the message query, so that both see the same conversations in the same order (one
+/// snapshot, the same statement text).
+fn push_batch(
+    q: &mut QueryBuilder<Postgres>,
+    tenant: TenantId,
+    filter: &ConversationFilter,
+    after: Option<(i64, uuid::Uuid)>,
+) {
+    q.push(" FROM conversations c");
+    push_filter(q, tenant, filter);
+    if let Some((at, id)) = after {
+        q.push(" AND (c.created_at < ").push_bind(at);
+        q.push(" OR (c.created_at = ").push_bind(at);
+        q.push(" AND c.id < ").push_bind(id).push("))");
+    }
+    q.push(" ORDER BY c.created_at DESC, c.id DESC LIMIT ")
+        .push_bind(EXPORT_BATCH);
+}
+
+/// Sends every item; stops quietly when the consumer has gone away. Two statements per batch of
+/// [`EXPORT_BATCH`] conversations: the conversations, then all their messages in the same
+/// order (a lateral join walks each conversation's messages by seq), streamed and handed out
+/// after their conversation. One message query per conversation cost a round trip each, with
+/// both sides idle meanwhile.
 async fn produce(
     c: &mut PgConnection,
     tenant: TenantId,
@@ -72,20 +96,27 @@ async fn produce(
     loop {
         let mut q = QueryBuilder::<Postgres>::new(format!(
             "SELECT {cols}, (SELECT i.sentiment FROM insights i WHERE i.tenant_id = c.tenant_id \
-             AND i.conversation_id = c.id) FROM conversations c"
+             AND i.conversation_id = c.id)"
         ));
-        push_filter(&mut q, tenant, filter);
-        if let Some((at, id)) = after {
-            q.push(" AND (c.created_at < ").push_bind(at);
-            q.push(" OR (c.created_at = ").push_bind(at);
-            q.push(" AND c.id < ").push_bind(id).push("))");
-        }
-        q.push(" ORDER BY c.created_at DESC, c.id DESC LIMIT ")
-            .push_bind(EXPORT_BATCH);
+        push_batch(&mut q, tenant, filter, after);
         let batch = q.build().fetch_all(&mut *c).await?;
         if batch.is_empty() {
             return Ok(());
         }
+        let mut mq = QueryBuilder::<Postgres>::new("SELECT m.* FROM (SELECT c.id, c.created_at");
+        push_batch(&mut mq, tenant, filter, after);
+        mq.push(format!(
+            ") b CROSS JOIN LATERAL (SELECT {MESSAGE_COLS} FROM messages \
+             WHERE tenant_id = "
+        ))
+        .push_bind(tenant.0)
+        .push(
+            " AND conversation_id = b.id ORDER BY seq) m \
+             ORDER BY b.created_at DESC, b.id DESC, m.seq",
+        );
+        let mut messages = with_messages.then(|| mq.build().fetch(&mut *c));
+        // A message read ahead: the first of the next conversation that has any.
+        let mut ahead: Option<confab_core::Message> = None;
         for row in &batch {
             let conv = rows::conversation(row)?;
             let sentiment: Option<Sentiment> = row
@@ -101,21 +132,30 @@ async fn produce(
             {
                 return Ok(());
             }
-            if with_messages {
-                let sql = format!(
-                    "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY seq"
-                );
-                let mut rows_stream = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(tenant.0)
-                    .bind(id)
-                    .fetch(&mut *c);
-                while let Some(r) = rows_stream.next().await {
-                    let m = rows::message(&r?)?;
-                    if tx.send(Ok(ExportItem::Message(Box::new(m)))).await.is_err() {
-                        return Ok(());
-                    }
+            let Some(stream) = messages.as_mut() else {
+                continue;
+            };
+            loop {
+                let m = match ahead.take() {
+                    Some(m) => m,
+                    None => match stream.next().await {
+                        Some(r) => rows::message(&r?)?,
+                        None => break,
+                    },
+                };
+                if m.conversation_id != id {
+                    ahead = Some(m);
+                    break;
+                }
+                if tx.send(Ok(ExportItem::Message(Box::new(m)))).await.is_err() {
+                    return Ok(());
                 }
             }
+        }
+        if ahead.is_some() {
+            return Err(StoreError::Corrupt(
+                "export: a message arrived outside its conversation's turn".into(),
+            ));
         }
         if (batch.len() as i64) < EXPORT_BATCH {
             return Ok(());
