@@ -228,3 +228,157 @@ async fn summary_follows_every_write() {
     check(&store, &db, &t, "an import").await;
     store.close().await;
 }
+
+/// PostgreSQL only: with migration 0002's triggers dropped (what a Citus deployment does, see
+/// docs/operations.md), a reopened store answers the same summary by scanning.
+#[tokio::test]
+async fn summary_without_the_count_triggers_scans_to_the_same_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir.path().join("scan.db")).await;
+    if !db.is_pg() {
+        eprintln!("skipped: PostgreSQL only (set CONFAB_TEST_POSTGRES_URL)");
+        return;
+    }
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    for i in 0..6 {
+        let mut c = NewConversation::new(if i % 2 == 0 {
+            Status::Completed
+        } else {
+            Status::Active
+        });
+        c.source = (i % 3 != 0).then(|| format!("src-{}", i % 2));
+        c.messages = msgs(i + 1);
+        store.create_conversation(&t, c, None).await.unwrap();
+    }
+    let now = confab_core::timefmt::now();
+    let counted = store.summary(&t, now).await.unwrap();
+    store.close().await;
+
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(
+        "DROP TRIGGER conversation_groups_insert ON conversations; \
+         DROP TRIGGER conversation_groups_update ON conversations; \
+         DROP TRIGGER conversation_groups_delete ON conversations; \
+         DROP TABLE conversation_groups, conversation_hours",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let _ = c.close().await;
+
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    let scanned = store.summary(&t, now).await.unwrap();
+    assert_eq!(scanned, counted);
+    assert_eq!(counted.last_24h, 6);
+    assert_eq!(actual(&scanned), expected(&store, &t).await);
+    // Writes go on without the triggers, and the scan sees them.
+    store
+        .append_messages(
+            &t,
+            store
+                .list_conversations(
+                    &t,
+                    &ConversationFilter::default(),
+                    ConversationPage::Offset(0, 1),
+                )
+                .await
+                .unwrap()[0]
+                .id,
+            AppendMessages {
+                messages: msgs(2),
+                status: None,
+                metadata: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    store.compact_summary().await.unwrap();
+    let s = store
+        .summary(&t, confab_core::timefmt::now())
+        .await
+        .unwrap();
+    assert_eq!(actual(&s), expected(&store, &t).await);
+    store.close().await;
+}
+
+/// "Last 24 hours" and "last 7 days" against a count from scratch, for conversations created
+/// on both sides of each window's edge (and one in the future), at several moments of "now",
+/// before and after folding and after deletes. On PostgreSQL these add up hour buckets and
+/// count the window's first partial hour one by one, so the edges are where it could go wrong.
+#[tokio::test]
+async fn recent_counts_follow_the_window_edges() {
+    use time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir.path().join("recent.db")).await;
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let mut c = NewConversation::new(Status::Active);
+    c.messages = msgs(1);
+    let template = store
+        .create_conversation(&t, c, None)
+        .await
+        .unwrap()
+        .conversation()
+        .clone();
+    store.delete_conversation(&t, template.id).await.unwrap();
+    let now = confab_core::timefmt::now();
+    let offsets = [
+        Duration::seconds(-60),
+        Duration::hours(-2),
+        Duration::minutes(-(23 * 60 + 59)),
+        Duration::seconds(-(24 * 3600 + 1)),
+        Duration::hours(-25),
+        Duration::hours(-(6 * 24 + 23)),
+        Duration::seconds(-(7 * 24 * 3600 + 1)),
+        Duration::days(-8),
+        Duration::days(-40),
+        Duration::hours(1),
+    ];
+    let mut ids = Vec::new();
+    let records = offsets
+        .iter()
+        .map(|d| {
+            let mut conv = template.clone();
+            conv.id = uuid::Uuid::now_v7();
+            conv.created_at = now + *d;
+            conv.updated_at = conv.created_at;
+            conv.message_count = 0;
+            ids.push((conv.id, conv.created_at));
+            ExportRecord {
+                conversation: conv,
+                messages: Vec::new(),
+            }
+        })
+        .collect();
+    store.import_records(&t, records).await.unwrap();
+
+    let check = |ids: Vec<(uuid::Uuid, time::OffsetDateTime)>, step: &'static str| {
+        let store = store.clone();
+        async move {
+            for shift in [0, 1, 59, 3600, 3 * 3600 + 17] {
+                let at = now + Duration::seconds(shift);
+                let count = |w: Duration| ids.iter().filter(|(_, c)| *c > at - w).count() as i64;
+                let s = store.summary(&t, at).await.unwrap();
+                assert_eq!(
+                    (s.last_24h, s.last_7d),
+                    (count(Duration::days(1)), count(Duration::days(7))),
+                    "{step}, now + {shift} s"
+                );
+            }
+        }
+    };
+    check(ids.clone(), "after the import").await;
+    store.compact_summary().await.unwrap();
+    check(ids.clone(), "folded").await;
+    for k in [1, 7] {
+        store.delete_conversation(&t, ids[k].0).await.unwrap();
+    }
+    let gone = [ids[1].0, ids[7].0];
+    ids.retain(|(id, _)| !gone.contains(id));
+    check(ids.clone(), "after deletes").await;
+    store.compact_summary().await.unwrap();
+    check(ids.clone(), "after deletes, folded").await;
+    store.close().await;
+}

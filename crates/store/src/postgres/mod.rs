@@ -47,6 +47,8 @@ pub(crate) struct PgStore {
     clock: Clock,
     /// When this process last refreshed the planner's statistics after a bulk import.
     analyzed_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Whether triggers keep the summary's counts (`stats::groups_counted`).
+    counted: bool,
 }
 
 /// Connection options for `url`, statements logged at trace level like the SQLite backend's.
@@ -92,6 +94,7 @@ impl PgStore {
         sqlx::migrate!("./migrations/postgres")
             .run(&mut conn)
             .await?;
+        let counted = stats::groups_counted(&mut conn).await?;
         let _ = sqlx::Connection::close(conn).await;
         let pool = PgPoolOptions::new()
             .max_connections(opts.read_connections.max(2))
@@ -111,13 +114,16 @@ impl PgStore {
             })
             .connect_with(base)
             .await?;
-        stats::spawn_compaction(pool.clone());
+        if counted {
+            stats::spawn_compaction(pool.clone());
+        }
         Ok(PgStore {
             appends: append_batch::Batcher::start(pool.clone(), opts.clock.clone()),
             pool,
             pepper: opts.pepper,
             clock: opts.clock,
             analyzed_at: std::sync::Mutex::new(None),
+            counted,
         })
     }
 
@@ -149,10 +155,14 @@ impl PgStore {
         self.pool.close().await;
     }
 
-    /// One compaction round of the summary counts now (tests; the background task runs it
-    /// every [`stats::COMPACT_EVERY`]).
+    /// One compaction round of the summary counts now, and the vacuum after it (tests; the
+    /// background task folds every [`stats::COMPACT_EVERY`] and vacuums after a while).
     pub async fn compact_summary(&self) -> Result<()> {
-        stats::compact_groups(&self.pool).await.map(drop)
+        if !self.counted {
+            return Ok(());
+        }
+        stats::compact_groups(&self.pool).await?;
+        stats::vacuum_counts(&self.pool).await
     }
 
     pub async fn ping(&self) -> Result<()> {
