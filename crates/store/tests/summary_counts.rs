@@ -36,16 +36,21 @@ fn msgs(n: usize) -> Vec<NewMessage> {
         .collect()
 }
 
-/// Totals, by status, by source and by agent, counted from the conversations themselves.
-async fn expected(store: &Store, t: &TenantId) -> Figures {
-    let all = store
+/// Every conversation of the tenant.
+async fn all_of(store: &Store, t: &TenantId) -> Vec<confab_core::Conversation> {
+    store
         .list_conversations(
             t,
             &ConversationFilter::default(),
             ConversationPage::Offset(0, 10_000),
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Totals, by status, by source and by agent, counted from the conversations themselves.
+async fn expected(store: &Store, t: &TenantId) -> Figures {
+    let all = all_of(store, t).await;
     let by = |key: fn(&confab_core::Conversation) -> Option<String>| {
         let mut m: std::collections::BTreeMap<Option<String>, (i64, i64)> = Default::default();
         for c in &all {
@@ -112,14 +117,7 @@ async fn check(store: &Store, db: &TestDb, t: &TenantId, step: &str) {
         .fetch_all(&mut c)
         .await
         .unwrap();
-        let all = store
-            .list_conversations(
-                t,
-                &ConversationFilter::default(),
-                ConversationPage::Offset(0, 10_000),
-            )
-            .await
-            .unwrap();
+        let all = all_of(store, t).await;
         let mut groups: std::collections::BTreeMap<_, i64> = Default::default();
         for c in &all {
             *groups
