@@ -92,9 +92,11 @@ impl Store {
         dispatch!(self, b => b.summary(*tenant, now).await)
     }
 
-    /// Folds the summary's pending counts now. PostgreSQL keeps them as insert-only deltas
-    /// (migration 0002) that a background task folds every second; SQLite's counters are
-    /// exact in place, so there it does nothing. For tests.
+    /// Folds the summary's pending counts now: when it returns, every count committed before
+    /// the call is in its group's single row and emptied groups are gone. PostgreSQL keeps them
+    /// as insert-only deltas (migration 0002) that a background task folds every second;
+    /// SQLite's counters are exact in place, so there it does nothing. For tests, which compare
+    /// whole tables before and after.
     #[doc(hidden)]
     pub async fn compact_summary(&self) -> Result<()> {
         match &*self.backend {

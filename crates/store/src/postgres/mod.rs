@@ -155,13 +155,13 @@ impl PgStore {
         self.pool.close().await;
     }
 
-    /// One compaction round of the summary counts now, and the vacuum after it (tests; the
-    /// background task folds every [`stats::COMPACT_EVERY`] and vacuums after a while).
+    /// Folds every count committed so far, waiting for a fold in progress, and vacuums (tests;
+    /// the background task folds every [`stats::COMPACT_EVERY`] and vacuums after a while).
     pub async fn compact_summary(&self) -> Result<()> {
         if !self.counted {
             return Ok(());
         }
-        stats::compact_groups(&self.pool).await?;
+        stats::compact_groups(&self.pool, true).await?;
         stats::vacuum_counts(&self.pool).await
     }
 

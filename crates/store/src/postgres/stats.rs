@@ -192,15 +192,24 @@ const COMPACT_LOCK: i64 = 0x636f_6e66_6162_0001;
 /// without conversations, and the same for the hour buckets; returns the rows deleted. Rows inserted by writers that commit
 /// meanwhile are not in this statement's snapshot and stay pending for the next round, and the
 /// sum of a group's rows is the same before and after, so readers never see a count move. One
-/// process at a time (a try-lock: another process already at it is as good).
-pub(crate) async fn compact_groups(pool: &sqlx::PgPool) -> Result<u64> {
+/// process at a time: the background task takes a try-lock (another process already at it is
+/// as good); `wait` waits for the lock instead, so that everything committed before the call is
+/// folded when it returns.
+pub(crate) async fn compact_groups(pool: &sqlx::PgPool, wait: bool) -> Result<u64> {
     let mut tx = pool.begin().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(COMPACT_LOCK)
-        .fetch_one(&mut *tx)
-        .await?;
-    if !locked {
-        return Ok(0);
+    if wait {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(COMPACT_LOCK)
+            .execute(&mut *tx)
+            .await?;
+    } else {
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(COMPACT_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(0);
+        }
     }
     // Each statement answers the rows it deleted (the INSERT in a WITH runs to completion
     // whether or not the outer query reads it).
@@ -297,7 +306,7 @@ pub(crate) fn spawn_compaction(pool: sqlx::PgPool) {
                 return;
             }
             let round = async {
-                let folded = compact_groups(&pool).await?;
+                let folded = compact_groups(&pool, false).await?;
                 if folded > 0 && dirty_since.is_none() {
                     dirty_since = Some(std::time::Instant::now());
                 }
