@@ -134,10 +134,12 @@ async fn export_import_export_round_trip_through_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let (a, _a_db) = open(&dir, "a.db").await;
     let ta = a.ensure_tenant("acme").await.unwrap();
-    // 250 conversations: three export batches, with conversations of no messages scattered
-    // through them (every fourth), so batch edges fall beside empty ones.
+    // 250 conversations: three export batches (newest first: 250..151, 150..51, 50..1), with
+    // conversations of no messages scattered through them (every fourth) and at every batch
+    // edge, first and last, so a batch's message stream is also read again after it has ended.
+    let messages_of = |i: u128| if i % 50 <= 1 { 0 } else { (i % 4) as usize };
     let recs = (1..=250u128)
-        .map(|i| record(i, (i % 4) as usize, 40))
+        .map(|i| record(i, messages_of(i), 40))
         .collect();
     a.import_records(&ta, recs).await.unwrap();
     let export = |s: Store, t| async move {
@@ -195,5 +197,8 @@ async fn export_import_export_round_trip_through_the_store() {
     }
     whole(&current);
     assert_eq!(convs, 250);
-    assert_eq!(messages, (1..=250).map(|i| i % 4).sum::<i64>());
+    assert_eq!(
+        messages,
+        (1..=250u128).map(messages_of).sum::<usize>() as i64
+    );
 }

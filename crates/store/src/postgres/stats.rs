@@ -16,7 +16,7 @@ const DAY_US: i64 = 86_400_000_000;
 impl PgStore {
     /// The summary in one statement; `Summary::fold` does the rest. Normally the tenant's
     /// group rows added up (migration 0002: deltas kept by triggers, folded by
-    /// [`compact_groups`]), with the two recent counts from the creation-time index in the same
+    /// [`compact_groups`]), with the two recent counts from the hour buckets in the same
     /// statement, so they share a snapshot. Where the triggers have been dropped (Citus cannot
     /// run them; docs/operations.md), a scan of the tenant's conversations grouped the same way.
     pub async fn summary(&self, tenant: TenantId, now: OffsetDateTime) -> Result<Summary> {
@@ -189,9 +189,10 @@ fn first_hour(start: i64) -> (i64, i64) {
 const COMPACT_LOCK: i64 = 0x636f_6e66_6162_0001;
 
 /// Folds every group that has pending delta rows into one row per group and drops groups left
-/// without conversations, and the same for the hour buckets; returns the rows deleted. Rows inserted by writers that commit
-/// meanwhile are not in this statement's snapshot and stay pending for the next round, and the
-/// sum of a group's rows is the same before and after, so readers never see a count move. One
+/// without conversations, and the same for the hour buckets; returns the rows deleted. Rows
+/// inserted by writers that commit meanwhile are not in this statement's snapshot and stay
+/// pending for the next round, and the sum of a group's rows is the same before and after, so
+/// readers never see a count move. One
 /// process at a time: the background task takes a try-lock (another process already at it is
 /// as good); `wait` waits for the lock instead, so that everything committed before the call is
 /// folded when it returns.
@@ -259,9 +260,8 @@ pub(crate) async fn compact_groups(pool: &sqlx::PgPool, wait: bool) -> Result<u6
 }
 
 /// Vacuums the two count tables when folding has left dead rows in them for this long (or at
-/// once when the writes pause). Every
-/// fold deletes the rows it folds; until a vacuum, their index entries stay, and the summary's
-/// scans visit each to find it dead. After the benchmark's import, autovacuum (once a minute
+/// once when the writes pause). Every fold deletes the rows it folds; until a vacuum, their
+/// index entries stay, and the summary's scans visit each to find it dead. After the benchmark's import, autovacuum (once a minute
 /// at best) had left the summary at a third of its speed.
 const VACUUM_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
