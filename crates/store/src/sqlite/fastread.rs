@@ -3,7 +3,7 @@
 //! wake-ups a sqlx statement costs (see `raw.rs`). Other reads stay on the sqlx pool.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -15,6 +15,8 @@ const KEEP: usize = 16;
 pub struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Messages' lengths for ranked search, shared by every connection (doclen.rs).
+    pub lengths: Arc<super::doclen::DocLengths>,
 }
 
 impl Readers {
@@ -22,6 +24,7 @@ impl Readers {
         Readers {
             path,
             idle: Mutex::new(Vec::new()),
+            lengths: Arc::default(),
         }
     }
 
@@ -35,6 +38,8 @@ impl Readers {
             "PRAGMA mmap_size = 268435456; PRAGMA cache_size = -32000; PRAGMA query_only = 1;",
         )?;
         c.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Ranked search reads its candidates' statistics from the index (rank.rs).
+        super::rank::register(&c, self.lengths.clone())?;
         Ok(c)
     }
 
@@ -46,10 +51,33 @@ impl Readers {
             None => self.open()?,
         };
         let out = f(&conn);
-        let mut idle = self.idle.lock().expect("reader pool lock");
-        if idle.len() < KEEP {
-            idle.push(conn);
+        // A connection left inside a transaction would hold its snapshot (and the WAL) forever.
+        if conn.is_autocommit() {
+            let mut idle = self.idle.lock().expect("reader pool lock");
+            if idle.len() < KEEP {
+                idle.push(conn);
+            }
         }
         out
     }
+}
+
+/// Runs `f` in one read transaction on `c`: its statements read one snapshot, and SQLite takes
+/// its shared lock once rather than once a statement. `BEGIN` and `COMMIT` are cached
+/// statements (unlike `Connection::transaction`, which parses them every time).
+pub fn snapshot<T>(c: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    c.prepare_cached("BEGIN")?.execute([])?;
+    let out = f(c);
+    // Ending a read-only transaction cannot lose anything; if COMMIT fails, ROLLBACK so the
+    // connection goes back to the pool without a transaction open.
+    if c.prepare_cached("COMMIT")
+        .and_then(|mut st| st.execute([]))
+        .is_err()
+    {
+        // Should that fail too, `Readers::with` drops the connection rather than pool it.
+        let _ = c
+            .prepare_cached("ROLLBACK")
+            .and_then(|mut st| st.execute([]));
+    }
+    out
 }

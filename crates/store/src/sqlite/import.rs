@@ -1,7 +1,6 @@
 //! Import on SQLite: raw inserts that keep every id, seq and timestamp as exported.
 
 use confab_core::export::ExportRecord;
-use confab_core::ids::new_id;
 use confab_core::timefmt::to_micros;
 use rusqlite::{Connection, params};
 use uuid::Uuid;
@@ -91,22 +90,9 @@ impl SqliteStore {
         self.writer
             .exec(move |c, now| {
                 Box::pin(async move {
-                    let id: Option<Uuid> =
-                        sqlx::query_scalar("SELECT id FROM tenants WHERE name = ?")
-                            .bind(&name)
-                            .fetch_optional(&mut *c)
-                            .await?;
-                    if let Some(id) = id {
-                        return Ok(TenantId(id));
-                    }
-                    let id = new_id();
-                    sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
-                        .bind(id)
-                        .bind(&name)
-                        .bind(to_micros(now))
-                        .execute(&mut *c)
-                        .await?;
-                    Ok(TenantId(id))
+                    raw::with(c, |c| super::ops::tenant_named(c, &name, now))
+                        .await
+                        .map(TenantId)
                 })
             })
             .await

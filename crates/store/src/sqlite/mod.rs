@@ -2,6 +2,7 @@
 
 mod analytics;
 pub(crate) mod backup;
+mod doclen;
 mod export;
 mod fastread;
 mod fts;
@@ -10,6 +11,7 @@ mod import;
 mod insights;
 mod jobs;
 mod ops;
+mod rank;
 mod raw;
 mod read;
 mod rows;

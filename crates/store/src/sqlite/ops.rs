@@ -55,21 +55,7 @@ fn create_key(
     o: &StoreOptions,
     now: OffsetDateTime,
 ) -> Result<CreatedKey> {
-    let existing = one(c, "SELECT id FROM tenants WHERE name = ?", [tenant], |r| {
-        Ok(raw::uuid(r, 0)?)
-    })?;
-    let tenant_id = match existing {
-        Some(id) => id,
-        None => {
-            let id = new_id();
-            exec(
-                c,
-                "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)",
-                params![b(&id), tenant, to_micros(now)],
-            )?;
-            id
-        }
-    };
+    let tenant_id = tenant_named(c, tenant, now)?;
     let k = crate::keys::generate();
     exec(
         c,
@@ -90,6 +76,36 @@ fn create_key(
         key_secret: k.secret,
         scopes: scopes.to_string(),
     })
+}
+
+/// The id of the tenant called `name`, created if there is none. A new tenant's id is drawn
+/// again while another tenant has its search tag: the full-text index tells tenants apart by
+/// tag alone (migration 0010, `search.rs`).
+pub fn tenant_named(c: &Connection, name: &str, now: OffsetDateTime) -> Result<Uuid> {
+    let existing = one(c, "SELECT id FROM tenants WHERE name = ?", [name], |r| {
+        Ok(raw::uuid(r, 0)?)
+    })?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
+    let id = loop {
+        let id = new_id();
+        let clash = one(
+            c,
+            "SELECT 1 FROM tenants WHERE substr(id, 11, 6) = substr(?, 11, 6)",
+            [b(&id)],
+            |_| Ok(()),
+        )?;
+        if clash.is_none() {
+            break id;
+        }
+    };
+    exec(
+        c,
+        "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)",
+        params![b(&id), name, to_micros(now)],
+    )?;
+    Ok(id)
 }
 
 pub fn revoke_key(c: &Connection, key_id: &str, now: OffsetDateTime) -> Result<()> {

@@ -5,20 +5,31 @@ use confab_core::search::{Query, Term, snippet, tenant_tag};
 use confab_core::timefmt::{from_micros, to_micros};
 use rusqlite::Connection;
 
-use super::SqliteStore;
+use super::doclen::DocLengths;
+use super::rank;
 use super::raw::{self, Sql, blob};
+use super::{SqliteStore, fastread};
 use crate::error::{Result, StoreError};
 use crate::search::*;
 use crate::types::TenantId;
 
 /// `FROM … WHERE …` of the candidate rows: matches of the tenant, filtered, rowid-bounded.
+///
+/// Without filters the candidates are the index's alone: every token carries the tenant's tag,
+/// and no two tenants share a tag (migration 0010's unique index), so a match is the tenant's.
+/// Not looking each one up in `messages` is a third of a ranked search's cost; the hits of the
+/// page are looked up anyway, and [`hit`] checks their tenant again.
 fn push_candidates(q: &mut Sql, tenant: TenantId, req: &SearchRequest) {
     let f = &req.filter;
-    // CROSS JOIN fixes the loop order (SQLite's documented hint): the full-text index outside,
-    // rows looked up by rowid inside. Left to itself, SQLite 3.51 chose to walk every message of
-    // the tenant and probe the index for each, which took 1 s for a word found 3 times and 5.5 s
-    // for a common one on 20,000 messages; in this order they take 0.3 ms and 3 ms.
-    q.push(" FROM messages_fts CROSS JOIN messages m ON m.rowid = messages_fts.rowid");
+    q.push(" FROM messages_fts");
+    if !f.is_empty() {
+        // CROSS JOIN fixes the loop order (SQLite's documented hint): the full-text index
+        // outside, rows looked up by rowid inside. Left to itself, SQLite 3.51 chose to walk
+        // every message of the tenant and probe the index for each, which took 1 s for a word
+        // found 3 times and 5.5 s for a common one on 20,000 messages; in this order they take
+        // 0.3 ms and 3 ms.
+        q.push(" CROSS JOIN messages m ON m.rowid = messages_fts.rowid");
+    }
     if f.needs_conversation() {
         q.push(
             " CROSS JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id",
@@ -26,8 +37,10 @@ fn push_candidates(q: &mut Sql, tenant: TenantId, req: &SearchRequest) {
     }
     let fts = req.query.to_fts5(&tenant_tag(tenant.0.as_bytes()));
     q.push(" WHERE messages_fts MATCH ").bind(fts);
-    // The tag already confines the match to the tenant; this is the belt to its braces.
-    q.push(" AND m.tenant_id = ").bind(blob(&tenant.0));
+    if !f.is_empty() {
+        // The row is at hand: the belt to the tag's braces.
+        q.push(" AND m.tenant_id = ").bind(blob(&tenant.0));
+    }
     match req.cursor {
         Some(SearchCursor::Ranked { snapshot, .. }) => {
             q.push(" AND messages_fts.rowid <= ").bind(snapshot);
@@ -142,17 +155,20 @@ fn term_df(c: &Connection, tag: &str, term: &Term, snapshot: i64, rows: f64) -> 
     Ok(df_from_window(n, lowest, snapshot, rows))
 }
 
-/// One hit's row, looked up by rowid once the page is known; `score` is given its content.
+/// One hit's row, looked up by rowid once the page is known (and only if it is the tenant's);
+/// `score` is given its content.
 fn hit(
     c: &Connection,
+    tenant: TenantId,
     rowid: i64,
     q: &Query,
     score: impl FnOnce(&str) -> f64,
 ) -> Result<Option<SearchHit>> {
     raw::one(
         c,
-        "SELECT conversation_id, id, seq, role, content, created_at FROM messages WHERE rowid = ?1",
-        [rowid],
+        "SELECT conversation_id, id, seq, role, content, created_at FROM messages \
+         WHERE rowid = ?1 AND tenant_id = ?2",
+        rusqlite::params![rowid, blob(&tenant.0)],
         |r| {
             let role: String = r.get(3)?;
             let content = r
@@ -173,16 +189,24 @@ fn hit(
 }
 
 /// Relevance: the newest `RANK_WINDOW` candidates (FTS5 walks its index backwards and stops),
-/// each scored with BM25 from the term counts in its text, then ordered by score.
+/// each scored with BM25 from its length and term counts as the index holds them (rank.rs),
+/// then ordered by score.
 fn ranked(
     c: &Connection,
+    lengths: &DocLengths,
     tenant: TenantId,
     req: &SearchRequest,
     snapshot: i64,
     offset: i64,
 ) -> Result<Vec<(i64, f64)>> {
+    let epoch: i64 = c
+        .prepare_cached("SELECT n FROM search_epoch WHERE id = 1")?
+        .query_row([], |r| r.get(0))?;
+    lengths.observe(epoch);
     let mut q = Sql::default();
-    q.push("SELECT messages_fts.rowid, m.content");
+    q.push("SELECT messages_fts.rowid, confab_counts(messages_fts, ")
+        .bind(epoch)
+        .push(")");
     let windowed = SearchRequest {
         cursor: Some(SearchCursor::Ranked { snapshot, offset }),
         ..req.clone()
@@ -195,19 +219,27 @@ fn ranked(
     let mut rows = st
         .query(rusqlite::params_from_iter(q.args))
         .map_err(fts_error)?;
-    // Per candidate: rowid, length, then its k term counts in `counts`.
-    let (mut cands, mut counts, mut tf) = (Vec::new(), Vec::new(), Vec::new());
-    let counter = req.query.term_counter();
+    // Per candidate: rowid, length, then its k term counts in `counts`; lengths the index was
+    // asked for in `learned`, to keep.
+    let (mut cands, mut counts, mut tf) = (Vec::new(), Vec::new(), vec![0; k]);
+    let mut learned = Vec::new();
     while let Some(r) = rows.next().map_err(fts_error)? {
-        let content = r
+        let rowid: i64 = r.get(0)?;
+        let stats = r
             .get_ref(1)?
-            .as_str()
+            .as_blob()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let len = counter.count(content, &mut tf);
-        cands.push((r.get::<_, i64>(0)?, len));
+        let len = rank::decode(stats, &mut tf).ok_or_else(|| {
+            StoreError::Corrupt(format!("confab_counts gave {} bytes", stats.len()))
+        })?;
+        if len.from_index {
+            learned.push((rowid, len.tokens));
+        }
+        cands.push((rowid, len.tokens));
         counts.extend_from_slice(&tf);
     }
     drop(rows);
+    lengths.store(epoch, &learned);
     // One term and nothing else narrowing the search: the window is that term's own newest
     // matches, so its document frequency comes for free.
     let bm25 = if k == 1 && req.query.excluded.is_empty() && req.filter.is_empty() {
@@ -228,21 +260,25 @@ fn ranked(
     Ok(scored)
 }
 
-fn search(c: &Connection, tenant: TenantId, req: &SearchRequest) -> Result<SearchPage> {
+fn search(
+    c: &Connection,
+    lengths: &DocLengths,
+    tenant: TenantId,
+    req: &SearchRequest,
+) -> Result<SearchPage> {
     let limit = req.limit;
     match req.sort {
         SearchSort::Relevance => {
             let (snapshot, offset) = match req.cursor {
                 Some(SearchCursor::Ranked { snapshot, offset }) => (snapshot, offset),
                 _ => {
-                    let max: i64 =
-                        c.query_row("SELECT COALESCE(MAX(rowid), 0) FROM messages", [], |r| {
-                            r.get(0)
-                        })?;
+                    let max: i64 = c
+                        .prepare_cached("SELECT COALESCE(MAX(rowid), 0) FROM messages")?
+                        .query_row([], |r| r.get(0))?;
                     (max, 0)
                 }
             };
-            let scored = ranked(c, tenant, req, snapshot, offset)?;
+            let scored = ranked(c, lengths, tenant, req, snapshot, offset)?;
             let from = usize::try_from(offset)
                 .unwrap_or(usize::MAX)
                 .min(scored.len());
@@ -250,7 +286,7 @@ fn search(c: &Connection, tenant: TenantId, req: &SearchRequest) -> Result<Searc
             let more = page.len() as i64 > limit;
             let mut hits = Vec::new();
             for &(rowid, score) in page.iter().take(usize::try_from(limit).unwrap_or(0)) {
-                hits.extend(hit(c, rowid, &req.query, |_| score)?);
+                hits.extend(hit(c, tenant, rowid, &req.query, |_| score)?);
             }
             let next_cursor = more.then_some(SearchCursor::Ranked {
                 snapshot,
@@ -295,7 +331,7 @@ fn recent(c: &Connection, tenant: TenantId, req: &SearchRequest) -> Result<Searc
     let mut hits = Vec::new();
     let mut last_rowid = 0;
     for &rowid in rowids.iter().take(usize::try_from(limit).unwrap_or(0)) {
-        hits.extend(hit(c, rowid, &req.query, |content| {
+        hits.extend(hit(c, tenant, rowid, &req.query, |content| {
             let len = req.query.term_frequencies(content, &mut tf);
             bm25.score(&tf, len)
         })?);
@@ -307,8 +343,12 @@ fn recent(c: &Connection, tenant: TenantId, req: &SearchRequest) -> Result<Searc
 
 impl SqliteStore {
     pub async fn search(&self, tenant: TenantId, req: &SearchRequest) -> Result<SearchPage> {
-        // On a rusqlite reader, like the other hot reads (fastread.rs).
-        self.fast.with(|c| search(c, tenant, req))
+        // On a rusqlite reader, like the other hot reads (fastread.rs), in one read
+        // transaction: its twenty-odd statements (the window, the index's totals, each hit)
+        // read one snapshot, and take SQLite's shared lock once instead of once each (a lock
+        // and an unlock are two fcntl calls and a fstat, 4 % of a search's CPU).
+        self.fast
+            .with(|c| fastread::snapshot(c, |c| search(c, &self.fast.lengths, tenant, req)))
     }
 
     pub async fn rebuild_search_index(&self) -> Result<()> {
