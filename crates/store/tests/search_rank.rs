@@ -116,6 +116,30 @@ async fn assert_ranked_as_fts5(store: &Store, t: &TenantId, db: &rusqlite::Conne
             assert!((gs - want[i].1).abs() < 1e-9, "{q}: order differs at {i}");
         }
     }
+    // Small pages, through cursors, are the same ranking cut in pieces (each page orders only
+    // what it shows).
+    let (mut paged, mut cursor) = (Vec::new(), None);
+    loop {
+        let page = store
+            .search(
+                t,
+                &SearchRequest {
+                    query: query.clone(),
+                    filter: SearchFilter::default(),
+                    sort: SearchSort::Relevance,
+                    limit: 3,
+                    cursor,
+                },
+            )
+            .await
+            .unwrap();
+        paged.extend(page.hits.iter().map(|h| (h.message_id, h.score)));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(paged, got, "{q}: pages of 3");
 }
 
 fn sqlite_only() -> bool {

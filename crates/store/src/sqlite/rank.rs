@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use libsqlite3_sys as ffi;
 use rusqlite::Connection;
+use rusqlite::types::ValueRef;
 
 use super::doclen::DocLengths;
 use crate::error::{Result, StoreError};
@@ -89,9 +90,10 @@ unsafe extern "C" fn drop_lengths(data: *mut c_void) {
 }
 
 /// `confab_counts(messages_fts, epoch)`: the current row's length in tokens, then each
-/// phrase's occurrences in it, as little-endian `u32`s (`4 × (1 + phrases)` bytes). The length
-/// comes from [`DocLengths`] for `epoch` when it has it, else from the index, flagged so the
-/// caller stores it. See [`decode`].
+/// phrase's occurrences in it, as little-endian `u32`s (`4 × (1 + phrases)` bytes), or, for a
+/// query of one phrase, as one integer (length in the high half, count in the low): no blob to
+/// allocate for each of a thousand rows. The length comes from [`DocLengths`] for `epoch` when
+/// it has it, else from the index, flagged so the caller stores it. See [`decode`].
 unsafe extern "C" fn counts(
     api: *const ffi::Fts5ExtensionApi,
     fts: *mut ffi::Fts5Context,
@@ -140,6 +142,7 @@ unsafe extern "C" fn counts(
             }
         };
         out[..4].copy_from_slice(&len.to_le_bytes());
+        let mut tf_of = [0u32; MAX_PHRASES];
         for p in 0..n {
             let mut it = ffi::Fts5PhraseIter {
                 a: ptr::null(),
@@ -156,7 +159,13 @@ unsafe extern "C" fn counts(
                 tf += 1;
                 next(fts, &mut it, &mut col, &mut off);
             }
+            tf_of[p] = tf;
             out[4 * (1 + p)..4 * (2 + p)].copy_from_slice(&tf.to_le_bytes());
+        }
+        if n == 1 {
+            let packed = (u64::from(len) << 32) | u64::from(tf_of[0]);
+            ffi::sqlite3_result_int64(ctx, packed as i64);
+            return;
         }
         ffi::sqlite3_result_blob(
             ctx,
@@ -175,20 +184,35 @@ pub struct Length {
     pub from_index: bool,
 }
 
-/// Reads a `confab_counts` blob: the length, and the first `tf.len()` phrase counts into `tf`
+/// Reads what `confab_counts` gave: the length, and the first `tf.len()` phrase counts into `tf`
 /// (the scored terms come first in a query's FTS5 expression; excluded ones after them).
-/// `None` when the blob is shorter than that.
-pub fn decode(blob: &[u8], tf: &mut [u32]) -> Option<Length> {
-    let word = |i: usize| {
-        blob.get(4 * i..4 * (i + 1))
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+/// `None` when it holds fewer than that.
+pub fn decode(v: ValueRef<'_>, tf: &mut [u32]) -> Option<Length> {
+    let len = match v {
+        ValueRef::Integer(packed) => {
+            let packed = packed as u64;
+            match tf {
+                [] => {}
+                [one] => *one = packed as u32,
+                _ => return None,
+            }
+            (packed >> 32) as u32
+        }
+        ValueRef::Blob(blob) => {
+            let word = |i: usize| {
+                blob.get(4 * i..4 * (i + 1))
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            };
+            for (i, t) in tf.iter_mut().enumerate() {
+                *t = word(1 + i)?;
+            }
+            word(0)?
+        }
+        _ => return None,
     };
-    for (i, t) in tf.iter_mut().enumerate() {
-        *t = word(1 + i)?;
-    }
-    word(0).map(|w| Length {
-        tokens: w & !FROM_INDEX,
-        from_index: w & FROM_INDEX != 0,
+    Some(Length {
+        tokens: len & !FROM_INDEX,
+        from_index: len & FROM_INDEX != 0,
     })
 }
 
@@ -207,10 +231,16 @@ mod tests {
             .flat_map(|v| v.to_le_bytes())
             .collect();
         let mut tf = [0; 2];
-        assert_eq!(decode(&blob, &mut tf), Some(len(7, true)));
+        assert_eq!(decode(ValueRef::Blob(&blob), &mut tf), Some(len(7, true)));
         assert_eq!(tf, [2, 0]);
-        assert_eq!(decode(&blob[..8], &mut tf), None);
-        assert_eq!(decode(&blob[..4], &mut []), Some(len(7, true)));
+        assert_eq!(decode(ValueRef::Blob(&blob[..8]), &mut tf), None);
+        assert_eq!(decode(ValueRef::Blob(&blob[..4]), &mut []), Some(len(7, true)));
+        let packed = ((u64::from(9 | FROM_INDEX) << 32) | 4) as i64;
+        let mut one = [0];
+        assert_eq!(decode(ValueRef::Integer(packed), &mut one), Some(len(9, true)));
+        assert_eq!(one, [4]);
+        assert_eq!(decode(ValueRef::Integer(9 << 32), &mut tf), None);
+        assert_eq!(decode(ValueRef::Null, &mut one), None);
     }
 
     #[test]
@@ -230,15 +260,14 @@ mod tests {
                      WHERE f MATCH '(\"a\" OR \"b a\") NOT \"zz\"' ORDER BY rowid",
                 )
                 .unwrap();
-            let rows: Vec<(i64, Vec<u8>)> = st
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .unwrap()
-                .map(|r| r.unwrap())
-                .collect();
+            let mut rows = st.query([]).unwrap();
+            let mut out = Vec::new();
             let mut tf = [0; 2];
-            rows.iter()
-                .map(|(id, b)| (*id, decode(b, &mut tf).unwrap(), tf))
-                .collect()
+            while let Some(r) = rows.next().unwrap() {
+                let len = decode(r.get_ref(1).unwrap(), &mut tf).unwrap();
+                out.push((r.get(0).unwrap(), len, tf));
+            }
+            out
         };
         assert_eq!(
             run(),

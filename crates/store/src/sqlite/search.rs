@@ -221,17 +221,14 @@ fn ranked(
         .map_err(fts_error)?;
     // Per candidate: rowid, length, then its k term counts in `counts`; lengths the index was
     // asked for in `learned`, to keep.
-    let (mut cands, mut counts, mut tf) = (Vec::new(), Vec::new(), vec![0; k]);
-    let mut learned = Vec::new();
+    let window = usize::try_from(RANK_WINDOW).unwrap_or(0);
+    let (mut cands, mut counts) = (Vec::with_capacity(window), Vec::with_capacity(window * k));
+    let (mut tf, mut learned) = (vec![0; k], Vec::new());
     while let Some(r) = rows.next().map_err(fts_error)? {
         let rowid: i64 = r.get(0)?;
-        let stats = r
-            .get_ref(1)?
-            .as_blob()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let len = rank::decode(stats, &mut tf).ok_or_else(|| {
-            StoreError::Corrupt(format!("confab_counts gave {} bytes", stats.len()))
-        })?;
+        let stats = r.get_ref(1)?;
+        let len = rank::decode(stats, &mut tf)
+            .ok_or_else(|| StoreError::Corrupt(format!("confab_counts gave {stats:?}")))?;
         if len.from_index {
             learned.push((rowid, len.tokens));
         }
@@ -255,8 +252,16 @@ fn ranked(
         .enumerate()
         .map(|(i, &(rowid, len))| (rowid, bm25.score(&counts[i * k..(i + 1) * k], len)))
         .collect();
-    // Best first; among equal scores, newest first.
-    scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    // Best first; among equal scores, newest first. Only the page and those before it need
+    // their order: the rest are only counted.
+    let order = |a: &(i64, f64), b: &(i64, f64)| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0));
+    let needed = usize::try_from(offset.saturating_add(req.limit)).unwrap_or(usize::MAX);
+    if needed < scored.len() {
+        scored.select_nth_unstable_by(needed, order);
+        scored[..needed].sort_unstable_by(order);
+    } else {
+        scored.sort_unstable_by(order);
+    }
     Ok(scored)
 }
 
