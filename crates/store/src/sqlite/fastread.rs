@@ -38,6 +38,9 @@ impl Readers {
             "PRAGMA mmap_size = 268435456; PRAGMA cache_size = -32000; PRAGMA query_only = 1;",
         )?;
         c.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Every hot read's statements stay prepared (rusqlite keeps 16 by default; a search
+        // alone uses seven, and its hit lookup has a variant per page length).
+        c.set_prepared_statement_cache_capacity(128);
         // Ranked search reads its candidates' statistics from the index (rank.rs).
         super::rank::register(&c, self.lengths.clone())?;
         Ok(c)

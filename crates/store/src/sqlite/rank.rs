@@ -234,10 +234,16 @@ mod tests {
         assert_eq!(decode(ValueRef::Blob(&blob), &mut tf), Some(len(7, true)));
         assert_eq!(tf, [2, 0]);
         assert_eq!(decode(ValueRef::Blob(&blob[..8]), &mut tf), None);
-        assert_eq!(decode(ValueRef::Blob(&blob[..4]), &mut []), Some(len(7, true)));
+        assert_eq!(
+            decode(ValueRef::Blob(&blob[..4]), &mut []),
+            Some(len(7, true))
+        );
         let packed = ((u64::from(9 | FROM_INDEX) << 32) | 4) as i64;
         let mut one = [0];
-        assert_eq!(decode(ValueRef::Integer(packed), &mut one), Some(len(9, true)));
+        assert_eq!(
+            decode(ValueRef::Integer(packed), &mut one),
+            Some(len(9, true))
+        );
         assert_eq!(one, [4]);
         assert_eq!(decode(ValueRef::Integer(9 << 32), &mut tf), None);
         assert_eq!(decode(ValueRef::Null, &mut one), None);
