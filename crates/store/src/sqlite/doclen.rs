@@ -9,8 +9,9 @@
 //! deleted (and perhaps reused) or its content is rewritten. Every such change bumps
 //! `search_epoch.n` in the same transaction (migration 0010, so it holds for any
 //! process writing the file). A search reads the epoch in its own snapshot and uses entries
-//! only of that epoch; the first search that sees a newer epoch empties the cache. Inserts do
-//! not bump it: a new rowid has no entry yet, and a reused one was emptied by its delete.
+//! only of that epoch; entries of an older epoch are left as they are and emptied chunk by
+//! chunk when lengths of the new one are stored. Inserts do not bump it: a new rowid has no
+//! entry yet, and a reused one went with its delete.
 //!
 //! Entries are filled by searches: a length the index had to be asked for is stored when the
 //! search ends. The cache covers rowids below [`CAPACITY`] (128 MiB at most, 2 MiB per million
@@ -28,13 +29,21 @@ const CHUNKS: usize = 1 << 10;
 const CAPACITY: usize = CHUNK * CHUNKS;
 
 pub struct DocLengths {
-    /// The epoch the entries belong to.
+    /// The newest epoch a search has seen: only lengths read in it are stored.
     epoch: AtomicI64,
-    /// Entry: length + 1, or 0 for none.
-    chunks: Box<[OnceLock<Box<[AtomicU16]>>]>,
-    /// Held to change the epoch and to store entries, so a store never lands in a newer epoch
-    /// than the snapshot it was read in.
+    chunks: Box<[OnceLock<Chunk>]>,
+    /// Held to move `epoch` and to store entries, so a store never lands in a newer epoch than
+    /// the snapshot it was read in.
     write: Mutex<()>,
+}
+
+/// The entries of `CHUNK` rowids and the epoch they belong to. A chunk of an older epoch reads
+/// as empty, and is emptied by the first store of the new one: a new epoch costs nothing until
+/// then, however many messages the cache holds.
+struct Chunk {
+    epoch: AtomicI64,
+    /// Length + 1, or 0 for none.
+    entries: Box<[AtomicU16]>,
 }
 
 impl Default for DocLengths {
@@ -53,42 +62,32 @@ fn slot(rowid: i64) -> Option<(usize, usize)> {
 }
 
 impl DocLengths {
-    /// Called by a search with its snapshot's epoch before it reads: a newer epoch than the
-    /// entries' empties them.
+    /// Called by a search with its snapshot's epoch before it reads: from a newer epoch on,
+    /// the entries of older ones are not used, and stores of older snapshots are dropped.
     pub fn observe(&self, epoch: i64) {
-        if self.epoch.load(Ordering::Acquire) >= epoch {
-            return;
+        if self.epoch.load(Ordering::Acquire) < epoch {
+            let _w = self.write.lock().expect("doclen lock");
+            self.epoch.fetch_max(epoch, Ordering::AcqRel);
         }
-        let _w = self.write.lock().expect("doclen lock");
-        if self.epoch.load(Ordering::Acquire) >= epoch {
-            return;
-        }
-        // Emptied before the epoch moves: a reader that sees the new epoch sees empty entries
-        // or entries stored for it.
-        for chunk in self.chunks.iter().filter_map(OnceLock::get) {
-            for e in chunk.iter() {
-                e.store(0, Ordering::Relaxed);
-            }
-        }
-        self.epoch.store(epoch, Ordering::Release);
     }
 
     /// The length of `rowid` as of `epoch`, if known.
     pub fn get(&self, epoch: i64, rowid: i64) -> Option<u32> {
         let (c, i) = slot(rowid)?;
         let chunk = self.chunks[c].get()?;
-        if self.epoch.load(Ordering::Acquire) != epoch {
+        if chunk.epoch.load(Ordering::Acquire) != epoch {
             return None;
         }
-        let v = chunk[i].load(Ordering::Acquire);
-        // Checked again after the read: an entry stored for a later epoch would have moved it.
-        if v == 0 || self.epoch.load(Ordering::Acquire) != epoch {
+        let v = chunk.entries[i].load(Ordering::Acquire);
+        // Checked again after the read: had the chunk been emptied and refilled for a later
+        // epoch meanwhile, its epoch would have moved first.
+        if v == 0 || chunk.epoch.load(Ordering::Acquire) != epoch {
             return None;
         }
         Some(u32::from(v) - 1)
     }
 
-    /// Stores lengths read in a snapshot of `epoch`; dropped if the entries are of another.
+    /// Stores lengths read in a snapshot of `epoch`; dropped unless it is the newest epoch seen.
     pub fn store(&self, epoch: i64, lengths: &[(i64, u32)]) {
         if lengths.is_empty() {
             return;
@@ -101,9 +100,20 @@ impl DocLengths {
             let (Some((c, i)), Ok(v)) = (slot(rowid), u16::try_from(len + 1)) else {
                 continue;
             };
-            let chunk =
-                self.chunks[c].get_or_init(|| (0..CHUNK).map(|_| AtomicU16::new(0)).collect());
-            chunk[i].store(v, Ordering::Release);
+            let chunk = self.chunks[c].get_or_init(|| Chunk {
+                epoch: AtomicI64::new(epoch),
+                entries: (0..CHUNK).map(|_| AtomicU16::new(0)).collect(),
+            });
+            if chunk.epoch.load(Ordering::Acquire) != epoch {
+                // Marked as of no epoch while it is emptied, so no reader takes a half-emptied
+                // chunk for either epoch.
+                chunk.epoch.store(i64::MIN, Ordering::Release);
+                for e in chunk.entries.iter() {
+                    e.store(0, Ordering::Relaxed);
+                }
+                chunk.epoch.store(epoch, Ordering::Release);
+            }
+            chunk.entries[i].store(v, Ordering::Release);
         }
     }
 }
@@ -135,16 +145,21 @@ mod tests {
         assert_eq!(d.get(2, 10), None);
         d.store(2, &[(12, 1)]);
         assert_eq!(d.get(3, 12), None);
-        // A newer epoch empties them; stores of the old one are dropped from then on.
+        // A newer epoch does not use them (a search still reading the old snapshot may), and
+        // stores of the old one are dropped from then on.
         d.observe(4);
         assert_eq!(d.get(4, 10), None);
-        assert_eq!(d.get(3, 10), None);
+        assert_eq!(d.get(3, 10), Some(7));
         d.store(3, &[(10, 9)]);
         assert_eq!(d.get(4, 10), None);
-        d.store(4, &[(10, 9)]);
-        assert_eq!(d.get(4, 10), Some(9));
+        // The first store of the new epoch empties the chunk it lands in, and only that one.
+        d.store(4, &[(12, 9)]);
+        assert_eq!(d.get(4, 12), Some(9));
+        assert_eq!(d.get(4, 10), None, "emptied with its chunk");
+        assert_eq!(d.get(3, 10), None);
+        assert_eq!(d.get(3, 70_000), Some(0), "another chunk, not touched yet");
         // Seeing an older epoch later changes nothing.
         d.observe(2);
-        assert_eq!(d.get(4, 10), Some(9));
+        assert_eq!(d.get(4, 12), Some(9));
     }
 }
