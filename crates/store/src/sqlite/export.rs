@@ -8,10 +8,10 @@ use futures::stream::BoxStream;
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
-use super::SqliteStore;
 use super::raw::{Sql, blob, id as b};
 use super::read::{push_filter, qualified_conversation_cols};
 use super::rows::{self, MESSAGE_COLS};
+use super::{SqliteStore, fastread};
 use crate::error::{Result, StoreError};
 use crate::export::{EXPORT_BATCH, ExportItem};
 use crate::types::{ConversationFilter, TenantId};
@@ -33,12 +33,9 @@ impl SqliteStore {
         let fast = self.fast.clone();
         let (tx, rx) = mpsc::channel::<Batch>(CHANNEL);
         tokio::task::spawn_blocking(move || {
+            // One read transaction: the whole export sees one snapshot.
             let r = fast.with(|c| {
-                // A read transaction: the whole export sees one snapshot.
-                c.execute_batch("BEGIN")?;
-                let r = produce(c, tenant, &filter, with_messages, &tx);
-                let _ = c.execute_batch("ROLLBACK");
-                r
+                fastread::snapshot(c, |c| produce(c, tenant, &filter, with_messages, &tx))
             });
             if let Err(e) = r {
                 let _ = tx.blocking_send(Err(e));
