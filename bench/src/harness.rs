@@ -207,6 +207,14 @@ pub struct Api {
 }
 
 impl Api {
+    /// A handle on a server the benchmark did not start (`confab-bench load`).
+    pub fn external(addr: std::net::SocketAddr, headers: String) -> Api {
+        Api {
+            pool: Pool::new(addr),
+            headers: headers.into(),
+        }
+    }
+
     /// The head of a GET of `path`, rendered once so the load loop only writes it.
     pub fn get_head(&self, path: &str) -> Vec<u8> {
         http::head("GET", path, &self.headers, None)

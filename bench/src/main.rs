@@ -59,6 +59,32 @@ enum Cmd {
     Sql {
         #[arg(long)]
         database: String,
+        /// Open the file for writing (maintenance statements such as an FTS5 'merge'); each
+        /// statement then runs once.
+        #[arg(long)]
+        write: bool,
+    },
+    /// Drives a server that is already running (one started by hand on a store kept with
+    /// --keep-dir) with GETs of PATH, in turn, at a fixed concurrency, and prints throughput
+    /// and latency: for profiling one route with perf while it is under load.
+    #[command(hide = true)]
+    Load {
+        /// host:port of the server.
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        /// An API key (sent as Bearer).
+        #[arg(long)]
+        key: String,
+        /// A path to GET; repeat for several, sent in turn.
+        #[arg(long, required = true)]
+        path: Vec<String>,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// The server's process id, for its RSS (0: none).
+        #[arg(long, default_value_t = 0)]
+        pid: u32,
     },
 }
 
@@ -389,11 +415,12 @@ async fn all(a: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn sql_probe(database: &str) -> anyhow::Result<()> {
-    let c = rusqlite::Connection::open_with_flags(
-        database,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )?;
+fn sql_probe(database: &str, write: bool) -> anyhow::Result<()> {
+    let c = if write {
+        rusqlite::Connection::open(database)?
+    } else {
+        rusqlite::Connection::open_with_flags(database, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?
+    };
     c.execute_batch("PRAGMA mmap_size = 268435456; PRAGMA cache_size = -32000;")?;
     for line in std::io::stdin().lines() {
         let line = line?;
@@ -403,7 +430,8 @@ fn sql_probe(database: &str) -> anyhow::Result<()> {
         }
         let mut times = Vec::new();
         let mut n = 0;
-        for _ in 0..5 {
+        let runs = if write { 1 } else { 5 };
+        for _ in 0..runs {
             let t = Instant::now();
             let mut st = c.prepare(sql)?;
             let cols = st.column_count();
@@ -423,11 +451,11 @@ fn sql_probe(database: &str) -> anyhow::Result<()> {
                 n += 1;
             }
             times.push(t.elapsed());
-            if times.len() == 5 {
+            if times.len() == runs {
                 times.sort();
                 println!(
                     "{:>9.3} ms  {n:>7} rows  first: {first}  | {sql}",
-                    times[2].as_secs_f64() * 1e3
+                    times[times.len() / 2].as_secs_f64() * 1e3
                 );
             }
         }
@@ -457,7 +485,35 @@ fn main() -> anyhow::Result<()> {
 async fn bench(cli: Cli) -> anyhow::Result<()> {
     let out = match cli.cmd {
         Cmd::Serve { .. } => unreachable!("handled in main"),
-        Cmd::Sql { database } => sql_probe(&database),
+        Cmd::Sql { database, write } => sql_probe(&database, write),
+        Cmd::Load {
+            addr,
+            key,
+            path,
+            concurrency,
+            seconds,
+            pid,
+        } => {
+            let api = harness::Api::external(addr, format!("Authorization: Bearer {key}\r\n"));
+            let op = scenarios::get_op(api, path);
+            let r = load::run(
+                pid,
+                concurrency,
+                usize::MAX,
+                Duration::from_secs(seconds),
+                op,
+            )
+            .await;
+            println!(
+                "{} ok, {} errors, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+                r.ok,
+                r.errors,
+                r.throughput(),
+                r.pct_ms(50.0),
+                r.pct_ms(99.0)
+            );
+            Ok(())
+        }
         Cmd::All(a) => all(a).await,
         Cmd::Ceiling(a) => ceiling_only(a).await,
         Cmd::Dataset(a) => {

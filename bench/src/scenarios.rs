@@ -78,7 +78,7 @@ fn take_op(api: Api, ct: &'static str, bodies: Vec<(String, Vec<u8>, u64)>) -> O
 }
 
 /// GETs of `paths` in turn; request heads are rendered before the clock starts.
-fn get_op(api: Api, paths: Vec<String>) -> Op {
+pub fn get_op(api: Api, paths: Vec<String>) -> Op {
     let heads: Arc<Vec<Vec<u8>>> = Arc::new(paths.iter().map(|p| api.get_head(p)).collect());
     Arc::new(move |i| {
         let (api, heads) = (api.clone(), heads.clone());

@@ -49,24 +49,51 @@ pub fn fold(s: &str) -> String {
 
 /// The tokens of `text` with their byte ranges in it, unfolded.
 pub fn token_spans(text: &str) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut start: Option<usize> = None;
-    for (i, c) in text.char_indices() {
-        if is_cjk(c) {
-            if let Some(s) = start.take() {
-                out.push((s, i));
-            }
-            out.push((i, i + c.len_utf8()));
-        } else if is_word_char(c) {
-            start.get_or_insert(i);
-        } else if let Some(s) = start.take() {
-            out.push((s, i));
+    spans(text).collect()
+}
+
+/// [`token_spans`] one at a time, for callers that stop early (snippets).
+fn spans(text: &str) -> Spans<'_> {
+    Spans {
+        text,
+        chars: text.char_indices(),
+        start: None,
+        pending: None,
+    }
+}
+
+struct Spans<'a> {
+    text: &'a str,
+    chars: std::str::CharIndices<'a>,
+    /// Where the word being read began.
+    start: Option<usize>,
+    /// A CJK character read while ending a word: the token after it.
+    pending: Option<(usize, usize)>,
+}
+
+impl Iterator for Spans<'_> {
+    type Item = (usize, usize);
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        if let Some(p) = self.pending.take() {
+            return Some(p);
         }
+        for (i, c) in self.chars.by_ref() {
+            if is_cjk(c) {
+                let own = (i, i + c.len_utf8());
+                if let Some(s) = self.start.take() {
+                    self.pending = Some(own);
+                    return Some((s, i));
+                }
+                return Some(own);
+            } else if is_word_char(c) {
+                self.start.get_or_insert(i);
+            } else if let Some(s) = self.start.take() {
+                return Some((s, i));
+            }
+        }
+        self.start.take().map(|s| (s, self.text.len()))
     }
-    if let Some(s) = start {
-        out.push((s, text.len()));
-    }
-    out
 }
 
 /// The folded tokens of `text`.
@@ -480,47 +507,72 @@ const SNIPPET_LEAD: usize = 6;
 /// A short excerpt of `content` around the first matched word, matched words wrapped in
 /// `<mark>…</mark>` and `…` where text was cut. The content is not HTML-escaped.
 pub fn snippet(content: &str, q: &Query) -> String {
-    let spans = token_spans(content);
-    let hits: Vec<bool> = spans
-        .iter()
-        .map(|&(a, b)| {
-            let t = &content[a..b];
-            // ASCII folds to its lowercase, which the comparison ignores: no allocation for
-            // the tokens of nearly every message.
-            if t.is_ascii() {
-                q.highlights_ascii(t.as_bytes())
-            } else {
-                q.highlights(&fold(t))
-            }
-        })
-        .collect();
-    let first = hits.iter().position(|h| *h).unwrap_or(0);
-    let from = first.saturating_sub(SNIPPET_LEAD);
-    let to = (from + SNIPPET_TOKENS).min(spans.len());
-    let start = if from == 0 { 0 } else { spans[from].0 };
-    let end = if to == spans.len() {
-        content.len()
-    } else {
-        spans[to - 1].1
+    let hit = |(a, b): (usize, usize)| {
+        let t = &content[a..b];
+        // ASCII folds to its lowercase, which the comparison ignores: no allocation for the
+        // tokens of nearly every message.
+        if t.is_ascii() {
+            q.highlights_ascii(t.as_bytes())
+        } else {
+            q.highlights(&fold(t))
+        }
     };
-    let mut out = String::new();
-    if start > 0 {
+    // The window: up to SNIPPET_LEAD tokens before the first match, SNIPPET_TOKENS in all.
+    // Tokens are read only up to its end (a hit's message can be long; its snippet is not).
+    let mut window = Vec::with_capacity(SNIPPET_TOKENS + 1);
+    let mut it = spans(content);
+    let (mut first, mut cut_before) = (None, false);
+    for s in it.by_ref() {
+        window.push(s);
+        if hit(s) {
+            first = Some(window.len() - 1);
+            break;
+        }
+        if window.len() > SNIPPET_LEAD {
+            window.remove(0);
+            cut_before = true;
+        }
+    }
+    if first.is_none() {
+        // No token matched (the index matched a form the snippet cannot see): the start.
+        (window, cut_before, it) = (
+            Vec::with_capacity(SNIPPET_TOKENS + 1),
+            false,
+            spans(content),
+        );
+    }
+    while window.len() < SNIPPET_TOKENS {
+        match it.next() {
+            Some(s) => window.push(s),
+            None => break,
+        }
+    }
+    let cut_after = window.len() == SNIPPET_TOKENS && it.next().is_some();
+    let start = if cut_before { window[0].0 } else { 0 };
+    let end = if cut_after {
+        window[window.len() - 1].1
+    } else {
+        content.len()
+    };
+    let mut out = String::with_capacity(end - start + 32);
+    if cut_before {
         out.push('…');
     }
     let mut pos = start;
-    for (&(a, b), _) in spans[from..to]
-        .iter()
-        .zip(&hits[from..to])
-        .filter(|(_, hit)| **hit)
-    {
-        out.push_str(&content[pos..a]);
-        out.push_str(MARK_START);
-        out.push_str(&content[a..b]);
-        out.push_str(MARK_END);
-        pos = b;
+    if let Some(f) = first {
+        for (i, &(a, b)) in window.iter().enumerate().skip(f) {
+            if i > f && !hit((a, b)) {
+                continue;
+            }
+            out.push_str(&content[pos..a]);
+            out.push_str(MARK_START);
+            out.push_str(&content[a..b]);
+            out.push_str(MARK_END);
+            pos = b;
+        }
     }
     out.push_str(&content[pos..end]);
-    if end < content.len() {
+    if cut_after {
         out.push('…');
     }
     out
@@ -658,7 +710,58 @@ mod tests {
         assert_eq!(snippet("Un café?", &q), "Un <mark>café</mark>?");
     }
 
+    /// The snippet as first written: every token's span and match, then the window.
+    fn snippet_reference(content: &str, q: &Query) -> String {
+        let spans = token_spans(content);
+        let hits: Vec<bool> = spans
+            .iter()
+            .map(|&(a, b)| q.highlights(&fold(&content[a..b])))
+            .collect();
+        let first = hits.iter().position(|h| *h).unwrap_or(0);
+        let from = first.saturating_sub(SNIPPET_LEAD);
+        let to = (from + SNIPPET_TOKENS).min(spans.len());
+        let start = if from == 0 { 0 } else { spans[from].0 };
+        let end = if to == spans.len() {
+            content.len()
+        } else {
+            spans[to - 1].1
+        };
+        let mut out = String::new();
+        if start > 0 {
+            out.push('…');
+        }
+        let mut pos = start;
+        for (&(a, b), _) in spans[from..to]
+            .iter()
+            .zip(&hits[from..to])
+            .filter(|(_, hit)| **hit)
+        {
+            out.push_str(&content[pos..a]);
+            out.push_str(MARK_START);
+            out.push_str(&content[a..b]);
+            out.push_str(MARK_END);
+            pos = b;
+        }
+        out.push_str(&content[pos..end]);
+        if end < content.len() {
+            out.push('…');
+        }
+        out
+    }
+
     proptest! {
+        /// The snippet that stops reading at its window's end is the one built from every
+        /// token: matches early, late, absent, at the edges, in accented and CJK text.
+        #[test]
+        fn streamed_snippets_match_the_reference(
+            text in "(([a-cA-C]{1,2}|é|中|日)[ ,.]?){0,60}",
+            q in "[a-c]{1,2}\\*?( OR [a-c]{1,2})?",
+        ) {
+            if let Ok(query) = parse_query(&q) {
+                prop_assert_eq!(snippet(&text, &query), snippet_reference(&text, &query));
+            }
+        }
+
         #[test]
         fn never_panics(s in ".{0,80}") {
             if let Ok(q) = parse_query(&s) {

@@ -329,3 +329,47 @@ async fn the_index_follows_appends_and_deletes() {
         }
     }
 }
+
+/// The server's workers poll the writer twice a second, and those polls change nothing: the
+/// index is still merged into one segment once the writes stop (SQLite's idle merge,
+/// sqlite/merge.rs, waits a second without changes). Searches answer the same before and after.
+#[tokio::test]
+async fn the_index_is_merged_once_writes_stop() {
+    let app = TestApp::spawn().await;
+    if app.is_pg() {
+        return;
+    }
+    let t = app.token("acme").await;
+    // One transaction each; FTS5 merges its per-transaction segments only four at a time.
+    for i in 0..39 {
+        let text = format!("refund number {i} {}", "card ".repeat(i % 5));
+        conv(&app, &t, json!({}), &[("user", text.as_str())]).await;
+    }
+    let segments = || async {
+        let rows = app
+            .sql(
+                "SELECT hex(substr(block, 1, 10)) FROM messages_fts_data WHERE id = 10",
+                &[],
+            )
+            .await;
+        let hex = rows[0][0].as_str().unwrap().to_owned();
+        let b: Vec<u8> = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        // A 4-byte cookie, FTS5's version-2 marker, then levels and segments (small varints).
+        let at = if b[4..8] == [0xff, 0, 0, 1] { 8 } else { 4 };
+        b[at + 1]
+    };
+    let before = search(&app, &t, "refund", "&limit=100").await;
+    let mut n = segments().await;
+    assert!(n > 1, "the writes left {n} segment(s)");
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        n = segments().await;
+        if n == 1 {
+            break;
+        }
+    }
+    assert_eq!(n, 1, "still {n} segments 10 s after the last write");
+    assert_eq!(search(&app, &t, "refund", "&limit=100").await, before);
+}

@@ -66,6 +66,10 @@ pub struct StoreOptions {
     pub clock: Clock,
     /// Reader connections (SQLite) or pool size (PostgreSQL).
     pub read_connections: u32,
+    /// SQLite: once the writer has had no request for this long, it merges the full-text
+    /// index into one segment, step by step (sqlite/merge.rs); None: never. PostgreSQL
+    /// ignores it.
+    pub search_merge_idle: Option<std::time::Duration>,
 }
 
 impl Default for StoreOptions {
@@ -74,6 +78,7 @@ impl Default for StoreOptions {
             pepper: keys::DEFAULT_PEPPER.as_bytes().to_vec(),
             clock: Arc::new(confab_core::timefmt::now),
             read_connections: 8,
+            search_merge_idle: Some(std::time::Duration::from_secs(1)),
         }
     }
 }

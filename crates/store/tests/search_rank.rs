@@ -250,3 +250,110 @@ async fn tenants_never_share_a_search_tag() {
     )
     .unwrap();
 }
+
+/// Opening a store installs confab's allocator for SQLite before the library starts (alloc.rs):
+/// blocks come in size classes, so FTS5's arrays grown 32 bytes at a time are rarely moved. Every
+/// test of this file opens a store before any other connection, so the library is not yet
+/// initialized when the first one does.
+#[tokio::test]
+async fn sqlite_allocates_in_size_classes() {
+    if !sqlite_only() {
+        return;
+    }
+    let (_dir, _path, _store, _t) = fresh("alloc.db").await;
+    for (asked, given) in [(24, 24), (300, 512), (3000, 4096), (4096 + 300, 4608)] {
+        // SAFETY: a block from sqlite3_malloc, measured and given back.
+        let size = unsafe {
+            let p = libsqlite3_sys::sqlite3_malloc(asked);
+            assert!(!p.is_null());
+            let n = libsqlite3_sys::sqlite3_msize(p);
+            libsqlite3_sys::sqlite3_free(p);
+            n
+        };
+        assert_eq!(size, given, "sqlite3_malloc({asked})");
+    }
+}
+
+/// Segments of the full-text index, from FTS5's structure record (row 10 of `_data`: a 4-byte
+/// cookie, FTS5's 4-byte version-2 marker, then the level and segment counts as varints).
+fn fts_segments(db: &rusqlite::Connection) -> u8 {
+    let b: Vec<u8> = db
+        .query_row(
+            "SELECT block FROM messages_fts_data WHERE id = 10",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let at = if b[4..8] == [0xff, 0, 0, 1] { 8 } else { 4 };
+    assert!(b[at] < 0x80 && b[at + 1] < 0x80, "small counts: {b:?}");
+    b[at + 1]
+}
+
+/// Once the writer is idle, the index is merged into one segment (sqlite/merge.rs); ranked
+/// results are the same before and after.
+#[tokio::test]
+async fn an_idle_writer_merges_the_search_index() {
+    if !sqlite_only() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("merge.db");
+    let store = Store::open(
+        &format!("sqlite://{}", path.display()),
+        StoreOptions {
+            search_merge_idle: Some(std::time::Duration::from_millis(300)),
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    // One transaction each: FTS5 writes a segment per transaction and merges them four at a
+    // time, so 39 of them leave several segments (39 is 213 in base 4).
+    for i in 0..39 {
+        let mut c = NewConversation::new(Status::Active);
+        c.messages = (0..3)
+            .map(|j| NewMessage {
+                role: Some(Role::User),
+                content: format!(
+                    "{} refund {}",
+                    TEXTS[(i + j) % TEXTS.len()],
+                    "card ".repeat(j)
+                ),
+                ..NewMessage::default()
+            })
+            .collect();
+        store.create_conversation(&t, c, None).await.unwrap();
+    }
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let before = fts_segments(&db);
+    let ranked = |q: &str| {
+        let req = SearchRequest {
+            query: parse_query(q).unwrap(),
+            filter: SearchFilter::default(),
+            sort: SearchSort::Relevance,
+            limit: 200,
+            cursor: None,
+        };
+        let store = &store;
+        async move { store.search(&t, &req).await.unwrap().hits }
+    };
+    let (refund, card) = (ranked("refund").await, ranked("card").await);
+    let mut after = before;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        after = fts_segments(&db);
+        if after == 1 {
+            break;
+        }
+    }
+    assert!(before > 1, "the writes left {before} segment(s)");
+    assert_eq!(after, 1, "still {after} segments after 10 s idle");
+    let scores = |h: &[confab_store::SearchHit]| {
+        h.iter()
+            .map(|h| (h.message_id, h.score))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(scores(&ranked("refund").await), scores(&refund));
+    assert_eq!(scores(&ranked("card").await), scores(&card));
+}

@@ -1,5 +1,6 @@
 //! The SQLite backend: one writer connection behind a group-commit task, a pool of readers.
 
+mod alloc;
 mod analytics;
 pub(crate) mod backup;
 mod doclen;
@@ -10,6 +11,7 @@ mod has_insights;
 mod import;
 mod insights;
 mod jobs;
+mod merge;
 mod ops;
 mod rank;
 mod raw;
@@ -73,6 +75,9 @@ fn options(url: &str) -> Result<SqliteConnectOptions> {
 /// makes takes one global mutex, and the readers, which run on every core at once, spent 13 %
 /// of a ranked search's samples in that lock (perf). SQLite's own documentation recommends
 /// turning it off where `sqlite3_memory_used()` is not needed; confab never reads it.
+///
+/// The allocator rounds sizes to classes, so buffers SQLite grows in small steps move rarely
+/// (alloc.rs).
 fn configure_library() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -89,6 +94,13 @@ fn configure_library() {
             tracing::debug!(
                 rc,
                 "SQLite was already initialized; memory statistics stay on"
+            );
+        }
+        let rc = alloc::install();
+        if rc != libsqlite3_sys::SQLITE_OK {
+            tracing::debug!(
+                rc,
+                "SQLite was already initialized; it keeps its default allocator"
             );
         }
     });

@@ -91,7 +91,7 @@ fn fts_error(e: rusqlite::Error) -> StoreError {
 
 /// Rows and total tokens of the index, from FTS5's averages record (id 1 of the `_data`
 /// table: SQLite varints, the row count, then the token count of the one column).
-fn index_totals(c: &Connection) -> Result<(f64, f64)> {
+pub(super) fn index_totals(c: &Connection) -> Result<(f64, f64)> {
     let block = raw::one(
         c,
         "SELECT block FROM messages_fts_data WHERE id = 1",

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use super::merge::Merger;
 use super::{ops, raw};
 use crate::StoreOptions;
 use crate::error::{Result, StoreError};
@@ -146,7 +147,27 @@ impl Writer {
 
 async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, opts: StoreOptions) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
+    let mut merger = Merger::new(opts.search_merge_idle);
+    loop {
+        // Requests first; when nothing has changed for a while, a step of index maintenance.
+        let first = match merger.as_ref().and_then(Merger::due) {
+            None => rx.recv().await,
+            Some(due) => tokio::select! {
+                biased;
+                r = rx.recv() => r,
+                _ = tokio::time::sleep_until(due.into()) => {
+                    if let Some(m) = merger.as_mut()
+                        && let Err(e) = m.step(&mut conn).await
+                    {
+                        // Maintenance only: searches stay correct on an unmerged index.
+                        tracing::warn!(error = %e, "merging the search index");
+                        merger = None;
+                    }
+                    continue;
+                }
+            },
+        };
+        let Some(first) = first else { break };
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -156,7 +177,13 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, opts: 
         }
         let size = batch.len();
         let (ops, replies): (Vec<_>, Vec<_>) = batch.drain(..).map(|r| (r.op, r.reply)).unzip();
+        let before = total_changes(&mut conn).await;
         let results = commit(&mut conn, ops, &opts).await;
+        if let Some(m) = merger.as_mut()
+            && total_changes(&mut conn).await != before
+        {
+            m.changed();
+        }
         metrics::histogram!("confab_store_commit_batch_size").record(size as f64);
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
@@ -165,6 +192,14 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, opts: 
     if let Err(e) = conn.close().await {
         tracing::warn!(error = %e, "closing the SQLite writer connection");
     }
+}
+
+/// Rows changed by the connection so far (0 if the handle cannot be had: then every commit
+/// looks like no change, and the index is merged as if the writer were idle).
+async fn total_changes(conn: &mut SqliteConnection) -> u64 {
+    raw::with(conn, |c| Ok(c.total_changes()))
+        .await
+        .unwrap_or(0)
 }
 
 async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
