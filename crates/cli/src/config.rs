@@ -55,6 +55,10 @@ pub struct Config {
     pub server: ServerConfig,
     /// Database connections (`StoreOptions::read_connections`).
     pub pool_size: u32,
+    /// `confab serve`: the store does its background upkeep (the SQLite writer's idle merge of
+    /// the search index). One-shot commands leave it to the server, so an export or a key
+    /// listing never starts rewriting the index.
+    pub serving: bool,
 }
 
 impl Config {
@@ -77,6 +81,7 @@ impl Config {
             addr: "127.0.0.1:8080".parse().expect("static address"),
             server: ServerConfig::default(),
             pool_size: StoreOptions::default().read_connections,
+            serving: false,
         })
     }
 
@@ -119,7 +124,29 @@ impl Config {
         StoreOptions {
             pepper: self.key_pepper.as_bytes().to_vec(),
             read_connections: self.pool_size,
+            search_merge_idle: if self.serving {
+                StoreOptions::default().search_merge_idle
+            } else {
+                None
+            },
             ..StoreOptions::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_server_merges_the_search_index() {
+        let mut cfg = Config::resolve(None, None, &FileConfig::default()).unwrap();
+        assert_eq!(cfg.store_options().search_merge_idle, None);
+        cfg.serving = true;
+        assert_eq!(
+            cfg.store_options().search_merge_idle,
+            StoreOptions::default().search_merge_idle
+        );
+        assert!(cfg.store_options().search_merge_idle.is_some());
     }
 }

@@ -209,6 +209,7 @@ async fn run(cli: Cli) -> Result<()> {
     init_logs(cfg.log_format);
     match cli.command {
         Command::Serve(a) => {
+            cfg.serving = true;
             cfg.apply_serve(a.addr, a.max_body_bytes, a.request_timeout_secs, &file)?;
             cfg.server.webhooks.allow_internal |= a.webhooks_allow_internal;
             cfg.server.webhooks.worker &= !a.no_webhook_worker;
