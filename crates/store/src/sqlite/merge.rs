@@ -78,11 +78,11 @@ impl Merger {
         self.quiet = true;
         let merging = self.merging;
         let due = self.merged_rows;
-        let (rows, worked) = raw::with(conn, |c| {
+        let (rows, tried, worked) = raw::with(conn, |c| {
             let rows = search::index_totals(c)?.0 as u64;
             let grown = due.is_none_or(|m| rows >= m + (m / 4).max(MIN_GROWTH));
             if !merging && !grown {
-                return Ok((rows, false));
+                return Ok((rows, false, false));
             }
             // A negative count merges every segment, whatever its level; the command reports
             // work through the changes it made (FTS5's documentation: 2 or more).
@@ -91,7 +91,7 @@ impl Merger {
                 "INSERT INTO messages_fts (messages_fts, rank) VALUES ('merge', ?1)",
                 [-STEP_PAGES],
             )?;
-            Ok((rows, c.total_changes() - before >= 2))
+            Ok((rows, true, c.total_changes() - before >= 2))
         })
         .await?;
         if worked {
@@ -101,7 +101,9 @@ impl Merger {
             self.merging = true;
             metrics::counter!("confab_store_search_merge_steps_total").increment(1);
         } else {
-            if self.merging || self.merged_rows.is_none() {
+            // Finished, or nothing to merge (already one segment): the index as it is now is
+            // the one the next quarter of growth is counted from.
+            if tried {
                 self.merged_rows = Some(rows);
             }
             self.merging = false;
