@@ -52,7 +52,8 @@ pub fn token_spans(text: &str) -> Vec<(usize, usize)> {
     spans(text).collect()
 }
 
-/// [`token_spans`] one at a time, for callers that stop early (snippets).
+/// [`token_spans`] one at a time, without the vector (snippets stop early; [`tokens`] folds
+/// each as it comes).
 fn spans(text: &str) -> Spans<'_> {
     Spans {
         text,
@@ -98,8 +99,7 @@ impl Iterator for Spans<'_> {
 
 /// The folded tokens of `text`.
 pub fn tokens(text: &str) -> Vec<String> {
-    token_spans(text)
-        .into_iter()
+    spans(text)
         .map(|(a, b)| fold(&text[a..b]))
         .filter(|t| !t.is_empty())
         .collect()

@@ -177,9 +177,13 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, opts: 
         }
         let size = batch.len();
         let (ops, replies): (Vec<_>, Vec<_>) = batch.drain(..).map(|r| (r.op, r.reply)).unzip();
-        let before = total_changes(&mut conn).await;
+        // Only the merger asks whether the batch changed anything.
+        let before = match merger {
+            Some(_) => Some(total_changes(&mut conn).await),
+            None => None,
+        };
         let results = commit(&mut conn, ops, &opts).await;
-        if let Some(m) = merger.as_mut()
+        if let (Some(m), Some(before)) = (merger.as_mut(), before)
             && total_changes(&mut conn).await != before
         {
             m.changed();
