@@ -11,6 +11,7 @@ mod dataset;
 mod harness;
 mod http;
 mod load;
+mod probe;
 mod report;
 mod scenarios;
 mod stats;
@@ -63,6 +64,22 @@ enum Cmd {
         /// statement then runs once.
         #[arg(long)]
         write: bool,
+    },
+    /// Times the store's own ranked search, one call at a time without HTTP, on a store kept
+    /// with --keep-dir: the fastest decile and the median of each query, round after round,
+    /// for telling two builds apart on a noisy machine.
+    #[command(hide = true)]
+    Search {
+        /// The store's URL (sqlite:///…/confab.db).
+        #[arg(long)]
+        database: String,
+        /// A query; repeat for several, timed in turn.
+        #[arg(long, required = true)]
+        q: Vec<String>,
+        #[arg(long, default_value_t = 2000)]
+        iterations: usize,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Drives a server that is already running (one started by hand on a store kept with
     /// --keep-dir) with GETs of PATH, in turn, at a fixed concurrency, and prints throughput
@@ -486,6 +503,12 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     let out = match cli.cmd {
         Cmd::Serve { .. } => unreachable!("handled in main"),
         Cmd::Sql { database, write } => sql_probe(&database, write),
+        Cmd::Search {
+            database,
+            q,
+            iterations,
+            rounds,
+        } => probe::search(&database, &q, iterations, rounds).await,
         Cmd::Load {
             addr,
             key,

@@ -228,7 +228,7 @@ async fn summary_follows_every_write() {
 }
 
 /// PostgreSQL only: with migration 0002's triggers dropped (what a Citus deployment does, see
-/// docs/operations.md), a reopened store answers the same summary by scanning.
+/// docs/operations.md), a reopened store answers the same summary and historical by scanning.
 #[tokio::test]
 async fn summary_without_the_count_triggers_scans_to_the_same_answer() {
     let dir = tempfile::tempdir().unwrap();
@@ -246,11 +246,15 @@ async fn summary_without_the_count_triggers_scans_to_the_same_answer() {
             Status::Active
         });
         c.source = (i % 3 != 0).then(|| format!("src-{}", i % 2));
+        c.agent_id = (i % 2 == 0).then(|| "a".to_owned());
         c.messages = msgs(i + 1);
         store.create_conversation(&t, c, None).await.unwrap();
     }
     let now = confab_core::timefmt::now();
     let counted = store.summary(&t, now).await.unwrap();
+    let (_, start, end) = confab_core::daily::window(now, 30);
+    let days = store.agent_daily_counts(&t, "a", start, end).await.unwrap();
+    assert_eq!(days.per_day.iter().map(|d| d.1).sum::<i64>(), 3);
     store.close().await;
 
     let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
@@ -258,7 +262,7 @@ async fn summary_without_the_count_triggers_scans_to_the_same_answer() {
         "DROP TRIGGER conversation_groups_insert ON conversations; \
          DROP TRIGGER conversation_groups_update ON conversations; \
          DROP TRIGGER conversation_groups_delete ON conversations; \
-         DROP TABLE conversation_groups, conversation_hours",
+         DROP TABLE conversation_groups, conversation_hours, conversation_agent_days",
     )
     .execute(&mut c)
     .await
@@ -268,6 +272,10 @@ async fn summary_without_the_count_triggers_scans_to_the_same_answer() {
     let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
     let scanned = store.summary(&t, now).await.unwrap();
     assert_eq!(scanned, counted);
+    assert_eq!(
+        store.agent_daily_counts(&t, "a", start, end).await.unwrap(),
+        days
+    );
     assert_eq!(counted.last_24h, 6);
     assert_eq!(actual(&scanned), expected(&store, &t).await);
     // Writes go on without the triggers, and the scan sees them.
@@ -378,5 +386,140 @@ async fn recent_counts_follow_the_window_edges() {
     check(ids.clone(), "after deletes").await;
     store.compact_summary().await.unwrap();
     check(ids.clone(), "after deletes, folded").await;
+    store.close().await;
+}
+
+/// The Sensay historical's counts (on PostgreSQL read from migration 0003's agent days) against
+/// a count from scratch, for conversations created on many days around a 30-day window: long
+/// before it, on both edges, after its end, before 1970; after creates, deletes, a patch and an
+/// import, before and after folding, and for a window that does not start at midnight.
+#[tokio::test]
+async fn agent_days_follow_every_write() {
+    use confab_core::daily::{DAY_US, window};
+    use confab_core::timefmt::{from_micros, to_micros};
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir.path().join("days.db")).await;
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let other = store.ensure_tenant("other").await.unwrap();
+    let (_, start, end) = window(confab_core::timefmt::now(), 30);
+    let days = [
+        -400.0, -31.0, -1.0, -0.001, 0.0, 0.5, 10.0, 29.999, 30.0, 45.0,
+    ];
+    let mut at: Vec<i64> = days
+        .iter()
+        .map(|d| start + (d * DAY_US as f64) as i64)
+        .collect();
+    at.push(-DAY_US / 2);
+    let mut ids = Vec::new();
+    for (i, &us) in at.iter().enumerate() {
+        let mut c = NewConversation::new(Status::Active);
+        c.agent_id = (i % 5 != 4).then(|| ["a", "b"][i % 2].to_owned());
+        c.created_at = Some(from_micros(us));
+        c.messages = msgs(1);
+        ids.push(
+            store
+                .create_conversation(&t, c, None)
+                .await
+                .unwrap()
+                .conversation()
+                .id,
+        );
+        // The other tenant's replica of the same name never counts here.
+        let mut c = NewConversation::new(Status::Active);
+        c.agent_id = Some("a".into());
+        c.created_at = Some(from_micros(us));
+        store.create_conversation(&other, c, None).await.unwrap();
+    }
+    let check = |step: &'static str| {
+        let (store, t, db) = (&store, &t, &db);
+        async move {
+            let all = all_of(store, t).await;
+            for (from, to) in [(start, end), (start + 3_600_000_000, end + 3_600_000_000)] {
+                for agent in ["a", "b", "nobody"] {
+                    let mut want = confab_store::DailyCounts {
+                        before: 0,
+                        per_day: Vec::new(),
+                    };
+                    for c in all.iter().filter(|c| c.agent_id.as_deref() == Some(agent)) {
+                        let us = to_micros(c.created_at);
+                        if us >= to {
+                            continue;
+                        }
+                        if us < from {
+                            want.before += 1;
+                        } else {
+                            let day = (us - from) / DAY_US;
+                            match want.per_day.iter_mut().find(|(d, _)| *d == day) {
+                                Some((_, n)) => *n += 1,
+                                None => want.per_day.push((day, 1)),
+                            }
+                        }
+                    }
+                    want.per_day.sort();
+                    for folded in [false, true] {
+                        if folded {
+                            store.compact_summary().await.unwrap();
+                        }
+                        let got = store.agent_daily_counts(t, agent, from, to).await.unwrap();
+                        assert_eq!(got, want, "{agent} after {step} (folded: {folded})");
+                    }
+                }
+            }
+            if db.is_pg() {
+                let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                let (rows, pending): (i64, i64) = sqlx::query_as(
+                    "SELECT COUNT(*), COUNT(*) FILTER (WHERE pending) \
+                     FROM conversation_agent_days WHERE tenant_id = $1",
+                )
+                .bind(t.as_uuid())
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+                let mut keys: Vec<_> = all
+                    .iter()
+                    .filter_map(|c| {
+                        let us = to_micros(c.created_at);
+                        // Rounded toward zero, as PostgreSQL divides.
+                        Some((c.agent_id.clone()?, us / DAY_US))
+                    })
+                    .collect();
+                keys.sort();
+                keys.dedup();
+                assert_eq!(pending, 0, "after {step}: rows left pending");
+                assert_eq!(
+                    rows,
+                    keys.len() as i64,
+                    "after {step}: one row per agent and day"
+                );
+                let _ = c.close().await;
+            }
+        }
+    };
+    check("creates").await;
+    store.delete_conversation(&t, ids[1]).await.unwrap();
+    store.delete_conversation(&t, ids[6]).await.unwrap();
+    check("deletes").await;
+    store
+        .patch_conversation(
+            &t,
+            ids[0],
+            ConversationPatch {
+                status: Some(Status::Completed),
+                ..ConversationPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    check("a patch").await;
+    let mut r = ExportRecord {
+        conversation: store.get_conversation(&t, ids[5]).await.unwrap(),
+        messages: Vec::new(),
+    };
+    r.conversation.id = uuid::Uuid::now_v7();
+    r.conversation.agent_id = Some("b".into());
+    r.conversation.message_count = 0;
+    store.import_records(&t, vec![r]).await.unwrap();
+    check("an import").await;
     store.close().await;
 }

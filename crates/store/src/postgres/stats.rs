@@ -189,7 +189,7 @@ fn first_hour(start: i64) -> (i64, i64) {
 const COMPACT_LOCK: i64 = 0x636f_6e66_6162_0001;
 
 /// Folds every group that has pending delta rows into one row per group and drops groups left
-/// without conversations, and the same for the hour buckets; returns the rows deleted. Rows
+/// without conversations, and the same for the hour buckets and the agent days (migration 0003); returns the rows deleted. Rows
 /// inserted by writers that commit meanwhile are not in this statement's snapshot and stay
 /// pending for the next round, and the sum of a group's rows is the same before and after, so
 /// readers never see a count move. One
@@ -253,13 +253,29 @@ pub(crate) async fn compact_groups(pool: &sqlx::PgPool, wait: bool) -> Result<u6
     )
     .fetch_one(&mut *tx)
     .await?;
+    let days: i64 = sqlx::query_scalar(
+        "WITH keys AS ( \
+             SELECT DISTINCT tenant_id, agent_id, day FROM conversation_agent_days WHERE pending \
+         ), gone AS ( \
+             DELETE FROM conversation_agent_days a USING keys k \
+             WHERE a.tenant_id = k.tenant_id AND a.agent_id = k.agent_id AND a.day = k.day \
+             RETURNING a.tenant_id, a.agent_id, a.day, a.conversations \
+         ), folded AS ( \
+             INSERT INTO conversation_agent_days (tenant_id, agent_id, day, conversations, pending) \
+             SELECT tenant_id, agent_id, day, SUM(conversations)::bigint, false \
+             FROM gone GROUP BY 1, 2, 3 HAVING SUM(conversations) <> 0 \
+         ) \
+         SELECT COUNT(*) FROM gone",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     tx.commit()
         .await
         .map_err(|e| StoreError::Commit(e.to_string()))?;
-    Ok((groups + hours) as u64)
+    Ok((groups + hours + days) as u64)
 }
 
-/// Vacuums the two count tables when folding has left dead rows in them for this long (or at
+/// Vacuums the count tables when folding has left dead rows in them for this long (or at
 /// once when the writes pause). Every fold deletes the rows it folds; until a vacuum, their
 /// index entries stay, and the summary's scans visit each to find it dead. After the benchmark's import, autovacuum (once a minute
 /// at best) had left the summary at a third of its speed.
@@ -268,9 +284,11 @@ const VACUUM_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 pub(crate) async fn vacuum_counts(pool: &sqlx::PgPool) -> Result<()> {
     // SKIP_LOCKED: another process vacuuming them is as good. The simple protocol: VACUUM may
     // not run inside a transaction block, which some drivers open for a prepared statement.
-    sqlx::raw_sql("VACUUM (SKIP_LOCKED) conversation_groups, conversation_hours")
-        .execute(pool)
-        .await?;
+    sqlx::raw_sql(
+        "VACUUM (SKIP_LOCKED) conversation_groups, conversation_hours, conversation_agent_days",
+    )
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
