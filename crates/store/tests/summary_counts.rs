@@ -36,6 +36,16 @@ fn msgs(n: usize) -> Vec<NewMessage> {
         .collect()
 }
 
+/// Creates `c` for `t`; its id.
+async fn create(store: &Store, t: &TenantId, c: NewConversation) -> uuid::Uuid {
+    store
+        .create_conversation(t, c, None)
+        .await
+        .unwrap()
+        .conversation()
+        .id
+}
+
 /// Every conversation of the tenant.
 async fn all_of(store: &Store, t: &TenantId) -> Vec<confab_core::Conversation> {
     store
@@ -158,14 +168,7 @@ async fn summary_follows_every_write() {
         c.source = (i % 2 == 0).then(|| format!("src-{}", i % 4));
         c.agent_id = (i % 3 != 1).then(|| format!("agent-{}", i % 2));
         c.messages = msgs(i);
-        ids.push(
-            store
-                .create_conversation(&t, c, None)
-                .await
-                .unwrap()
-                .conversation()
-                .id,
-        );
+        ids.push(create(&store, &t, c).await);
     }
     // Another tenant's writes never show in this one's summary.
     let mut c = NewConversation::new(Status::Active);
@@ -417,14 +420,7 @@ async fn agent_days_follow_every_write() {
         c.agent_id = (i % 5 != 4).then(|| ["a", "b"][i % 2].to_owned());
         c.created_at = Some(from_micros(us));
         c.messages = msgs(1);
-        ids.push(
-            store
-                .create_conversation(&t, c, None)
-                .await
-                .unwrap()
-                .conversation()
-                .id,
-        );
+        ids.push(create(&store, &t, c).await);
         // The other tenant's replica of the same name never counts here.
         let mut c = NewConversation::new(Status::Active);
         c.agent_id = Some("a".into());

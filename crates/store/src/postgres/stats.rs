@@ -189,13 +189,13 @@ fn first_hour(start: i64) -> (i64, i64) {
 const COMPACT_LOCK: i64 = 0x636f_6e66_6162_0001;
 
 /// Folds every group that has pending delta rows into one row per group and drops groups left
-/// without conversations, and the same for the hour buckets and the agent days (migration 0003); returns the rows deleted. Rows
-/// inserted by writers that commit meanwhile are not in this statement's snapshot and stay
-/// pending for the next round, and the sum of a group's rows is the same before and after, so
-/// readers never see a count move. One
-/// process at a time: the background task takes a try-lock (another process already at it is
-/// as good); `wait` waits for the lock instead, so that everything committed before the call is
-/// folded when it returns.
+/// without conversations, and the same for the hour buckets and the agent days (migration
+/// 0003); returns the rows deleted. Rows inserted by writers that commit meanwhile are not in
+/// this statement's snapshot and stay pending for the next round, and the sum of a group's
+/// rows is the same before and after, so readers never see a count move. One process at a
+/// time: the background task takes a try-lock (another process already at it is as good);
+/// `wait` waits for the lock instead, so that everything committed before the call is folded
+/// when it returns.
 pub(crate) async fn compact_groups(pool: &sqlx::PgPool, wait: bool) -> Result<u64> {
     let mut tx = pool.begin().await?;
     if wait {
@@ -277,8 +277,9 @@ pub(crate) async fn compact_groups(pool: &sqlx::PgPool, wait: bool) -> Result<u6
 
 /// Vacuums the count tables when folding has left dead rows in them for this long (or at
 /// once when the writes pause). Every fold deletes the rows it folds; until a vacuum, their
-/// index entries stay, and the summary's scans visit each to find it dead. After the benchmark's import, autovacuum (once a minute
-/// at best) had left the summary at a third of its speed.
+/// index entries stay, and the summary's scans visit each to find it dead. After the
+/// benchmark's import, autovacuum (once a minute at best) had left the summary at a third of
+/// its speed.
 const VACUUM_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub(crate) async fn vacuum_counts(pool: &sqlx::PgPool) -> Result<()> {
