@@ -66,9 +66,9 @@ pub struct StoreOptions {
     pub clock: Clock,
     /// Reader connections (SQLite) or pool size (PostgreSQL).
     pub read_connections: u32,
-    /// SQLite: once the writer has had no request for this long, it merges the full-text
-    /// index into one segment, step by step (sqlite/merge.rs); None: never. PostgreSQL
-    /// ignores it.
+    /// SQLite: once the writer has committed no change for this long, it merges the
+    /// full-text index into one segment, step by step (sqlite/merge.rs); None: never.
+    /// PostgreSQL ignores it.
     pub search_merge_idle: Option<std::time::Duration>,
 }
 

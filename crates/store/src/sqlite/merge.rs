@@ -5,12 +5,13 @@
 //! benchmark's import of a million messages). A search walks every segment the word is in, and
 //! walking one backwards starts by listing the offsets of a whole leaf page: for a word found
 //! in nearly every message, most of a ranked search's index time went to segments that
-//! contributed nothing to its newest thousand matches. One segment made that search 40 %
-//! faster (docs/performance.md).
+//! contributed nothing to its newest thousand matches. One segment made that search 1.1–1.5 ×
+//! faster, depending on the allocator (docs/performance.md).
 //!
-//! So when the writer has been idle for a while ([`StoreOptions::search_merge_idle`]), it
-//! merges every segment into one, in steps of [`STEP_PAGES`] pages, each its own short
-//! transaction: a request that arrives waits for at most one step. A full merge rewrites the
+//! So when the writer has committed no change for a while
+//! ([`StoreOptions::search_merge_idle`]), it merges every segment into one, in steps of
+//! [`STEP_PAGES`] pages, each its own short transaction: a request that arrives waits for at
+//! most one step. A full merge rewrites the
 //! whole index, so it is started only when the index has grown by a quarter since the last one
 //! (or once after start-up): its cost per message stays a small constant, like FTS5's own
 //! merging, and is paid when no one is waiting.
