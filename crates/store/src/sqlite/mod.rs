@@ -13,6 +13,7 @@ mod insights;
 mod jobs;
 mod merge;
 mod ops;
+mod pcache;
 mod rank;
 mod raw;
 mod read;
@@ -39,6 +40,7 @@ use crate::StoreOptions;
 use crate::error::{Result, StoreError};
 use crate::types::*;
 pub use backup::restore_file;
+pub(crate) use pcache::truncations_skipped;
 use writer::{WriteOp, WriteOut, Writer};
 
 pub(crate) struct SqliteStore {
@@ -77,7 +79,8 @@ fn options(url: &str) -> Result<SqliteConnectOptions> {
 /// turning it off where `sqlite3_memory_used()` is not needed; confab never reads it.
 ///
 /// The allocator rounds sizes to classes, so buffers SQLite grows in small steps move rarely
-/// (alloc.rs).
+/// (alloc.rs). The page cache skips truncations that would find nothing, which after a page
+/// split had walked the writer's whole cache at every commit (pcache.rs).
 fn configure_library() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -101,6 +104,13 @@ fn configure_library() {
             tracing::debug!(
                 rc,
                 "SQLite was already initialized; it keeps its default allocator"
+            );
+        }
+        let rc = pcache::install();
+        if rc != libsqlite3_sys::SQLITE_OK {
+            tracing::debug!(
+                rc,
+                "SQLite was already initialized; it keeps its page cache unwrapped"
             );
         }
     });

@@ -4,8 +4,8 @@
 //! channel: two thread wake-ups per statement. An append is six statements, so under load the
 //! writer spent most of its time in futex waits, not in SQLite (perf: ~45 % of the samples in
 //! task switching, ~3 % in the VDBE). The writer's operations therefore lock the connection's
-//! handle once per batch and run their statements directly through rusqlite, with cached
-//! prepared statements; BEGIN and COMMIT (the fsync) stay on sqlx's thread.
+//! handle and run their statements directly through rusqlite, with prepared statements kept
+//! for the connection's life ([`Held`]); COMMIT (the fsync) stays on sqlx's thread.
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row};
@@ -28,6 +28,37 @@ pub async fn with<T>(
     drop(rc);
     drop(handle);
     out
+}
+
+/// A rusqlite view of the writer's handle kept for the connection's life, so that its prepared
+/// statements are kept too: a view made for each batch ([`with`]) prepared every statement of
+/// every batch again.
+pub struct Held(Connection);
+
+impl Held {
+    /// Must be dropped before `c` closes: dropping it finalizes its statements on the handle.
+    pub async fn new(c: &mut SqliteConnection) -> Result<Held> {
+        let mut handle = c.lock_handle().await?;
+        // SAFETY: as in `with`, the view does not own the handle and dropping it only finalizes
+        // the statements it prepared. It is used only through `run`, under the handle's lock.
+        let rc = unsafe { Connection::from_handle(handle.as_raw_handle().as_ptr()) }?;
+        // Every statement any write prepares stays: create, append, patch, delete, keys,
+        // idempotency, webhooks and insights jobs together are a few dozen.
+        rc.set_prepared_statement_cache_capacity(128);
+        Ok(Held(rc))
+    }
+
+    /// Runs `f` with the view, `c`'s handle locked for the whole call.
+    pub async fn run<T>(
+        &mut self,
+        c: &mut SqliteConnection,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        let handle = c.lock_handle().await?;
+        let out = f(&self.0);
+        drop(handle);
+        out
+    }
 }
 
 /// A UUID as SQLite stores it (16 bytes, the same encoding sqlx uses).

@@ -148,6 +148,18 @@ impl Writer {
 async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, opts: StoreOptions) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut merger = Merger::new(opts.search_merge_idle);
+    // Declared after `conn`, so dropped before it even on a panic: it finalizes its statements.
+    let mut held = match raw::Held::new(&mut conn).await {
+        Ok(h) => h,
+        Err(e) => {
+            // Nothing can be written: every request is answered with the error.
+            tracing::error!(error = %e, "could not take the SQLite writer's handle");
+            while let Some(r) = rx.recv().await {
+                let _ = r.reply.send(Err(StoreError::Commit(e.to_string())));
+            }
+            return;
+        }
+    };
     loop {
         // Requests first; when nothing has changed for a while, a step of index maintenance.
         let first = match merger.as_ref().and_then(Merger::due) {
@@ -177,15 +189,8 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, opts: 
         }
         let size = batch.len();
         let (ops, replies): (Vec<_>, Vec<_>) = batch.drain(..).map(|r| (r.op, r.reply)).unzip();
-        // Only the merger asks whether the batch changed anything.
-        let before = match merger {
-            Some(_) => Some(total_changes(&mut conn).await),
-            None => None,
-        };
-        let results = commit(&mut conn, ops, &opts).await;
-        if let (Some(m), Some(before)) = (merger.as_mut(), before)
-            && total_changes(&mut conn).await != before
-        {
+        let (results, changed) = commit(&mut conn, &mut held, ops, &opts).await;
+        if changed && let Some(m) = merger.as_mut() {
             m.changed();
         }
         metrics::histogram!("confab_store_commit_batch_size").record(size as f64);
@@ -193,17 +198,10 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, opts: 
             let _ = reply.send(result);
         }
     }
+    drop(held);
     if let Err(e) = conn.close().await {
         tracing::warn!(error = %e, "closing the SQLite writer connection");
     }
-}
-
-/// Rows changed by the connection so far (0 if the handle cannot be had: then every commit
-/// looks like no change, and the index is merged as if the writer were idle).
-async fn total_changes(conn: &mut SqliteConnection) -> u64 {
-    raw::with(conn, |c| Ok(c.total_changes()))
-        .await
-        .unwrap_or(0)
 }
 
 async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<()> {
@@ -229,11 +227,80 @@ async fn run_closure(
     Ok(())
 }
 
+/// Where a batch failed as a whole.
+enum Failed {
+    /// BEGIN failed: there is no transaction to roll back.
+    Begin(StoreError),
+    /// The transaction is open, in an unknown state: rolled back, every caller told `what`.
+    Open(&'static str, StoreError),
+}
+
+/// The transaction's state carried between its locked stretches.
+struct Tx {
+    /// Messages above this rowid are this batch's: indexed for search just before COMMIT.
+    mark: i64,
+    /// `total_changes` at BEGIN, to tell whether the batch changed anything.
+    changes: u64,
+}
+
+/// One locked stretch of a batch: BEGIN first if `tx` is not open yet, then the named writes
+/// `run`, each in its own savepoint, then, if `last`, the batch's messages indexed for search.
+/// Answers the open transaction and whether anything has changed since BEGIN.
+fn stretch(
+    rc: &rusqlite::Connection,
+    tx: Option<Tx>,
+    run: Vec<WriteOp>,
+    last: bool,
+    opts: &StoreOptions,
+    results: &mut Vec<Result<WriteOut>>,
+) -> std::result::Result<(Tx, bool), Failed> {
+    let tx = match tx {
+        Some(t) => t,
+        None => {
+            let changes = rc.total_changes();
+            raw::exec(rc, "BEGIN IMMEDIATE", []).map_err(Failed::Begin)?;
+            let mark = raw::one(
+                rc,
+                "SELECT COALESCE(MAX(rowid), 0) FROM messages",
+                [],
+                |r| Ok(r.get::<_, i64>(0)?),
+            )
+            .map_err(|e| Failed::Open("could not read the last message rowid", e))?
+            .unwrap_or(0);
+            Tx { mark, changes }
+        }
+    };
+    // A fatal error here is one of the savepoint statements failing: the transaction is in
+    // an unknown state, so the whole batch is rolled back and every caller told.
+    let savepoint = |e| Failed::Open("could not open or close a savepoint", e);
+    for op in run {
+        raw::exec(rc, "SAVEPOINT op", []).map_err(savepoint)?;
+        let result = ops::apply(rc, op, opts);
+        if result.is_err() {
+            raw::exec(rc, "ROLLBACK TO op", []).map_err(savepoint)?;
+        }
+        raw::exec(rc, "RELEASE op", []).map_err(savepoint)?;
+        results.push(result);
+    }
+    if last {
+        raw::exec(rc, INDEX_NEW_MESSAGES, [tx.mark])
+            .map_err(|e| Failed::Open("could not index the batch's messages for search", e))?;
+    }
+    let changed = rc.total_changes() != tx.changes;
+    Ok((tx, changed))
+}
+
+/// Runs the batch in one transaction and commits it. Every named write between two closures
+/// runs in one locked stretch of the handle through rusqlite, the first stretch also opening
+/// the transaction and the last also indexing the batch's messages: one hand-over of the
+/// handle per stretch instead of one per statement, which under load cost 0.4 ms of a 4.7 ms
+/// batch in thread wake-ups. Also answers whether the batch changed any row (for the merger).
 async fn commit(
     conn: &mut SqliteConnection,
+    held: &mut raw::Held,
     ops: Vec<WriteOp>,
     opts: &StoreOptions,
-) -> Vec<Result<WriteOut>> {
+) -> (Vec<Result<WriteOut>>, bool) {
     let n = ops.len();
     let fail_all = |what: &str, e: StoreError| -> Vec<Result<WriteOut>> {
         tracing::error!(error = %e, batch = n, "{what}");
@@ -241,73 +308,67 @@ async fn commit(
             .map(|_| Err(StoreError::Commit(e.to_string())))
             .collect()
     };
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
-        return fail_all("could not begin a write transaction", e);
-    }
-    // Messages above this rowid are this batch's: indexed for search just before COMMIT.
-    let mark: Result<i64> = raw::with(conn, |rc| {
-        Ok(
-            rc.query_row("SELECT COALESCE(MAX(rowid), 0) FROM messages", [], |r| {
-                r.get(0)
-            })?,
-        )
-    })
-    .await;
-    let mark = match mark {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = exec(conn, "ROLLBACK").await;
-            return fail_all("could not read the last message rowid", e);
-        }
-    };
-    let mut results = Vec::with_capacity(n);
-    let mut ops = ops.into_iter().peekable();
-    while let Some(op) = ops.next() {
-        // A fatal error here is one of the savepoint statements failing: the transaction is in
-        // an unknown state, so the whole batch is rolled back and every caller told.
-        let step = match op {
-            WriteOp::Run(f) => run_closure(conn, f, opts, &mut results).await,
-            named => {
-                // Consecutive named writes share one lock of the handle.
-                let mut run = vec![named];
-                while ops.peek().is_some_and(|o| !matches!(o, WriteOp::Run(_))) {
-                    run.extend(ops.next());
-                }
-                let results = &mut results;
-                raw::with(conn, move |rc| {
-                    for op in run {
-                        raw::exec(rc, "SAVEPOINT op", [])?;
-                        let result = ops::apply(rc, op, opts);
-                        if result.is_err() {
-                            raw::exec(rc, "ROLLBACK TO op", [])?;
-                        }
-                        raw::exec(rc, "RELEASE op", [])?;
-                        results.push(result);
-                    }
-                    Ok(())
-                })
-                .await
+    // The batch as stretches of named writes, each but the last followed by one closure.
+    let mut stretches: Vec<(Vec<WriteOp>, Option<TxFn>)> = vec![(Vec::new(), None)];
+    for op in ops {
+        let current = stretches.len() - 1;
+        match op {
+            WriteOp::Run(f) => {
+                stretches[current].1 = Some(f);
+                stretches.push((Vec::new(), None));
             }
-        };
-        if let Err(e) = step {
-            let _ = exec(conn, "ROLLBACK").await;
-            return fail_all("could not open or close a savepoint", e);
+            named => stretches[current].0.push(named),
         }
     }
-    let indexed = raw::with(conn, |rc| {
-        raw::exec(rc, INDEX_NEW_MESSAGES, [mark])?;
+    let count = stretches.len();
+    let mut results = Vec::with_capacity(n);
+    let mut tx: Option<Tx> = None;
+    let mut changed = false;
+    let outcome: std::result::Result<(), Failed> = async {
+        for (i, (named, closure)) in stretches.into_iter().enumerate() {
+            let last = i + 1 == count;
+            let open = tx.take();
+            let begun = open.is_some();
+            let done = held
+                .run(conn, |rc| {
+                    Ok(stretch(rc, open, named, last, opts, &mut results))
+                })
+                .await;
+            let (now_open, now_changed) = match done {
+                Ok(done) => done?,
+                // Not even locked: BEGIN has not run if this was the first stretch.
+                Err(e) if !begun => return Err(Failed::Begin(e)),
+                Err(e) => return Err(Failed::Open("could not lock the writer's handle", e)),
+            };
+            tx = Some(now_open);
+            changed = now_changed;
+            if let Some(f) = closure {
+                run_closure(conn, f, opts, &mut results)
+                    .await
+                    .map_err(|e| Failed::Open("could not open or close a savepoint", e))?;
+            }
+        }
         Ok(())
-    })
+    }
     .await;
-    if let Err(e) = indexed {
-        let _ = exec(conn, "ROLLBACK").await;
-        return fail_all("could not index the batch's messages for search", e);
+    match outcome {
+        Err(Failed::Begin(e)) => {
+            return (fail_all("could not begin a write transaction", e), false);
+        }
+        Err(Failed::Open(what, e)) => {
+            let _ = exec(conn, "ROLLBACK").await;
+            return (fail_all(what, e), false);
+        }
+        Ok(()) => {}
     }
     match exec(conn, "COMMIT").await {
-        Ok(()) => results,
+        Ok(()) => (results, changed),
         Err(e) => {
             let _ = exec(conn, "ROLLBACK").await;
-            fail_all("commit failed; the whole batch was rolled back", e)
+            (
+                fail_all("commit failed; the whole batch was rolled back", e),
+                false,
+            )
         }
     }
 }
