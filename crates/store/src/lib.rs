@@ -91,7 +91,6 @@ enum Backend {
     Postgres(postgres::PgStore),
 }
 
-/// True for a PostgreSQL URL (`postgres://` or `postgresql://`).
 /// Truncations of SQLite page caches skipped so far in this process because they could find no
 /// page (sqlite/pcache.rs): for the test that checks the wrapper is in place and loses nothing.
 #[doc(hidden)]
@@ -99,6 +98,7 @@ pub fn sqlite_page_cache_truncations_skipped() -> u64 {
     sqlite::truncations_skipped()
 }
 
+/// True for a PostgreSQL URL (`postgres://` or `postgresql://`).
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }

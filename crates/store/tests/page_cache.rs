@@ -14,27 +14,26 @@
 use std::collections::BTreeMap;
 
 use confab_store::{Store, StoreOptions};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use rusqlite::params;
 
-/// A small deterministic generator (xorshift64*): the same rows on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
+fn value(rng: &mut StdRng) -> Vec<u8> {
+    // Random index keys of 40-400 bytes: splits anywhere in the index, a few rows per page.
+    let len = rng.random_range(40..400);
+    (0..len).map(|_| rng.random::<u8>()).collect()
 }
 
-fn value(rng: &mut Rng) -> Vec<u8> {
-    // Random index keys of 40-400 bytes: splits anywhere in the index, a few rows per page.
-    let len = 40 + rng.below(360) as usize;
-    (0..len).map(|_| rng.next() as u8).collect()
+/// Inserts `n` rows with keys from `first` and random values; the values, by key.
+fn insert(c: &rusqlite::Connection, rng: &mut StdRng, first: i64, n: i64) -> Vec<(i64, Vec<u8>)> {
+    let mut st = c.prepare("INSERT INTO t (k, v) VALUES (?1, ?2)").unwrap();
+    (first..first + n)
+        .map(|k| {
+            let v = value(rng);
+            st.execute(params![k, v]).unwrap();
+            (k, v)
+        })
+        .collect()
 }
 
 fn check(db: &rusqlite::Connection, model: &BTreeMap<i64, Vec<u8>>) {
@@ -76,24 +75,19 @@ async fn skipped_truncations_lose_nothing() {
          CREATE INDEX t_v ON t (v);",
     )
     .unwrap();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = StdRng::seed_from_u64(0x9e37_79b9_7f4a_7c15);
     let mut model: BTreeMap<i64, Vec<u8>> = BTreeMap::new();
     let mut next_key = 1i64;
     for round in 0..120 {
         let tx = db.unchecked_transaction().unwrap();
         // Inserts with random index keys; deletes that free pages for later reuse.
-        for _ in 0..150 {
-            let v = value(&mut rng);
-            tx.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", params![next_key, v])
-                .unwrap();
-            model.insert(next_key, v);
-            next_key += 1;
-        }
+        model.extend(insert(&tx, &mut rng, next_key, 150));
+        next_key += 150;
         for _ in 0..60 {
             if model.is_empty() {
                 break;
             }
-            let at = rng.below(model.len() as u64) as usize;
+            let at = rng.random_range(0..model.len());
             let k = *model.keys().nth(at).unwrap();
             tx.execute("DELETE FROM t WHERE k = ?1", params![k])
                 .unwrap();
@@ -102,29 +96,15 @@ async fn skipped_truncations_lose_nothing() {
         if round % 3 == 0 {
             // A savepoint that writes and is rolled back: none of it may stay.
             tx.execute_batch("SAVEPOINT s").unwrap();
-            for i in 0..200 {
-                let v = value(&mut rng);
-                tx.execute(
-                    "INSERT INTO t (k, v) VALUES (?1, ?2)",
-                    params![10_000_000 + i, v],
-                )
-                .unwrap();
-            }
+            insert(&tx, &mut rng, 10_000_000, 200);
             tx.execute_batch("ROLLBACK TO s; RELEASE s").unwrap();
         }
         tx.commit().unwrap();
         if round % 5 == 0 {
-            // A transaction that grows the file well past its end, then is rolled back: the
-            // cache holds pages above the file's size, and the truncation must drop them.
+            // A transaction that grows the file well past its end, then is rolled back: none of
+            // the pages above the file's former size may be read as if they were still there.
             let tx = db.unchecked_transaction().unwrap();
-            for i in 0..800 {
-                let v = value(&mut rng);
-                tx.execute(
-                    "INSERT INTO t (k, v) VALUES (?1, ?2)",
-                    params![20_000_000 + i, v],
-                )
-                .unwrap();
-            }
+            insert(&tx, &mut rng, 20_000_000, 800);
             tx.rollback().unwrap();
         }
         if round % 20 == 19 {

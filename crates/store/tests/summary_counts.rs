@@ -425,7 +425,7 @@ async fn agent_days_follow_every_write() {
         let mut c = NewConversation::new(Status::Active);
         c.agent_id = Some("a".into());
         c.created_at = Some(from_micros(us));
-        store.create_conversation(&other, c, None).await.unwrap();
+        create(&store, &other, c).await;
     }
     let check = |step: &'static str| {
         let (store, t, db) = (&store, &t, &db);

@@ -11,10 +11,9 @@
 //! So when the writer has committed no change for a while
 //! ([`StoreOptions::search_merge_idle`]), it merges every segment into one, in steps of
 //! [`STEP_PAGES`] pages, each its own short transaction: a request that arrives waits for at
-//! most one step. A full merge rewrites the
-//! whole index, so it is started only when the index has grown by a quarter since the last one
-//! (or once after start-up): its cost per message stays a small constant, like FTS5's own
-//! merging, and is paid when no one is waiting.
+//! most one step. A full merge rewrites the whole index, so it is started only when the index
+//! has grown by a quarter since the last one (or once after start-up): its cost per message
+//! stays a small constant, like FTS5's own merging, and is paid when no one is waiting.
 
 use std::time::{Duration, Instant};
 
