@@ -169,6 +169,33 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// The receiver sees an attempt before the server has logged it, so a test
+/// that reads the log polls it until it shows what the test waits for.
+async fn log_once(
+    app: &TestApp,
+    t: &str,
+    ep: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = app
+            .get(&format!("/v1/webhooks/{ep}/deliveries"), t)
+            .await
+            .expect(200)
+            .body;
+        if done(&log) {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn types_of(inbox: &Shared) -> Vec<String> {
     inbox
         .lock()
@@ -277,11 +304,10 @@ async fn failures_are_retried_and_every_attempt_is_logged() {
         .expect(201);
     let inbox = rx.inbox.clone();
     wait_for("both deliveries", || inbox.lock().unwrap().got.len() == 2).await;
-    let log = app
-        .get(&format!("/v1/webhooks/{ep}/deliveries"), &t)
-        .await
-        .expect(200)
-        .body;
+    let log = log_once(&app, &t, &ep, "five logged attempts", |l| {
+        l["data"].as_array().unwrap().len() >= 5
+    })
+    .await;
     let attempts = log["data"].as_array().unwrap();
     assert_eq!(attempts.len(), 5, "3 failures and 2 successes: {log}");
     let failed: Vec<&Value> = attempts
@@ -319,20 +345,10 @@ async fn a_delivery_that_fails_for_good_can_be_resent() {
         .expect(201);
     let inbox = rx.inbox.clone();
     wait_for("three attempts", || inbox.lock().unwrap().seen >= 3).await;
-    let mut failed = Value::Null;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        let log = app
-            .get(&format!("/v1/webhooks/{ep}/deliveries"), &t)
-            .await
-            .expect(200)
-            .body;
-        if log["data"][0]["delivery_state"] == "failed" {
-            failed = log;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let failed = log_once(&app, &t, &ep, "the delivery to fail", |l| {
+        l["data"][0]["delivery_state"] == "failed"
+    })
+    .await;
     assert_eq!(
         failed["data"].as_array().unwrap().len(),
         3,
@@ -511,12 +527,10 @@ async fn redirects_are_not_followed() {
     .expect(202);
     let inbox = rx.inbox.clone();
     wait_for("an attempt", || inbox.lock().unwrap().seen >= 1).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let log = app
-        .get(&format!("/v1/webhooks/{ep}/deliveries"), &t)
-        .await
-        .expect(200)
-        .body;
+    let log = log_once(&app, &t, &ep, "a logged attempt", |l| {
+        !l["data"].as_array().unwrap().is_empty()
+    })
+    .await;
     assert_eq!(log["data"][0]["status_code"], 302, "{log}");
 }
 
