@@ -451,8 +451,17 @@ fn secrets_never_reach_the_log() {
             .unwrap();
         assert_eq!(r.status(), 200);
     });
+    // The log reaches us through a pipe and a reader thread: wait, within reason, for the
+    // last request's lines (the one that presented the secret in its body).
     std::thread::sleep(Duration::from_millis(200));
-    let log = server.log.lock().unwrap().join("\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = server.log.lock().unwrap().join("\n");
+        if log.contains("/rest/v1/conversations") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     server.kill9();
     assert!(
         log.contains("/v1/conversations"),
