@@ -5,7 +5,8 @@
 //! writer spent most of its time in futex waits, not in SQLite (perf: ~45 % of the samples in
 //! task switching, ~3 % in the VDBE). The writer's operations therefore lock the connection's
 //! handle and run their statements directly through rusqlite, with prepared statements kept
-//! for the connection's life ([`Held`]); COMMIT (the fsync) stays on sqlx's thread.
+//! for the connection's life ([`Held`]), COMMIT (the fsync) included: the writer has a thread
+//! of its own (writer.rs), so blocking it blocks no one else.
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row};
