@@ -313,15 +313,14 @@ fn stretch(
         raw::exec(rc, "RELEASE op", []).map_err(savepoint)?;
         results.push(result);
     }
-    let mut changed = rc.total_changes() != tx.changes;
     if last {
         raw::exec(rc, INDEX_NEW_MESSAGES, [tx.mark])
             .map_err(|e| Failed::Open("could not index the batch's messages for search", e))?;
-        changed = rc.total_changes() != tx.changes;
-        if let Err(e) = raw::exec(rc, "COMMIT", []) {
-            let _ = raw::exec(rc, "ROLLBACK", []);
-            return Err(Failed::Commit(e));
-        }
+    }
+    let changed = rc.total_changes() != tx.changes;
+    if last && let Err(e) = raw::exec(rc, "COMMIT", []) {
+        let _ = raw::exec(rc, "ROLLBACK", []);
+        return Err(Failed::Commit(e));
     }
     Ok((tx, changed))
 }
