@@ -116,6 +116,16 @@ fn configure_library() {
     });
 }
 
+/// WAL pages after which a commit copies the WAL back into the database file (SQLite's
+/// default is 1,000). Each copy writes the latest version of every page the WAL holds and
+/// fsyncs the file, on the writer's thread. Appends to many conversations touch the same hot
+/// pages (conversation rows, index leaves, FTS5 structure) commit after commit, so a longer
+/// interval copies each of them once instead of several times: appends at 64 connections
+/// 7,146 / 7,405 / 7,914 -> 8,278 / 8,948 msg/s in same-hour alternations (10,000 pages gave the
+/// same as 4,000), p99 27-32 -> 34 ms (each copy is longer), reads unchanged. The WAL file grows
+/// to about 16 MiB and stays that size.
+const WAL_CHECKPOINT_PAGES: u32 = 4000;
+
 impl SqliteStore {
     pub async fn open(url: &str, opts: StoreOptions) -> Result<Self> {
         configure_library();
@@ -142,6 +152,11 @@ impl SqliteStore {
             .min_connections(1)
             .connect_with(base.pragma("query_only", "1"))
             .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}"
+        )))
+        .execute(&mut conn)
+        .await?;
         let writer = Writer::start(conn, opts.clone());
         Ok(SqliteStore {
             writer,
