@@ -538,32 +538,3 @@ mod tests {
         store.close().await;
     }
 }
-
-#[cfg(test)]
-mod checkpoint_tests {
-    use super::super::SqliteStore;
-    use super::*;
-
-    /// The writer copies the WAL back every `WAL_CHECKPOINT_PAGES` pages, not SQLite's 1,000.
-    #[tokio::test]
-    async fn the_writer_checkpoints_at_the_configured_interval() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("c.db").display());
-        let store = SqliteStore::open(&url, StoreOptions::default())
-            .await
-            .unwrap();
-        let pages: i64 = store
-            .exec_raw(|c, _| {
-                Box::pin(async move {
-                    Ok(sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-                        .fetch_one(&mut *c)
-                        .await?)
-                })
-            })
-            .await
-            .unwrap();
-        assert_eq!(pages, i64::from(super::super::WAL_CHECKPOINT_PAGES));
-        assert_ne!(pages, 1000);
-        store.close().await;
-    }
-}
