@@ -180,6 +180,15 @@ impl SqliteStore {
         self.writer.exec(f).await
     }
 
+    /// One integer read on the writer's connection, inside its next transaction (tests).
+    #[cfg(test)]
+    pub(crate) async fn writer_scalar(&self, sql: &'static str) -> Result<i64> {
+        self.exec_raw(move |c, _| {
+            Box::pin(async move { Ok(sqlx::query_scalar(sql).fetch_one(&mut *c).await?) })
+        })
+        .await
+    }
+
     pub async fn close(&self) {
         self.writer.close().await;
         self.read.close().await;
@@ -354,25 +363,25 @@ impl SqliteStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A store on a fresh file in a temporary directory (kept alive by the returned guard).
+    pub(crate) async fn temp_store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::open(&url, StoreOptions::default())
+            .await
+            .unwrap();
+        (dir, store)
+    }
 
     /// The writer copies the WAL back every `WAL_CHECKPOINT_PAGES` pages, not SQLite's 1,000.
     #[tokio::test]
     async fn the_writer_checkpoints_at_the_configured_interval() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("c.db").display());
-        let store = SqliteStore::open(&url, StoreOptions::default())
-            .await
-            .unwrap();
-        let pages: i64 = store
-            .exec_raw(|c, _| {
-                Box::pin(async move {
-                    Ok(sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-                        .fetch_one(&mut *c)
-                        .await?)
-                })
-            })
+        let (_dir, store) = temp_store().await;
+        let pages = store
+            .writer_scalar("PRAGMA wal_autocheckpoint")
             .await
             .unwrap();
         assert_eq!(pages, i64::from(WAL_CHECKPOINT_PAGES));

@@ -405,7 +405,7 @@ async fn commit(
 mod tests {
     use confab_core::input::NewMessage;
 
-    use super::super::SqliteStore;
+    use super::super::tests::temp_store;
     use super::*;
     use crate::types::MessageQuery;
 
@@ -425,11 +425,7 @@ mod tests {
     /// the writer goes on. A deferred foreign key makes COMMIT itself refuse the batch.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_whose_commit_fails_stores_nothing_and_the_writer_goes_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("w.db").display());
-        let store = SqliteStore::open(&url, StoreOptions::default())
-            .await
-            .unwrap();
+        let (_dir, store) = temp_store().await;
         store
             .exec_raw(|c, _| {
                 Box::pin(async move {
@@ -524,14 +520,8 @@ mod tests {
             assert!(!stored.contains(c), "refused {c} was stored");
         }
         assert_eq!(stored.len(), acknowledged.len() + 1);
-        let orphans: i64 = store
-            .exec_raw(|c, _| {
-                Box::pin(async move {
-                    Ok(sqlx::query_scalar("SELECT count(*) FROM child")
-                        .fetch_one(&mut *c)
-                        .await?)
-                })
-            })
+        let orphans = store
+            .writer_scalar("SELECT count(*) FROM child")
             .await
             .unwrap();
         assert_eq!(orphans, 0);
