@@ -549,3 +549,44 @@ async fn health_and_readiness() {
         .unwrap();
     assert!(m.contains("confab_http_requests_total"), "{m}");
 }
+
+/// The group-commit batch size is a count of writes: its buckets are counts, so a batch of one
+/// lands in `le="1"` (with the latency buckets every batch landed in `+Inf`).
+#[tokio::test]
+async fn commit_batch_sizes_are_counted_in_writes() {
+    let app = TestApp::spawn().await;
+    let t = app.token("acme").await;
+    let c = create(&app, &t, json!({"agent_id": "a"})).await;
+    let id = c["id"].as_str().unwrap();
+    // An append is a batched write on both backends.
+    app.post(
+        &format!("/v1/conversations/{id}/messages"),
+        &t,
+        &json!({"messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await
+    .expect(200);
+    let m = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let bucket = |le: &str| -> u64 {
+        let key = format!("confab_store_commit_batch_size_bucket{{le=\"{le}\"}} ");
+        let line = m
+            .lines()
+            .find(|l| l.starts_with(&key))
+            .unwrap_or_else(|| panic!("{key}: {m}"));
+        line[key.len()..].parse().unwrap()
+    };
+    assert!(bucket("1") >= 1, "{m}");
+    assert!(bucket("64") >= bucket("1"));
+    assert!(
+        !m.contains("confab_store_commit_batch_size_bucket{le=\"0.0005\"}"),
+        "{m}"
+    );
+}
