@@ -22,6 +22,7 @@ mod search;
 mod sensay;
 mod stats;
 mod tenant_keys;
+mod walvfs;
 mod webhooks;
 mod writer;
 
@@ -59,8 +60,15 @@ fn options(url: &str) -> Result<SqliteConnectOptions> {
     if url.contains(":memory:") || url.contains("mode=memory") {
         return Err(StoreError::Config("an in-memory SQLite database cannot be shared between the writer and readers; give a file path".into()));
     }
-    Ok(SqliteConnectOptions::from_str(&url)
-        .map_err(|e| StoreError::Config(format!("bad SQLite URL `{url}`: {e}")))?
+    let opts = SqliteConnectOptions::from_str(&url)
+        .map_err(|e| StoreError::Config(format!("bad SQLite URL `{url}`: {e}")))?;
+    // A commit's WAL frames reach the kernel in one write (walvfs.rs).
+    let opts = if walvfs::registered() {
+        opts.vfs(walvfs::NAME.to_str().expect("ASCII name"))
+    } else {
+        opts
+    };
+    Ok(opts
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
@@ -111,6 +119,15 @@ fn configure_library() {
             tracing::debug!(
                 rc,
                 "SQLite was already initialized; it keeps its page cache unwrapped"
+            );
+        }
+        // Last: finding the `unix` VFS initializes the library, after which the settings
+        // above could no longer be made.
+        let rc = walvfs::register();
+        if rc != libsqlite3_sys::SQLITE_OK {
+            tracing::warn!(
+                rc,
+                "could not register the WAL-gathering VFS; using SQLite's own"
             );
         }
     });
