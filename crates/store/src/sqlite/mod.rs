@@ -405,4 +405,43 @@ pub(crate) mod tests {
         assert_ne!(pages, 1000);
         store.close().await;
     }
+
+    /// The name of the VFS `c` opened its main database through.
+    async fn vfs_of(c: &mut sqlx::SqliteConnection) -> String {
+        raw::with(c, |rc| {
+            let mut vfs: *mut libsqlite3_sys::sqlite3_vfs = std::ptr::null_mut();
+            // SAFETY: SQLITE_FCNTL_VFS_POINTER writes the connection's VFS pointer into `vfs`;
+            // the handle is locked for the call.
+            let code = unsafe {
+                libsqlite3_sys::sqlite3_file_control(
+                    rc.handle(),
+                    c"main".as_ptr(),
+                    libsqlite3_sys::SQLITE_FCNTL_VFS_POINTER,
+                    (&raw mut vfs).cast(),
+                )
+            };
+            assert_eq!(code, libsqlite3_sys::SQLITE_OK);
+            // SAFETY: registered VFS objects and their names live for the process.
+            let name = unsafe { std::ffi::CStr::from_ptr((*vfs).zName) };
+            Ok(name.to_string_lossy().into_owned())
+        })
+        .await
+        .unwrap()
+    }
+
+    /// The writer and the readers' pool open the database through the VFS that gathers WAL
+    /// writes (walvfs.rs), not through SQLite's default.
+    #[tokio::test]
+    async fn connections_open_the_database_through_the_wal_vfs() {
+        let (_dir, store) = temp_store().await;
+        let writer = store
+            .exec_raw(|c, _| Box::pin(async move { Ok(vfs_of(c).await) }))
+            .await
+            .unwrap();
+        assert_eq!(writer, "confab-wal");
+        let mut reader = store.read.acquire().await.unwrap();
+        assert_eq!(vfs_of(&mut reader).await, "confab-wal");
+        drop(reader);
+        store.close().await;
+    }
 }
