@@ -538,16 +538,14 @@ async fn health_and_readiness() {
         "sqlite"
     };
     assert_eq!(r.body["database"], expected);
-    let m = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = metrics(&app).await;
     assert!(m.contains("confab_http_requests_total"), "{m}");
+}
+
+/// `GET /metrics` as text (it needs no credentials).
+async fn metrics(app: &TestApp) -> String {
+    let r = app.client.get(app.url("/metrics")).send().await.unwrap();
+    r.text().await.unwrap()
 }
 
 /// The group-commit batch size is a count of writes: its buckets are counts, so a batch of one
@@ -566,15 +564,7 @@ async fn commit_batch_sizes_are_counted_in_writes() {
     )
     .await
     .expect(200);
-    let m = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = metrics(&app).await;
     let bucket = |le: &str| -> u64 {
         let key = format!("confab_store_commit_batch_size_bucket{{le=\"{le}\"}} ");
         let line = m
