@@ -20,7 +20,8 @@ pub fn handle() -> PrometheusHandle {
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
                 ])
                 .expect("static buckets are valid")
-                // A count of writes, not seconds: the latency buckets put every batch in `+Inf`.
+                // A count of writes, not seconds: the latency buckets end at 10, so every batch of more
+                // than ten writes landed in `+Inf` alone.
                 .set_buckets_for_metric(
                     Matcher::Full("confab_store_commit_batch_size".into()),
                     &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],

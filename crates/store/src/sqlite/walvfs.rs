@@ -39,8 +39,8 @@ struct Base(*mut ffi::sqlite3_vfs);
 unsafe impl Send for Base {}
 unsafe impl Sync for Base {}
 
-static BASE: OnceLock<Base> = OnceLock::new();
-static REGISTERED: OnceLock<std::result::Result<(), c_int>> = OnceLock::new();
+/// The `unix` VFS once ours is registered, or why registering failed.
+static REGISTERED: OnceLock<std::result::Result<Base, c_int>> = OnceLock::new();
 
 /// An open WAL file: the `sqlite3_file` SQLite sees, then the `unix` file it wraps.
 #[repr(C)]
@@ -65,7 +65,6 @@ pub(crate) fn register() -> c_int {
         if unix.is_null() {
             return Err(ffi::SQLITE_ERROR);
         }
-        let _ = BASE.set(Base(unix));
         // SAFETY: `unix` is a valid VFS object; we copy it and change what makes ours ours. The
         // methods other than xOpen are `unix`'s own and do not look at which VFS object they
         // are called through, except through pAppData, which the copy keeps.
@@ -79,7 +78,7 @@ pub(crate) fn register() -> c_int {
         // SAFETY: `ptr` is a valid VFS object that is never freed.
         let rc = unsafe { ffi::sqlite3_vfs_register(ptr, 0) };
         if rc == ffi::SQLITE_OK {
-            Ok(())
+            Ok(Base(unix))
         } else {
             Err(rc)
         }
@@ -96,7 +95,11 @@ pub(crate) fn registered() -> bool {
 }
 
 fn unix() -> *mut ffi::sqlite3_vfs {
-    BASE.get().expect("registered before any open").0
+    match REGISTERED.get() {
+        Some(Ok(base)) => base.0,
+        // SQLite opens files through our VFS only once it is registered.
+        _ => unreachable!("confab-wal opened a file before it was registered"),
+    }
 }
 
 unsafe extern "C" fn x_open(
