@@ -10,6 +10,7 @@ mod ceiling;
 mod dataset;
 mod harness;
 mod http;
+mod insights;
 mod load;
 mod probe;
 mod report;
@@ -355,6 +356,35 @@ async fn all(a: Args) -> anyhow::Result<()> {
         }
         let runs = measure(server.pid(), &s, a.runs, budget).await;
         rows.push(summarise(&s, &runs, ceiling));
+    }
+    // Last, as it writes insights: the worker's rate over completed conversations of the
+    // dataset (insights.rs).
+    const INSIGHTS: &str = "insights analysis rate (1 worker, built-in analyzer)";
+    if a.only.as_deref().is_none_or(|o| INSIGHTS.contains(o)) {
+        let mut runs = Vec::new();
+        // Different conversations in each run; on a small dataset, fewer per run.
+        let ids = insights::completed(&dataset, insights::PER_RUN * a.runs);
+        let per = (ids.len() / a.runs.max(1)).max(1);
+        for (k, ids) in ids.chunks(per).take(a.runs).enumerate() {
+            let r = insights::measure(&server, a.concurrency, ids.to_vec(), budget * 20).await?;
+            eprintln!(
+                "  {INSIGHTS} run {}: {:.0} conversations/s ({} done, {} failed)",
+                k + 1,
+                r.throughput(),
+                r.ok,
+                r.errors
+            );
+            runs.push(r);
+        }
+        rows.push(report::row(
+            INSIGHTS,
+            1,
+            "conv/s",
+            "(measured; the issue sets no target)",
+            &runs,
+            None,
+            false,
+        ));
     }
     rows.push(report::row(
         &format!(
