@@ -3,7 +3,7 @@
 //! prefer clear signals (an explicit request for a person, a question left hanging) over
 //! guesses.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use super::Turn;
 use super::text::{is_stopword, norm, words};
@@ -84,9 +84,24 @@ const THANKS: &[&str] = &[
     "appreciate",
 ];
 
+#[cfg(test)]
 fn has_any(text: &str, phrases: &[&str]) -> bool {
-    let t = text.to_lowercase().replace('\u{2019}', "'");
-    phrases.iter().any(|p| contains_phrase(&t, p))
+    has_lowered(&lowered(text), phrases)
+}
+
+/// `text` as the phrase lists are written: lower case, straight apostrophes.
+fn lowered(text: &str) -> String {
+    let t = text.to_lowercase();
+    if t.contains('\u{2019}') {
+        t.replace('\u{2019}', "'")
+    } else {
+        t
+    }
+}
+
+/// [`has_any`] on a text already [`lowered`] (each message is lowered once, not once per list).
+fn has_lowered(lowered: &str, phrases: &[&str]) -> bool {
+    phrases.iter().any(|p| contains_phrase(lowered, p))
 }
 
 /// Phrase match on word boundaries ("human" does not match "humanity"); a phrase ending in a
@@ -108,8 +123,36 @@ fn issue(code: &str, text: impl Into<String>) -> Issue {
     }
 }
 
-fn content_words(s: &str) -> HashSet<String> {
-    words(s).filter(|w| !is_stopword(w)).map(norm).collect()
+/// The content words of `s` as sorted, distinct ids from `ids` (interned: comparing two
+/// messages is then a merge of integer lists).
+fn content_words(s: &str, ids: &mut HashMap<String, u32>) -> Vec<u32> {
+    let mut bag: Vec<u32> = words(s)
+        .filter(|w| !is_stopword(w))
+        .map(|w| {
+            let next = ids.len() as u32;
+            *ids.entry(norm(w)).or_insert(next)
+        })
+        .collect();
+    bag.sort_unstable();
+    bag.dedup();
+    bag
+}
+
+/// Ids two sorted, distinct lists share.
+fn common(a: &[u32], b: &[u32]) -> usize {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
 }
 
 fn is_question(s: &str) -> bool {
@@ -138,9 +181,17 @@ pub fn issues(turns: &[Turn<'_>], scores: &[f64]) -> Vec<Issue> {
             ));
         }
     }
+    // Every message lowered once for the phrase lists (user and assistant ones differ).
+    let low: Vec<String> = turns
+        .iter()
+        .map(|t| match t.role {
+            Role::User | Role::Assistant => lowered(t.content),
+            _ => String::new(),
+        })
+        .collect();
     let frustrated = users
         .iter()
-        .filter(|&&i| scores[i] <= FRUSTRATION_SCORE || has_any(turns[i].content, FRUSTRATION))
+        .filter(|&&i| scores[i] <= FRUSTRATION_SCORE || has_lowered(&low[i], FRUSTRATION))
         .count();
     if frustrated > 0 {
         out.push(issue(
@@ -148,13 +199,14 @@ pub fn issues(turns: &[Turn<'_>], scores: &[f64]) -> Vec<Issue> {
             format!("The user sounded frustrated in {frustrated} message(s)."),
         ));
     }
-    if users.iter().any(|&i| has_any(turns[i].content, ESCALATION)) {
+    if users.iter().any(|&i| has_lowered(&low[i], ESCALATION)) {
         out.push(issue("escalation_requested", "The user asked for a human."));
     }
     let assistant = |p: &[&str]| {
         turns
             .iter()
-            .filter(|t| t.role == Role::Assistant && has_any(t.content, p))
+            .zip(&low)
+            .filter(|(t, l)| t.role == Role::Assistant && has_lowered(l, p))
             .count()
     };
     let refusals = assistant(REFUSAL);
@@ -200,9 +252,10 @@ pub fn issues(turns: &[Turn<'_>], scores: &[f64]) -> Vec<Issue> {
 /// How many user messages say again what an earlier one said (≥ 3 content words, high
 /// overlap): a sign the first answer did not land.
 fn repeated_question(turns: &[Turn<'_>], users: &[usize]) -> Option<usize> {
-    let bags: Vec<HashSet<String>> = users
+    let mut ids = HashMap::new();
+    let bags: Vec<Vec<u32>> = users
         .iter()
-        .map(|&i| content_words(turns[i].content))
+        .map(|&i| content_words(turns[i].content, &mut ids))
         .collect();
     let mut repeats = 0;
     for j in 1..bags.len() {
@@ -210,8 +263,9 @@ fn repeated_question(turns: &[Turn<'_>], users: &[usize]) -> Option<usize> {
             continue;
         }
         let again = bags[..j].iter().any(|b| {
-            let inter = b.intersection(&bags[j]).count() as f64;
-            let union = b.union(&bags[j]).count() as f64;
+            let shared = common(b, &bags[j]);
+            let inter = shared as f64;
+            let union = (b.len() + bags[j].len() - shared) as f64;
             union > 0.0 && inter / union >= REPEAT_JACCARD
         });
         if again {
@@ -239,10 +293,11 @@ pub fn task_completed(turns: &[Turn<'_>], scores: &[f64], issues: &[Issue]) -> b
         // Nobody asked for anything; an assistant-only log is not a failed task.
         return turns.iter().any(|t| t.role == Role::Assistant);
     };
-    if scores[last_user] <= -0.3 || has_any(turns[last_user].content, FRUSTRATION) {
+    let low = lowered(turns[last_user].content);
+    if scores[last_user] <= -0.3 || has_lowered(&low, FRUSTRATION) {
         return false;
     }
-    let thanked = has_any(turns[last_user].content, THANKS);
+    let thanked = has_lowered(&low, THANKS);
     let assistant_last = turns.iter().rposition(|t| t.role == Role::Assistant) > Some(last_user);
     thanked || assistant_last
 }

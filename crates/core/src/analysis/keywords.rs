@@ -5,12 +5,15 @@
 //! the product of its words over its frequency. Lower is better. Candidates that repeat one
 //! already chosen (same words, or one inside the other) are dropped, so the topics differ.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::text::{is_stopword, norm, sentences, words};
 
 /// Longest phrase considered.
 const MAX_NGRAM: usize = 3;
+
+/// Fills the unused places of a phrase's key (no word has this id).
+const NONE: u32 = u32::MAX;
 
 #[derive(Default)]
 struct TermStats {
@@ -18,36 +21,54 @@ struct TermStats {
     tf_upper: f64,
     tf_capital: f64,
     sentences: Vec<usize>,
-    left: HashMap<String, f64>,
-    right: HashMap<String, f64>,
+    /// The words seen just before and just after it, one entry per occurrence.
+    left: Vec<u32>,
+    right: Vec<u32>,
     stop: bool,
 }
 
-/// One token as it stood: surface form, normalised key, sentence index.
+/// One token as it stood: surface form, its word's id (the normalised form, interned), and
+/// what the candidate test asks of it, computed once.
 struct Tok<'a> {
     surface: &'a str,
-    key: String,
+    id: u32,
     sentence_start: bool,
+    stop: bool,
+    /// Neither a stop word nor too short to start or end a phrase.
+    edge: bool,
+    digits: bool,
 }
 
 /// Up to `top` keyphrases of `text`, best first, lower-cased.
+///
+/// Words are interned: every statistic and candidate below is keyed by a small integer, where
+/// strings as keys cost a hash, a comparison and often an allocation per lookup, most of the
+/// analyzer's time on a long conversation.
 pub fn keyphrases(text: &str, top: usize) -> Vec<String> {
+    let mut ids: HashMap<String, u32> = HashMap::new();
     let sents: Vec<Vec<Tok>> = sentences(text)
         .into_iter()
         .map(|s| {
             words(s)
                 .enumerate()
-                .map(|(i, w)| Tok {
-                    surface: w,
-                    key: norm(w),
-                    sentence_start: i == 0,
+                .map(|(i, w)| {
+                    let next = ids.len() as u32;
+                    let stop = is_stopword(w);
+                    Tok {
+                        surface: w,
+                        id: *ids.entry(norm(w)).or_insert(next),
+                        sentence_start: i == 0,
+                        stop,
+                        edge: !stop && w.chars().any(char::is_alphabetic) && w.chars().count() > 2,
+                        digits: w.chars().all(|c| c.is_ascii_digit()),
+                    }
                 })
                 .collect()
         })
         .collect();
-    let stats = term_stats(&sents);
+    let stats = term_stats(&sents, ids.len());
     let scores = word_scores(&stats, sents.len());
-    let mut cands: HashMap<Vec<String>, (f64, String)> = HashMap::new();
+    let mut cands: HashMap<[u32; MAX_NGRAM], (f64, String)> = HashMap::new();
     for s in &sents {
         for start in 0..s.len() {
             for n in 1..=MAX_NGRAM.min(s.len() - start) {
@@ -55,29 +76,40 @@ pub fn keyphrases(text: &str, top: usize) -> Vec<String> {
                 if !is_candidate(toks) {
                     continue;
                 }
-                let key: Vec<String> = toks.iter().map(|t| t.key.clone()).collect();
-                let surface = toks
-                    .iter()
-                    .map(|t| t.surface.to_lowercase())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                cands.entry(key).or_insert((0.0, surface)).0 += 1.0;
+                let mut key = [NONE; MAX_NGRAM];
+                for (k, t) in key.iter_mut().zip(toks) {
+                    *k = t.id;
+                }
+                cands
+                    .entry(key)
+                    .or_insert_with(|| {
+                        let surface = toks
+                            .iter()
+                            .map(|t| t.surface.to_lowercase())
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        (0.0, surface)
+                    })
+                    .0 += 1.0;
             }
         }
     }
-    let mut ranked: Vec<(f64, Vec<String>, String)> = cands
+    let mut ranked: Vec<(f64, [u32; MAX_NGRAM], String)> = cands
         .into_iter()
         .map(|(key, (tf, surface))| {
             let (mut prod, mut sum) = (1.0, 0.0);
-            for k in key.iter().filter(|k| !stats[*k].stop) {
-                prod *= scores[k];
-                sum += scores[k];
+            for &k in key
+                .iter()
+                .filter(|&&k| k != NONE && !stats[k as usize].stop)
+            {
+                prod *= scores[k as usize];
+                sum += scores[k as usize];
             }
             (prod / (tf * (1.0 + sum)), key, surface)
         })
         .collect();
     ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
-    let mut out: Vec<(Vec<String>, String)> = Vec::new();
+    let mut out: Vec<([u32; MAX_NGRAM], String)> = Vec::new();
     for (_, key, surface) in ranked {
         if out.len() == top {
             break;
@@ -90,35 +122,34 @@ pub fn keyphrases(text: &str, top: usize) -> Vec<String> {
 }
 
 fn is_candidate(toks: &[Tok]) -> bool {
-    let ok_word =
-        |t: &Tok| t.surface.chars().any(char::is_alphabetic) && t.surface.chars().count() > 2;
     let (first, last) = (&toks[0], &toks[toks.len() - 1]);
-    !is_stopword(first.surface)
-        && !is_stopword(last.surface)
-        && ok_word(first)
-        && ok_word(last)
-        && toks
-            .iter()
-            .all(|t| !t.surface.chars().all(|c| c.is_ascii_digit()))
+    first.edge && last.edge && toks.iter().all(|t| !t.digits)
 }
 
 /// Two phrases repeat each other when one's words all occur in the other.
-fn overlaps(a: &[String], b: &[String]) -> bool {
-    let (sa, sb): (HashSet<&String>, HashSet<&String>) = (a.iter().collect(), b.iter().collect());
-    sa.is_subset(&sb) || sb.is_subset(&sa)
+fn overlaps(a: &[u32; MAX_NGRAM], b: &[u32; MAX_NGRAM]) -> bool {
+    let within = |x: &[u32; MAX_NGRAM], y: &[u32; MAX_NGRAM]| {
+        x.iter().filter(|&&w| w != NONE).all(|w| y.contains(w))
+    };
+    within(a, b) || within(b, a)
 }
 
-fn term_stats(sents: &[Vec<Tok>]) -> HashMap<String, TermStats> {
-    let mut stats: HashMap<String, TermStats> = HashMap::new();
+fn term_stats(sents: &[Vec<Tok>], words: usize) -> Vec<TermStats> {
+    let mut stats: Vec<TermStats> = (0..words).map(|_| TermStats::default()).collect();
     for (si, s) in sents.iter().enumerate() {
         for (i, t) in s.iter().enumerate() {
-            let e = stats.entry(t.key.clone()).or_default();
+            let e = &mut stats[t.id as usize];
             e.tf += 1.0;
-            e.stop = is_stopword(t.surface);
-            let letters: Vec<char> = t.surface.chars().filter(|c| c.is_alphabetic()).collect();
-            if letters.len() > 1 && letters.iter().all(|c| c.is_uppercase()) {
+            e.stop = t.stop;
+            let (mut letters, mut upper, mut first_upper) = (0, true, None);
+            for c in t.surface.chars().filter(|c| c.is_alphabetic()) {
+                letters += 1;
+                upper &= c.is_uppercase();
+                first_upper.get_or_insert(c.is_uppercase());
+            }
+            if letters > 1 && upper {
                 e.tf_upper += 1.0;
-            } else if !t.sentence_start && letters.first().is_some_and(|c| c.is_uppercase()) {
+            } else if !t.sentence_start && first_upper == Some(true) {
                 e.tf_capital += 1.0;
             }
             if e.sentences.last() != Some(&si) {
@@ -126,42 +157,44 @@ fn term_stats(sents: &[Vec<Tok>]) -> HashMap<String, TermStats> {
             }
             // Co-occurrence with the immediate neighbours (YAKE's default window of one).
             if i > 0 {
-                *e.left.entry(s[i - 1].key.clone()).or_default() += 1.0;
+                e.left.push(s[i - 1].id);
             }
             if i + 1 < s.len() {
-                *e.right.entry(s[i + 1].key.clone()).or_default() += 1.0;
+                e.right.push(s[i + 1].id);
             }
         }
     }
     stats
 }
 
-fn word_scores(stats: &HashMap<String, TermStats>, n_sent: usize) -> HashMap<String, f64> {
-    let content: Vec<f64> = stats.values().filter(|s| !s.stop).map(|s| s.tf).collect();
+/// Different neighbours per occurrence with one (0 without any).
+fn spread(neighbours: &[u32]) -> f64 {
+    if neighbours.is_empty() {
+        return 0.0;
+    }
+    let mut v = neighbours.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    v.len() as f64 / neighbours.len() as f64
+}
+
+fn word_scores(stats: &[TermStats], n_sent: usize) -> Vec<f64> {
+    let content: Vec<f64> = stats.iter().filter(|s| !s.stop).map(|s| s.tf).collect();
     let n = content.len().max(1) as f64;
     let mean = content.iter().sum::<f64>() / n;
     let std = (content.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
     let max_tf = content.iter().copied().fold(1.0, f64::max);
     stats
         .iter()
-        .map(|(k, s)| {
+        .map(|s| {
             let case = s.tf_upper.max(s.tf_capital) / (1.0 + s.tf.ln());
             let median = median_of(&s.sentences);
             let pos = (3.0 + median).ln().ln();
             let freq = s.tf / (mean + std);
-            let spread = |m: &HashMap<String, f64>| {
-                let total: f64 = m.values().sum();
-                if total > 0.0 {
-                    m.len() as f64 / total
-                } else {
-                    0.0
-                }
-            };
             let rel = (0.5 + spread(&s.left) * (s.tf / max_tf))
                 + (0.5 + spread(&s.right) * (s.tf / max_tf));
             let different = s.sentences.len() as f64 / n_sent.max(1) as f64;
-            let h = (pos * rel) / (case + freq / rel + different / rel);
-            (k.clone(), h)
+            (pos * rel) / (case + freq / rel + different / rel)
         })
         .collect()
 }

@@ -3,7 +3,7 @@
 //! sentences do not win by size), and PageRank picks the sentences the rest of the
 //! conversation "agrees" with. The chosen ones are shown in conversation order.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use super::text::{is_stopword, norm, words};
 
@@ -30,13 +30,22 @@ pub struct Candidate<'a> {
 /// Picks up to [`MAX_SENTENCES`] sentences (at most [`MAX_CHARS`] in all) and joins them in
 /// their original order.
 pub fn summarize(cands: &[Candidate<'_>]) -> String {
-    let bags: Vec<HashSet<String>> = cands
+    // Each sentence's content words as sorted word ids: the pairwise overlaps below are
+    // merges of small integer lists, not hash-set intersections of strings.
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    let bags: Vec<Vec<u32>> = cands
         .iter()
         .map(|c| {
-            words(c.text)
+            let mut bag: Vec<u32> = words(c.text)
                 .filter(|w| !is_stopword(w))
-                .map(norm)
-                .collect()
+                .map(|w| {
+                    let next = ids.len() as u32;
+                    *ids.entry(norm(w)).or_insert(next)
+                })
+                .collect();
+            bag.sort_unstable();
+            bag.dedup();
+            bag
         })
         .collect();
     let usable: Vec<usize> = (0..cands.len())
@@ -78,33 +87,49 @@ pub fn summarize(cands: &[Candidate<'_>]) -> String {
         .join(" ")
 }
 
-fn similarity(a: &HashSet<String>, b: &HashSet<String>) -> f64 {
-    let common = a.intersection(b).count() as f64;
-    if common == 0.0 {
+fn similarity(a: &[u32], b: &[u32]) -> f64 {
+    let (mut i, mut j, mut common) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    if common == 0 {
         return 0.0;
     }
     let denom = (a.len() as f64 + 1.0).ln() + (b.len() as f64 + 1.0).ln();
-    common / denom
+    common as f64 / denom
 }
 
-/// PageRank with a personalised teleport over the pool.
-fn rank(pool: &[usize], bags: &[HashSet<String>], cands: &[Candidate<'_>]) -> Vec<f64> {
+fn rank(pool: &[usize], bags: &[Vec<u32>], cands: &[Candidate<'_>]) -> Vec<f64> {
     let n = pool.len();
-    let w: Vec<Vec<f64>> = pool
-        .iter()
-        .map(|&i| {
-            pool.iter()
-                .map(|&j| {
-                    if i == j {
-                        0.0
-                    } else {
-                        similarity(&bags[i], &bags[j])
-                    }
-                })
+    // Symmetric: each pair is computed once.
+    let mut w = vec![vec![0.0; n]; n];
+    for a in 0..n {
+        for b in a + 1..n {
+            let v = similarity(&bags[pool[a]], &bags[pool[b]]);
+            w[a][b] = v;
+            w[b][a] = v;
+        }
+    }
+    let out_sum: Vec<f64> = w.iter().map(|row| row.iter().sum()).collect();
+    // Per sentence, the sentences that link to it and the share of their weight it gets
+    // (`w[j][i] / out_sum[j]`, computed once instead of in every iteration). The links of
+    // weight 0 are left out: they add exactly nothing.
+    let inbound: Vec<Vec<(usize, f64)>> = (0..n)
+        .map(|i| {
+            (0..n)
+                .filter(|&j| out_sum[j] > 0.0 && w[j][i] != 0.0)
+                .map(|j| (j, w[j][i] / out_sum[j]))
                 .collect()
         })
         .collect();
-    let out_sum: Vec<f64> = w.iter().map(|row| row.iter().sum()).collect();
     let prior_total: f64 = pool.iter().map(|&i| cands[i].prior.max(1e-9)).sum();
     let teleport: Vec<f64> = pool
         .iter()
@@ -112,16 +137,12 @@ fn rank(pool: &[usize], bags: &[HashSet<String>], cands: &[Candidate<'_>]) -> Ve
         .collect();
     let mut s = teleport.clone();
     for _ in 0..ITERATIONS {
-        // Mass of sentences that share nothing with the others goes back to the prior.
         let dangling: f64 = (0..n).filter(|&j| out_sum[j] == 0.0).map(|j| s[j]).sum();
         let next: Vec<f64> = teleport
             .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let inflow: f64 = (0..n)
-                    .filter(|&j| out_sum[j] > 0.0)
-                    .map(|j| w[j][i] / out_sum[j] * s[j])
-                    .sum();
+            .zip(&inbound)
+            .map(|(t, links)| {
+                let inflow: f64 = links.iter().map(|&(j, share)| share * s[j]).sum();
                 (1.0 - DAMPING) * t + DAMPING * (inflow + dangling * t)
             })
             .collect();
@@ -134,7 +155,6 @@ fn rank(pool: &[usize], bags: &[HashSet<String>], cands: &[Candidate<'_>]) -> Ve
     s
 }
 
-/// Cuts `s` to at most `max` characters at a word boundary, ending with an ellipsis.
 pub fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_owned();
