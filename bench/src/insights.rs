@@ -34,14 +34,18 @@ pub fn completed(dataset: &Dataset, n: usize) -> Vec<uuid::Uuid> {
 async fn outcomes(server: &Server) -> anyhow::Result<(u64, u64)> {
     let body = server.get("/metrics", "").await?;
     let text = String::from_utf8_lossy(&body);
-    let count = |outcome: &str| {
-        let key = format!("confab_insights_jobs_total{{outcome=\"{outcome}\"}} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(key.as_str()))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map_or(0, |v| v as u64)
-    };
-    Ok((count("done"), count("failed")))
+    Ok((count(&text, "done"), count(&text, "failed")))
+}
+
+/// `confab_insights_jobs_total{outcome=…}` in a Prometheus text exposition (0 before the
+/// first job: the counter appears only once incremented).
+fn count(metrics: &str, outcome: &str) -> u64 {
+    let key = format!("confab_insights_jobs_total{{outcome=\"{outcome}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(key.as_str()))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
 }
 
 /// One run over `ids`; gives up waiting after `limit`. The run's one "latency" is the time
@@ -108,4 +112,19 @@ pub async fn measure(
         start_rss_kib: start_rss,
         peak_anon_kib: anon,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn counts_come_from_the_exposition() {
+        let m = "# TYPE confab_insights_jobs_total counter\n\
+                 confab_insights_jobs_total{outcome=\"done\"} 1234\n\
+                 confab_insights_jobs_total{outcome=\"failed\"} 2\n";
+        assert_eq!(count(m, "done"), 1234);
+        assert_eq!(count(m, "failed"), 2);
+        assert_eq!(count("", "done"), 0);
+    }
 }
