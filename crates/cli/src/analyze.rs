@@ -2,6 +2,7 @@
 //! the analyzer flags `serve` shares.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -59,6 +60,10 @@ pub struct AnalyzeArgs {
     /// Recompute conversations completed on or after DATE (YYYY-MM-DD or RFC 3339).
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
+    /// Conversations analysed at once (default: one per core). The analysis is CPU work; the
+    /// store's group commit takes the writes of all of them together.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
     #[command(flatten)]
     pub llm: LlmArgs,
 }
@@ -97,16 +102,25 @@ pub async fn run(store: &Store, mut cfg: InsightsConfig, args: AnalyzeArgs) -> R
     } else {
         ProgressBar::hidden()
     };
-    let (mut done, mut failed) = (0u64, 0u64);
-    while let Some(job) = store.claim_job(cfg.lease).await? {
-        if worker::run_job(store, &analyzer, &cfg.retry, &job).await {
-            done += 1;
-        } else {
-            failed += 1;
+    let jobs = args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    let (done, failed) = (AtomicU64::new(0), AtomicU64::new(0));
+    // `jobs` claim loops in this task: each job's analysis runs on the blocking pool
+    // (`Analyzer::analyze`), so they use the cores while the loops wait for them; claims are
+    // exclusive, so no conversation is analysed twice.
+    let drain = |_| async {
+        while let Some(job) = store.claim_job(cfg.lease).await? {
+            let ok = worker::run_job(store, &analyzer, &cfg.retry, &job).await;
+            if ok { &done } else { &failed }.fetch_add(1, Ordering::Relaxed);
+            bar.inc(1);
         }
-        bar.inc(1);
-    }
+        anyhow::Ok(())
+    };
+    futures::future::try_join_all((0..jobs).map(drain)).await?;
     bar.finish_and_clear();
+    let (done, failed) = (done.into_inner(), failed.into_inner());
     eprintln!("queued {queued}; analysed {done} conversation(s), {failed} failure(s)");
     anyhow::ensure!(failed == 0, "{failed} job(s) failed; see the log");
     Ok(())

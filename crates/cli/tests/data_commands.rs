@@ -269,3 +269,79 @@ fn sqlite_to_postgres_and_back() {
     );
     assert_eq!(std::fs::read_to_string(&out3).unwrap(), FIXTURE);
 }
+
+/// `confab analyze` with several jobs at once: every completed conversation is analysed once,
+/// and a second run finds nothing left.
+#[test]
+fn analyze_backfills_every_completed_conversation_once_with_several_jobs() {
+    let dir = test_dir();
+    let db = dir.path().join("a.db");
+    let input = dir.path().join("in.ndjson");
+    let mut ndjson = String::new();
+    for c in 0..30u32 {
+        let id = format!("0195a0b0-0000-7000-8000-{:012x}", 0x1000 + c);
+        let status = if c % 3 == 2 { "active" } else { "completed" };
+        let messages: Vec<serde_json::Value> = (0..12)
+            .map(|m| {
+                serde_json::json!({
+                    "id": format!("0195a0b0-0000-7000-9000-{:012x}", c * 100 + m),
+                    "conversation_id": id,
+                    "seq": m,
+                    "role": if m % 2 == 0 { "user" } else { "assistant" },
+                    "content": format!("Message {m}: my refund for order {c} was rejected. Can you check?"),
+                    "created_at": "2025-03-02T10:00:00.000000Z",
+                    "model": null, "tokens": null, "prompt_tokens": null,
+                    "completion_tokens": null, "latency_ms": null, "tool_calls": null,
+                    "metadata": null, "source": null, "is_trigger": false,
+                })
+            })
+            .collect();
+        let record = serde_json::json!({
+            "id": id,
+            "agent_id": "support-bot", "user_id": null, "title": null,
+            "status": status,
+            "source": null, "model": null, "company_name": null, "added_to_memory": false,
+            "metadata": {}, "analyze": true,
+            "completed_at": if status == "completed" { Some("2025-03-02T10:05:00.000000Z") } else { None },
+            "message_count": 12,
+            "created_at": "2025-03-02T10:00:00.000000Z",
+            "updated_at": "2025-03-02T10:05:00.000000Z",
+            "messages": messages,
+        });
+        ndjson.push_str(&record.to_string());
+        ndjson.push('\n');
+    }
+    std::fs::write(&input, ndjson).unwrap();
+    confab(
+        &db,
+        &["import", input.to_str().unwrap(), "--tenant", "acme"],
+    );
+
+    let out = confab(&db, &["analyze", "--jobs", "3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("queued 20; analysed 20 conversation(s), 0 failure(s)"),
+        "{err}"
+    );
+    let out = confab(&db, &["analyze", "--jobs", "3"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("queued 0; analysed 0 conversation(s), 0 failure(s)"),
+        "{err}"
+    );
+    // --all queues them again; one job at a time works the same.
+    let out = confab(&db, &["analyze", "--all", "--jobs", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("queued 20; analysed 20 conversation(s), 0 failure(s)"),
+        "{err}"
+    );
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_confab"))
+        .args(["analyze", "--jobs", "0"])
+        .env("CONFAB_DATABASE_URL", db_url(&db))
+        .output()
+        .expect("run confab");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--jobs"));
+}

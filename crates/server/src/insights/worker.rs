@@ -32,10 +32,19 @@ impl Analyzer {
     /// Insights for a conversation. An LLM failure (error, timeout, invalid reply) is logged
     /// and counted, and the built-in result is used instead: a flaky model never leaves a
     /// conversation without insights.
-    pub async fn analyze(&self, conversation: Uuid, messages: &[Message]) -> Insights {
+    ///
+    /// The built-in analysis is CPU work, several milliseconds for a conversation of a hundred
+    /// messages, so it runs on the blocking pool: on a runtime thread it would hold up every
+    /// request queued behind it, and `confab analyze` can run several at once on all the
+    /// cores. `Err` only when the analysis panicked.
+    pub async fn analyze(
+        &self,
+        conversation: Uuid,
+        messages: Vec<Message>,
+    ) -> Result<Insights, String> {
         if let Some(llm) = &self.llm {
-            match llm.analyze(messages).await {
-                Ok(a) => return a.into_insights(conversation, llm.name(), now()),
+            match llm.analyze(&messages).await {
+                Ok(a) => return Ok(a.into_insights(conversation, llm.name(), now())),
                 Err(e) => {
                     metrics::counter!("confab_insights_llm_failures_total").increment(1);
                     tracing::warn!(conversation = %conversation, analyzer = %llm.name(), error = %e,
@@ -43,7 +52,10 @@ impl Analyzer {
                 }
             }
         }
-        analysis::analyze(messages).into_insights(conversation, analysis::BUILTIN, now())
+        tokio::task::spawn_blocking(move || analysis::analyze(&messages))
+            .await
+            .map(|a| a.into_insights(conversation, analysis::BUILTIN, now()))
+            .map_err(|e| format!("the built-in analyzer failed: {e}"))
     }
 }
 
@@ -64,7 +76,7 @@ pub async fn process(store: &Store, analyzer: &Analyzer, job: &Job) -> Result<()
         Err(StoreError::NotFound) => return Ok(()),
         Err(e) => return Err(format!("loading messages: {e}")),
     };
-    let insights = analyzer.analyze(conv, &messages).await;
+    let insights = analyzer.analyze(conv, messages).await?;
     match store.put_insights(&job.tenant, insights).await {
         Ok(()) | Err(StoreError::NotFound) => Ok(()),
         Err(e) => Err(format!("storing insights: {e}")),
@@ -152,5 +164,70 @@ async fn work(
                 changed = stop.changed() => if changed.is_err() { break },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confab_core::Role;
+    use time::OffsetDateTime;
+
+    fn long_conversation(id: Uuid) -> Vec<Message> {
+        (0..400)
+            .map(|i| Message {
+                id: Uuid::now_v7(),
+                conversation_id: id,
+                seq: i,
+                role: if i % 2 == 0 {
+                    Role::User
+                } else {
+                    Role::Assistant
+                },
+                content: format!(
+                    "Message {i}: my refund for order {i} was rejected again, and the annual \
+                     subscription renews in March. Could you check the status? Thanks a lot."
+                ),
+                created_at: OffsetDateTime::UNIX_EPOCH,
+                model: None,
+                tokens: None,
+                prompt_tokens: None,
+                completion_tokens: None,
+                latency_ms: None,
+                tool_calls: None,
+                metadata: None,
+                source: None,
+                is_trigger: false,
+            })
+            .collect()
+    }
+
+    /// On a runtime with one thread, a task beside the analysis keeps running while it does:
+    /// the analysis is not on the runtime's thread. Inline, the ticker would not tick once
+    /// before the analysis returned.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_builtin_analysis_leaves_the_runtime_free() {
+        let analyzer = Analyzer::new(&super::super::InsightsConfig::default()).unwrap();
+        let id = Uuid::now_v7();
+        let messages = long_conversation(id);
+        let expected = analysis::analyze(&messages);
+        let mut ticks = 0u32;
+        let analysis = analyzer.analyze(id, messages);
+        tokio::pin!(analysis);
+        let insights = loop {
+            tokio::select! {
+                biased;
+                r = &mut analysis => break r.unwrap(),
+                _ = tokio::time::sleep(Duration::from_micros(100)) => ticks += 1,
+            }
+        };
+        assert!(
+            ticks > 0,
+            "the runtime's thread was held for the whole analysis"
+        );
+        assert_eq!(insights.conversation_id, id);
+        assert_eq!(insights.topics, expected.topics);
+        assert_eq!(insights.summary, expected.summary);
+        assert_eq!(insights.analyzer, analysis::BUILTIN);
     }
 }
