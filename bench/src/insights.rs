@@ -2,8 +2,8 @@
 //! the default) analyses per second, end to end: it claims each job, loads the conversation's
 //! messages, runs the built-in analyzer and stores the insights and the job's outcome.
 //!
-//! A run queues `count` completed conversations of the dataset with
-//! `POST /v1/conversations/{id}/insights/refresh` (64 in flight) and then reads
+//! A run queues [`PER_RUN`] completed conversations of the dataset (fewer on a small one) with
+//! `POST /v1/conversations/{id}/insights/refresh` (`--concurrency` in flight) and then reads
 //! `confab_insights_jobs_total` from `GET /metrics` every 10 ms. The rate is counted from the
 //! first job seen done to the last, so the worker's idle poll (it sleeps up to half a second
 //! when the queue is empty) does not count against it.
@@ -18,7 +18,7 @@ use crate::harness::Server;
 use crate::load::{self, Op, RssSampler, Run};
 
 /// Conversations queued per run.
-pub const PER_RUN: usize = 1_000;
+pub const PER_RUN: usize = 500;
 
 /// The first `n` completed conversations of the dataset.
 pub fn completed(dataset: &Dataset, n: usize) -> Vec<uuid::Uuid> {
