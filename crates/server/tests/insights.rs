@@ -361,6 +361,112 @@ async fn claims_are_exclusive_expired_leases_are_reclaimed_and_stale_claims_fenc
     assert_eq!(store.job_counts().await.unwrap().done, 1);
 }
 
+fn builtin_insights(conversation: uuid::Uuid, summary: &str) -> confab_core::Insights {
+    let messages = [confab_core::Message {
+        id: uuid::Uuid::now_v7(),
+        conversation_id: conversation,
+        seq: 0,
+        role: Role::User,
+        content: summary.to_owned(),
+        created_at: time::OffsetDateTime::UNIX_EPOCH,
+        model: None,
+        tokens: None,
+        prompt_tokens: None,
+        completion_tokens: None,
+        latency_ms: None,
+        tool_calls: None,
+        metadata: None,
+        source: None,
+        is_trigger: false,
+    }];
+    confab_core::analysis::analyze(&messages).into_insights(
+        conversation,
+        confab_core::analysis::BUILTIN,
+        confab_core::timefmt::now(),
+    )
+}
+
+/// The worker's single write at the end of a job: the insights and the job's `done` land
+/// together; a stale claim stores its insights but does not complete the job; a job whose
+/// conversation was deleted meanwhile ends without insights and without an error.
+#[tokio::test]
+async fn a_job_ends_with_its_insights_in_one_write() {
+    let (_dir, store, tenant) = bare_store().await;
+    let conv = completed_conversation(&store, &tenant).await;
+    let job = store
+        .claim_job(Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.get_insights(&tenant, conv).await.unwrap().is_none());
+    let insights = builtin_insights(conv, "Where is my parcel? It is late again.");
+    assert!(
+        store
+            .complete_insights_job(&job, Some(insights.clone()))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .get_insights(&tenant, conv)
+            .await
+            .unwrap()
+            .map(|i| i.summary),
+        Some(insights.summary)
+    );
+    let counts = store.job_counts().await.unwrap();
+    assert_eq!((counts.done, counts.running), (1, 0));
+
+    // A lease run out and taken again: the first claim's insights are stored, its
+    // completion is refused, and the second claim still completes.
+    let again = store.enqueue_insights(&tenant, conv).await.unwrap();
+    let first = store.claim_job(Duration::ZERO).await.unwrap().unwrap();
+    let second = store
+        .claim_job(Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.id, second.id), (again, again));
+    let late = builtin_insights(conv, "A late answer from the first worker.");
+    assert!(
+        !store
+            .complete_insights_job(&first, Some(late.clone()))
+            .await
+            .unwrap(),
+        "a stale claim cannot complete"
+    );
+    assert_eq!(
+        store
+            .get_insights(&tenant, conv)
+            .await
+            .unwrap()
+            .map(|i| i.summary),
+        Some(late.summary)
+    );
+    assert!(store.complete_insights_job(&second, None).await.unwrap());
+    assert_eq!(store.job_counts().await.unwrap().done, 2);
+
+    // Deleted while analysed: its jobs went with it, nothing is stored, no error.
+    let gone = completed_conversation(&store, &tenant).await;
+    let job = store
+        .claim_job(Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.conversation_id, Some(gone));
+    store.delete_conversation(&tenant, gone).await.unwrap();
+    assert!(
+        !store
+            .complete_insights_job(&job, Some(builtin_insights(gone, "Too late.")))
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        store.get_insights(&tenant, gone).await,
+        Ok(None) | Err(confab_store::StoreError::NotFound)
+    ));
+}
+
 #[tokio::test]
 async fn failures_back_off_then_give_up() {
     let (_dir, store, tenant) = bare_store().await;

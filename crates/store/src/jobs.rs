@@ -109,6 +109,17 @@ impl Store {
         dispatch!(self, b => b.complete_job(job).await)
     }
 
+    /// Ends a claimed insights job in one transaction: `insights` stored (skipped when the
+    /// conversation is gone) and the job marked done; `false` when the claim was stale. One
+    /// commit where `put_insights` and `complete_job` took two.
+    pub async fn complete_insights_job(
+        &self,
+        job: &Job,
+        insights: Option<confab_core::Insights>,
+    ) -> Result<bool> {
+        dispatch!(self, b => b.complete_insights_job(job, insights).await)
+    }
+
     /// Records a failure: queued again after a backoff, or `failed` when out of attempts.
     pub async fn fail_job(
         &self,

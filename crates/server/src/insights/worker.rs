@@ -59,8 +59,13 @@ impl Analyzer {
     }
 }
 
-/// Runs one claimed job to its end; `Err` is the reason to record as a failure.
-pub async fn process(store: &Store, analyzer: &Analyzer, job: &Job) -> Result<(), String> {
+/// Runs one claimed job's work: the conversation's insights, or `None` when it was deleted
+/// since the job was queued (nothing to analyse); `Err` is the reason to record as a failure.
+pub async fn process(
+    store: &Store,
+    analyzer: &Analyzer,
+    job: &Job,
+) -> Result<Option<Insights>, String> {
     if job.kind != KIND_INSIGHTS {
         return Err(format!("unknown job kind `{}`", job.kind));
     }
@@ -72,24 +77,28 @@ pub async fn process(store: &Store, analyzer: &Analyzer, job: &Job) -> Result<()
         .await
     {
         Ok(m) => m,
-        // Deleted since it was queued: nothing left to analyse.
-        Err(StoreError::NotFound) => return Ok(()),
+        Err(StoreError::NotFound) => return Ok(None),
         Err(e) => return Err(format!("loading messages: {e}")),
     };
-    let insights = analyzer.analyze(conv, messages).await?;
-    match store.put_insights(&job.tenant, insights).await {
-        Ok(()) | Err(StoreError::NotFound) => Ok(()),
-        Err(e) => Err(format!("storing insights: {e}")),
-    }
+    analyzer.analyze(conv, messages).await.map(Some)
 }
 
-/// Processes `job` and records the outcome in the queue; `true` when it succeeded.
+/// Processes `job` and records the outcome in the queue; `true` when it succeeded. The
+/// insights and the job's `done` are one write (`Store::complete_insights_job`): one commit
+/// per job fewer, and never insights without their job done or the reverse.
 pub async fn run_job(store: &Store, analyzer: &Analyzer, retry: &RetryPolicy, job: &Job) -> bool {
-    match process(store, analyzer, job).await {
-        Ok(()) => {
+    let outcome = match process(store, analyzer, job).await {
+        Ok(insights) => store
+            .complete_insights_job(job, insights)
+            .await
+            .map_err(|e| format!("storing insights: {e}")),
+        Err(reason) => Err(reason),
+    };
+    match outcome {
+        Ok(current) => {
             metrics::counter!("confab_insights_jobs_total", "outcome" => "done").increment(1);
-            if let Err(e) = store.complete_job(job).await {
-                tracing::error!(job = %job.id, error = %e, "could not mark a job done");
+            if !current {
+                tracing::warn!(job = %job.id, "job done after its lease was taken over");
             }
             true
         }

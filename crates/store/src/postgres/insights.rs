@@ -52,42 +52,58 @@ impl PgStore {
     }
 
     pub async fn put_insights(&self, tenant: TenantId, i: Insights) -> Result<()> {
-        self.exec(move |c, now| {
-                Box::pin(async move {
-                    let exists: Option<i64> =
-                        sqlx::query_scalar("SELECT 1::bigint FROM conversations WHERE tenant_id = $1 AND id = $2")
-                            .bind(tenant.0)
-                            .bind(i.conversation_id)
-                            .fetch_optional(&mut *c)
-                            .await?;
-                    if exists.is_none() {
-                        return Err(StoreError::NotFound);
-                    }
-                    sqlx::query(
-                        "INSERT INTO insights (tenant_id, conversation_id, sentiment, sentiment_score, task_completed, \
-                         topics, summary, issues, analyzer, created_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8::jsonb, $9, $10) \
-                         ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET sentiment = excluded.sentiment, \
-                         sentiment_score = excluded.sentiment_score, task_completed = excluded.task_completed, \
-                         topics = excluded.topics, summary = excluded.summary, issues = excluded.issues, \
-                         analyzer = excluded.analyzer, created_at = excluded.created_at",
-                    )
-                    .bind(tenant.0)
-                    .bind(i.conversation_id)
-                    .bind(i.sentiment.as_str())
-                    .bind(i.sentiment_score)
-                    .bind(i.task_completed)
-                    .bind(serde_json::to_string(&i.topics).map_err(corrupt)?)
-                    .bind(&i.summary)
-                    .bind(serde_json::to_string(&i.issues).map_err(corrupt)?)
-                    .bind(&i.analyzer)
-                    .bind(to_micros(i.created_at))
-                    .execute(&mut *c)
-                    .await?;
-                    let data = serde_json::json!({ "insights": &i });
-                    super::webhooks::emit(c, tenant, "insights.ready", Some(i.conversation_id), data, now, None).await?;
-                    Ok(())
-                })
-            })
+        self.exec(move |c, now| Box::pin(async move { upsert(c, tenant, &i, now).await }))
             .await
     }
+}
+
+/// Stores `i` (replacing earlier insights) and emits `insights.ready`, inside the caller's
+/// transaction; `NotFound`, with nothing written, when the conversation is gone.
+pub(super) async fn upsert(
+    c: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    i: &Insights,
+    now: time::OffsetDateTime,
+) -> Result<()> {
+    let exists: Option<i64> =
+        sqlx::query_scalar("SELECT 1::bigint FROM conversations WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.0)
+            .bind(i.conversation_id)
+            .fetch_optional(&mut *c)
+            .await?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    sqlx::query(
+        "INSERT INTO insights (tenant_id, conversation_id, sentiment, sentiment_score, task_completed, \
+         topics, summary, issues, analyzer, created_at) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8::jsonb, $9, $10) \
+         ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET sentiment = excluded.sentiment, \
+         sentiment_score = excluded.sentiment_score, task_completed = excluded.task_completed, \
+         topics = excluded.topics, summary = excluded.summary, issues = excluded.issues, \
+         analyzer = excluded.analyzer, created_at = excluded.created_at",
+    )
+    .bind(tenant.0)
+    .bind(i.conversation_id)
+    .bind(i.sentiment.as_str())
+    .bind(i.sentiment_score)
+    .bind(i.task_completed)
+    .bind(serde_json::to_string(&i.topics).map_err(corrupt)?)
+    .bind(&i.summary)
+    .bind(serde_json::to_string(&i.issues).map_err(corrupt)?)
+    .bind(&i.analyzer)
+    .bind(to_micros(i.created_at))
+    .execute(&mut *c)
+    .await?;
+    let data = serde_json::json!({ "insights": &i });
+    super::webhooks::emit(
+        c,
+        tenant,
+        "insights.ready",
+        Some(i.conversation_id),
+        data,
+        now,
+        None,
+    )
+    .await?;
+    Ok(())
 }

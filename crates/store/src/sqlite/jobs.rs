@@ -57,19 +57,30 @@ impl SqliteStore {
         let (tenant, id, attempt) = (job.tenant, job.id, job.attempt);
         self.writer
             .exec(move |c, now| {
+                Box::pin(async move { mark_done(c, tenant, id, attempt, now).await })
+            })
+            .await
+    }
+
+    /// The end of an insights job in one transaction: its insights stored (unless the
+    /// conversation is gone) and the job marked done (`false` when the claim was stale; the
+    /// insights are stored even so, as a separate write would have).
+    pub async fn complete_insights_job(
+        &self,
+        job: &Job,
+        insights: Option<confab_core::Insights>,
+    ) -> Result<bool> {
+        let (tenant, id, attempt) = (job.tenant, job.id, job.attempt);
+        self.writer
+            .exec(move |c, now| {
                 Box::pin(async move {
-                    let n = sqlx::query(
-                        "UPDATE jobs SET state = 'done', locked_until = NULL, last_error = NULL, updated_at = ? \
-                         WHERE tenant_id = ? AND id = ? AND state = 'running' AND attempts = ?",
-                    )
-                    .bind(to_micros(now))
-                    .bind(tenant.0)
-                    .bind(id)
-                    .bind(attempt)
-                    .execute(&mut *c)
-                    .await?
-                    .rows_affected();
-                    Ok(n == 1)
+                    if let Some(i) = &insights {
+                        match super::insights::upsert(c, tenant, i, now).await {
+                            Ok(()) | Err(StoreError::NotFound) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    mark_done(c, tenant, id, attempt, now).await
                 })
             })
             .await
@@ -231,4 +242,27 @@ async fn insert_job(
     .execute(&mut *c)
     .await?;
     Ok(())
+}
+
+/// Marks a claimed job done inside the caller's transaction, only for the claim that holds
+/// the current attempt; `false` when the claim was stale.
+async fn mark_done(
+    c: &mut sqlx::SqliteConnection,
+    tenant: TenantId,
+    id: Uuid,
+    attempt: i64,
+    now: time::OffsetDateTime,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE jobs SET state = 'done', locked_until = NULL, last_error = NULL, updated_at = ? \
+             WHERE tenant_id = ? AND id = ? AND state = 'running' AND attempts = ?",
+    )
+    .bind(to_micros(now))
+    .bind(tenant.0)
+    .bind(id)
+    .bind(attempt)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
 }
