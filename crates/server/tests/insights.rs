@@ -346,7 +346,7 @@ async fn claims_are_exclusive_expired_leases_are_reclaimed_and_stale_claims_fenc
         .unwrap();
     assert_eq!((first.id, first.attempt, second.attempt), (second.id, 1, 2));
     assert!(
-        !store.complete_job(&first).await.unwrap(),
+        !store.complete_insights_job(&first, None).await.unwrap(),
         "a stale claim cannot complete"
     );
     assert_eq!(
@@ -356,32 +356,25 @@ async fn claims_are_exclusive_expired_leases_are_reclaimed_and_stale_claims_fenc
             .unwrap(),
         FailOutcome::Stale
     );
-    assert!(store.complete_job(&second).await.unwrap());
+    assert!(store.complete_insights_job(&second, None).await.unwrap());
     assert!(store.claim_job(Duration::ZERO).await.unwrap().is_none());
     assert_eq!(store.job_counts().await.unwrap().done, 1);
 }
 
-fn builtin_insights(conversation: uuid::Uuid, summary: &str) -> confab_core::Insights {
-    let messages = [confab_core::Message {
-        id: uuid::Uuid::now_v7(),
-        conversation_id: conversation,
-        seq: 0,
-        role: Role::User,
-        content: summary.to_owned(),
-        created_at: time::OffsetDateTime::UNIX_EPOCH,
-        model: None,
-        tokens: None,
-        prompt_tokens: None,
-        completion_tokens: None,
-        latency_ms: None,
-        tool_calls: None,
-        metadata: None,
-        source: None,
-        is_trigger: false,
-    }];
+/// Built-in insights of a stored conversation, signed `analyzer` (so two can be told apart).
+async fn insights_of_stored(
+    store: &Store,
+    tenant: &TenantId,
+    conversation: uuid::Uuid,
+    analyzer: &str,
+) -> confab_core::Insights {
+    let messages = store
+        .list_messages(tenant, conversation, &confab_store::MessageQuery::default())
+        .await
+        .unwrap();
     confab_core::analysis::analyze(&messages).into_insights(
         conversation,
-        confab_core::analysis::BUILTIN,
+        analyzer,
         confab_core::timefmt::now(),
     )
 }
@@ -399,7 +392,7 @@ async fn a_job_ends_with_its_insights_in_one_write() {
         .unwrap()
         .unwrap();
     assert!(store.get_insights(&tenant, conv).await.unwrap().is_none());
-    let insights = builtin_insights(conv, "Where is my parcel? It is late again.");
+    let insights = insights_of_stored(&store, &tenant, conv, "first").await;
     assert!(
         store
             .complete_insights_job(&job, Some(insights.clone()))
@@ -427,7 +420,7 @@ async fn a_job_ends_with_its_insights_in_one_write() {
         .unwrap()
         .unwrap();
     assert_eq!((first.id, second.id), (again, again));
-    let late = builtin_insights(conv, "A late answer from the first worker.");
+    let late = insights_of_stored(&store, &tenant, conv, "late").await;
     assert!(
         !store
             .complete_insights_job(&first, Some(late.clone()))
@@ -454,10 +447,11 @@ async fn a_job_ends_with_its_insights_in_one_write() {
         .unwrap()
         .unwrap();
     assert_eq!(job.conversation_id, Some(gone));
+    let orphan = insights_of_stored(&store, &tenant, gone, "orphan").await;
     store.delete_conversation(&tenant, gone).await.unwrap();
     assert!(
         !store
-            .complete_insights_job(&job, Some(builtin_insights(gone, "Too late.")))
+            .complete_insights_job(&job, Some(orphan))
             .await
             .unwrap()
     );

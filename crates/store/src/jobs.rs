@@ -104,14 +104,9 @@ impl Store {
         dispatch!(self, b => b.claim_job(lease).await)
     }
 
-    /// Marks a claimed job done; `false` when the claim was stale.
-    pub async fn complete_job(&self, job: &Job) -> Result<bool> {
-        dispatch!(self, b => b.complete_job(job).await)
-    }
-
     /// Ends a claimed insights job in one transaction: `insights` stored (skipped when the
-    /// conversation is gone) and the job marked done; `false` when the claim was stale. One
-    /// commit where `put_insights` and `complete_job` took two.
+    /// conversation is gone, or `None`) and the job marked done; `false` when the claim was
+    /// stale. The insights and the job's `done` are one commit, never one without the other.
     pub async fn complete_insights_job(
         &self,
         job: &Job,

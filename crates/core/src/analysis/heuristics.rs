@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::Turn;
-use super::text::{is_stopword, norm, words};
+use super::text::{content_ids, shared};
 use crate::{Issue, Role};
 
 /// A reply slower than this is reported (`slow_reply`).
@@ -123,38 +123,6 @@ fn issue(code: &str, text: impl Into<String>) -> Issue {
     }
 }
 
-/// The content words of `s` as sorted, distinct ids from `ids` (interned: comparing two
-/// messages is then a merge of integer lists).
-fn content_words(s: &str, ids: &mut HashMap<String, u32>) -> Vec<u32> {
-    let mut bag: Vec<u32> = words(s)
-        .filter(|w| !is_stopword(w))
-        .map(|w| {
-            let next = ids.len() as u32;
-            *ids.entry(norm(w)).or_insert(next)
-        })
-        .collect();
-    bag.sort_unstable();
-    bag.dedup();
-    bag
-}
-
-/// Ids two sorted, distinct lists share.
-fn common(a: &[u32], b: &[u32]) -> usize {
-    let (mut i, mut j, mut n) = (0, 0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                n += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    n
-}
-
 fn is_question(s: &str) -> bool {
     s.trim_end().ends_with('?')
 }
@@ -255,7 +223,7 @@ fn repeated_question(turns: &[Turn<'_>], users: &[usize]) -> Option<usize> {
     let mut ids = HashMap::new();
     let bags: Vec<Vec<u32>> = users
         .iter()
-        .map(|&i| content_words(turns[i].content, &mut ids))
+        .map(|&i| content_ids(turns[i].content, &mut ids))
         .collect();
     let mut repeats = 0;
     for j in 1..bags.len() {
@@ -263,9 +231,9 @@ fn repeated_question(turns: &[Turn<'_>], users: &[usize]) -> Option<usize> {
             continue;
         }
         let again = bags[..j].iter().any(|b| {
-            let shared = common(b, &bags[j]);
-            let inter = shared as f64;
-            let union = (b.len() + bags[j].len() - shared) as f64;
+            let common = shared(b, &bags[j]);
+            let inter = common as f64;
+            let union = (b.len() + bags[j].len() - common) as f64;
             union > 0.0 && inter / union >= REPEAT_JACCARD
         });
         if again {

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::text::{is_stopword, norm, sentences, words};
+use super::text::{is_stopword, sentences, word_id, words};
 
 /// Longest phrase considered.
 const MAX_NGRAM: usize = 3;
@@ -52,11 +52,10 @@ pub fn keyphrases(text: &str, top: usize) -> Vec<String> {
             words(s)
                 .enumerate()
                 .map(|(i, w)| {
-                    let next = ids.len() as u32;
                     let stop = is_stopword(w);
                     Tok {
                         surface: w,
-                        id: *ids.entry(norm(w)).or_insert(next),
+                        id: word_id(&mut ids, w),
                         sentence_start: i == 0,
                         stop,
                         edge: !stop && w.chars().any(char::is_alphabetic) && w.chars().count() > 2,

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::text::{is_stopword, norm, words};
+use super::text::{content_ids, shared};
 
 /// At most this many sentences…
 pub const MAX_SENTENCES: usize = 3;
@@ -32,21 +32,10 @@ pub struct Candidate<'a> {
 pub fn summarize(cands: &[Candidate<'_>]) -> String {
     // Each sentence's content words as sorted word ids: the pairwise overlaps below are
     // merges of small integer lists, not hash-set intersections of strings.
-    let mut ids: HashMap<String, u32> = HashMap::new();
+    let mut ids = HashMap::new();
     let bags: Vec<Vec<u32>> = cands
         .iter()
-        .map(|c| {
-            let mut bag: Vec<u32> = words(c.text)
-                .filter(|w| !is_stopword(w))
-                .map(|w| {
-                    let next = ids.len() as u32;
-                    *ids.entry(norm(w)).or_insert(next)
-                })
-                .collect();
-            bag.sort_unstable();
-            bag.dedup();
-            bag
-        })
+        .map(|c| content_ids(c.text, &mut ids))
         .collect();
     let usable: Vec<usize> = (0..cands.len())
         .filter(|&i| bags[i].len() >= MIN_CONTENT_WORDS)
@@ -88,18 +77,7 @@ pub fn summarize(cands: &[Candidate<'_>]) -> String {
 }
 
 fn similarity(a: &[u32], b: &[u32]) -> f64 {
-    let (mut i, mut j, mut common) = (0, 0, 0usize);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                common += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
+    let common = shared(a, b);
     if common == 0 {
         return 0.0;
     }
@@ -107,6 +85,7 @@ fn similarity(a: &[u32], b: &[u32]) -> f64 {
     common as f64 / denom
 }
 
+/// PageRank with a personalised teleport over the pool.
 fn rank(pool: &[usize], bags: &[Vec<u32>], cands: &[Candidate<'_>]) -> Vec<f64> {
     let n = pool.len();
     // Symmetric: each pair is computed once.
@@ -137,6 +116,7 @@ fn rank(pool: &[usize], bags: &[Vec<u32>], cands: &[Candidate<'_>]) -> Vec<f64> 
         .collect();
     let mut s = teleport.clone();
     for _ in 0..ITERATIONS {
+        // Mass of sentences that share nothing with the others goes back to the prior.
         let dangling: f64 = (0..n).filter(|&j| out_sum[j] == 0.0).map(|j| s[j]).sum();
         let next: Vec<f64> = teleport
             .iter()
@@ -155,6 +135,7 @@ fn rank(pool: &[usize], bags: &[Vec<u32>], cands: &[Candidate<'_>]) -> Vec<f64> 
     s
 }
 
+/// Cuts `s` to at most `max` characters at a word boundary, ending with an ellipsis.
 pub fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_owned();

@@ -2,6 +2,8 @@
 //! simple (English, whitespace and punctuation): the analyzers only need stable word
 //! boundaries, not linguistics.
 
+use std::collections::HashMap;
+
 /// English function words plus chat filler ("hi", "thanks", "okay") that never make a topic.
 /// Written for confab (not copied from a licensed list); sorted so lookups can binary-search.
 const STOPWORDS: &[&str] = &[
@@ -281,6 +283,42 @@ pub fn is_stopword(word: &str) -> bool {
     std::str::from_utf8(&buf[..n]).is_ok_and(|w| STOPWORDS.binary_search(&w).is_ok())
 }
 
+/// The id of `word`'s normalised form ([`norm`]) in `ids`, the next free one when it is new.
+/// The analyzer compares words by these ids: integer keys and merges of sorted id lists cost
+/// a fraction of what hash maps and sets of strings did.
+pub fn word_id(ids: &mut HashMap<String, u32>, word: &str) -> u32 {
+    let next = ids.len() as u32;
+    *ids.entry(norm(word)).or_insert(next)
+}
+
+/// The content words of `s` (not stop words) as sorted, distinct [`word_id`]s.
+pub fn content_ids(s: &str, ids: &mut HashMap<String, u32>) -> Vec<u32> {
+    let mut bag: Vec<u32> = words(s)
+        .filter(|w| !is_stopword(w))
+        .map(|w| word_id(ids, w))
+        .collect();
+    bag.sort_unstable();
+    bag.dedup();
+    bag
+}
+
+/// How many ids two sorted, distinct lists share.
+pub fn shared(a: &[u32], b: &[u32]) -> usize {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
+}
+
 /// Words: maximal runs of letters, digits, apostrophes and inner hyphens.
 pub fn words(s: &str) -> impl Iterator<Item = &str> {
     s.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '\u{2019}' || c == '-'))
@@ -394,6 +432,20 @@ mod tests {
             };
             proptest::prop_assert_eq!(is_stopword(&w), expected);
         }
+    }
+
+    #[test]
+    fn content_words_as_ids_and_what_two_lists_share() {
+        let mut ids = HashMap::new();
+        let a = content_ids("The refunds were refused; a refund is due.", &mut ids);
+        let b = content_ids("Refund refused, again!", &mut ids);
+        // "refunds"/"refund" meet; "the", "were", "a", "is" are stop words.
+        assert_eq!(a.len(), 3, "{ids:?}");
+        assert!(a.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(shared(&a, &b), 2);
+        assert_eq!(shared(&b, &a), 2);
+        assert_eq!(shared(&a, &[]), 0);
+        assert_eq!(word_id(&mut ids, "REFUND"), word_id(&mut ids, "refunds"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The background worker: claims insights jobs, analyses, stores, and records the outcome.
 //! Started by [`crate::serve`] and stopped with it; `confab analyze` drives the same
-//! [`process`] loop from the command line.
+//! [`run_job`] from the command line.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -53,15 +53,6 @@ impl SqliteStore {
             .await
     }
 
-    pub async fn complete_job(&self, job: &Job) -> Result<bool> {
-        let (tenant, id, attempt) = (job.tenant, job.id, job.attempt);
-        self.writer
-            .exec(move |c, now| {
-                Box::pin(async move { mark_done(c, tenant, id, attempt, now).await })
-            })
-            .await
-    }
-
     /// The end of an insights job in one transaction: its insights stored (unless the
     /// conversation is gone) and the job marked done (`false` when the claim was stale; the
     /// insights are stored even so, as a separate write would have).
