@@ -28,7 +28,7 @@ use serde_json::json;
 use dataset::{Dataset, Spec};
 use harness::Server;
 use load::Run;
-use report::Row;
+use report::{Reference, Row};
 use scenarios::{Ceiling, Ctx, Scenario};
 
 #[derive(Parser)]
@@ -202,15 +202,21 @@ async fn measure(pid: u32, s: &Scenario, runs: usize, budget: Duration) -> Vec<R
     out
 }
 
-fn summarise(s: &Scenario, runs: &[Run], ceiling: f64) -> Row {
-    let c = (s.ceiling == Ceiling::Messages).then_some(ceiling);
+/// A scenario's row, its throughput divided by the reference that applies to it: `ceiling`
+/// (messages/s) for writes, `floor` (requests/s) for reads.
+fn summarise(s: &Scenario, runs: &[Run], ceiling: f64, floor: f64) -> Row {
+    let reference = match s.ceiling {
+        Ceiling::None => None,
+        Ceiling::Messages => Some(Reference::Ceiling(ceiling)),
+        Ceiling::Requests => Some(Reference::Floor(floor)),
+    };
     report::row(
         &s.name,
         s.concurrency,
         s.unit,
         s.target,
         runs,
-        c,
+        reference,
         s.rss_growth,
     )
 }
@@ -306,13 +312,26 @@ async fn all(a: Args) -> anyhow::Result<()> {
         concurrency: a.concurrency,
         requests: a.requests,
     };
+    let selected = |name: &str| a.only.as_deref().is_none_or(|o| name.contains(o));
     let mut reads = Vec::new();
-    for s in ctx.reads(&server, &terms) {
-        if !a.only.as_deref().is_none_or(|o| s.name.contains(o)) {
-            continue;
-        }
+    let chosen: Vec<_> = ctx
+        .reads(&server, &terms)
+        .into_iter()
+        .filter(|s| selected(&s.name))
+        .collect();
+    // The reads' reference, measured just before them whenever one of them runs.
+    let mut floor = 0.0;
+    if !chosen.is_empty() {
+        let s = ctx.floor(&server);
         let runs = measure(server.pid(), &s, a.runs, budget).await;
-        reads.push(summarise(&s, &runs, 0.0));
+        floor = stats::median(&runs.iter().map(Run::throughput).collect::<Vec<_>>()).unwrap_or(0.0);
+        let mut row = summarise(&s, &runs, 0.0, floor);
+        row.floor_ratio = Some(1.0);
+        reads.push(row);
+    }
+    for s in chosen {
+        let runs = measure(server.pid(), &s, a.runs, budget).await;
+        reads.push(summarise(&s, &runs, 0.0, floor));
     }
 
     eprintln!("storage ceiling …");
@@ -355,7 +374,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
             continue;
         }
         let runs = measure(server.pid(), &s, a.runs, budget).await;
-        rows.push(summarise(&s, &runs, ceiling));
+        rows.push(summarise(&s, &runs, ceiling, floor));
     }
     // Last, as it writes insights: the worker's rate over completed conversations of the
     // dataset (insights.rs).
@@ -395,7 +414,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
         "msg/s",
         "(reference)",
         &batched,
-        Some(ceiling),
+        Some(Reference::Ceiling(ceiling)),
         false,
     ));
     rows.push(report::row(
@@ -404,7 +423,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
         "msg/s",
         "(reference)",
         &direct,
-        Some(ceiling),
+        Some(Reference::Ceiling(ceiling)),
         false,
     ));
     rows.extend(reads);
@@ -446,11 +465,12 @@ async fn all(a: Args) -> anyhow::Result<()> {
         "concurrency": a.concurrency,
         "requests_per_run": a.requests,
         "seconds_per_run": a.seconds,
-        "machine": "shared 2-core machine; absolute figures drift, ratios to the ceiling do not",
+        "machine": "shared 2-core machine; absolute figures drift, ratios to the ceiling (writes) and to the HTTP floor (reads) do not",
         "load_seconds": load_secs,
         "idle_rss_mib": idle_rss as f64 / 1024.0,
         "peak_rss_hwm_mib": hwm as f64 / 1024.0,
         "ceiling_msg_per_s": ceiling,
+        "http_floor_req_per_s": floor,
         "rows": rows,
     });
     if let Some(parent) = a.out.parent() {

@@ -34,6 +34,8 @@ pub struct Row {
     pub rss_growth_mib: Option<f64>,
     /// Median throughput over the batched storage ceiling's median, for write paths.
     pub ceiling_ratio: Option<f64>,
+    /// Median throughput over the HTTP floor's median (`GET /healthz`), for read paths.
+    pub floor_ratio: Option<f64>,
     /// The issue's target.
     pub target: String,
 }
@@ -42,16 +44,31 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// Summarises runs. `ceiling` is the ceiling's median messages/s when the ratio applies.
+/// The reference a row's throughput is divided by, when one applies.
+#[derive(Debug, Clone, Copy)]
+pub enum Reference {
+    /// The storage ceiling's median messages/s.
+    Ceiling(f64),
+    /// The HTTP floor's median requests/s.
+    Floor(f64),
+}
+
+/// Summarises runs against `reference`, when one applies.
 pub fn row(
     name: &str,
     concurrency: usize,
     unit: &str,
     target: &str,
     runs: &[Run],
-    ceiling: Option<f64>,
+    reference: Option<Reference>,
     rss_growth: bool,
 ) -> Row {
+    let ratio = |r: Option<f64>, throughput: f64| r.filter(|c| *c > 0.0).map(|c| throughput / c);
+    let (ceiling, floor) = match reference {
+        Some(Reference::Ceiling(c)) => (Some(c), None),
+        Some(Reference::Floor(f)) => (None, Some(f)),
+        None => (None, None),
+    };
     let of =
         |f: &dyn Fn(&Run) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>()).unwrap_or(0.0);
     let throughput = of(&|r| r.throughput());
@@ -69,7 +86,8 @@ pub fn row(
         peak_anon_mib: mib(runs.iter().map(|r| r.peak_anon_kib).max().unwrap_or(0)),
         rss_growth_mib: rss_growth
             .then(|| of(&|r| mib(r.peak_rss_kib.saturating_sub(r.start_rss_kib)))),
-        ceiling_ratio: ceiling.filter(|c| *c > 0.0).map(|c| throughput / c),
+        ceiling_ratio: ratio(ceiling, throughput),
+        floor_ratio: ratio(floor, throughput),
         target: target.to_owned(),
     }
 }
@@ -89,16 +107,17 @@ fn thousands(v: f64) -> String {
 /// The table, in Markdown (it pastes into docs/performance.md as is).
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| scenario | conns | req/run | throughput | p50 ms | p99 ms | × ceiling | peak RSS MiB (anon) | errors | target |\n\
-         |---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | conns | req/run | throughput | p50 ms | p99 ms | × ceiling | × floor | peak RSS MiB (anon) | errors | target |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|\n",
     );
+    let ratio = |r: Option<f64>| r.map(|c| format!("{c:.2}")).unwrap_or_else(|| "—".into());
     for r in rows {
         let growth = r
             .rss_growth_mib
             .map(|g| format!(" (+{g:.1})"))
             .unwrap_or_default();
         out.push_str(&format!(
-            "| {} | {} | {:.0} | {} {} | {:.2} | {:.2} | {} | {:.0} ({:.0}){growth} | {} | {} |\n",
+            "| {} | {} | {:.0} | {} {} | {:.2} | {:.2} | {} | {} | {:.0} ({:.0}){growth} | {} | {} |\n",
             r.name,
             r.concurrency,
             r.requests_per_run,
@@ -106,9 +125,8 @@ pub fn table(rows: &[Row]) -> String {
             r.unit,
             r.p50_ms,
             r.p99_ms,
-            r.ceiling_ratio
-                .map(|c| format!("{c:.2}"))
-                .unwrap_or_else(|| "—".into()),
+            ratio(r.ceiling_ratio),
+            ratio(r.floor_ratio),
             r.peak_rss_mib,
             r.peak_anon_mib,
             r.errors,

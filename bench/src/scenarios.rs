@@ -11,13 +11,19 @@ use crate::dataset::{Dataset, Rng, SOURCES};
 use crate::harness::{Api, Server};
 use crate::load::Op;
 
-/// How a scenario's throughput compares with the storage ceiling.
+/// Which reference measured in the same run a scenario's throughput is divided by, so that
+/// figures from a slow day and a fast one can be compared (absolute rates on this shared
+/// machine drift by a factor of three from one day to the next; the ratios do not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ceiling {
-    /// Not a write path.
+    /// No reference applies (exports count messages of one long request).
     None,
-    /// Messages written per second, against the ceiling's messages per second.
+    /// Messages written per second, against the storage ceiling's messages per second.
     Messages,
+    /// Requests per second, against the HTTP floor's: the same server, load generator and
+    /// connections answering `GET /healthz`, which touches no storage. What is left of the
+    /// ratio is the route's own work.
+    Requests,
 }
 
 /// One line of the table.
@@ -125,7 +131,7 @@ impl Ctx {
             requests: self.requests,
             unit: "req/s",
             target,
-            ceiling: Ceiling::None,
+            ceiling: Ceiling::Requests,
             rss_growth: false,
             op,
         }
@@ -149,6 +155,18 @@ impl Ctx {
                 })
             }),
         }
+    }
+
+    /// The HTTP floor: `GET /healthz` (no auth, no storage) with the same request head size
+    /// and connections as the reads; the reference their `× floor` ratio divides by.
+    pub fn floor(&self, server: &Server) -> Scenario {
+        let mut s = self.read(
+            "HTTP floor: GET /healthz, no storage",
+            "(reference)",
+            get_op(server.api(), vec!["/healthz".to_owned()]),
+        );
+        s.ceiling = Ceiling::None;
+        s
     }
 
     /// The read scenarios, in table order.

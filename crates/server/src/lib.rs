@@ -35,6 +35,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use confab_core::input::Limits;
 use confab_store::Store;
+use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -144,24 +145,36 @@ pub fn app(state: AppState) -> Router {
     let (api, _doc) = openapi::limited_router().split_for_parts();
     // Streaming routes that may run for minutes on gigabytes: no body limit, no timeout.
     let (streaming, _doc) = openapi::streaming_router().split_for_parts();
-    api.route("/openapi.json", axum::routing::get(openapi::serve))
-        .route("/metrics", axum::routing::get(telemetry::render))
-        // The dashboard's HTML pages: not API routes, so not in the OpenAPI document.
-        .merge(dashboard::router())
-        .layer(DefaultBodyLimit::max(max_body))
+    // Each `Router::layer` call wraps every route in one more boxed service, and every request
+    // clones the boxed stack of the route it matched, one allocation per box. So the layers go
+    // in two `ServiceBuilder` stacks (outermost first), one box each instead of nine: the
+    // clones and their frees showed at the top of a perf profile of `GET /healthz` under load
+    // (docs/performance.md, 2026-11-30).
+    let limits = ServiceBuilder::new()
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
-        .merge(streaming)
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route") })
-        .layer(middleware::from_fn(json_errors))
-        .layer(middleware::from_fn(move |req, next| concurrency_cap(slots.clone(), req, next)))
-        .layer(middleware::from_fn(telemetry::track))
-        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(DefaultBodyLimit::max(max_body));
+    let outer = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
             tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
         }))
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(middleware::from_fn(telemetry::track))
+        .layer(middleware::from_fn(move |req, next| concurrency_cap(slots.clone(), req, next)))
+        .layer(middleware::from_fn(json_errors));
+    api.route("/openapi.json", axum::routing::get(openapi::serve))
+        .route("/metrics", axum::routing::get(telemetry::render))
+        // The dashboard's HTML pages: not API routes, so not in the OpenAPI document.
+        .merge(dashboard::router())
+        .layer(limits)
+        .merge(streaming)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route") })
+        .layer(outer)
         .with_state(state)
 }
 

@@ -38,7 +38,7 @@ pub fn handle() -> PrometheusHandle {
 /// Records every request.
 pub async fn track(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method()).to_owned();
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -54,6 +54,24 @@ pub async fn track(req: Request, next: Next) -> Response {
     metrics::histogram!("confab_http_request_duration_seconds", &labels)
         .record(start.elapsed().as_secs_f64());
     res
+}
+
+/// A method as a label value: the standard ones by name, any other token as "OTHER", so that
+/// a client cannot mint a new series per request with made-up methods.
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "OTHER",
+    }
 }
 
 /// `GET /metrics` in the Prometheus text format.

@@ -542,6 +542,24 @@ async fn health_and_readiness() {
     assert!(m.contains("confab_http_requests_total"), "{m}");
 }
 
+#[tokio::test]
+async fn made_up_methods_share_one_metrics_series() {
+    let app = TestApp::spawn().await;
+    for token in ["BREW", "WHEN"] {
+        let method = reqwest::Method::from_bytes(token.as_bytes()).unwrap();
+        let r = app
+            .client
+            .request(method, app.url("/no/such/route"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{}", r.status());
+    }
+    let m = metrics(&app).await;
+    assert!(m.contains(r#"method="OTHER""#), "{m}");
+    assert!(!m.contains("BREW") && !m.contains("WHEN"), "{m}");
+}
+
 /// `GET /metrics` as text (it needs no credentials).
 async fn metrics(app: &TestApp) -> String {
     let r = app.client.get(app.url("/metrics")).send().await.unwrap();
