@@ -256,6 +256,8 @@ impl Ctx {
             );
             s.concurrency = 1;
             s.requests = (self.requests / 5).max(100);
+            // One request at a time against a floor of 64 in flight says nothing.
+            s.ceiling = Ceiling::None;
             out.push(s);
         }
         out.push(self.read(
