@@ -29,7 +29,7 @@ use dataset::{Dataset, Spec};
 use harness::Server;
 use load::Run;
 use report::{Reference, Row};
-use scenarios::{Ceiling, Ctx, Scenario};
+use scenarios::{Compare, Ctx, Scenario};
 
 #[derive(Parser)]
 #[command(about = "confab's benchmark")]
@@ -205,10 +205,10 @@ async fn measure(pid: u32, s: &Scenario, runs: usize, budget: Duration) -> Vec<R
 /// A scenario's row, its throughput divided by the reference that applies to it: `ceiling`
 /// (messages/s) for writes, `floor` (requests/s) for reads.
 fn summarise(s: &Scenario, runs: &[Run], ceiling: f64, floor: f64) -> Row {
-    let reference = match s.ceiling {
-        Ceiling::None => None,
-        Ceiling::Messages => Some(Reference::Ceiling(ceiling)),
-        Ceiling::Requests => Some(Reference::Floor(floor)),
+    let reference = match s.compare {
+        Compare::Nothing => None,
+        Compare::Ceiling => Some(Reference::Ceiling(ceiling)),
+        Compare::Floor => Some(Reference::Floor(floor)),
     };
     report::row(
         &s.name,
@@ -325,9 +325,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
         let s = ctx.floor(&server);
         let runs = measure(server.pid(), &s, a.runs, budget).await;
         floor = stats::median(&runs.iter().map(Run::throughput).collect::<Vec<_>>()).unwrap_or(0.0);
-        let mut row = summarise(&s, &runs, 0.0, floor);
-        row.floor_ratio = Some(1.0);
-        reads.push(row);
+        reads.push(summarise(&s, &runs, 0.0, floor));
     }
     for s in chosen {
         let runs = measure(server.pid(), &s, a.runs, budget).await;

@@ -15,15 +15,16 @@ use crate::load::Op;
 /// figures from a slow day and a fast one can be compared (absolute rates on this shared
 /// machine drift by a factor of three from one day to the next; the ratios do not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ceiling {
-    /// No reference applies (exports count messages of one long request).
-    None,
+pub enum Compare {
+    /// No reference applies (exports count messages of one long request; a single connection
+    /// has no floor of its own).
+    Nothing,
     /// Messages written per second, against the storage ceiling's messages per second.
-    Messages,
+    Ceiling,
     /// Requests per second, against the HTTP floor's: the same server, load generator and
     /// connections answering `GET /healthz`, which touches no storage. What is left of the
     /// ratio is the route's own work.
-    Requests,
+    Floor,
 }
 
 /// One line of the table.
@@ -38,8 +39,8 @@ pub struct Scenario {
     pub unit: &'static str,
     /// The target for this path.
     pub target: &'static str,
-    /// Whether the ceiling ratio applies.
-    pub ceiling: Ceiling,
+    /// The reference its throughput is divided by.
+    pub compare: Compare,
     /// Whether the RSS growth over the run is reported (export).
     pub rss_growth: bool,
     /// The request.
@@ -131,7 +132,7 @@ impl Ctx {
             requests: self.requests,
             unit: "req/s",
             target,
-            ceiling: Ceiling::Requests,
+            compare: Compare::Floor,
             rss_growth: false,
             op,
         }
@@ -145,7 +146,7 @@ impl Ctx {
             requests: 1,
             unit: "msg/s",
             target,
-            ceiling: Ceiling::None,
+            compare: Compare::Nothing,
             rss_growth: true,
             op: Arc::new(move |_| {
                 let (api, path) = (api.clone(), path.clone());
@@ -160,13 +161,11 @@ impl Ctx {
     /// The HTTP floor: `GET /healthz` (no auth, no storage) with the same request head size
     /// and connections as the reads; the reference their `× floor` ratio divides by.
     pub fn floor(&self, server: &Server) -> Scenario {
-        let mut s = self.read(
+        self.read(
             "HTTP floor: GET /healthz, no storage",
             "(reference)",
             get_op(server.api(), vec!["/healthz".to_owned()]),
-        );
-        s.ceiling = Ceiling::None;
-        s
+        )
     }
 
     /// The read scenarios, in table order.
@@ -257,7 +256,7 @@ impl Ctx {
             s.concurrency = 1;
             s.requests = (self.requests / 5).max(100);
             // One request at a time against a floor of 64 in flight says nothing.
-            s.ceiling = Ceiling::None;
+            s.compare = Compare::Nothing;
             out.push(s);
         }
         out.push(self.read(
@@ -359,7 +358,7 @@ impl Ctx {
             requests,
             unit: "msg/s",
             target,
-            ceiling: Ceiling::Messages,
+            compare: Compare::Ceiling,
             rss_growth: false,
             op,
         };

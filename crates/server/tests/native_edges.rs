@@ -363,6 +363,45 @@ async fn one_message_over_the_content_limit_is_a_400_naming_it() {
 }
 
 #[tokio::test]
+async fn every_answer_carries_a_request_id_and_echoes_the_callers() {
+    let app = TestApp::spawn().await;
+    let t = app.token("acme").await;
+    // Generated when the caller sends none: on a route, on an unknown one, on an error.
+    let mut seen = Vec::new();
+    for path in ["/healthz", "/v1/conversations", "/v1/nothing-here"] {
+        let r = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(&t)
+            .send()
+            .await
+            .unwrap();
+        let id = r
+            .headers()
+            .get("x-request-id")
+            .unwrap_or_else(|| panic!("{path}: no x-request-id"))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{path}: {id}");
+        seen.push(id);
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 3, "one id per request");
+    // The caller's own id comes back as it was sent.
+    let r = app
+        .client
+        .get(app.url("/v1/conversations"))
+        .bearer_auth(&t)
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-me-42");
+}
+
+#[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let app = TestApp::spawn().await;
     let t = app.token("acme").await;
