@@ -140,6 +140,61 @@ pub fn table(rows: &[Row]) -> String {
 mod tests {
     use super::*;
 
+    fn run(units: u64, secs: u64) -> Run {
+        Run {
+            ok: units as usize,
+            errors: 0,
+            units,
+            elapsed: std::time::Duration::from_secs(secs),
+            latencies: vec![std::time::Duration::from_millis(1)],
+            peak_rss_kib: 0,
+            start_rss_kib: 0,
+            peak_anon_kib: 0,
+        }
+    }
+
+    #[test]
+    fn each_row_is_divided_by_its_own_reference_only() {
+        let runs = [run(300, 1), run(100, 1), run(200, 1)];
+        let read = row(
+            "r",
+            64,
+            "req/s",
+            "",
+            &runs,
+            Some(Reference::Floor(400.0)),
+            false,
+        );
+        assert_eq!(
+            (read.throughput, read.floor_ratio, read.ceiling_ratio),
+            (200.0, Some(0.5), None)
+        );
+        let write = row(
+            "w",
+            64,
+            "msg/s",
+            "",
+            &runs,
+            Some(Reference::Ceiling(100.0)),
+            false,
+        );
+        assert_eq!((write.ceiling_ratio, write.floor_ratio), (Some(2.0), None));
+        // A reference that measured nothing gives no ratio rather than infinity.
+        let none = row(
+            "n",
+            64,
+            "req/s",
+            "",
+            &runs,
+            Some(Reference::Floor(0.0)),
+            false,
+        );
+        assert_eq!(none.floor_ratio, None);
+        let t = table(&[read, write]);
+        assert!(t.contains("| — | 0.50 |"), "{t}");
+        assert!(t.contains("| 2.00 | — |"), "{t}");
+    }
+
     #[test]
     fn thousands_separators() {
         assert_eq!(thousands(0.0), "0");

@@ -61,7 +61,7 @@ impl Analyzer {
 
 /// Runs one claimed job's work: the conversation's insights, or `None` when it was deleted
 /// since the job was queued (nothing to analyse); `Err` is the reason to record as a failure.
-pub async fn process(
+async fn process(
     store: &Store,
     analyzer: &Analyzer,
     job: &Job,
