@@ -83,8 +83,9 @@ enum Cmd {
         rounds: usize,
     },
     /// Drives a server that is already running (one started by hand on a store kept with
-    /// --keep-dir) with GETs of PATH, in turn, at a fixed concurrency, and prints throughput
-    /// and latency: for profiling one route with perf while it is under load.
+    /// --keep-dir) with GETs of PATH (POSTs of BODY, if given), in turn, at a fixed
+    /// concurrency, and prints throughput and latency: for profiling one route with perf while
+    /// it is under load.
     #[command(hide = true)]
     Load {
         /// host:port of the server.
@@ -96,6 +97,9 @@ enum Cmd {
         /// A path to GET; repeat for several, sent in turn.
         #[arg(long, required = true)]
         path: Vec<String>,
+        /// POST this JSON to each path instead of a GET (an append, say).
+        #[arg(long)]
+        body: Option<String>,
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
         #[arg(long, default_value_t = 10)]
@@ -531,6 +535,9 @@ fn sql_probe(database: &str, write: bool) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // The server child as `confab` runs, and the ceiling's store in this process the same way,
+    // so that the ratios compare code, not allocator settings.
+    confab_store::tune_allocator();
     if let Cmd::Serve { database } = &cli.cmd {
         // The server gets the runtime `confab serve` builds: multi-threaded, a worker per core.
         return tokio::runtime::Builder::new_multi_thread()
@@ -561,12 +568,19 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
             addr,
             key,
             path,
+            body,
             concurrency,
             seconds,
             pid,
         } => {
             let api = harness::Api::external(addr, format!("Authorization: Bearer {key}\r\n"));
-            let op = scenarios::get_op(api, path);
+            let op = match body {
+                None => scenarios::get_op(api, path),
+                Some(b) => {
+                    let bodies = path.into_iter().map(|p| (p, b.clone().into_bytes(), 1));
+                    scenarios::post_op(api, "application/json", bodies.collect())
+                }
+            };
             let r = load::run(
                 pid,
                 concurrency,

@@ -97,7 +97,7 @@ pub fn get_op(api: Api, paths: Vec<String>) -> Op {
 }
 
 /// POSTs of `bodies` in turn, heads and bodies rendered before the clock starts.
-fn post_op(api: Api, ct: &'static str, bodies: Vec<(String, Vec<u8>, u64)>) -> Op {
+pub fn post_op(api: Api, ct: &'static str, bodies: Vec<(String, Vec<u8>, u64)>) -> Op {
     // (head, body, units) per request.
     type Prepared = (Vec<u8>, Vec<u8>, u64);
     let reqs: Arc<Vec<Prepared>> = Arc::new(

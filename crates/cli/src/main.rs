@@ -323,6 +323,7 @@ async fn keys(store: &Store, cmd: KeysCommand) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    confab_store::tune_allocator();
     // Every HTTP client (webhooks, the LLM analyzer, --server) needs rustls' provider first.
     confab_server::tls::install_crypto_provider();
     let rt = match tokio::runtime::Builder::new_multi_thread()
