@@ -1,5 +1,5 @@
-//! `confab_counts(messages_fts)`: an FTS5 auxiliary function that hands ranked search each
-//! candidate's length and term counts straight from the full-text index.
+//! `confab_counts(messages_fts, epoch)`: an FTS5 auxiliary function that hands ranked search
+//! each candidate's length and term counts straight from the full-text index.
 //!
 //! Ranking scores the newest 1,000 matches with BM25, which needs, per match, its length in
 //! tokens and how often each query phrase occurs in it. Reading each match's text and counting
@@ -9,28 +9,84 @@
 //! construction, the very statistics FTS5's own `bm25()` uses (search_rank.rs compares the two).
 //!
 //! The length is looked up in `_docsize` only when the in-memory copy (doclen.rs) lacks it:
-//! `confab_counts(messages_fts, epoch)` flags such a length, and the search stores it there.
+//! such lengths are handed over too, and the search stores them there.
+//!
+//! The function answers 0 and puts what it read into the [`Candidates`] being gathered on the
+//! thread that steps its statement ([`gather`]): a thousand candidates handed over that way
+//! instead of as result rows spare each a result row, two column reads through rusqlite and
+//! their decoding, a tenth of a ranked search's time (docs/performance.md, 2026-11-30).
 //!
 //! rusqlite has no binding for FTS5's extension API, so this is the C API through
 //! `libsqlite3-sys`: fetch the `fts5_api` pointer with `SELECT fts5(?1)` and a bound pointer,
 //! then register the function on the connection.
 
+use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
 use std::ptr;
 use std::sync::Arc;
 
 use libsqlite3_sys as ffi;
 use rusqlite::Connection;
-use rusqlite::types::ValueRef;
 
 use super::doclen::DocLengths;
 use crate::error::{Result, StoreError};
 
-/// Set in the length word when the length came from the index, not from [`DocLengths`].
-const FROM_INDEX: u32 = 1 << 31;
-
 /// Phrases a query can hold (`confab_core::search::MAX_TERMS`), with room to spare.
 const MAX_PHRASES: usize = 63;
+
+/// What `confab_counts` gathers, row after row, on the thread that steps its statement.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Candidates {
+    /// Scored phrases per candidate: the first `k` of the query's (excluded ones come after).
+    k: usize,
+    /// Each candidate's rowid and length in tokens, in the order visited.
+    pub rows: Vec<(i64, u32)>,
+    /// `k` phrase counts per candidate, candidate after candidate.
+    pub counts: Vec<u32>,
+    /// The lengths that had to be read from the index (worth keeping in [`DocLengths`]).
+    pub learned: Vec<(i64, u32)>,
+}
+
+thread_local! {
+    static GATHERING: RefCell<Option<Candidates>> = const { RefCell::new(None) };
+}
+
+impl Candidates {
+    /// Keeps the `limit` newest (highest rowid), newest first. They come so from a statement
+    /// that walks the index backwards under a `LIMIT`; should SQLite ever choose to sort
+    /// instead, the function runs for every match before the sort, and this puts it right.
+    pub fn newest(mut self, limit: usize) -> Candidates {
+        if !self.rows.is_sorted_by(|a, b| a.0 > b.0) {
+            let mut order: Vec<usize> = (0..self.rows.len()).collect();
+            order.sort_unstable_by(|&a, &b| self.rows[b].0.cmp(&self.rows[a].0));
+            let k = self.k;
+            self.counts = order
+                .iter()
+                .flat_map(|&i| self.counts[i * k..(i + 1) * k].iter().copied())
+                .collect();
+            self.rows = order.iter().map(|&i| self.rows[i]).collect();
+        }
+        self.rows.truncate(limit);
+        self.counts.truncate(limit * self.k);
+        self
+    }
+}
+
+/// Runs `step` (which steps a statement calling `confab_counts` on this thread) with a fresh
+/// [`Candidates`] of `k` scored phrases to gather into, and answers what it gathered. Whatever
+/// `step` answers, nothing stays behind for the next search.
+pub fn gather<T>(k: usize, step: impl FnOnce() -> Result<T>) -> Result<(T, Candidates)> {
+    let fresh = Candidates {
+        k,
+        ..Candidates::default()
+    };
+    GATHERING.with(|g| *g.borrow_mut() = Some(fresh));
+    let out = step();
+    let gathered = GATHERING
+        .with(|g| g.borrow_mut().take())
+        .unwrap_or_default();
+    Ok((out?, gathered))
+}
 
 /// Registers `confab_counts` on `conn` (a reader connection), reading lengths from `lengths`
 /// first.
@@ -89,11 +145,11 @@ unsafe extern "C" fn drop_lengths(data: *mut c_void) {
     unsafe { drop(Arc::from_raw(data.cast_const().cast::<DocLengths>())) }
 }
 
-/// `confab_counts(messages_fts, epoch)`: the current row's length in tokens, then each
-/// phrase's occurrences in it, as little-endian `u32`s (`4 × (1 + phrases)` bytes), or, for a
-/// query of one phrase, as one integer (length in the high half, count in the low): no blob to
-/// allocate for each of a thousand rows. The length comes from [`DocLengths`] for `epoch` when
-/// it has it, else from the index, flagged so the caller stores it. See [`decode`].
+/// `confab_counts(messages_fts, epoch)`: adds the current row, its length in tokens and the
+/// occurrences in it of each scored phrase to the [`Candidates`] being gathered on this thread
+/// ([`gather`]), and answers 0; an error where nothing is being gathered. The length comes
+/// from [`DocLengths`] for `epoch` when it has it, else from the index, and is then also
+/// listed as learned.
 unsafe extern "C" fn counts(
     api: *const ffi::Fts5ExtensionApi,
     fts: *mut ffi::Fts5Context,
@@ -104,8 +160,7 @@ unsafe extern "C" fn counts(
     // SAFETY: FTS5 calls this with a valid API table and context for the current row, and
     // `argc` valid values; every call below is one of that table's functions on that context,
     // as FTS5 documents. The user data is the `DocLengths` that `register` keeps alive for as
-    // long as the function is registered. The result is copied by SQLite (`SQLITE_TRANSIENT`)
-    // before `out` goes.
+    // long as the function is registered.
     unsafe {
         let api = &*api;
         let (Some(user), Some(rowid), Some(phrases), Some(size), Some(first), Some(next)) = (
@@ -124,13 +179,12 @@ unsafe extern "C" fn counts(
             ffi::sqlite3_result_error(ctx, c"confab_counts: too many phrases".as_ptr(), -1);
             return;
         }
-        let mut out = [0u8; 4 * (1 + MAX_PHRASES)];
         let lengths = &*user(fts).cast_const().cast::<DocLengths>();
         let known = (argc >= 1)
             .then(|| ffi::sqlite3_value_int64(*argv))
             .and_then(|epoch| lengths.get(epoch, rowid(fts)));
-        let len = match known {
-            Some(len) => len,
+        let (len, from_index) = match known {
+            Some(len) => (len, false),
             None => {
                 let mut len: c_int = 0;
                 let rc = size(fts, 0, &mut len);
@@ -138,12 +192,11 @@ unsafe extern "C" fn counts(
                     ffi::sqlite3_result_error_code(ctx, rc);
                     return;
                 }
-                (u32::try_from(len).unwrap_or(0) & !FROM_INDEX) | FROM_INDEX
+                (u32::try_from(len).unwrap_or(0), true)
             }
         };
-        out[..4].copy_from_slice(&len.to_le_bytes());
         let mut tf_of = [0u32; MAX_PHRASES];
-        for p in 0..n {
+        for (p, slot) in tf_of.iter_mut().enumerate().take(n) {
             let mut it = ffi::Fts5PhraseIter {
                 a: ptr::null(),
                 b: ptr::null(),
@@ -159,98 +212,39 @@ unsafe extern "C" fn counts(
                 tf += 1;
                 next(fts, &mut it, &mut col, &mut off);
             }
-            tf_of[p] = tf;
-            out[4 * (1 + p)..4 * (2 + p)].copy_from_slice(&tf.to_le_bytes());
+            *slot = tf;
         }
-        if n == 1 {
-            let packed = (u64::from(len) << 32) | u64::from(tf_of[0]);
-            ffi::sqlite3_result_int64(ctx, packed as i64);
-            return;
+        let gathered = GATHERING.with(|g| match g.borrow_mut().as_mut() {
+            // The scored phrases come first in a query's FTS5 expression, excluded ones after.
+            Some(c) if c.k <= n => {
+                let id = rowid(fts);
+                c.rows.push((id, len));
+                if from_index {
+                    c.learned.push((id, len));
+                }
+                c.counts.extend_from_slice(&tf_of[..c.k]);
+                true
+            }
+            _ => false,
+        });
+        if gathered {
+            ffi::sqlite3_result_int64(ctx, 0);
+        } else {
+            ffi::sqlite3_result_error(
+                ctx,
+                c"confab_counts: nothing is being gathered, or the query has too few phrases"
+                    .as_ptr(),
+                -1,
+            );
         }
-        ffi::sqlite3_result_blob(
-            ctx,
-            out.as_ptr().cast(),
-            (4 * (1 + n)) as c_int,
-            ffi::SQLITE_TRANSIENT(),
-        );
     }
-}
-
-/// A candidate's length as `confab_counts` gave it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Length {
-    pub tokens: u32,
-    /// Read from the index: worth keeping in [`DocLengths`].
-    pub from_index: bool,
-}
-
-/// Reads what `confab_counts` gave: the length, and the first `tf.len()` phrase counts into `tf`
-/// (the scored terms come first in a query's FTS5 expression; excluded ones after them).
-/// `None` when it holds fewer than that.
-pub fn decode(v: ValueRef<'_>, tf: &mut [u32]) -> Option<Length> {
-    let len = match v {
-        ValueRef::Integer(packed) => {
-            let packed = packed as u64;
-            match tf {
-                [] => {}
-                [one] => *one = packed as u32,
-                _ => return None,
-            }
-            (packed >> 32) as u32
-        }
-        ValueRef::Blob(blob) => {
-            let word = |i: usize| {
-                blob.get(4 * i..4 * (i + 1))
-                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            };
-            for (i, t) in tf.iter_mut().enumerate() {
-                *t = word(1 + i)?;
-            }
-            word(0)?
-        }
-        _ => return None,
-    };
-    Some(Length {
-        tokens: len & !FROM_INDEX,
-        from_index: len & FROM_INDEX != 0,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn len(tokens: u32, from_index: bool) -> Length {
-        Length { tokens, from_index }
-    }
-
-    #[test]
-    fn decodes_what_the_function_writes() {
-        let blob: Vec<u8> = [7u32 | FROM_INDEX, 2, 0, 5]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        let mut tf = [0; 2];
-        assert_eq!(decode(ValueRef::Blob(&blob), &mut tf), Some(len(7, true)));
-        assert_eq!(tf, [2, 0]);
-        assert_eq!(decode(ValueRef::Blob(&blob[..8]), &mut tf), None);
-        assert_eq!(
-            decode(ValueRef::Blob(&blob[..4]), &mut []),
-            Some(len(7, true))
-        );
-        let packed = ((u64::from(9 | FROM_INDEX) << 32) | 4) as i64;
-        let mut one = [0];
-        assert_eq!(
-            decode(ValueRef::Integer(packed), &mut one),
-            Some(len(9, true))
-        );
-        assert_eq!(one, [4]);
-        assert_eq!(decode(ValueRef::Integer(9 << 32), &mut tf), None);
-        assert_eq!(decode(ValueRef::Null, &mut one), None);
-    }
-
-    #[test]
-    fn counts_come_from_the_index_then_from_memory() {
+    fn fts() -> (Connection, Arc<DocLengths>) {
         let c = Connection::open_in_memory().unwrap();
         let lengths = Arc::new(DocLengths::default());
         register(&c, lengths.clone()).unwrap();
@@ -259,36 +253,86 @@ mod tests {
              INSERT INTO f (rowid, body) VALUES (1, 'a b a c a'), (2, 'b c'), (3, 'c a b a b');",
         )
         .unwrap();
-        let run = || -> Vec<(i64, Length, [u32; 2])> {
-            let mut st = c
-                .prepare(
-                    "SELECT rowid, confab_counts(f, 5) FROM f \
-                     WHERE f MATCH '(\"a\" OR \"b a\") NOT \"zz\"' ORDER BY rowid",
-                )
-                .unwrap();
-            let mut rows = st.query([]).unwrap();
-            let mut out = Vec::new();
-            let mut tf = [0; 2];
-            while let Some(r) = rows.next().unwrap() {
-                let len = decode(r.get_ref(1).unwrap(), &mut tf).unwrap();
-                out.push((r.get(0).unwrap(), len, tf));
-            }
-            out
-        };
-        assert_eq!(
-            run(),
-            [(1, len(5, true), [3, 1]), (3, len(5, true), [2, 1])]
-        );
+        (c, lengths)
+    }
+
+    /// Gathers with `k` scored phrases what `sql` (which calls `confab_counts(f, 5)`) visits.
+    fn gathered(c: &Connection, k: usize, sql: &str) -> Result<Candidates> {
+        let (_, found) = gather(k, || {
+            let mut st = c.prepare(sql)?;
+            let mut rows = st.query([])?;
+            while rows.next()?.is_some() {}
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    const BOTH: &str = "SELECT confab_counts(f, 5) FROM f \
+                        WHERE f MATCH '(\"a\" OR \"b a\") NOT \"zz\"' ORDER BY rowid";
+
+    #[test]
+    fn counts_come_from_the_index_then_from_memory() {
+        let (c, lengths) = fts();
+        let found = gathered(&c, 2, BOTH).unwrap();
+        assert_eq!(found.rows, [(1, 5), (3, 5)]);
+        assert_eq!(found.counts, [3, 1, 2, 1]);
+        assert_eq!(found.learned, [(1, 5), (3, 5)]);
         lengths.observe(5);
-        // A length kept in memory is the one used (4 here, to tell them apart).
+        // A length kept in memory is the one used (4 here, to tell them apart), and is not
+        // learned again.
         lengths.store(5, &[(1, 4)]);
-        assert_eq!(
-            run(),
-            [(1, len(4, false), [3, 1]), (3, len(5, true), [2, 1])]
-        );
+        let found = gathered(&c, 2, BOTH).unwrap();
+        assert_eq!(found.rows, [(1, 4), (3, 5)]);
+        assert_eq!(found.learned, [(3, 5)]);
+        // Only the scored phrases are kept: the first k.
+        assert_eq!(gathered(&c, 1, BOTH).unwrap().counts, [3, 2]);
         // The connection holds one count of the lengths until it closes.
         assert_eq!(Arc::strong_count(&lengths), 2);
         drop(c);
         assert_eq!(Arc::strong_count(&lengths), 1);
+    }
+
+    #[test]
+    fn nothing_is_gathered_outside_gather_nor_left_behind() {
+        let (c, _) = fts();
+        let bare = c
+            .query_row(
+                "SELECT confab_counts(f, 5) FROM f WHERE f MATCH 'a'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap_err();
+        assert!(
+            bare.to_string().contains("nothing is being gathered"),
+            "{bare}"
+        );
+        // More scored phrases than the query holds (three, the excluded one counted) is
+        // refused, not read past.
+        let err = gathered(&c, 4, BOTH).unwrap_err();
+        assert!(err.to_string().contains("too few phrases"), "{err}");
+        // A failed statement leaves nothing for the next one.
+        assert_eq!(gathered(&c, 2, BOTH).unwrap().rows.len(), 2);
+        assert!(GATHERING.with(|g| g.borrow().is_none()));
+    }
+
+    #[test]
+    fn the_newest_are_kept_newest_first_whatever_the_visiting_order() {
+        let (c, _) = fts();
+        // Backwards under a LIMIT, as ranked search asks: already in order.
+        let found = gathered(
+            &c,
+            2,
+            "SELECT count(x) FROM (SELECT confab_counts(f, 5) AS x FROM f \
+             WHERE f MATCH '\"a\" OR \"b a\"' ORDER BY rowid DESC LIMIT 1)",
+        )
+        .unwrap();
+        assert_eq!(found.rows, [(3, 5)]);
+        // Visited oldest first (as a plan that sorts would): put right, counts alongside.
+        let found = gathered(&c, 2, BOTH).unwrap().newest(1);
+        assert_eq!(found.rows, [(3, 5)]);
+        assert_eq!(found.counts, [2, 1]);
+        let found = gathered(&c, 2, BOTH).unwrap().newest(5);
+        assert_eq!(found.rows, [(3, 5), (1, 5)]);
+        assert_eq!(found.counts, [2, 1, 3, 1]);
     }
 }

@@ -203,40 +203,30 @@ fn ranked(
         .prepare_cached("SELECT n FROM search_epoch WHERE id = 1")?
         .query_row([], |r| r.get(0))?;
     lengths.observe(epoch);
+    // The candidates are gathered by `confab_counts` itself (rank.rs) as the subquery visits
+    // them; `count(x)` only makes SQLite compute the column it would otherwise drop.
     let mut q = Sql::default();
-    q.push("SELECT messages_fts.rowid, confab_counts(messages_fts, ")
+    q.push("SELECT count(x) FROM (SELECT confab_counts(messages_fts, ")
         .bind(epoch)
-        .push(")");
+        .push(") AS x");
     let windowed = SearchRequest {
         cursor: Some(SearchCursor::Ranked { snapshot, offset }),
         ..req.clone()
     };
     push_candidates(&mut q, tenant, &windowed);
     q.push(" ORDER BY messages_fts.rowid DESC LIMIT ")
-        .bind(RANK_WINDOW);
+        .bind(RANK_WINDOW)
+        .push(")");
     let k = req.query.scored_terms().count();
     let mut st = c.prepare_cached(&q.text).map_err(fts_error)?;
-    let mut rows = st
-        .query(rusqlite::params_from_iter(q.args))
-        .map_err(fts_error)?;
-    // Per candidate: rowid, length, then its k term counts in `counts`; lengths the index was
-    // asked for in `learned`, to keep.
-    let window = usize::try_from(RANK_WINDOW).unwrap_or(0);
-    let (mut cands, mut counts) = (Vec::with_capacity(window), Vec::with_capacity(window * k));
-    let (mut tf, mut learned) = (vec![0; k], Vec::new());
-    while let Some(r) = rows.next().map_err(fts_error)? {
-        let rowid: i64 = r.get(0)?;
-        let stats = r.get_ref(1)?;
-        let len = rank::decode(stats, &mut tf)
-            .ok_or_else(|| StoreError::Corrupt(format!("confab_counts gave {stats:?}")))?;
-        if len.from_index {
-            learned.push((rowid, len.tokens));
-        }
-        cands.push((rowid, len.tokens));
-        counts.extend_from_slice(&tf);
-    }
-    drop(rows);
-    lengths.store(epoch, &learned);
+    let ((), found) = rank::gather(k, || {
+        st.query_row(rusqlite::params_from_iter(q.args), |_| Ok(()))
+            .map_err(fts_error)
+    })?;
+    lengths.store(epoch, &found.learned);
+    let window = usize::try_from(RANK_WINDOW).unwrap_or(usize::MAX);
+    let found = found.newest(window);
+    let (cands, counts) = (found.rows, found.counts);
     // One term and nothing else narrowing the search: the window is that term's own newest
     // matches, so its document frequency comes for free.
     let bm25 = if k == 1 && req.query.excluded.is_empty() && req.filter.is_empty() {
