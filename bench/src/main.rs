@@ -94,7 +94,7 @@ enum Cmd {
         /// An API key (sent as Bearer).
         #[arg(long)]
         key: String,
-        /// A path to GET; repeat for several, sent in turn.
+        /// A path to request (GET, or POST with --body); repeat for several, sent in turn.
         #[arg(long, required = true)]
         path: Vec<String>,
         /// POST this JSON to each path instead of a GET (an append, say).

@@ -35,7 +35,7 @@ use crate::error::{Result, StoreError};
 const MAX_PHRASES: usize = 63;
 
 /// What `confab_counts` gathers, row after row, on the thread that steps its statement.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Candidates {
     /// Scored phrases per candidate: the first `k` of the query's (excluded ones come after).
     k: usize,
