@@ -574,7 +574,10 @@ pub fn snippet(content: &str, q: &Query) -> String {
     } else {
         content.len()
     };
-    let mut out = String::with_capacity(end - start + 32);
+    // Room for both ellipses and four highlighted words, so nearly no snippet grows.
+    let mut out = String::with_capacity(
+        end - start + 2 * '…'.len_utf8() + 4 * (MARK_START.len() + MARK_END.len()),
+    );
     if cut_before {
         out.push('…');
     }

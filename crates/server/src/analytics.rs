@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::{Path, State};
 use confab_core::timefmt::rfc3339;
 use confab_store::GroupCount;

@@ -1,7 +1,7 @@
 //! `GET /v1/export` (streamed) and `POST /v1/import` (streamed, exempt from the body limit).
 //! Formats and import rules are the core's and the store's; this module moves bytes.
 
-use axum::Json;
+use crate::json::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};

@@ -1,6 +1,6 @@
 //! Liveness and readiness probes (no auth).
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;

@@ -15,6 +15,7 @@ mod health;
 pub mod idempotency;
 mod ids;
 pub mod insights;
+pub mod json;
 pub mod native;
 mod openapi;
 pub mod perform;

@@ -1,7 +1,7 @@
 //! The OpenAPI document, assembled from every router's annotated handlers. It is served at
 //! `/openapi.json` and committed as `openapi.json`; a test fails when the two drift.
 
-use axum::Json;
+use crate::json::Json;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;

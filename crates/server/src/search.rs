@@ -1,7 +1,7 @@
 //! `GET /v1/search`: full-text search over message content. The query language, tokens and
 //! snippets are the core's; this module only reads parameters and writes the answer.
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::State;
 use confab_core::cursor::SearchCursor;
 use confab_core::timefmt::rfc3339;

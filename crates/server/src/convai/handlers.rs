@@ -1,6 +1,6 @@
 //! `POST /character/chatHistory/list` and `POST /character/chatHistory/details`.
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::State;
 use confab_core::Role;
 use confab_core::ids::parse_uuid;

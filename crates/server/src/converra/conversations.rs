@@ -1,7 +1,7 @@
 //! `POST /api/v1/conversations` (log or open), `GET /api/v1/conversations` (list) and
 //! `GET /api/v1/conversations/{id}`.
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};

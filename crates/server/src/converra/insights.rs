@@ -1,6 +1,6 @@
 //! `GET /api/v1/conversations/{id}/insights`.
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 

@@ -1,6 +1,6 @@
 //! `POST /api/v1/conversations/{id}/messages`: append turns to a live conversation.
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::{Path, State};
 use confab_core::Status;
 use confab_core::input::{AppendMessages, NewMessage};

@@ -1,6 +1,6 @@
 //! `GET /v1/conversations/{id}/insights`, `POST …/insights/refresh`, `GET /v1/analytics/insights`.
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use confab_store::InsightsQuery;

@@ -1,6 +1,6 @@
 //! `/v1/conversations`: create, list, get, patch, delete.
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

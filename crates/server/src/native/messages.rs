@@ -1,6 +1,6 @@
 //! `/v1/conversations/{id}/messages`: append and page.
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;

@@ -1,6 +1,6 @@
 //! `GET /rest/v1/conversations`, `…/{id}` and `…/{id}/messages`.
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::{Path, State};
 use confab_core::numbered::NumberedPage;
 use confab_core::page::MAX_LIMIT;

@@ -1,7 +1,7 @@
 //! `/v1/replicas/{replicaUUID}/analytics/conversations/…`: aggregate counts from the store,
 //! shaped into Sensay's series by the core.
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::{Path, State};
 use confab_core::daily;
 

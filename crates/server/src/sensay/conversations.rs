@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::{Path, State};
 use confab_core::mentions::{self, MentionItem as Item};
 use confab_core::page;

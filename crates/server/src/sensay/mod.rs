@@ -11,7 +11,7 @@ mod conversations;
 mod dto;
 mod resolve;
 
-use axum::Json;
+use crate::json::Json;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;

@@ -6,7 +6,7 @@ pub mod guard;
 pub mod sign;
 pub mod worker;
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use confab_core::timefmt::rfc3339;

@@ -73,12 +73,19 @@ impl Candidates {
 }
 
 /// Runs `step` (which steps a statement calling `confab_counts` on this thread) with a fresh
-/// [`Candidates`] of `k` scored phrases to gather into, and answers what it gathered. Whatever
-/// `step` answers, nothing stays behind for the next search.
-pub fn gather<T>(k: usize, step: impl FnOnce() -> Result<T>) -> Result<(T, Candidates)> {
+/// [`Candidates`] of `k` scored phrases to gather into, with room for `expected` candidates
+/// (grown from nothing, a thousand took some twenty `realloc`s), and answers what it gathered.
+/// Whatever `step` answers, nothing stays behind for the next search.
+pub fn gather<T>(
+    k: usize,
+    expected: usize,
+    step: impl FnOnce() -> Result<T>,
+) -> Result<(T, Candidates)> {
     let fresh = Candidates {
         k,
-        ..Candidates::default()
+        rows: Vec::with_capacity(expected),
+        counts: Vec::with_capacity(expected.saturating_mul(k)),
+        learned: Vec::new(),
     };
     GATHERING.with(|g| *g.borrow_mut() = Some(fresh));
     let out = step();
@@ -258,7 +265,7 @@ mod tests {
 
     /// Gathers with `k` scored phrases what `sql` (which calls `confab_counts(f, 5)`) visits.
     fn gathered(c: &Connection, k: usize, sql: &str) -> Result<Candidates> {
-        let (_, found) = gather(k, || {
+        let (_, found) = gather(k, 2, || {
             let mut st = c.prepare(sql)?;
             let mut rows = st.query([])?;
             while rows.next()?.is_some() {}

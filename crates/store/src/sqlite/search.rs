@@ -218,13 +218,13 @@ fn ranked(
         .bind(RANK_WINDOW)
         .push(")");
     let k = req.query.scored_terms().count();
+    let window = usize::try_from(RANK_WINDOW).unwrap_or(usize::MAX);
     let mut st = c.prepare_cached(&q.text).map_err(fts_error)?;
-    let ((), found) = rank::gather(k, || {
+    let ((), found) = rank::gather(k, window, || {
         st.query_row(rusqlite::params_from_iter(q.args), |_| Ok(()))
             .map_err(fts_error)
     })?;
     lengths.store(epoch, &found.learned);
-    let window = usize::try_from(RANK_WINDOW).unwrap_or(usize::MAX);
     let found = found.newest(window);
     let (cands, counts) = (found.rows, found.counts);
     // One term and nothing else narrowing the search: the window is that term's own newest
