@@ -11,10 +11,13 @@
 //! The length is looked up in `_docsize` only when the in-memory copy (doclen.rs) lacks it:
 //! such lengths are handed over too, and the search stores them there.
 //!
-//! The function answers 0 and puts what it read into the [`Candidates`] being gathered on the
-//! thread that steps its statement ([`gather`]): a thousand candidates handed over that way
-//! instead of as result rows spare each a result row, two column reads through rusqlite and
-//! their decoding, a tenth of a ranked search's time (docs/performance.md, 2026-11-30).
+//! The function puts what it read into the [`Candidates`] being gathered on the thread that
+//! steps its statement ([`gather`]) and answers whether they now fill the window (1) or not
+//! (0): a thousand candidates handed over that way instead of as result rows spare each a
+//! result row, two column reads through rusqlite and their decoding, a tenth of a ranked
+//! search's time; used as the statement's last `WHERE` term under `LIMIT 1`, the answer also
+//! ends the walk at the window's last candidate with no per-row work in SQLite beyond the
+//! index cursor and the call, another tenth (docs/performance.md, 2026-11-30).
 //!
 //! rusqlite has no binding for FTS5's extension API, so this is the C API through
 //! `libsqlite3-sys`: fetch the `fts5_api` pointer with `SELECT fts5(?1)` and a bound pointer,
@@ -39,6 +42,8 @@ const MAX_PHRASES: usize = 63;
 pub struct Candidates {
     /// Scored phrases per candidate: the first `k` of the query's (excluded ones come after).
     k: usize,
+    /// How many candidates make the window full: from then on the function answers 1.
+    window: usize,
     /// Each candidate's rowid and length in tokens, in the order visited.
     pub rows: Vec<(i64, u32)>,
     /// `k` phrase counts per candidate, candidate after candidate.
@@ -83,6 +88,7 @@ pub fn gather<T>(
 ) -> Result<(T, Candidates)> {
     let fresh = Candidates {
         k,
+        window: expected,
         rows: Vec::with_capacity(expected),
         counts: Vec::with_capacity(expected.saturating_mul(k)),
         learned: Vec::new(),
@@ -154,7 +160,8 @@ unsafe extern "C" fn drop_lengths(data: *mut c_void) {
 
 /// `confab_counts(messages_fts, epoch)`: adds the current row, its length in tokens and the
 /// occurrences in it of each scored phrase to the [`Candidates`] being gathered on this thread
-/// ([`gather`]), and answers 0; an error where nothing is being gathered. The length comes
+/// ([`gather`]), and answers 1 once they fill its window, else 0; an error where nothing is
+/// being gathered. The length comes
 /// from [`DocLengths`] for `epoch` when it has it, else from the index, and is then also
 /// listed as learned.
 unsafe extern "C" fn counts(
@@ -230,12 +237,12 @@ unsafe extern "C" fn counts(
                     c.learned.push((id, len));
                 }
                 c.counts.extend_from_slice(&tf_of[..c.k]);
-                true
+                Some(c.rows.len() >= c.window)
             }
-            _ => false,
+            _ => None,
         });
-        if gathered {
-            ffi::sqlite3_result_int64(ctx, 0);
+        if let Some(full) = gathered {
+            ffi::sqlite3_result_int64(ctx, i64::from(full));
         } else {
             ffi::sqlite3_result_error(
                 ctx,
@@ -265,13 +272,36 @@ mod tests {
 
     /// Gathers with `k` scored phrases what `sql` (which calls `confab_counts(f, 5)`) visits.
     fn gathered(c: &Connection, k: usize, sql: &str) -> Result<Candidates> {
-        let (_, found) = gather(k, 2, || {
+        gathered_rows(c, k, 2, sql).map(|(found, _)| found)
+    }
+
+    /// The same with a window of `window` candidates, and the statement's rows alongside.
+    fn gathered_rows(
+        c: &Connection,
+        k: usize,
+        window: usize,
+        sql: &str,
+    ) -> Result<(Candidates, Vec<i64>)> {
+        let (out, found) = gather(k, window, || {
             let mut st = c.prepare(sql)?;
-            let mut rows = st.query([])?;
-            while rows.next()?.is_some() {}
-            Ok(())
+            let rows = st.query_map([], |r| r.get::<_, i64>(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })?;
-        Ok(found)
+        Ok((found, out))
+    }
+
+    #[test]
+    fn as_a_where_term_it_ends_the_walk_when_the_window_is_full() {
+        let (c, _) = fts();
+        let sql = "SELECT rowid FROM f WHERE f MATCH '\"a\" OR \"b a\"' \
+                   AND confab_counts(f, 5) ORDER BY rowid DESC LIMIT 1";
+        // A window of one: the newest match fills it, is the row, and nothing older is read.
+        let (found, rows) = gathered_rows(&c, 2, 1, sql).unwrap();
+        assert_eq!((found.rows, rows), (vec![(3, 5)], vec![3]));
+        // A window larger than the matches: every match gathered, newest first, and no row.
+        let (found, rows) = gathered_rows(&c, 2, 5, sql).unwrap();
+        assert_eq!((found.rows, rows), (vec![(3, 5), (1, 5)], vec![]));
+        assert_eq!(found.counts, [2, 1, 3, 1]);
     }
 
     const BOTH: &str = "SELECT confab_counts(f, 5) FROM f \

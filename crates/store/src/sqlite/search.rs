@@ -203,26 +203,42 @@ fn ranked(
         .prepare_cached("SELECT n FROM search_epoch WHERE id = 1")?
         .query_row([], |r| r.get(0))?;
     lengths.observe(epoch);
-    // The candidates are gathered by `confab_counts` itself (rank.rs) as the subquery visits
-    // them; `count(x)` only makes SQLite compute the column it would otherwise drop.
+    // The candidates are gathered by `confab_counts` itself (rank.rs) as the statement visits
+    // them, newest first. Without filters the index alone gives them, and the function is a
+    // `WHERE` term: false until the window is full, so the one row `LIMIT 1` waits for is the
+    // window's last candidate and the walk stops there. With filters the joined rows must pass
+    // them first, and a term on the index alone could be tested before them; there the
+    // function is a column of a subquery limited to the window, computed only for rows that
+    // pass, and `count(x)` makes SQLite compute the column it would otherwise drop.
     let mut q = Sql::default();
-    q.push("SELECT count(x) FROM (SELECT confab_counts(messages_fts, ")
-        .bind(epoch)
-        .push(") AS x");
     let windowed = SearchRequest {
         cursor: Some(SearchCursor::Ranked { snapshot, offset }),
         ..req.clone()
     };
-    push_candidates(&mut q, tenant, &windowed);
-    q.push(" ORDER BY messages_fts.rowid DESC LIMIT ")
-        .bind(RANK_WINDOW)
-        .push(")");
+    if req.filter.is_empty() {
+        q.push("SELECT 1");
+        push_candidates(&mut q, tenant, &windowed);
+        q.push(" AND confab_counts(messages_fts, ")
+            .bind(epoch)
+            .push(") ORDER BY messages_fts.rowid DESC LIMIT 1");
+    } else {
+        q.push("SELECT count(x) FROM (SELECT confab_counts(messages_fts, ")
+            .bind(epoch)
+            .push(") AS x");
+        push_candidates(&mut q, tenant, &windowed);
+        q.push(" ORDER BY messages_fts.rowid DESC LIMIT ")
+            .bind(RANK_WINDOW)
+            .push(")");
+    }
     let k = req.query.scored_terms().count();
     let window = usize::try_from(RANK_WINDOW).unwrap_or(usize::MAX);
     let mut st = c.prepare_cached(&q.text).map_err(fts_error)?;
     let ((), found) = rank::gather(k, window, || {
-        st.query_row(rusqlite::params_from_iter(q.args), |_| Ok(()))
-            .map_err(fts_error)
+        let mut rows = st
+            .query(rusqlite::params_from_iter(q.args))
+            .map_err(fts_error)?;
+        while rows.next().map_err(fts_error)?.is_some() {}
+        Ok(())
     })?;
     lengths.store(epoch, &found.learned);
     let found = found.newest(window);
