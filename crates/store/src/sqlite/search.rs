@@ -155,37 +155,45 @@ fn term_df(c: &Connection, tag: &str, term: &Term, snapshot: i64, rows: f64) -> 
     Ok(df_from_window(n, lowest, snapshot, rows))
 }
 
-/// One hit's row, looked up by rowid once the page is known (and only if it is the tenant's);
-/// `score` is given its content.
-fn hit(
-    c: &Connection,
-    tenant: TenantId,
-    rowid: i64,
-    q: &Query,
-    score: impl FnOnce(&str) -> f64,
-) -> Result<Option<SearchHit>> {
-    raw::one(
-        c,
-        "SELECT conversation_id, id, seq, role, content, created_at FROM messages \
-         WHERE rowid = ?1 AND tenant_id = ?2",
-        rusqlite::params![rowid, blob(&tenant.0)],
-        |r| {
-            let role: String = r.get(3)?;
-            let content = r
-                .get_ref(4)?
-                .as_str()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            Ok(SearchHit {
-                conversation_id: raw::uuid(r, 0)?,
-                message_id: raw::uuid(r, 1)?,
-                seq: r.get(2)?,
-                role: role.parse().map_err(StoreError::Corrupt)?,
-                snippet: snippet(content, q),
-                score: (score(content) * 1e6).round() / 1e6,
-                created_at: from_micros(r.get(5)?),
-            })
-        },
-    )
+/// Looks up a page's hits by rowid, one statement prepared (or taken from the cache) once for
+/// the whole page instead of once per hit.
+struct HitLookup<'c>(rusqlite::CachedStatement<'c>);
+
+impl<'c> HitLookup<'c> {
+    fn new(c: &'c Connection) -> Result<HitLookup<'c>> {
+        Ok(HitLookup(c.prepare_cached(
+            "SELECT conversation_id, id, seq, role, content, created_at FROM messages \
+             WHERE rowid = ?1 AND tenant_id = ?2",
+        )?))
+    }
+
+    /// One hit's row (only if it is the tenant's); `score` is given its content.
+    fn hit(
+        &mut self,
+        tenant: TenantId,
+        rowid: i64,
+        q: &Query,
+        score: impl FnOnce(&str) -> f64,
+    ) -> Result<Option<SearchHit>> {
+        let mut rows = self.0.query(rusqlite::params![rowid, blob(&tenant.0)])?;
+        let Some(r) = rows.next()? else {
+            return Ok(None);
+        };
+        let role: String = r.get(3)?;
+        let content = r
+            .get_ref(4)?
+            .as_str()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some(SearchHit {
+            conversation_id: raw::uuid(r, 0)?,
+            message_id: raw::uuid(r, 1)?,
+            seq: r.get(2)?,
+            role: role.parse().map_err(StoreError::Corrupt)?,
+            snippet: snippet(content, q),
+            score: (score(content) * 1e6).round() / 1e6,
+            created_at: from_micros(r.get(5)?),
+        }))
+    }
 }
 
 /// Relevance: the newest `RANK_WINDOW` candidates (FTS5 walks its index backwards and stops),
@@ -296,8 +304,9 @@ fn search(
             let page = &scored[from..];
             let more = page.len() as i64 > limit;
             let mut hits = Vec::new();
+            let mut lookup = HitLookup::new(c)?;
             for &(rowid, score) in page.iter().take(usize::try_from(limit).unwrap_or(0)) {
-                hits.extend(hit(c, tenant, rowid, &req.query, |_| score)?);
+                hits.extend(lookup.hit(tenant, rowid, &req.query, |_| score)?);
             }
             let next_cursor = more.then_some(SearchCursor::Ranked {
                 snapshot,
@@ -341,8 +350,9 @@ fn recent(c: &Connection, tenant: TenantId, req: &SearchRequest) -> Result<Searc
     let mut tf = Vec::new();
     let mut hits = Vec::new();
     let mut last_rowid = 0;
+    let mut lookup = HitLookup::new(c)?;
     for &rowid in rowids.iter().take(usize::try_from(limit).unwrap_or(0)) {
-        hits.extend(hit(c, tenant, rowid, &req.query, |content| {
+        hits.extend(lookup.hit(tenant, rowid, &req.query, |content| {
             let len = req.query.term_frequencies(content, &mut tf);
             bm25.score(&tf, len)
         })?);
