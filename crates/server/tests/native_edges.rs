@@ -413,3 +413,53 @@ async fn unknown_routes_and_methods_answer_json() {
         .expect(405);
     assert_eq!(r.body["error"]["code"], "METHOD_NOT_ALLOWED");
 }
+
+/// Many lookups at once, mixed: each tenant's own conversations, the other tenant's ids and ids
+/// nobody has, all in flight together. Each caller gets its own answer: its conversation, or a
+/// 404 for the rest. On PostgreSQL concurrent lookups share one statement (the store's
+/// `postgres/read_batch.rs`), so this pins that a batch hands every caller its own row, never
+/// another tenant's, and that a miss in a batch stays a 404 without failing its neighbours.
+#[tokio::test]
+async fn concurrent_lookups_each_get_their_own_answer() {
+    let app = TestApp::spawn().await;
+    let tokens = [app.token("acme").await, app.token("globex").await];
+    // (token, id, the title it must see, or None for a 404)
+    let mut cases: Vec<(String, String, Option<String>)> = Vec::new();
+    for i in 0..6 {
+        for (who, t) in tokens.iter().enumerate() {
+            let title = format!("tenant {who}, conversation {i}");
+            let r = app
+                .post("/v1/conversations", t, &json!({"title": title}))
+                .await
+                .expect(201);
+            let id = r.body["id"].as_str().unwrap().to_owned();
+            let other = tokens[1 - who].clone();
+            cases.push((t.clone(), id.clone(), Some(title)));
+            cases.push((other, id, None));
+            cases.push((t.clone(), uuid::Uuid::now_v7().to_string(), None));
+        }
+    }
+    let tasks: Vec<_> = (0..8)
+        .flat_map(|_| cases.clone())
+        .map(|(t, id, want)| {
+            let client = app.client.clone();
+            let url = app.url(&format!("/v1/conversations/{id}"));
+            tokio::spawn(async move {
+                let r = Resp::read(client.get(&url).bearer_auth(&t).send().await.unwrap()).await;
+                match want {
+                    Some(title) => {
+                        let r = r.expect(200);
+                        assert_eq!(r.body["id"], id.as_str());
+                        assert_eq!(r.body["title"], title.as_str());
+                    }
+                    None => {
+                        r.expect(404);
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}

@@ -14,6 +14,7 @@ mod insights;
 mod jobs;
 mod ops;
 mod read;
+mod read_batch;
 mod rows;
 mod search;
 mod sensay;
@@ -43,6 +44,8 @@ pub(crate) struct PgStore {
     pool: PgPool,
     /// Plain appends, many per transaction (`append_batch.rs`).
     appends: append_batch::Batcher,
+    /// Conversation lookups, many per statement (`read_batch.rs`).
+    lookups: read_batch::Lookups,
     pepper: Vec<u8>,
     clock: Clock,
     /// When this process last refreshed the planner's statistics after a bulk import.
@@ -119,6 +122,7 @@ impl PgStore {
         }
         Ok(PgStore {
             appends: append_batch::Batcher::start(pool.clone(), opts.clock.clone()),
+            lookups: read_batch::Lookups::start(pool.clone()),
             pool,
             pepper: opts.pepper,
             clock: opts.clock,
@@ -152,6 +156,7 @@ impl PgStore {
 
     pub async fn close(&self) {
         self.appends.close().await;
+        self.lookups.close().await;
         self.pool.close().await;
     }
 
@@ -287,7 +292,7 @@ impl PgStore {
     }
 
     pub async fn get_conversation(&self, tenant: TenantId, id: Uuid) -> Result<Conversation> {
-        read::conversation(&self.pool, tenant, id).await
+        self.lookups.get(tenant, id).await
     }
 
     pub async fn list_conversations(
