@@ -90,7 +90,8 @@ pub const IDEMPOTENCY_TTL: time::Duration = time::Duration::hours(24);
 
 enum Backend {
     Sqlite(sqlite::SqliteStore),
-    Postgres(postgres::PgStore),
+    // Boxed: its batchers make it several times the size of the SQLite store.
+    Postgres(Box<postgres::PgStore>),
 }
 
 /// Truncations of SQLite page caches skipped so far in this process because they could find no
@@ -158,7 +159,7 @@ impl Store {
     pub async fn open(url: &str, opts: StoreOptions) -> Result<Store> {
         let pepper: Arc<[u8]> = opts.pepper.clone().into();
         let backend = if is_postgres_url(url) {
-            Backend::Postgres(postgres::PgStore::open(url, opts).await?)
+            Backend::Postgres(Box::new(postgres::PgStore::open(url, opts).await?))
         } else if url.starts_with("sqlite:") || url.ends_with(".db") {
             Backend::Sqlite(sqlite::SqliteStore::open(url, opts).await?)
         } else {

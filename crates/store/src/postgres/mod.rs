@@ -19,6 +19,7 @@ mod rows;
 mod search;
 mod sensay;
 mod stats;
+mod summary_batch;
 mod tenant_keys;
 mod webhooks;
 
@@ -46,6 +47,8 @@ pub(crate) struct PgStore {
     appends: append_batch::Batcher,
     /// Conversation lookups, many per statement (`read_batch.rs`).
     lookups: read_batch::Lookups,
+    /// Analytics summaries, one query per tenant for all waiting (`summary_batch.rs`).
+    summaries: summary_batch::Summaries,
     pepper: Vec<u8>,
     clock: Clock,
     /// When this process last refreshed the planner's statistics after a bulk import.
@@ -123,6 +126,7 @@ impl PgStore {
         Ok(PgStore {
             appends: append_batch::Batcher::start(pool.clone(), opts.clock.clone()),
             lookups: read_batch::Lookups::start(pool.clone()),
+            summaries: summary_batch::Summaries::start(pool.clone(), counted),
             pool,
             pepper: opts.pepper,
             clock: opts.clock,
@@ -157,6 +161,7 @@ impl PgStore {
     pub async fn close(&self) {
         self.appends.close().await;
         self.lookups.close().await;
+        self.summaries.close().await;
         self.pool.close().await;
     }
 

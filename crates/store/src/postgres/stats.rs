@@ -2,7 +2,7 @@
 
 use confab_core::Role;
 use confab_core::timefmt::{from_micros, to_micros};
-use sqlx::Row;
+use sqlx::{PgPool, Row};
 use time::{Duration, OffsetDateTime, Time};
 use uuid::Uuid;
 
@@ -20,13 +20,25 @@ impl PgStore {
     /// statement, so they share a snapshot. Where the triggers have been dropped (Citus cannot
     /// run them; docs/operations.md), a scan of the tenant's conversations grouped the same way.
     pub async fn summary(&self, tenant: TenantId, now: OffsetDateTime) -> Result<Summary> {
-        let now_us = to_micros(now);
-        // Both answer (status, source, agent, conversations, messages, last 24 h, last 7 days):
-        // the scan per group, the counted one with the tenant's recent counts on every row.
-        // A recent count is the whole hours after the window's first hour, from the hour
-        // buckets, plus the conversations of that first hour's part inside the window.
-        let sql = if self.counted {
-            "SELECT status, source, agent_id, SUM(conversations)::bigint, SUM(messages)::bigint, \
+        self.summaries.get(tenant, now).await
+    }
+}
+
+/// The summary of `tenant` at `now`, as [`PgStore::summary`] describes; `counted` is whether
+/// the triggers keep the counts. The query behind `summary_batch.rs`.
+pub(super) async fn summary(
+    pool: &PgPool,
+    counted: bool,
+    tenant: TenantId,
+    now: OffsetDateTime,
+) -> Result<Summary> {
+    let now_us = to_micros(now);
+    // Both answer (status, source, agent, conversations, messages, last 24 h, last 7 days):
+    // the scan per group, the counted one with the tenant's recent counts on every row.
+    // A recent count is the whole hours after the window's first hour, from the hour
+    // buckets, plus the conversations of that first hour's part inside the window.
+    let sql = if counted {
+        "SELECT status, source, agent_id, SUM(conversations)::bigint, SUM(messages)::bigint, \
              (SELECT COALESCE(SUM(conversations), 0) FROM conversation_hours \
               WHERE tenant_id = $3 AND hour > $4)::bigint \
              + (SELECT COUNT(*) FROM conversations WHERE tenant_id = $3 \
@@ -37,54 +49,55 @@ impl PgStore {
                 AND created_at > $2 AND created_at < $7) \
              FROM conversation_groups WHERE tenant_id = $3 \
              GROUP BY 1, 2, 3 HAVING SUM(conversations) > 0"
-        } else {
-            "SELECT status, source, agent_id, COUNT(*), COALESCE(SUM(message_count), 0)::bigint, \
+    } else {
+        "SELECT status, source, agent_id, COUNT(*), COALESCE(SUM(message_count), 0)::bigint, \
              COUNT(*) FILTER (WHERE created_at > $1), COUNT(*) FILTER (WHERE created_at > $2) \
              FROM conversations WHERE tenant_id = $3 GROUP BY 1, 2, 3"
-        };
-        let (day, week) = (now_us - DAY_US, now_us - 7 * DAY_US);
-        let (day_hour, day_edge) = first_hour(day);
-        let (week_hour, week_edge) = first_hour(week);
-        let rows = sqlx::query(sql)
-            .bind(day)
-            .bind(week)
-            .bind(tenant.0)
-            .bind(day_hour)
-            .bind(day_edge)
-            .bind(week_hour)
-            .bind(week_edge)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut recent = (0, 0);
-        let groups = rows
-            .iter()
-            .map(|r| {
-                let (day, week) = (r.try_get(5)?, r.try_get(6)?);
-                if self.counted {
-                    recent = (day, week);
-                }
-                Ok(SummaryGroup {
-                    status: r
-                        .try_get::<&str, _>(0)?
-                        .parse()
-                        .map_err(StoreError::Corrupt)?,
-                    source: r.try_get(1)?,
-                    agent: r.try_get(2)?,
-                    conversations: r.try_get(3)?,
-                    messages: r.try_get(4)?,
-                    last_24h: if self.counted { 0 } else { day },
-                    last_7d: if self.counted { 0 } else { week },
-                })
+    };
+    let (day, week) = (now_us - DAY_US, now_us - 7 * DAY_US);
+    let (day_hour, day_edge) = first_hour(day);
+    let (week_hour, week_edge) = first_hour(week);
+    let rows = sqlx::query(sql)
+        .bind(day)
+        .bind(week)
+        .bind(tenant.0)
+        .bind(day_hour)
+        .bind(day_edge)
+        .bind(week_hour)
+        .bind(week_edge)
+        .fetch_all(pool)
+        .await?;
+    let mut recent = (0, 0);
+    let groups = rows
+        .iter()
+        .map(|r| {
+            let (day, week) = (r.try_get(5)?, r.try_get(6)?);
+            if counted {
+                recent = (day, week);
+            }
+            Ok(SummaryGroup {
+                status: r
+                    .try_get::<&str, _>(0)?
+                    .parse()
+                    .map_err(StoreError::Corrupt)?,
+                source: r.try_get(1)?,
+                agent: r.try_get(2)?,
+                conversations: r.try_get(3)?,
+                messages: r.try_get(4)?,
+                last_24h: if counted { 0 } else { day },
+                last_7d: if counted { 0 } else { week },
             })
-            .collect::<Result<Vec<_>>>()?;
-        let mut sum = Summary::fold(groups);
-        if self.counted {
-            // No group rows means no conversations, so (0, 0) is then also the right count.
-            (sum.last_24h, sum.last_7d) = recent;
-        }
-        Ok(sum)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut sum = Summary::fold(groups);
+    if counted {
+        // No group rows means no conversations, so (0, 0) is then also the right count.
+        (sum.last_24h, sum.last_7d) = recent;
     }
+    Ok(sum)
+}
 
+impl PgStore {
     pub async fn daily(
         &self,
         tenant: TenantId,
