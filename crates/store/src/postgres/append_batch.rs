@@ -12,17 +12,15 @@
 //! run again on its own, so one bad request can only ever fail itself.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use confab_core::Conversation;
 use confab_core::input::AppendMessages;
 use sqlx::PgPool;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::ops::{self, MessageRow};
+use super::queue::{self, Asked, Queue};
 use super::rows::{self, CONVERSATION_COLS};
 use super::webhooks;
 use crate::Clock;
@@ -31,35 +29,25 @@ use crate::types::*;
 
 /// Most appends in one transaction.
 const MAX_BATCH: usize = 256;
-/// Transactions in flight: one fills while another commits (fewer on a pool of 2 or 3, so
-/// reads always keep a connection; four measured no faster than two).
-fn workers(pool_size: u32) -> usize {
-    (pool_size as usize / 2).clamp(1, 2)
-}
 
 struct Request {
     tenant: TenantId,
     id: Uuid,
     input: AppendMessages,
-    reply: oneshot::Sender<Result<Written>>,
 }
 
-pub(super) struct Batcher {
-    tx: Mutex<Option<mpsc::Sender<Request>>>,
-    workers: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
-}
+type Append = Asked<Request, Written>;
+
+pub(super) struct Batcher(Queue<Request, Written>);
 
 impl Batcher {
     pub fn start(pool: PgPool, clock: Clock) -> Batcher {
-        let (tx, rx) = mpsc::channel(8192);
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        let workers = (0..workers(pool.options().get_max_connections()))
-            .map(|_| tokio::spawn(work(rx.clone(), pool.clone(), clock.clone())))
-            .collect();
-        Batcher {
-            tx: Mutex::new(Some(tx)),
-            workers: tokio::sync::Mutex::new(workers),
-        }
+        // Transactions in flight: one fills while another commits (four measured no faster).
+        let workers = queue::workers(pool.options().get_max_connections());
+        Batcher(Queue::start(workers, MAX_BATCH, move |batch| {
+            let (pool, clock) = (pool.clone(), clock.clone());
+            async move { answer(&pool, &clock, batch).await }
+        }))
     }
 
     /// Appends through the next batch; answers once it has committed.
@@ -69,71 +57,39 @@ impl Batcher {
         id: Uuid,
         input: AppendMessages,
     ) -> Result<Written> {
-        let tx = self
-            .tx
-            .lock()
-            .expect("batcher sender lock")
-            .clone()
-            .ok_or(StoreError::Closed)?;
-        let (reply, rx) = oneshot::channel();
-        tx.send(Request {
-            tenant,
-            id,
-            input,
-            reply,
-        })
-        .await
-        .map_err(|_| StoreError::Closed)?;
-        drop(tx);
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.0.ask(Request { tenant, id, input }).await
     }
 
     /// Stops taking appends and waits for the queued ones to commit.
     pub async fn close(&self) {
-        self.tx.lock().expect("batcher sender lock").take();
-        for w in self.workers.lock().await.drain(..) {
-            let _ = w.await;
-        }
+        self.0.close().await;
     }
 }
 
-async fn work(rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Request>>>, pool: PgPool, clock: Clock) {
-    loop {
-        let batch = {
-            let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else { return };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
-                }
+async fn answer(pool: &PgPool, clock: &Clock, batch: Vec<Append>) {
+    metrics::histogram!("confab_store_commit_batch_size").record(batch.len() as f64);
+    let (reqs, replies): (Vec<Request>, Vec<_>) =
+        batch.into_iter().map(|a| (a.req, a.reply)).unzip();
+    match apply(pool, &reqs, clock).await {
+        Ok(Ok(results)) => {
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(result);
             }
-            batch
-        };
-        metrics::histogram!("confab_store_commit_batch_size").record(batch.len() as f64);
-        match apply(&pool, &batch, &clock).await {
-            Ok(Ok(results)) => {
-                for (r, result) in batch.into_iter().zip(results) {
-                    let _ = r.reply.send(result);
-                }
+        }
+        // COMMIT itself failed: it may have taken effect, so running the appends again
+        // could store them twice. Each caller hears what the single path would say.
+        Ok(Err(e)) => {
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Commit(e.clone())));
             }
-            // COMMIT itself failed: it may have taken effect, so running the appends again
-            // could store them twice. Each caller hears what the single path would say.
-            Ok(Err(e)) => {
-                for r in batch {
-                    let _ = r.reply.send(Err(StoreError::Commit(e.clone())));
-                }
+        }
+        Err(e) => {
+            if reqs.len() > 1 {
+                tracing::warn!(error = %e, batch = reqs.len(), "batched appends failed; running each on its own");
             }
-            Err(e) => {
-                if batch.len() > 1 {
-                    tracing::warn!(error = %e, batch = batch.len(), "batched appends failed; running each on its own");
-                }
-                for r in batch {
-                    let now = confab_core::timefmt::normalize(clock());
-                    let result = single(&pool, r.tenant, r.id, r.input, now).await;
-                    let _ = r.reply.send(result);
-                }
+            for (r, reply) in reqs.into_iter().zip(replies) {
+                let now = confab_core::timefmt::normalize(clock());
+                let _ = reply.send(single(pool, r.tenant, r.id, r.input, now).await);
             }
         }
     }
@@ -255,15 +211,4 @@ async fn apply(
         .await
         .map(|()| results)
         .map_err(|e| e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_small_pool_keeps_a_connection_for_reads() {
-        assert_eq!(super::workers(2), 1);
-        assert_eq!(super::workers(3), 1);
-        assert_eq!(super::workers(4), 2);
-        assert_eq!(super::workers(1000), 2);
-    }
 }

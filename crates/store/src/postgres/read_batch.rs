@@ -13,14 +13,11 @@
 //! another's row. If the batch's statement fails, each lookup runs again on its own, so every
 //! caller gets its own answer or its own error.
 
-use std::sync::{Arc, Mutex};
-
 use confab_core::Conversation;
 use sqlx::{PgPool, Row};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use super::queue::{self, Asked, Queue};
 use super::read;
 use super::rows::{self, CONVERSATION_COLS};
 use crate::error::{Result, StoreError};
@@ -28,96 +25,51 @@ use crate::types::TenantId;
 
 /// Most lookups in one statement.
 const MAX_BATCH: usize = 128;
-/// Statements in flight: two, so one batch fills while another runs (one on a pool of 2 or 3,
-/// which appends and other reads share).
-fn workers(pool_size: u32) -> usize {
-    (pool_size as usize / 2).clamp(1, 2)
-}
 
-struct Request {
-    tenant: TenantId,
-    id: Uuid,
-    reply: oneshot::Sender<Result<Conversation>>,
-}
+type Lookup = Asked<(TenantId, Uuid), Conversation>;
 
-pub(super) struct Lookups {
-    tx: Mutex<Option<mpsc::Sender<Request>>>,
-    workers: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
-}
+pub(super) struct Lookups(Queue<(TenantId, Uuid), Conversation>);
 
 impl Lookups {
     pub fn start(pool: PgPool) -> Lookups {
-        let (tx, rx) = mpsc::channel(8192);
-        let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        let workers = (0..workers(pool.options().get_max_connections()))
-            .map(|_| tokio::spawn(work(rx.clone(), pool.clone())))
-            .collect();
-        Lookups {
-            tx: Mutex::new(Some(tx)),
-            workers: tokio::sync::Mutex::new(workers),
-        }
+        let workers = queue::workers(pool.options().get_max_connections());
+        Lookups(Queue::start(workers, MAX_BATCH, move |batch| {
+            let pool = pool.clone();
+            async move { answer(&pool, batch).await }
+        }))
     }
 
     /// The tenant's conversation `id`, through the next batch; `NotFound` if the tenant has no
     /// such conversation.
     pub async fn get(&self, tenant: TenantId, id: Uuid) -> Result<Conversation> {
-        let tx = self
-            .tx
-            .lock()
-            .expect("lookup sender lock")
-            .clone()
-            .ok_or(StoreError::Closed)?;
-        let (reply, rx) = oneshot::channel();
-        tx.send(Request { tenant, id, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        drop(tx);
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.0.ask((tenant, id)).await
     }
 
     /// Stops taking lookups and waits for the queued ones to be answered.
     pub async fn close(&self) {
-        self.tx.lock().expect("lookup sender lock").take();
-        for w in self.workers.lock().await.drain(..) {
-            let _ = w.await;
-        }
+        self.0.close().await;
     }
 }
 
-async fn work(rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Request>>>, pool: PgPool) {
-    loop {
-        let batch = {
-            let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else { return };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
-                }
+async fn answer(pool: &PgPool, mut batch: Vec<Lookup>) {
+    if batch.len() == 1 {
+        let one = batch.remove(0);
+        let (tenant, id) = one.req;
+        one.answer(read::conversation(pool, tenant, id).await);
+        return;
+    }
+    let keys: Vec<(TenantId, Uuid)> = batch.iter().map(|a| a.req).collect();
+    match fetch(pool, &keys).await {
+        Ok(found) => {
+            for (a, row) in batch.into_iter().zip(found) {
+                a.answer(row.ok_or(StoreError::NotFound));
             }
-            batch
-        };
-        if let [one] = batch.as_slice() {
-            let answer = read::conversation(&pool, one.tenant, one.id).await;
-            if let Some(r) = batch.into_iter().next() {
-                let _ = r.reply.send(answer);
-            }
-            continue;
         }
-        match fetch(&pool, &batch).await {
-            Ok(mut found) => {
-                for (r, row) in batch.into_iter().zip(found.iter_mut()) {
-                    let _ = r.reply.send(row.take().ok_or(StoreError::NotFound));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, lookups = batch.len(), "batched conversation lookup failed; looking each up alone");
-                for r in batch {
-                    let _ = r
-                        .reply
-                        .send(read::conversation(&pool, r.tenant, r.id).await);
-                }
+        Err(e) => {
+            tracing::warn!(error = %e, lookups = batch.len(), "batched conversation lookup failed; looking each up alone");
+            for a in batch {
+                let (tenant, id) = a.req;
+                a.answer(read::conversation(pool, tenant, id).await);
             }
         }
     }
@@ -125,21 +77,20 @@ async fn work(rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Request>>>, pool: PgPool
 
 /// The batch's conversations, in the batch's order (`None` where the tenant has none by that
 /// id). `q.i` is each key's 1-based position in the arrays.
-async fn fetch(pool: &PgPool, batch: &[Request]) -> Result<Vec<Option<Conversation>>> {
+async fn fetch(pool: &PgPool, keys: &[(TenantId, Uuid)]) -> Result<Vec<Option<Conversation>>> {
     let sql = format!(
         "SELECT {CONVERSATION_COLS}, q.i FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY \
          AS q(t, k, i) JOIN conversations ON conversations.tenant_id = q.t \
          AND conversations.id = q.k"
     );
-    let tenants: Vec<Uuid> = batch.iter().map(|r| r.tenant.0).collect();
-    let ids: Vec<Uuid> = batch.iter().map(|r| r.id).collect();
+    let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) = keys.iter().map(|(t, id)| (t.0, *id)).unzip();
     let found = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(tenants)
         .bind(ids)
         .fetch_all(pool)
         .await?;
     let position = CONVERSATION_COLS.split(',').count();
-    let mut out: Vec<Option<Conversation>> = (0..batch.len()).map(|_| None).collect();
+    let mut out: Vec<Option<Conversation>> = (0..keys.len()).map(|_| None).collect();
     for row in &found {
         let i: i64 = row.try_get(position)?;
         let slot = usize::try_from(i - 1)
@@ -154,14 +105,6 @@ async fn fetch(pool: &PgPool, batch: &[Request]) -> Result<Vec<Option<Conversati
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_small_pool_keeps_a_connection_for_everything_else() {
-        assert_eq!(workers(2), 1);
-        assert_eq!(workers(3), 1);
-        assert_eq!(workers(4), 2);
-        assert_eq!(workers(32), 2);
-    }
 
     #[test]
     fn the_position_column_follows_the_conversation_columns() {

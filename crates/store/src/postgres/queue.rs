@@ -1,0 +1,153 @@
+//! The queue behind every batched path on PostgreSQL (appends, lookups, summaries): callers
+//! put a request in and wait for its answer; a few workers each take every request waiting and
+//! handle them together, so under load the batches form by themselves and a lone request is
+//! handled at once.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::error::{Result, StoreError};
+
+/// Requests waiting at most (callers wait for room beyond it).
+const CAPACITY: usize = 8192;
+
+/// Workers for a pool of `pool_size` connections: two, so one batch gathers while another
+/// runs, but one on a pool of 2 or 3, so other reads always keep a connection.
+pub(super) fn workers(pool_size: u32) -> usize {
+    (pool_size as usize / 2).clamp(1, 2)
+}
+
+/// A request and where its answer goes.
+pub(super) struct Asked<R, T> {
+    pub req: R,
+    pub reply: oneshot::Sender<Result<T>>,
+}
+
+impl<R, T> Asked<R, T> {
+    /// Answers the caller (who may have stopped waiting: then nothing happens).
+    pub fn answer(self, answer: Result<T>) {
+        let _ = self.reply.send(answer);
+    }
+}
+
+pub(super) struct Queue<R, T> {
+    tx: Mutex<Option<mpsc::Sender<Asked<R, T>>>>,
+    workers: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl<R: Send + 'static, T: Send + 'static> Queue<R, T> {
+    /// Starts `workers` workers, each calling `handle` with up to `max_batch` requests at a time
+    /// (every one waiting when it looks); `handle` answers each of them.
+    pub fn start<F, Fut>(workers: usize, max_batch: usize, handle: F) -> Queue<R, T>
+    where
+        F: Fn(Vec<Asked<R, T>>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(CAPACITY);
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let workers = (0..workers.max(1))
+            .map(|_| tokio::spawn(work(rx.clone(), max_batch.max(1), handle.clone())))
+            .collect();
+        Queue {
+            tx: Mutex::new(Some(tx)),
+            workers: tokio::sync::Mutex::new(workers),
+        }
+    }
+
+    /// Queues `req` and waits for its answer; `Closed` once the queue is closed.
+    pub async fn ask(&self, req: R) -> Result<T> {
+        let tx = self
+            .tx
+            .lock()
+            .expect("queue sender lock")
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(Asked { req, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        drop(tx);
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stops taking requests and waits for the queued ones to be answered.
+    pub async fn close(&self) {
+        self.tx.lock().expect("queue sender lock").take();
+        for w in self.workers.lock().await.drain(..) {
+            let _ = w.await;
+        }
+    }
+}
+
+async fn work<R, T, F, Fut>(
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Asked<R, T>>>>,
+    max_batch: usize,
+    handle: F,
+) where
+    F: Fn(Vec<Asked<R, T>>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    loop {
+        let batch = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else { return };
+            let mut batch = vec![first];
+            while batch.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        handle(batch).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_pool_keeps_a_connection_for_everything_else() {
+        assert_eq!(workers(2), 1);
+        assert_eq!(workers(3), 1);
+        assert_eq!(workers(4), 2);
+        assert_eq!(workers(32), 2);
+    }
+
+    #[tokio::test]
+    async fn every_request_is_answered_and_none_after_close() {
+        // Doubles its input; records the batch sizes it saw.
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        let q: Arc<Queue<u32, u32>> =
+            Arc::new(Queue::start(2, 4, move |batch: Vec<Asked<u32, u32>>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push(batch.len());
+                    for a in batch {
+                        let n = a.req;
+                        a.answer(Ok(n * 2));
+                    }
+                }
+            }));
+        let asks: Vec<_> = (0..100u32)
+            .map(|n| {
+                let q = q.clone();
+                tokio::spawn(async move { (n, q.ask(n).await.unwrap()) })
+            })
+            .collect();
+        for a in asks {
+            let (n, doubled) = a.await.unwrap();
+            assert_eq!(doubled, n * 2);
+        }
+        assert!(sizes.lock().unwrap().iter().all(|&s| (1..=4).contains(&s)));
+        assert_eq!(sizes.lock().unwrap().iter().sum::<usize>(), 100);
+        q.close().await;
+        assert!(matches!(q.ask(1).await, Err(StoreError::Closed)));
+    }
+}
