@@ -6,7 +6,9 @@
 //! six or seven `realloc`s with their copies, 3 % of a ranked search's CPU at 64 connections
 //! (docs/performance.md, 2026-11-30, twelfth session). A runtime worker thread serves one route
 //! after another, and their sizes are alike far more often than not, so the last size is a good
-//! first guess; a wrong one costs what axum's way always did.
+//! first guess. Too small, the buffer grows as axum's did; too large (after the OpenAPI
+//! document, say), one response holds an allocation it does not touch, and the next guess is
+//! its own size again.
 
 use std::cell::Cell;
 
