@@ -101,14 +101,3 @@ async fn fetch(pool: &PgPool, keys: &[(TenantId, Uuid)]) -> Result<Vec<Option<Co
     }
     Ok(out)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_position_column_follows_the_conversation_columns() {
-        // rows::conversation reads the columns by index; the position must come after them.
-        assert_eq!(CONVERSATION_COLS.split(',').count(), 15);
-    }
-}

@@ -78,19 +78,20 @@ impl Candidates {
 }
 
 /// Runs `step` (which steps a statement calling `confab_counts` on this thread) with a fresh
-/// [`Candidates`] of `k` scored phrases to gather into, with room for `expected` candidates
-/// (grown from nothing, a thousand took some twenty `realloc`s), and answers what it gathered.
-/// Whatever `step` answers, nothing stays behind for the next search.
+/// [`Candidates`] of `k` scored phrases and a window of `window` candidates to gather into,
+/// and answers what it gathered. The buffers start with room for the whole window (grown from
+/// nothing, a thousand took some twenty `realloc`s). Whatever `step` answers, nothing stays
+/// behind for the next search.
 pub fn gather<T>(
     k: usize,
-    expected: usize,
+    window: usize,
     step: impl FnOnce() -> Result<T>,
 ) -> Result<(T, Candidates)> {
     let fresh = Candidates {
         k,
-        window: expected,
-        rows: Vec::with_capacity(expected),
-        counts: Vec::with_capacity(expected.saturating_mul(k)),
+        window,
+        rows: Vec::with_capacity(window),
+        counts: Vec::with_capacity(window.saturating_mul(k)),
         learned: Vec::new(),
     };
     GATHERING.with(|g| *g.borrow_mut() = Some(fresh));
@@ -161,9 +162,8 @@ unsafe extern "C" fn drop_lengths(data: *mut c_void) {
 /// `confab_counts(messages_fts, epoch)`: adds the current row, its length in tokens and the
 /// occurrences in it of each scored phrase to the [`Candidates`] being gathered on this thread
 /// ([`gather`]), and answers 1 once they fill its window, else 0; an error where nothing is
-/// being gathered. The length comes
-/// from [`DocLengths`] for `epoch` when it has it, else from the index, and is then also
-/// listed as learned.
+/// being gathered. The length comes from [`DocLengths`] for `epoch` when it has it, else from
+/// the index, and is then also listed as learned.
 unsafe extern "C" fn counts(
     api: *const ffi::Fts5ExtensionApi,
     fts: *mut ffi::Fts5Context,
