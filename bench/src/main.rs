@@ -97,9 +97,10 @@ enum Cmd {
         /// A path to request (GET, or POST with --body); repeat for several, sent in turn.
         #[arg(long, required = true)]
         path: Vec<String>,
-        /// POST this JSON to each path instead of a GET (an append, say).
+        /// POST this JSON instead of a GET (an append, say); repeat for several: request i
+        /// sends body i to path i, each list taken in turn.
         #[arg(long)]
-        body: Option<String>,
+        body: Vec<String>,
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
         #[arg(long, default_value_t = 10)]
@@ -574,12 +575,15 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
             pid,
         } => {
             let api = harness::Api::external(addr, format!("Authorization: Bearer {key}\r\n"));
-            let op = match body {
-                None => scenarios::get_op(api, path),
-                Some(b) => {
-                    let bodies = path.into_iter().map(|p| (p, b.clone().into_bytes(), 1));
-                    scenarios::post_op(api, "application/json", bodies.collect())
-                }
+            let op = if body.is_empty() {
+                scenarios::get_op(api, path)
+            } else {
+                let n = path.len().max(body.len());
+                let bodies = (0..n).map(|i| {
+                    let b = &body[i % body.len()];
+                    (path[i % path.len()].clone(), b.clone().into_bytes(), 1)
+                });
+                scenarios::post_op(api, "application/json", bodies.collect())
             };
             let r = load::run(
                 pid,

@@ -13,6 +13,7 @@ mod import;
 mod insights;
 mod jobs;
 mod ops;
+mod pending;
 mod queue;
 mod read;
 mod read_batch;

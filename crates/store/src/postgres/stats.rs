@@ -324,7 +324,8 @@ pub(crate) async fn groups_counted(c: &mut sqlx::PgConnection) -> Result<bool> {
     Ok(n == 3)
 }
 
-/// Compacts every [`COMPACT_EVERY`] until the pool is closed. A failed round is logged and the
+/// Compacts every [`COMPACT_EVERY`] until the pool is closed (and merges the search index's
+/// pending list when it vacuums). A failed round is logged and the
 /// next one tries again: the counts stay right meanwhile, only the rows to add up grow.
 pub(crate) fn spawn_compaction(pool: sqlx::PgPool) {
     tokio::spawn(async move {
@@ -332,6 +333,7 @@ pub(crate) fn spawn_compaction(pool: sqlx::PgPool) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // When this process first folded rows that no vacuum has cleared since.
         let mut dirty_since: Option<std::time::Instant> = None;
+        let mut pending = super::pending::Flusher::default();
         loop {
             tick.tick().await;
             if pool.is_closed() {
@@ -346,6 +348,9 @@ pub(crate) fn spawn_compaction(pool: sqlx::PgPool) {
                 // VACUUM_AFTER while they go on.
                 if dirty_since.is_some_and(|t| folded == 0 || t.elapsed() >= VACUUM_AFTER) {
                     vacuum_counts(&pool).await?;
+                    // The same moments suit the search index's pending list (pending.rs): a
+                    // write to `messages` updates its conversation, so it made rows to fold.
+                    pending.flush(&pool).await;
                     dirty_since = None;
                 }
                 Ok::<_, StoreError>(())

@@ -1,0 +1,63 @@
+//! The full-text index's pending list, moved into the index proper when the writes pause.
+//!
+//! A GIN index (`messages_fts`) takes new entries into a pending list, an unsorted heap of
+//! pages, and merges them into its sorted posting trees in bulk: when the list passes
+//! `gin_pending_list_limit` (4 MB), at the next VACUUM of `messages`, or on request. Every
+//! search reads the whole list. After the benchmark's import it held 238 pages, and they were
+//! half of a rare word's query (1.2 ms → 0.74 ms in PostgreSQL once merged; 949 → 1,408
+//! searches/s over HTTP, docs/performance.md). Autovacuum merges it only after a fifth of the
+//! table has been inserted again, so at a light write rate every search would pay for the list
+//! for hours. A smaller limit merges sooner but in smaller, costlier batches (appends at 64
+//! connections: 5,774 / 5,474 msg/s at 4 MB, 4,254 / 4,009 at 128 kB, 3,951 with the list off),
+//! so the limit stays and the merge moves here: the summary counts' upkeep (stats.rs) calls
+//! [`Flusher::flush`] when the writes pause, and every ten seconds while they go on, which
+//! takes merges an inserting append would otherwise have waited for off its path.
+
+use sqlx::PgPool;
+
+/// Flushes the pending list; stops for good if the server refuses (the role does not own the
+/// index), after saying so once.
+#[derive(Debug, Default)]
+pub(crate) struct Flusher {
+    refused: bool,
+}
+
+impl Flusher {
+    /// Merges the pending list into the index; answers the pages it emptied. A failure is
+    /// logged, not returned: the index stays correct either way, only slower to search.
+    pub async fn flush(&mut self, pool: &PgPool) -> i64 {
+        if self.refused {
+            return 0;
+        }
+        match sqlx::query_scalar::<_, i64>(
+            "SELECT gin_clean_pending_list('messages_fts'::regclass)",
+        )
+        .fetch_one(pool)
+        .await
+        {
+            Ok(pages) => {
+                if pages > 0 {
+                    tracing::debug!(pages, "merged the full-text index's pending list");
+                }
+                pages
+            }
+            Err(e) => {
+                let denied = e
+                    .as_database_error()
+                    .and_then(|d| d.code())
+                    .is_some_and(|c| c == "42501");
+                if denied {
+                    self.refused = true;
+                    tracing::warn!(
+                        error = %e,
+                        "the database role does not own messages_fts: its pending list is left \
+                         to autovacuum, and searches read it until then"
+                    );
+                } else if !pool.is_closed() {
+                    tracing::warn!(error = %e, "merging the full-text index's pending list failed");
+                }
+                0
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! PostgreSQL only (skipped, saying so, without `CONFAB_TEST_POSTGRES_URL`): the store's
+//! background upkeep merges the full-text index's pending list once the writes pause, so
+//! searches stop reading it (postgres/pending.rs).
+
+use confab_core::input::{NewConversation, NewMessage};
+use confab_core::{Role, Status};
+use confab_store::{SearchFilter, SearchRequest, SearchSort, Store, StoreOptions};
+use sqlx::Connection;
+
+#[path = "support/testdb.rs"]
+mod testdb;
+use testdb::{TestDb, pg_admin_url};
+
+/// Pages in `messages_fts`'s pending list (pgstattuple, part of PostgreSQL's distribution).
+async fn pending_pages(c: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT pending_pages::bigint FROM pgstatginindex('messages_fts')")
+        .fetch_one(&mut *c)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_search_index_pending_list_is_merged_when_writes_pause() {
+    let Some(admin) = pg_admin_url() else {
+        eprintln!("skipped: set CONFAB_TEST_POSTGRES_URL to run the PostgreSQL upkeep check");
+        return;
+    };
+    let db = TestDb::new_pg(&admin).await;
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+
+    // One write of 2,000 messages of distinct words: its index entries wait in the pending
+    // list, which the upkeep merges only a round (a second) after a round that saw the write.
+    let mut conv = NewConversation::new(Status::Active);
+    conv.messages = (0..2000)
+        .map(|i| NewMessage {
+            role: Some(Role::User),
+            content: format!("w{i}a w{i}b w{i}c w{i}d common words here"),
+            ..NewMessage::default()
+        })
+        .collect();
+    store.create_conversation(&t, conv, None).await.unwrap();
+    let before = pending_pages(&mut c).await;
+    assert!(
+        before > 0,
+        "the write should leave entries in the pending list (else this test proves nothing)"
+    );
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut now = before;
+    while now > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        now = pending_pages(&mut c).await;
+    }
+    assert_eq!(now, 0, "pending list still {now} pages (was {before})");
+
+    // Merged, the entries are found through the index proper.
+    let hits = store
+        .search(
+            &t,
+            &SearchRequest {
+                query: confab_core::search::parse_query("w1234c").unwrap(),
+                filter: SearchFilter::default(),
+                sort: SearchSort::Relevance,
+                limit: 10,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(hits.hits.len(), 1);
+    let _ = c.close().await;
+    drop(store);
+}
