@@ -6,7 +6,7 @@ use confab_core::input::{
 };
 use confab_core::timefmt::{from_micros, to_micros};
 use confab_core::{Conversation, Role, Status};
-use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use sqlx::{PgConnection, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -289,41 +289,112 @@ pub(super) async fn insert_message_rows(
     rows: &[MessageRow<'_>],
     now: OffsetDateTime,
 ) -> Result<()> {
-    // 17 bound values per row; PostgreSQL allows 65,535 per statement.
+    // One array per column, one statement text whatever the number of rows: PostgreSQL plans
+    // it once per connection. A `VALUES` list of 17 parameters a row was a new statement for
+    // every batch size, parsed and planned again each time (a tenth of PostgreSQL's CPU under
+    // 64 appending connections, docs/performance.md).
+    const SQL: &str = "INSERT INTO messages (tenant_id, conversation_id, seq, id, role, content, created_at, \
+         model, tokens, prompt_tokens, completion_tokens, latency_ms, tool_calls, metadata, source, \
+         is_trigger, fts) \
+         SELECT t, c, s, i, r, ct, ca, mo, tk, pt, ctk, lat, tc, md, src, trig, f::tsvector \
+         FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], \
+         $7::bigint[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], \
+         $13::jsonb[], $14::jsonb[], $15::text[], $16::boolean[], $17::text[]) \
+         AS u(t, c, s, i, r, ct, ca, mo, tk, pt, ctk, lat, tc, md, src, trig, f)";
     for chunk in rows.chunks(1000) {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "INSERT INTO messages (tenant_id, conversation_id, seq, id, role, content, created_at, model, tokens, \
-             prompt_tokens, completion_tokens, latency_ms, tool_calls, metadata, source, is_trigger, fts) ",
-        );
-        q.push_values(chunk, |mut b, r| {
+        let n = chunk.len();
+        let mut cols = MessageColumns::with_capacity(n);
+        for r in chunk {
             let m = r.message;
-            b.push_bind(r.tenant.0)
-                .push_bind(r.conversation)
-                .push_bind(r.seq)
-                .push_bind(new_id())
-                .push_bind(m.role.unwrap_or(Role::User).as_str())
-                .push_bind(m.content.clone())
-                .push_bind(to_micros(m.created_at.unwrap_or(now)))
-                .push_bind(m.model.clone())
-                .push_bind(m.tokens)
-                .push_bind(m.prompt_tokens)
-                .push_bind(m.completion_tokens)
-                .push_bind(m.latency_ms)
-                .push_bind(m.tool_calls.clone())
-                .push_bind(
-                    m.metadata
-                        .as_ref()
-                        .map(|v| serde_json::Value::Object(v.clone())),
-                )
-                .push_bind(r.source.map(str::to_owned))
-                .push_bind(m.is_trigger);
-            b.push("");
-            b.push_bind_unseparated(super::fts::tsvector(r.tenant.0, &m.content));
-            b.push_unseparated("::tsvector");
-        });
-        q.build().execute(&mut *c).await?;
+            cols.tenant.push(r.tenant.0);
+            cols.conversation.push(r.conversation);
+            cols.seq.push(r.seq);
+            cols.id.push(new_id());
+            cols.role.push(m.role.unwrap_or(Role::User).as_str());
+            cols.content.push(m.content.as_str());
+            cols.created_at.push(to_micros(m.created_at.unwrap_or(now)));
+            cols.model.push(m.model.as_deref());
+            cols.tokens.push(m.tokens);
+            cols.prompt_tokens.push(m.prompt_tokens);
+            cols.completion_tokens.push(m.completion_tokens);
+            cols.latency_ms.push(m.latency_ms);
+            cols.tool_calls.push(m.tool_calls.clone());
+            cols.metadata.push(
+                m.metadata
+                    .as_ref()
+                    .map(|v| serde_json::Value::Object(v.clone())),
+            );
+            cols.source.push(r.source);
+            cols.is_trigger.push(m.is_trigger);
+            cols.fts.push(super::fts::tsvector(r.tenant.0, &m.content));
+        }
+        sqlx::query(SQL)
+            .bind(cols.tenant)
+            .bind(cols.conversation)
+            .bind(cols.seq)
+            .bind(cols.id)
+            .bind(cols.role)
+            .bind(cols.content)
+            .bind(cols.created_at)
+            .bind(cols.model)
+            .bind(cols.tokens)
+            .bind(cols.prompt_tokens)
+            .bind(cols.completion_tokens)
+            .bind(cols.latency_ms)
+            .bind(cols.tool_calls)
+            .bind(cols.metadata)
+            .bind(cols.source)
+            .bind(cols.is_trigger)
+            .bind(cols.fts)
+            .execute(&mut *c)
+            .await?;
     }
     Ok(())
+}
+
+/// The columns of [`insert_message_rows`]'s statement, one array each.
+struct MessageColumns<'a> {
+    tenant: Vec<Uuid>,
+    conversation: Vec<Uuid>,
+    seq: Vec<i64>,
+    id: Vec<Uuid>,
+    role: Vec<&'static str>,
+    content: Vec<&'a str>,
+    created_at: Vec<i64>,
+    model: Vec<Option<&'a str>>,
+    tokens: Vec<Option<i64>>,
+    prompt_tokens: Vec<Option<i64>>,
+    completion_tokens: Vec<Option<i64>>,
+    latency_ms: Vec<Option<i64>>,
+    tool_calls: Vec<Option<serde_json::Value>>,
+    metadata: Vec<Option<serde_json::Value>>,
+    source: Vec<Option<&'a str>>,
+    is_trigger: Vec<bool>,
+    fts: Vec<String>,
+}
+
+impl MessageColumns<'_> {
+    fn with_capacity(n: usize) -> Self {
+        MessageColumns {
+            tenant: Vec::with_capacity(n),
+            conversation: Vec::with_capacity(n),
+            seq: Vec::with_capacity(n),
+            id: Vec::with_capacity(n),
+            role: Vec::with_capacity(n),
+            content: Vec::with_capacity(n),
+            created_at: Vec::with_capacity(n),
+            model: Vec::with_capacity(n),
+            tokens: Vec::with_capacity(n),
+            prompt_tokens: Vec::with_capacity(n),
+            completion_tokens: Vec::with_capacity(n),
+            latency_ms: Vec::with_capacity(n),
+            tool_calls: Vec::with_capacity(n),
+            metadata: Vec::with_capacity(n),
+            source: Vec::with_capacity(n),
+            is_trigger: Vec::with_capacity(n),
+            fts: Vec::with_capacity(n),
+        }
+    }
 }
 
 async fn enqueue_insights(
