@@ -236,3 +236,59 @@ async fn concurrent_appends_land_once_in_order_and_emit_one_event_each() {
     assert!(seen.is_empty());
     store.close().await;
 }
+
+/// Appends whose messages outnumber one insert statement's (PostgreSQL's batch then inserts in
+/// chunks of 1,000 before writing the rows back): two of 1,200 messages and two small ones, sent
+/// at once, each land whole, in order and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_beyond_one_insert_statement_land_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir.path().join("big.db")).await;
+    let store = Arc::new(Store::open(&db.url, StoreOptions::default()).await.unwrap());
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let conv = NewConversation::new(Status::Active);
+        ids.push(
+            store
+                .create_conversation(&t, conv, None)
+                .await
+                .unwrap()
+                .conversation()
+                .id,
+        );
+    }
+    let sizes = [1200usize, 3, 1200, 5];
+    let mut tasks = Vec::new();
+    for (k, (&id, &n)) in ids.iter().zip(&sizes).enumerate() {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let messages = (0..n)
+                .map(|i| msg(Role::User, format!("big{k}x{i} bulk")))
+                .collect();
+            let input = AppendMessages {
+                messages,
+                status: None,
+                metadata: None,
+            };
+            store.append_messages(&t, id, input, None).await.unwrap();
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for (k, (&id, &n)) in ids.iter().zip(&sizes).enumerate() {
+        let conv = store.get_conversation(&t, id).await.unwrap();
+        assert_eq!(conv.message_count, n as i64);
+        let rows = store
+            .list_messages(&t, id, &MessageQuery::default())
+            .await
+            .unwrap();
+        let got: Vec<String> = rows.iter().map(|m| m.content.clone()).collect();
+        let want: Vec<String> = (0..n).map(|i| format!("big{k}x{i} bulk")).collect();
+        assert_eq!(got, want, "conversation {k}");
+        let seqs: Vec<i64> = rows.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, (0..n as i64).collect::<Vec<_>>());
+    }
+    store.close().await;
+}

@@ -5,8 +5,9 @@
 //! kernel on both sides: that, not the WAL flush, is what bounds appends on a small machine.
 //! So plain appends (no idempotency key, no status change) wait in a queue; a worker takes
 //! every waiting one and runs them as one transaction of multi-row statements: lock all their
-//! rows (in key order, so two workers or two processes cannot deadlock), insert all messages,
-//! update all rows, one endpoint lookup, COMMIT. The rules are the single path's:
+//! rows (in key order, so two workers or two processes cannot deadlock), then one statement
+//! that inserts all messages, updates all rows and looks the webhook endpoints up
+//! (columns.rs), then COMMIT: four round trips for the whole batch, BEGIN included. The rules are the single path's:
 //! `Conversation::record_append` and the same event payloads. An append whose conversation is
 //! missing answers 404 without touching the others. If the batch's SQL fails, each request is
 //! run again on its own, so one bad request can only ever fail itself.
@@ -19,6 +20,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::columns;
 use super::ops::{self, MessageRow};
 use super::queue::{self, Asked, Queue};
 use super::rows::{self, CONVERSATION_COLS};
@@ -175,18 +177,16 @@ async fn apply(
         let conv = &convs[&(m.tenant.0, m.conversation)];
         m.source = m.message.source.as_deref().or(conv.source.as_deref());
     }
-    if !messages.is_empty() {
-        ops::insert_message_rows(&mut tx, &messages, now).await?;
-    }
     touched.sort_unstable();
     touched.dedup();
     if !touched.is_empty() {
         let rows: Vec<(TenantId, &Conversation)> =
             touched.iter().map(|k| (TenantId(k.0), &convs[k])).collect();
-        ops::update_conversations(&mut tx, &rows).await?;
         let mut event_tenants: Vec<Uuid> = touched.iter().map(|k| k.0).collect();
         event_tenants.dedup();
-        let endpoints = webhooks::enabled_endpoints(&mut tx, &event_tenants).await?;
+        // Messages, conversations and the endpoint lookup in one round trip.
+        let endpoints =
+            columns::write_batch(&mut tx, &messages, &rows, &event_tenants, now).await?;
         if !endpoints.is_empty() {
             for (tenant, conv, changed) in &events {
                 let targets = webhooks::targets(&endpoints, *tenant, "conversation.updated", None);

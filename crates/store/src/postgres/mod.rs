@@ -6,6 +6,7 @@
 mod analytics;
 mod append_batch;
 pub(crate) mod backup;
+mod columns;
 mod export;
 mod fts;
 mod has_insights;

@@ -5,11 +5,12 @@ use confab_core::input::{
     AppendMessages, ConversationPatch, NewConversation, NewMessage, merge_metadata,
 };
 use confab_core::timefmt::{from_micros, to_micros};
-use confab_core::{Conversation, Role, Status};
+use confab_core::{Conversation, Status};
 use sqlx::{PgConnection, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub(super) use super::columns::{MessageRow, insert_message_rows, update_conversations};
 use super::rows::{self, CONVERSATION_COLS};
 use super::webhooks::emit;
 use crate::IDEMPOTENCY_TTL;
@@ -249,16 +250,6 @@ pub(super) async fn insert_conversation(
     Ok(())
 }
 
-/// One message row to insert: its conversation, seq and source (the message's own, else its
-/// conversation's).
-pub(super) struct MessageRow<'a> {
-    pub tenant: TenantId,
-    pub conversation: Uuid,
-    pub seq: i64,
-    pub message: &'a NewMessage,
-    pub source: Option<&'a str>,
-}
-
 /// Inserts messages with seqs `first_seq..`, many rows per statement.
 async fn insert_messages(
     c: &mut PgConnection,
@@ -281,120 +272,6 @@ async fn insert_messages(
         })
         .collect();
     insert_message_rows(c, &rows, now).await
-}
-
-/// Inserts message rows of any conversations, many rows per statement.
-pub(super) async fn insert_message_rows(
-    c: &mut PgConnection,
-    rows: &[MessageRow<'_>],
-    now: OffsetDateTime,
-) -> Result<()> {
-    // One array per column, one statement text whatever the number of rows: PostgreSQL plans
-    // it once per connection. A `VALUES` list of 17 parameters a row was a new statement for
-    // every batch size, parsed and planned again each time (a tenth of PostgreSQL's CPU under
-    // 64 appending connections, docs/performance.md).
-    const SQL: &str = "INSERT INTO messages (tenant_id, conversation_id, seq, id, role, content, created_at, \
-         model, tokens, prompt_tokens, completion_tokens, latency_ms, tool_calls, metadata, source, \
-         is_trigger, fts) \
-         SELECT t, c, s, i, r, ct, ca, mo, tk, pt, ctk, lat, tc, md, src, trig, f::tsvector \
-         FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], \
-         $7::bigint[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], \
-         $13::jsonb[], $14::jsonb[], $15::text[], $16::boolean[], $17::text[]) \
-         AS u(t, c, s, i, r, ct, ca, mo, tk, pt, ctk, lat, tc, md, src, trig, f)";
-    for chunk in rows.chunks(1000) {
-        let n = chunk.len();
-        let mut cols = MessageColumns::with_capacity(n);
-        for r in chunk {
-            let m = r.message;
-            cols.tenant.push(r.tenant.0);
-            cols.conversation.push(r.conversation);
-            cols.seq.push(r.seq);
-            cols.id.push(new_id());
-            cols.role.push(m.role.unwrap_or(Role::User).as_str());
-            cols.content.push(m.content.as_str());
-            cols.created_at.push(to_micros(m.created_at.unwrap_or(now)));
-            cols.model.push(m.model.as_deref());
-            cols.tokens.push(m.tokens);
-            cols.prompt_tokens.push(m.prompt_tokens);
-            cols.completion_tokens.push(m.completion_tokens);
-            cols.latency_ms.push(m.latency_ms);
-            cols.tool_calls.push(m.tool_calls.clone());
-            cols.metadata.push(
-                m.metadata
-                    .as_ref()
-                    .map(|v| serde_json::Value::Object(v.clone())),
-            );
-            cols.source.push(r.source);
-            cols.is_trigger.push(m.is_trigger);
-            cols.fts.push(super::fts::tsvector(r.tenant.0, &m.content));
-        }
-        sqlx::query(SQL)
-            .bind(cols.tenant)
-            .bind(cols.conversation)
-            .bind(cols.seq)
-            .bind(cols.id)
-            .bind(cols.role)
-            .bind(cols.content)
-            .bind(cols.created_at)
-            .bind(cols.model)
-            .bind(cols.tokens)
-            .bind(cols.prompt_tokens)
-            .bind(cols.completion_tokens)
-            .bind(cols.latency_ms)
-            .bind(cols.tool_calls)
-            .bind(cols.metadata)
-            .bind(cols.source)
-            .bind(cols.is_trigger)
-            .bind(cols.fts)
-            .execute(&mut *c)
-            .await?;
-    }
-    Ok(())
-}
-
-/// The columns of [`insert_message_rows`]'s statement, one array each.
-struct MessageColumns<'a> {
-    tenant: Vec<Uuid>,
-    conversation: Vec<Uuid>,
-    seq: Vec<i64>,
-    id: Vec<Uuid>,
-    role: Vec<&'static str>,
-    content: Vec<&'a str>,
-    created_at: Vec<i64>,
-    model: Vec<Option<&'a str>>,
-    tokens: Vec<Option<i64>>,
-    prompt_tokens: Vec<Option<i64>>,
-    completion_tokens: Vec<Option<i64>>,
-    latency_ms: Vec<Option<i64>>,
-    tool_calls: Vec<Option<serde_json::Value>>,
-    metadata: Vec<Option<serde_json::Value>>,
-    source: Vec<Option<&'a str>>,
-    is_trigger: Vec<bool>,
-    fts: Vec<String>,
-}
-
-impl MessageColumns<'_> {
-    fn with_capacity(n: usize) -> Self {
-        MessageColumns {
-            tenant: Vec::with_capacity(n),
-            conversation: Vec::with_capacity(n),
-            seq: Vec::with_capacity(n),
-            id: Vec::with_capacity(n),
-            role: Vec::with_capacity(n),
-            content: Vec::with_capacity(n),
-            created_at: Vec::with_capacity(n),
-            model: Vec::with_capacity(n),
-            tokens: Vec::with_capacity(n),
-            prompt_tokens: Vec::with_capacity(n),
-            completion_tokens: Vec::with_capacity(n),
-            latency_ms: Vec::with_capacity(n),
-            tool_calls: Vec::with_capacity(n),
-            metadata: Vec::with_capacity(n),
-            source: Vec::with_capacity(n),
-            is_trigger: Vec::with_capacity(n),
-            fts: Vec::with_capacity(n),
-        }
-    }
 }
 
 async fn enqueue_insights(
@@ -497,49 +374,6 @@ async fn update_conversation(
     conv: &Conversation,
 ) -> Result<()> {
     update_conversations(c, &[(tenant, conv)]).await
-}
-
-/// Writes the mutable fields of each conversation row back, in one statement.
-pub(super) async fn update_conversations(
-    c: &mut PgConnection,
-    convs: &[(TenantId, &Conversation)],
-) -> Result<()> {
-    let tenants: Vec<Uuid> = convs.iter().map(|(t, _)| t.0).collect();
-    let ids: Vec<Uuid> = convs.iter().map(|(_, c)| c.id).collect();
-    let titles: Vec<Option<String>> = convs.iter().map(|(_, c)| c.title.clone()).collect();
-    let statuses: Vec<&str> = convs.iter().map(|(_, c)| c.status.as_str()).collect();
-    let metadata: Vec<serde_json::Value> = convs
-        .iter()
-        .map(|(_, c)| serde_json::Value::Object(c.metadata.clone()))
-        .collect();
-    let memory: Vec<bool> = convs.iter().map(|(_, c)| c.added_to_memory).collect();
-    let counts: Vec<i64> = convs.iter().map(|(_, c)| c.message_count).collect();
-    let updated: Vec<i64> = convs.iter().map(|(_, c)| to_micros(c.updated_at)).collect();
-    let completed: Vec<Option<i64>> = convs
-        .iter()
-        .map(|(_, c)| c.completed_at.map(to_micros))
-        .collect();
-    sqlx::query(
-        "UPDATE conversations AS c SET title = v.title, status = v.status, metadata = v.metadata, \
-         added_to_memory = v.added_to_memory, message_count = v.message_count, updated_at = v.updated_at, \
-         completed_at = v.completed_at \
-         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::bool[], $7::int8[], \
-         $8::int8[], $9::int8[]) AS v(tenant_id, id, title, status, metadata, added_to_memory, message_count, \
-         updated_at, completed_at) \
-         WHERE c.tenant_id = v.tenant_id AND c.id = v.id",
-    )
-    .bind(tenants)
-    .bind(ids)
-    .bind(titles)
-    .bind(statuses)
-    .bind(metadata)
-    .bind(memory)
-    .bind(counts)
-    .bind(updated)
-    .bind(completed)
-    .execute(&mut *c)
-    .await?;
-    Ok(())
 }
 
 pub(super) async fn append(
