@@ -3,9 +3,9 @@
 //! A GIN index (`messages_fts`) takes new entries into a pending list, an unsorted heap of
 //! pages, and merges them into its sorted posting trees in bulk: when the list passes
 //! `gin_pending_list_limit` (4 MB), at the next VACUUM of `messages`, or on request. Every
-//! search reads the whole list. After the benchmark's import it held 238 pages, and they were
-//! half of a rare word's query (1.2 ms → 0.74 ms in PostgreSQL once merged; 949 → 1,408
-//! searches/s over HTTP, docs/performance.md). Autovacuum merges it only after a fifth of the
+//! search reads the whole list. After the benchmark's import it held 238 pages, and reading
+//! them was half of a rare word's query (0.68 ms of 1.42 ms in PostgreSQL; 949 → 1,408
+//! searches/s over HTTP once merged, docs/performance.md). Autovacuum merges it only after a fifth of the
 //! table has been inserted again, so at a light write rate every search would pay for the list
 //! for hours. A smaller limit merges sooner but in smaller, costlier batches (appends at 64
 //! connections: 5,774 / 5,474 msg/s at 4 MB, 4,254 / 4,009 at 128 kB, 3,951 with the list off),
