@@ -7,10 +7,11 @@
 //! every waiting one and runs them as one transaction of multi-row statements: lock all their
 //! rows (in key order, so two workers or two processes cannot deadlock), then one statement
 //! that inserts all messages, updates all rows and looks the webhook endpoints up
-//! (columns.rs), then COMMIT: four round trips for the whole batch, BEGIN included. The rules are the single path's:
-//! `Conversation::record_append` and the same event payloads. An append whose conversation is
-//! missing answers 404 without touching the others. If the batch's SQL fails, each request is
-//! run again on its own, so one bad request can only ever fail itself.
+//! (columns.rs), then COMMIT: four round trips for the whole batch, BEGIN included. The rules
+//! are the single path's: `Conversation::record_append` and the same event payloads. An
+//! append whose conversation is missing answers 404 without touching the others. If the
+//! batch's SQL fails, each request is run again on its own, so one bad request can only ever
+//! fail itself.
 
 use std::collections::HashMap;
 

@@ -34,9 +34,9 @@ pub(super) struct MessageRow<'a> {
 const CHUNK: usize = 1000;
 
 /// The insert, its 17 arrays bound as `$1`…`$17`.
-const INSERT_MESSAGES: &str = "INSERT INTO messages (tenant_id, conversation_id, seq, id, role, content, \
-     created_at, model, tokens, prompt_tokens, completion_tokens, latency_ms, tool_calls, metadata, \
-     source, is_trigger, fts) \
+const INSERT_MESSAGES: &str = "INSERT INTO messages (tenant_id, conversation_id, seq, id, role, \
+     content, created_at, model, tokens, prompt_tokens, completion_tokens, latency_ms, tool_calls, \
+     metadata, source, is_trigger, fts) \
      SELECT t, c, s, i, r, ct, ca, mo, tk, pt, ctk, lat, tc, md, src, trig, f::tsvector \
      FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], \
      $7::bigint[], $8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], \
