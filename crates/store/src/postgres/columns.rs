@@ -13,10 +13,11 @@ use confab_core::input::NewMessage;
 use confab_core::timefmt::to_micros;
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
-use sqlx::{PgConnection, Postgres, Row};
+use sqlx::{PgConnection, Postgres};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::webhooks;
 use crate::error::Result;
 use crate::types::TenantId;
 
@@ -65,10 +66,9 @@ static UPDATE_CONVERSATIONS: LazyLock<String> = LazyLock::new(|| update_conversa
 /// Data-modifying `WITH` parts run to completion whether or not the query reads them.
 static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH m AS ({INSERT_MESSAGES}), u AS ({}) \
-         SELECT tenant_id, id, event_types::text FROM webhook_endpoints \
-         WHERE tenant_id = ANY($27) AND enabled",
-        update_conversations_sql(18)
+        "WITH m AS ({INSERT_MESSAGES}), u AS ({}) {}",
+        update_conversations_sql(18),
+        webhooks::enabled_endpoints_sql(27)
     )
 });
 
@@ -111,19 +111,14 @@ pub(super) async fn write_batch(
     event_tenants: &[Uuid],
     now: OffsetDateTime,
 ) -> Result<Vec<(Uuid, Uuid, String)>> {
-    let found = if rows.len() <= CHUNK {
-        let q = sqlx::query(WRITE_BATCH.as_str());
-        let q = ConversationColumns::of(convs).bind(MessageColumns::of(rows, now).bind(q));
-        q.bind(event_tenants).fetch_all(&mut *c).await?
-    } else {
+    if rows.len() > CHUNK {
         insert_message_rows(c, rows, now).await?;
         update_conversations(c, convs).await?;
-        return super::webhooks::enabled_endpoints(c, event_tenants).await;
-    };
-    found
-        .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-        .collect()
+        return webhooks::enabled_endpoints(c, event_tenants).await;
+    }
+    let q = sqlx::query(WRITE_BATCH.as_str());
+    let q = ConversationColumns::of(convs).bind(MessageColumns::of(rows, now).bind(q));
+    webhooks::endpoint_rows(&q.bind(event_tenants).fetch_all(&mut *c).await?)
 }
 
 type PgQuery<'q> = Query<'q, Postgres, PgArguments>;

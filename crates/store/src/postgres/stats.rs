@@ -325,8 +325,8 @@ pub(crate) async fn groups_counted(c: &mut sqlx::PgConnection) -> Result<bool> {
 }
 
 /// Compacts every [`COMPACT_EVERY`] until the pool is closed (and merges the search index's
-/// pending list when it vacuums). A failed round is logged and the
-/// next one tries again: the counts stay right meanwhile, only the rows to add up grow.
+/// pending list when it vacuums). A failed round is logged and the next one tries again: the
+/// counts stay right meanwhile, only the rows to add up grow.
 pub(crate) fn spawn_compaction(pool: sqlx::PgPool) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(COMPACT_EVERY);

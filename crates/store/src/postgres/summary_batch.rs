@@ -7,8 +7,8 @@
 //! among them, and gives each request its tenant's answer. That answer is as fresh as one of
 //! the request's own: the query starts after every request it serves has arrived, and its
 //! "now" is the latest of theirs, a moment inside every one of those requests' lifetimes. A
-//! request that finds the queue empty runs at once. If a tenant's query fails, each of its requests runs
-//! again alone, so each gets its own answer or error.
+//! request that finds the queue empty runs at once. If a tenant's query fails, each of its
+//! requests runs again alone, so each gets its own answer or error.
 
 use sqlx::PgPool;
 use time::OffsetDateTime;

@@ -1,6 +1,8 @@
 //! Webhooks on PostgreSQL: endpoints, the outbox (written by `emit` inside conversation writes),
 //! claims with `FOR UPDATE SKIP LOCKED`, and the attempt log.
 
+use std::sync::LazyLock;
+
 use base64::Engine;
 use confab_core::ids::new_id;
 use confab_core::timefmt::{from_micros, rfc3339, to_micros};
@@ -65,21 +67,34 @@ fn wants(types: &str, event_type: &str) -> bool {
     list.is_empty() || list.iter().any(|t| t == event_type)
 }
 
+/// The query of [`enabled_endpoints`], its array of tenants bound as `$param` (an append
+/// batch asks it inside its write statement, columns.rs).
+pub(super) fn enabled_endpoints_sql(param: usize) -> String {
+    format!(
+        "SELECT tenant_id, id, event_types::text FROM webhook_endpoints \
+         WHERE tenant_id = ANY(${param}) AND enabled"
+    )
+}
+
+/// The rows of [`enabled_endpoints_sql`], decoded.
+pub(super) fn endpoint_rows(rows: &[PgRow]) -> Result<Vec<(Uuid, Uuid, String)>> {
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+}
+
+static ENABLED_ENDPOINTS: LazyLock<String> = LazyLock::new(|| enabled_endpoints_sql(1));
+
 /// The enabled endpoints of `tenants`: (tenant, endpoint, its event-type filter as JSON text).
 pub(super) async fn enabled_endpoints(
     c: &mut PgConnection,
     tenants: &[Uuid],
 ) -> Result<Vec<(Uuid, Uuid, String)>> {
-    let rows = sqlx::query(
-        "SELECT tenant_id, id, event_types::text FROM webhook_endpoints \
-         WHERE tenant_id = ANY($1) AND enabled",
-    )
-    .bind(tenants)
-    .fetch_all(&mut *c)
-    .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-        .collect()
+    let rows = sqlx::query(ENABLED_ENDPOINTS.as_str())
+        .bind(tenants)
+        .fetch_all(&mut *c)
+        .await?;
+    endpoint_rows(&rows)
 }
 
 /// The endpoints, among `endpoints` of `tenant`, that an event of `event_type` goes to.
