@@ -508,7 +508,22 @@ fn sql_probe(database: &str, write: bool) -> anyhow::Result<()> {
             let mut rows = st.query([])?;
             n = 0;
             let mut first = String::new();
+            // A plan is read, not timed: print it whole, once.
+            let explain = sql.len() >= 7 && sql[..7].eq_ignore_ascii_case("explain");
             while let Some(r) = rows.next()? {
+                if explain && times.is_empty() {
+                    let cells: Vec<String> = (0..cols)
+                        .map(|i| match r.get_ref(i) {
+                            Ok(rusqlite::types::ValueRef::Text(t)) => {
+                                String::from_utf8_lossy(t).into_owned()
+                            }
+                            Ok(rusqlite::types::ValueRef::Integer(v)) => v.to_string(),
+                            Ok(rusqlite::types::ValueRef::Null) => String::new(),
+                            other => format!("{other:?}"),
+                        })
+                        .collect();
+                    println!("{}", cells.join("\t"));
+                }
                 if n == 0 {
                     first = (0..cols.min(3))
                         .map(|i| format!("{:?}", r.get_ref(i).map(|v| v.data_type())))

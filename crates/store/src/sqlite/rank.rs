@@ -177,14 +177,24 @@ unsafe extern "C" fn counts(
     // long as the function is registered.
     unsafe {
         let api = &*api;
-        let (Some(user), Some(rowid), Some(phrases), Some(size), Some(first), Some(next)) = (
+        let (
+            Some(user),
+            Some(rowid),
+            Some(phrases),
+            Some(columns),
+            Some(size),
+            Some(first),
+            Some(next),
+        ) = (
             api.xUserData,
             api.xRowid,
             api.xPhraseCount,
+            api.xColumnCount,
             api.xColumnSize,
             api.xPhraseFirst,
             api.xPhraseNext,
-        ) else {
+        )
+        else {
             ffi::sqlite3_result_error(ctx, c"confab_counts: FTS5 API too old".as_ptr(), -1);
             return;
         };
@@ -209,49 +219,77 @@ unsafe extern "C" fn counts(
                 (u32::try_from(len).unwrap_or(0), true)
             }
         };
-        let mut tf_of = [0u32; MAX_PHRASES];
-        for (p, slot) in tf_of.iter_mut().enumerate().take(n) {
-            let mut it = ffi::Fts5PhraseIter {
-                a: ptr::null(),
-                b: ptr::null(),
-            };
-            let (mut col, mut off) = (0, 0);
-            let rc = first(fts, p as c_int, &mut it, &mut col, &mut off);
-            if rc != ffi::SQLITE_OK {
-                ffi::sqlite3_result_error_code(ctx, rc);
-                return;
-            }
-            let mut tf = 0u32;
-            while col >= 0 {
-                tf += 1;
-                next(fts, &mut it, &mut col, &mut off);
-            }
-            *slot = tf;
-        }
+        // The scored phrases come first in a query's FTS5 expression, excluded ones after;
+        // only theirs are counted, straight into the candidates being gathered.
+        let one_column = columns(fts) == 1;
         let gathered = GATHERING.with(|g| match g.borrow_mut().as_mut() {
-            // The scored phrases come first in a query's FTS5 expression, excluded ones after.
             Some(c) if c.k <= n => {
                 let id = rowid(fts);
+                let before = c.counts.len();
+                for p in 0..c.k {
+                    let mut it = ffi::Fts5PhraseIter {
+                        a: ptr::null(),
+                        b: ptr::null(),
+                    };
+                    let (mut col, mut off) = (0, 0);
+                    let rc = first(fts, p as c_int, &mut it, &mut col, &mut off);
+                    if rc != ffi::SQLITE_OK {
+                        c.counts.truncate(before);
+                        return Some(Err(rc));
+                    }
+                    c.counts.push(if col < 0 {
+                        0
+                    } else if one_column {
+                        1 + positions_left(&it)
+                    } else {
+                        let mut tf = 0u32;
+                        while col >= 0 {
+                            tf += 1;
+                            next(fts, &mut it, &mut col, &mut off);
+                        }
+                        tf
+                    });
+                }
                 c.rows.push((id, len));
                 if from_index {
                     c.learned.push((id, len));
                 }
-                c.counts.extend_from_slice(&tf_of[..c.k]);
-                Some(c.rows.len() >= c.window)
+                Some(Ok(c.rows.len() >= c.window))
             }
             _ => None,
         });
-        if let Some(full) = gathered {
-            ffi::sqlite3_result_int64(ctx, i64::from(full));
-        } else {
-            ffi::sqlite3_result_error(
-                ctx,
-                c"confab_counts: nothing is being gathered, or the query has too few phrases"
-                    .as_ptr(),
-                -1,
-            );
+        match gathered {
+            Some(Ok(full)) => ffi::sqlite3_result_int64(ctx, i64::from(full)),
+            Some(Err(rc)) => ffi::sqlite3_result_error_code(ctx, rc),
+            None => {
+                ffi::sqlite3_result_error(
+                    ctx,
+                    c"confab_counts: nothing is being gathered, or the query has too few phrases"
+                        .as_ptr(),
+                    -1,
+                );
+            }
         }
     }
+}
+
+/// How many positions follow the current one in `it`, counted on the position list's bytes
+/// instead of stepping `xPhraseNext` through them (that was a tenth of a common word's
+/// search): each position is one varint, and a varint's last byte is its only one below
+/// 0x80. Right only for a one-column table: FTS5 marks a change of column in the list (0x01
+/// and the column), and never for column 0.
+///
+/// # Safety
+/// `it` comes from `xPhraseFirst` on the current row: `a..b` lie in one buffer FTS5 keeps
+/// until the cursor moves (the layout `fts5.h` declares; search_rank.rs checks the counts
+/// against FTS5's own `bm25()`).
+unsafe fn positions_left(it: &ffi::Fts5PhraseIter) -> u32 {
+    if it.a.is_null() || it.b <= it.a {
+        return 0;
+    }
+    // SAFETY: as the function's contract says.
+    let list = unsafe { std::slice::from_raw_parts(it.a, it.b.offset_from(it.a) as usize) };
+    list.iter().filter(|&&b| b < 0x80).count() as u32
 }
 
 #[cfg(test)]
@@ -302,6 +340,25 @@ mod tests {
         let (found, rows) = gathered_rows(&c, 2, 5, sql).unwrap();
         assert_eq!((found.rows, rows), (vec![(3, 5), (1, 5)], vec![]));
         assert_eq!(found.counts, [2, 1, 3, 1]);
+    }
+
+    #[test]
+    fn counts_read_far_apart_positions_and_other_columns() {
+        let (c, _) = fts();
+        // Gaps of 300 and 20,000 tokens: positions two and three bytes long in the list.
+        let long = format!("a {}a {}a", "x ".repeat(300), "y ".repeat(20_000));
+        c.execute("INSERT INTO f (rowid, body) VALUES (9, ?1)", [&long])
+            .unwrap();
+        let sql = "SELECT confab_counts(f, 5) FROM f WHERE f MATCH 'a' AND rowid = 9";
+        assert_eq!(gathered(&c, 1, sql).unwrap().counts, [3]);
+        // A table of two columns: counted by stepping through the list, column markers and all.
+        c.execute_batch(
+            "CREATE VIRTUAL TABLE g USING fts5(x, y);
+             INSERT INTO g (rowid, x, y) VALUES (1, 'a b a', 'a c'), (2, 'b', 'a a a');",
+        )
+        .unwrap();
+        let sql = "SELECT confab_counts(g, 5) FROM g WHERE g MATCH 'a' ORDER BY rowid";
+        assert_eq!(gathered(&c, 1, sql).unwrap().counts, [3, 3]);
     }
 
     const BOTH: &str = "SELECT confab_counts(f, 5) FROM f \
