@@ -77,3 +77,93 @@ async fn the_search_index_pending_list_is_merged_when_writes_pause() {
     let _ = c.close().await;
     drop(store);
 }
+
+/// A deployment whose role was granted the tables but does not own them (migrations run by
+/// another): the merge is refused (SQLSTATE 42501), and the store keeps writing, searching and
+/// counting, with the pending list left to autovacuum.
+#[tokio::test]
+async fn a_role_that_does_not_own_the_index_keeps_writing_and_searching() {
+    let Some(admin) = pg_admin_url() else {
+        eprintln!("skipped: set CONFAB_TEST_POSTGRES_URL to run the PostgreSQL upkeep check");
+        return;
+    };
+    let db = TestDb::new_pg(&admin).await;
+    // The owner migrates.
+    Store::open(&db.url, StoreOptions::default())
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let role = format!("confab_r_{}", uuid::Uuid::now_v7().simple());
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN"),
+        format!("GRANT USAGE, CREATE ON SCHEMA public TO {role}"),
+        format!("GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}"),
+        format!("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+        "CREATE EXTENSION IF NOT EXISTS pgstattuple".to_owned(),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    let opts: sqlx::postgres::PgConnectOptions = db.url.parse().unwrap();
+    let url = sqlx::ConnectOptions::to_url_lossy(&opts.username(&role)).to_string();
+    let store = Store::open(&url, StoreOptions::default()).await.unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let write = |n: usize| {
+        let mut conv = NewConversation::new(Status::Active);
+        conv.messages = (0..n)
+            .map(|i| NewMessage {
+                role: Some(Role::User),
+                content: format!("w{i}a w{i}b w{i}c w{i}d common words here"),
+                ..NewMessage::default()
+            })
+            .collect();
+        conv
+    };
+    store
+        .create_conversation(&t, write(2000), None)
+        .await
+        .unwrap();
+    assert!(pending_pages(&mut c).await > 0);
+    // Several upkeep rounds (one a second), each of which would have merged the list.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert!(
+        pending_pages(&mut c).await > 0,
+        "the list was merged: the role owns the index after all, and this test proves nothing"
+    );
+    // Still writing, searching and counting.
+    store
+        .create_conversation(&t, write(10), None)
+        .await
+        .unwrap();
+    let hits = store
+        .search(
+            &t,
+            &SearchRequest {
+                query: confab_core::search::parse_query("w1234c").unwrap(),
+                filter: SearchFilter::default(),
+                sort: SearchSort::Relevance,
+                limit: 10,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(hits.hits.len(), 1);
+    let summary = store
+        .summary(&t, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!((summary.conversations, summary.messages), (2, 2010));
+    store.close().await;
+    let _ = c.close().await;
+    drop(db);
+    let mut a = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE {role}")))
+        .execute(&mut a)
+        .await
+        .unwrap();
+}
