@@ -33,6 +33,44 @@ impl<R, T> Asked<R, T> {
     }
 }
 
+/// Answers `batch` from one shared run of `together` over its requests (an answer per request,
+/// in their order), or, should that run fail, each request from its own run of `alone`: every
+/// caller gets its own answer or its own error, never another's and never the batch's. `what`
+/// names the batch in the warning.
+pub(super) async fn together_or_alone<R, T, F, Fut, G, GFut>(
+    batch: Vec<Asked<R, T>>,
+    what: &str,
+    together: F,
+    alone: G,
+) where
+    R: Clone,
+    F: FnOnce(Vec<R>) -> Fut,
+    Fut: Future<Output = Result<Vec<Result<T>>>>,
+    G: Fn(R) -> GFut,
+    GFut: Future<Output = Result<T>>,
+{
+    let reqs: Vec<R> = batch.iter().map(|a| a.req.clone()).collect();
+    let failed = match together(reqs).await {
+        Ok(answers) if answers.len() == batch.len() => {
+            for (a, answer) in batch.into_iter().zip(answers) {
+                a.answer(answer);
+            }
+            return;
+        }
+        Ok(answers) => StoreError::Corrupt(format!(
+            "{} answers for {} requests",
+            answers.len(),
+            batch.len()
+        )),
+        Err(e) => e,
+    };
+    tracing::warn!(error = %failed, requests = batch.len(), "{what} failed; running each request alone");
+    for a in batch {
+        let answer = alone(a.req.clone()).await;
+        a.answer(answer);
+    }
+}
+
 pub(super) struct Queue<R, T> {
     tx: Mutex<Option<mpsc::Sender<Asked<R, T>>>>,
     workers: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -117,6 +155,75 @@ mod tests {
         assert_eq!(workers(3), 1);
         assert_eq!(workers(4), 2);
         assert_eq!(workers(32), 2);
+    }
+
+    type Answers = Vec<oneshot::Receiver<Result<u32>>>;
+
+    /// `n` requests 0..n and the receivers of their answers.
+    fn asked(n: u32) -> (Vec<Asked<u32, u32>>, Answers) {
+        (0..n)
+            .map(|req| {
+                let (reply, rx) = oneshot::channel();
+                (Asked { req, reply }, rx)
+            })
+            .unzip()
+    }
+
+    async fn answers(rxs: Answers) -> Vec<Result<u32>> {
+        let mut out = Vec::new();
+        for rx in rxs {
+            out.push(rx.await.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_answers_each_request_alone() {
+        let alone_runs = Arc::new(Mutex::new(0));
+        let runs = alone_runs.clone();
+        // Alone, request 2 fails and the others are tripled.
+        let alone = move |n: u32| {
+            let runs = runs.clone();
+            async move {
+                *runs.lock().unwrap() += 1;
+                if n == 2 {
+                    Err(StoreError::NotFound)
+                } else {
+                    Ok(n * 3)
+                }
+            }
+        };
+        // Together: doubled, each in its place.
+        let (batch, rxs) = asked(4);
+        together_or_alone(
+            batch,
+            "test batch",
+            |reqs: Vec<u32>| async move { Ok(reqs.iter().map(|n| Ok(n * 2)).collect()) },
+            alone.clone(),
+        )
+        .await;
+        let got: Vec<_> = answers(rxs).await.into_iter().map(|r| r.unwrap()).collect();
+        assert_eq!((got, *alone_runs.lock().unwrap()), (vec![0, 2, 4, 6], 0));
+        // The shared run fails: each request runs alone and gets its own answer or error.
+        for together_fails in [
+            Err(StoreError::Config("the shared statement failed".into())),
+            Ok(vec![Ok(0)]),
+        ] {
+            *alone_runs.lock().unwrap() = 0;
+            let (batch, rxs) = asked(4);
+            together_or_alone(
+                batch,
+                "test batch",
+                |_| async move { together_fails },
+                alone.clone(),
+            )
+            .await;
+            let got = answers(rxs).await;
+            assert_eq!(*alone_runs.lock().unwrap(), 4);
+            assert!(matches!(got[2], Err(StoreError::NotFound)), "{:?}", got[2]);
+            let ok: Vec<u32> = got.into_iter().filter_map(|r| r.ok()).collect();
+            assert_eq!(ok, [0, 3, 9]);
+        }
     }
 
     #[tokio::test]

@@ -13,6 +13,8 @@
 //! another's row. If the batch's statement fails, each lookup runs again on its own, so every
 //! caller gets its own answer or its own error.
 
+use std::sync::LazyLock;
+
 use confab_core::Conversation;
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
@@ -58,38 +60,42 @@ async fn answer(pool: &PgPool, mut batch: Vec<Lookup>) {
         one.answer(read::conversation(pool, tenant, id).await);
         return;
     }
-    let keys: Vec<(TenantId, Uuid)> = batch.iter().map(|a| a.req).collect();
-    match fetch(pool, &keys).await {
-        Ok(found) => {
-            for (a, row) in batch.into_iter().zip(found) {
-                a.answer(row.ok_or(StoreError::NotFound));
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, lookups = batch.len(), "batched conversation lookup failed; looking each up alone");
-            for a in batch {
-                let (tenant, id) = a.req;
-                a.answer(read::conversation(pool, tenant, id).await);
-            }
-        }
-    }
+    queue::together_or_alone(
+        batch,
+        "batched conversation lookup",
+        |keys| async move {
+            let found = fetch(pool, &keys).await?;
+            Ok(found
+                .into_iter()
+                .map(|row| row.ok_or(StoreError::NotFound))
+                .collect())
+        },
+        |(tenant, id)| read::conversation(pool, tenant, id),
+    )
+    .await;
 }
 
 /// The batch's conversations, in the batch's order (`None` where the tenant has none by that
 /// id). `q.i` is each key's 1-based position in the arrays.
 async fn fetch(pool: &PgPool, keys: &[(TenantId, Uuid)]) -> Result<Vec<Option<Conversation>>> {
-    let sql = format!(
-        "SELECT {CONVERSATION_COLS}, q.i FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY \
-         AS q(t, k, i) JOIN conversations ON conversations.tenant_id = q.t \
-         AND conversations.id = q.k"
-    );
+    // Rendered once: the statement and where `q.i` sits in its rows.
+    static SQL: LazyLock<(String, usize)> = LazyLock::new(|| {
+        (
+            format!(
+                "SELECT {CONVERSATION_COLS}, q.i FROM unnest($1::uuid[], $2::uuid[]) WITH \
+                 ORDINALITY AS q(t, k, i) JOIN conversations ON conversations.tenant_id = q.t \
+                 AND conversations.id = q.k"
+            ),
+            CONVERSATION_COLS.split(',').count(),
+        )
+    });
+    let (sql, position) = (SQL.0.as_str(), SQL.1);
     let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) = keys.iter().map(|(t, id)| (t.0, *id)).unzip();
     let found = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(tenants)
         .bind(ids)
         .fetch_all(pool)
         .await?;
-    let position = CONVERSATION_COLS.split(',').count();
     let mut out: Vec<Option<Conversation>> = (0..keys.len()).map(|_| None).collect();
     for row in &found {
         let i: i64 = row.try_get(position)?;

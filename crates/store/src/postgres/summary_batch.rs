@@ -59,19 +59,15 @@ async fn answer(pool: &PgPool, counted: bool, mut batch: Vec<Ask>) {
             .map(|a| a.req.1)
             .max()
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        match stats::summary(pool, counted, tenant, now).await {
-            Ok(sum) => {
-                for a in same {
-                    a.answer(Ok(sum.clone()));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, requests = same.len(), "shared summary query failed; running each alone");
-                for a in same {
-                    let (tenant, now) = a.req;
-                    a.answer(stats::summary(pool, counted, tenant, now).await);
-                }
-            }
-        }
+        queue::together_or_alone(
+            same,
+            "shared summary query",
+            |reqs| async move {
+                let sum = stats::summary(pool, counted, tenant, now).await?;
+                Ok(reqs.iter().map(|_| Ok(sum.clone())).collect())
+            },
+            |(tenant, now)| stats::summary(pool, counted, tenant, now),
+        )
+        .await;
     }
 }
