@@ -36,7 +36,9 @@ impl<R, T> Asked<R, T> {
 /// Answers `batch` from one shared run of `together` over its requests (an answer per request,
 /// in their order), or, should that run fail, each request from its own run of `alone`: every
 /// caller gets its own answer or its own error, never another's and never the batch's. `what`
-/// names the batch in the warning.
+/// names the batch in the warning. For reads, which can always run again; appends have a third
+/// outcome (a COMMIT that failed may have taken effect) and answer for themselves
+/// (`append_batch.rs`).
 pub(super) async fn together_or_alone<R, T, F, Fut, G, GFut>(
     batch: Vec<Asked<R, T>>,
     what: &str,
