@@ -19,6 +19,31 @@ async fn pending_pages(c: &mut sqlx::PgConnection) -> i64 {
         .unwrap()
 }
 
+/// A conversation of `n` user messages, each with four words of its own.
+fn distinct_words(n: usize) -> NewConversation {
+    let mut conv = NewConversation::new(Status::Active);
+    conv.messages = (0..n)
+        .map(|i| NewMessage {
+            role: Some(Role::User),
+            content: format!("w{i}a w{i}b w{i}c w{i}d common words here"),
+            ..NewMessage::default()
+        })
+        .collect();
+    conv
+}
+
+/// The hits of a first page of `q`, ranked.
+async fn hits(store: &Store, t: &confab_store::types::TenantId, q: &str) -> usize {
+    let req = SearchRequest {
+        query: confab_core::search::parse_query(q).unwrap(),
+        filter: SearchFilter::default(),
+        sort: SearchSort::Relevance,
+        limit: 10,
+        cursor: None,
+    };
+    store.search(t, &req).await.unwrap().hits.len()
+}
+
 #[tokio::test]
 async fn the_search_index_pending_list_is_merged_when_writes_pause() {
     let Some(admin) = pg_admin_url() else {
@@ -36,15 +61,10 @@ async fn the_search_index_pending_list_is_merged_when_writes_pause() {
 
     // One write of 2,000 messages of distinct words: its index entries wait in the pending
     // list, which the upkeep merges only a round (a second) after a round that saw the write.
-    let mut conv = NewConversation::new(Status::Active);
-    conv.messages = (0..2000)
-        .map(|i| NewMessage {
-            role: Some(Role::User),
-            content: format!("w{i}a w{i}b w{i}c w{i}d common words here"),
-            ..NewMessage::default()
-        })
-        .collect();
-    store.create_conversation(&t, conv, None).await.unwrap();
+    store
+        .create_conversation(&t, distinct_words(2000), None)
+        .await
+        .unwrap();
     let before = pending_pages(&mut c).await;
     assert!(
         before > 0,
@@ -60,20 +80,7 @@ async fn the_search_index_pending_list_is_merged_when_writes_pause() {
     assert_eq!(now, 0, "pending list still {now} pages (was {before})");
 
     // Merged, the entries are found through the index proper.
-    let hits = store
-        .search(
-            &t,
-            &SearchRequest {
-                query: confab_core::search::parse_query("w1234c").unwrap(),
-                filter: SearchFilter::default(),
-                sort: SearchSort::Relevance,
-                limit: 10,
-                cursor: None,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(hits.hits.len(), 1);
+    assert_eq!(hits(&store, &t, "w1234c").await, 1);
     let _ = c.close().await;
     drop(store);
 }
@@ -112,19 +119,8 @@ async fn a_role_that_does_not_own_the_index_keeps_writing_and_searching() {
     let url = sqlx::ConnectOptions::to_url_lossy(&opts.username(&role)).to_string();
     let store = Store::open(&url, StoreOptions::default()).await.unwrap();
     let t = store.ensure_tenant("acme").await.unwrap();
-    let write = |n: usize| {
-        let mut conv = NewConversation::new(Status::Active);
-        conv.messages = (0..n)
-            .map(|i| NewMessage {
-                role: Some(Role::User),
-                content: format!("w{i}a w{i}b w{i}c w{i}d common words here"),
-                ..NewMessage::default()
-            })
-            .collect();
-        conv
-    };
     store
-        .create_conversation(&t, write(2000), None)
+        .create_conversation(&t, distinct_words(2000), None)
         .await
         .unwrap();
     assert!(pending_pages(&mut c).await > 0);
@@ -136,23 +132,10 @@ async fn a_role_that_does_not_own_the_index_keeps_writing_and_searching() {
     );
     // Still writing, searching and counting.
     store
-        .create_conversation(&t, write(10), None)
+        .create_conversation(&t, distinct_words(10), None)
         .await
         .unwrap();
-    let hits = store
-        .search(
-            &t,
-            &SearchRequest {
-                query: confab_core::search::parse_query("w1234c").unwrap(),
-                filter: SearchFilter::default(),
-                sort: SearchSort::Relevance,
-                limit: 10,
-                cursor: None,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(hits.hits.len(), 1);
+    assert_eq!(hits(&store, &t, "w1234c").await, 1);
     let summary = store
         .summary(&t, time::OffsetDateTime::now_utc())
         .await
