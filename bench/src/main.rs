@@ -509,7 +509,9 @@ fn sql_probe(database: &str, write: bool) -> anyhow::Result<()> {
             n = 0;
             let mut first = String::new();
             // A plan is read, not timed: print it whole, once.
-            let explain = sql.len() >= 7 && sql[..7].eq_ignore_ascii_case("explain");
+            let explain = sql
+                .get(..7)
+                .is_some_and(|w| w.eq_ignore_ascii_case("explain"));
             while let Some(r) = rows.next()? {
                 if explain && times.is_empty() {
                     let cells: Vec<String> = (0..cols)

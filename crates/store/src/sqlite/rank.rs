@@ -34,9 +34,6 @@ use rusqlite::Connection;
 use super::doclen::DocLengths;
 use crate::error::{Result, StoreError};
 
-/// Phrases a query can hold (`confab_core::search::MAX_TERMS`), with room to spare.
-const MAX_PHRASES: usize = 63;
-
 /// What `confab_counts` gathers, row after row, on the thread that steps its statement.
 #[derive(Debug, Default)]
 pub struct Candidates {
@@ -199,10 +196,6 @@ unsafe extern "C" fn counts(
             return;
         };
         let n = usize::try_from(phrases(fts)).unwrap_or(0);
-        if n > MAX_PHRASES {
-            ffi::sqlite3_result_error(ctx, c"confab_counts: too many phrases".as_ptr(), -1);
-            return;
-        }
         let lengths = &*user(fts).cast_const().cast::<DocLengths>();
         let known = (argc >= 1)
             .then(|| ffi::sqlite3_value_int64(*argv))
