@@ -3,6 +3,7 @@
 mod alloc;
 mod analytics;
 pub(crate) mod backup;
+mod checks;
 mod doclen;
 mod export;
 mod fastread;
@@ -163,6 +164,8 @@ impl SqliteStore {
         // Before migrating: the search migration backfills its index with this function.
         fts::register(&mut conn).await?;
         sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
+        // Before the readers open: they then parse the rewritten schema from the start.
+        checks::plain_checks(&mut conn).await?;
         let path = base.get_filename().to_owned();
         let read = SqlitePoolOptions::new()
             .max_connections(opts.read_connections.max(1))
