@@ -170,6 +170,32 @@ mod tests {
         );
     }
 
+    /// The writer is the connection that rewrote the schema: its own statements must see the
+    /// new text at once, not only connections opened after it.
+    #[tokio::test]
+    async fn the_writer_that_rewrote_the_schema_uses_it() {
+        let (_dir, store) = temp_store().await;
+        let ops: Vec<String> = store
+            .exec_raw(|c, _| {
+                Box::pin(async move {
+                    let rows = sqlx::query(
+                        "EXPLAIN INSERT INTO messages (tenant_id, role) VALUES (x'00', 'user')",
+                    )
+                    .fetch_all(&mut *c)
+                    .await?;
+                    Ok(rows
+                        .iter()
+                        .map(|r| sqlx::Row::get::<String, _>(r, 1))
+                        .collect())
+                })
+            })
+            .await
+            .unwrap();
+        assert!(ops.iter().any(|o| o == "Insert"), "{ops:?}");
+        assert!(!ops.iter().any(|o| o == "OpenEphemeral"), "{ops:?}");
+        store.close().await;
+    }
+
     /// After open: no CHECK keeps an IN list, the file is sound, an append's insert builds no
     /// ephemeral table, and a role outside the list is still refused by SQLite itself.
     #[tokio::test]
