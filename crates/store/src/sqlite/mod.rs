@@ -165,7 +165,13 @@ impl SqliteStore {
         fts::register(&mut conn).await?;
         sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
         // Before the readers open: they then parse the rewritten schema from the start.
-        checks::plain_checks(&mut conn).await?;
+        let rewritten = checks::plain_checks(&mut conn).await?;
+        if rewritten > 0 {
+            tracing::info!(
+                tables = rewritten,
+                "CHECK constraints rewritten as comparisons"
+            );
+        }
         let path = base.get_filename().to_owned();
         let read = SqlitePoolOptions::new()
             .max_connections(opts.read_connections.max(1))
