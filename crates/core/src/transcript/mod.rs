@@ -182,7 +182,7 @@ pub fn check_messages(
     // rules (role required, non-empty unless a tool call, no NUL, sane counts).
     let core = crate::input::Limits::default();
     for (i, m) in msgs.iter().enumerate() {
-        m.validate(&format!("{path}[{i}]"), &core, &mut errs);
+        m.validate(|| format!("{path}[{i}]"), &core, &mut errs);
     }
     errs.into_result(()).map_err(TranscriptError::Invalid)
 }
