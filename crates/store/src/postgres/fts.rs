@@ -10,6 +10,37 @@ use std::collections::HashMap;
 use confab_core::search::{Query, Term, tenant_tag, tokens};
 use uuid::Uuid;
 
+/// What the search index holds (migration 0004, word for word: a query uses the index only
+/// when it says `SEARCH_VECTOR @@ …` exactly so): the message's tokens and its band lexeme.
+pub const SEARCH_VECTOR: &str =
+    "(m.fts || array_to_tsvector(ARRAY['~b' || (m.rowid / 4096)::text]))";
+/// Rowids per band (migration 0004).
+pub const BAND_ROWS: i64 = 4096;
+
+/// The band of `rowid`.
+pub fn band(rowid: i64) -> i64 {
+    rowid.div_euclid(BAND_ROWS)
+}
+
+/// `tsq` restricted to messages of the bands `lo..=hi`: GIN then reads the query's postings
+/// only where they meet those bands' (migration 0004).
+pub fn in_bands(tsq: &str, lo: i64, hi: i64) -> String {
+    let mut out = String::with_capacity(tsq.len() + 16 * (hi - lo + 1).max(1) as usize);
+    out.push('(');
+    out.push_str(tsq);
+    out.push_str(") & (");
+    for b in (lo..=hi).rev() {
+        if b != hi {
+            out.push_str(" | ");
+        }
+        out.push_str("'~b");
+        out.push_str(&b.to_string());
+        out.push('\'');
+    }
+    out.push(')');
+    out
+}
+
 /// PostgreSQL refuses a lexeme longer than this (bytes).
 const MAX_LEXEME: usize = 2046;
 /// A tsvector's lexemes, together, must stay under 1 MiB; stop a little before.

@@ -58,6 +58,8 @@ pub(crate) struct PgStore {
     analyzed_at: std::sync::Mutex<Option<std::time::Instant>>,
     /// Whether triggers keep the summary's counts (`stats::groups_counted`).
     counted: bool,
+    /// The planner's statistics of the search tokens, for choosing a search's plan.
+    frequencies: search::Frequencies,
 }
 
 /// Connection options for `url`, statements logged at trace level like the SQLite backend's.
@@ -135,6 +137,7 @@ impl PgStore {
             clock: opts.clock,
             analyzed_at: std::sync::Mutex::new(None),
             counted,
+            frequencies: search::Frequencies::default(),
         })
     }
 

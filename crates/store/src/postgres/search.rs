@@ -1,37 +1,162 @@
 //! Search on PostgreSQL: a GIN index over the `fts` tsvector that holds the same tokens as the
-//! SQLite index (see fts.rs); ranked with ts_rank over a bounded window like the SQLite twin.
+//! SQLite index (see fts.rs), and each message's band (migration 0004); ranked with ts_rank
+//! over a bounded window like the SQLite twin.
+//!
+//! The window is the newest [`RANK_WINDOW`] matches. How to find them cheaply depends on how
+//! common the word is, which PostgreSQL's own statistics say (`pg_stats` of `messages.fts`: the
+//! thousand most common lexemes and their frequencies, kept by ANALYZE; [`Frequencies`]):
+//! - a common word fills the window within a few thousand rows: one statement walks rowids
+//!   backwards, testing each row's stored tokens;
+//! - a rare word (not among the most common) has few postings: one statement reads them all
+//!   through the index;
+//! - a word in between (in a few per cent of messages) is where both are slow, 35,000 rows
+//!   walked or every match fetched: the query asks for the word AND the bands that should hold
+//!   the window, so GIN reads only those bands' postings of it; if they held fewer matches
+//!   than expected, the next bands are asked for, a few times, then GIN reads the rest. Each
+//!   step reads below the previous one and keeps its newest matches, so the window is exactly
+//!   the newest matches up to the snapshot, whichever way it was read.
 
 use confab_core::cursor::SearchCursor;
-use confab_core::search::snippet;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use confab_core::search::{snippet, tenant_tag};
 use confab_core::timefmt::{from_micros, to_micros};
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use super::PgStore;
-use super::fts::tsquery;
+use super::fts::{BAND_ROWS, SEARCH_VECTOR, band, in_bands, tsquery};
 use crate::error::{Result, StoreError};
 use crate::search::*;
 use crate::types::TenantId;
 
-/// `FROM … WHERE …` of the candidate rows: matches of the tenant, filtered, rowid-bounded.
-fn push_candidates(q: &mut QueryBuilder<Postgres>, tenant: TenantId, req: &SearchRequest) {
+/// Matches per message from which the window is read by walking rowids (a word this common
+/// fills it within a few thousand rows).
+const DENSE: f64 = 0.25;
+/// Most rows one band query covers: reading this many bands' postings costs about what
+/// fetching a rarer word's every match does (docs/performance.md, 2026-12-01).
+const MAX_BAND_ROWS: i64 = 64 * BAND_ROWS;
+/// Band queries before GIN is left to read the rest.
+const BAND_STEPS: usize = 4;
+/// How long the statistics are used before they are read again (ANALYZE runs far less often).
+const STATS_TTL: Duration = Duration::from_secs(60);
+
+/// The most common lexemes of `messages.fts` and the share of messages holding each, as
+/// PostgreSQL's planner knows them, read at most once a [`STATS_TTL`].
+#[derive(Default)]
+pub(super) struct Frequencies(Mutex<Option<(Instant, Shares)>>);
+
+/// Lexeme → share of messages holding it.
+type Shares = Arc<HashMap<String, f64>>;
+
+impl Frequencies {
+    async fn get(&self, conn: &mut PgConnection) -> Result<Shares> {
+        if let Some((at, map)) = &*self.0.lock().expect("frequencies lock")
+            && at.elapsed() < STATS_TTL
+        {
+            return Ok(map.clone());
+        }
+        // `most_common_elem_freqs` ends with three summary numbers after the lexemes' own.
+        let rows: Vec<(String, f32)> = sqlx::query_as(
+            "SELECT e, f FROM pg_stats s, unnest(s.most_common_elems::text::text[], \
+             s.most_common_elem_freqs) AS u(e, f) \
+             WHERE s.schemaname = current_schema() AND s.tablename = 'messages' \
+             AND s.attname = 'fts' AND e IS NOT NULL",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let map: Shares = Arc::new(rows.into_iter().map(|(e, f)| (e, f64::from(f))).collect());
+        *self.0.lock().expect("frequencies lock") = Some((Instant::now(), map.clone()));
+        Ok(map)
+    }
+}
+
+/// How a ranked search reads its window (module docs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Plan {
+    /// Rows walked backwards, each tested.
+    Walk,
+    /// The index, for every match.
+    Index,
+    /// The index, band by band, starting from this share of messages matching.
+    Bands(f64),
+}
+
+/// The plan for `req`: by the frequency of its one word, when it is one word with nothing
+/// else narrowing it; otherwise the index, with PostgreSQL choosing as before.
+fn plan(req: &SearchRequest, tag: &str, freq: &HashMap<String, f64>) -> Plan {
+    let q = &req.query;
+    let one = match (q.groups.as_slice(), q.excluded.is_empty()) {
+        ([group], true) => match group.as_slice() {
+            [t] if !t.prefix && t.tokens.len() == 1 => Some(&t.tokens[0]),
+            _ => None,
+        },
+        _ => None,
+    };
+    let Some(token) = one else {
+        return Plan::Index;
+    };
+    match freq.get(&format!("{tag}{token}")) {
+        Some(&f) if f >= DENSE => Plan::Walk,
+        Some(&f) if f * (MAX_BAND_ROWS as f64) >= RANK_WINDOW as f64 => Plan::Bands(f),
+        _ => Plan::Index,
+    }
+}
+
+/// Which rows a candidate query reads, on top of the request's own conditions.
+#[derive(Clone, Copy)]
+struct Range {
+    /// `rowid <= hi`.
+    hi: Option<i64>,
+    /// `rowid > lo`.
+    lo: Option<i64>,
+    /// Only these bands (`lo..=hi`), through the index.
+    bands: Option<(i64, i64)>,
+    /// Read by walking rowids backwards, never through the search index: a common word's
+    /// matches, or a range narrow enough to test row by row.
+    walk: bool,
+}
+
+/// `FROM … WHERE …` of the candidate rows: matches of the tenant, filtered, within `range`.
+fn push_candidates(
+    q: &mut QueryBuilder<Postgres>,
+    tenant: TenantId,
+    req: &SearchRequest,
+    tsq: &str,
+    range: Range,
+) {
     let f = &req.filter;
     q.push(" FROM messages m");
     if f.needs_conversation() {
         q.push(" JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id");
     }
-    q.push(" WHERE m.fts @@ ")
-        .push_bind(tsquery(tenant.0, &req.query))
-        .push("::tsquery");
+    // The index's expression where the index is to be used; the stored tokens alone where
+    // rows are walked by rowid, since the expression, tested on a row, builds a new tsvector.
+    match (range.bands, range.walk) {
+        (Some((lo, hi)), _) => q
+            .push(" WHERE ")
+            .push(SEARCH_VECTOR)
+            .push(" @@ ")
+            .push_bind(in_bands(tsq, lo, hi)),
+        (None, false) => q
+            .push(" WHERE ")
+            .push(SEARCH_VECTOR)
+            .push(" @@ ")
+            .push_bind(tsq.to_owned()),
+        (None, true) => q.push(" WHERE m.fts @@ ").push_bind(tsq.to_owned()),
+    };
+    q.push("::tsquery");
     // The tag already confines the match to the tenant; this is the belt to its braces.
     q.push(" AND m.tenant_id = ").push_bind(tenant.0);
-    match req.cursor {
-        Some(SearchCursor::Ranked { snapshot, .. }) => {
-            q.push(" AND m.rowid <= ").push_bind(snapshot);
-        }
-        Some(SearchCursor::Recent { before }) => {
-            q.push(" AND m.rowid < ").push_bind(before);
-        }
-        None => {}
+    if let Some(hi) = range.hi {
+        q.push(" AND m.rowid <= ").push_bind(hi);
+    }
+    if let Some(lo) = range.lo {
+        q.push(" AND m.rowid > ").push_bind(lo);
+    }
+    if let Some(SearchCursor::Recent { before }) = req.cursor {
+        q.push(" AND m.rowid < ").push_bind(before);
     }
     if let Some(v) = &f.agent_id {
         q.push(" AND c.agent_id = ").push_bind(v.clone());
@@ -59,12 +184,177 @@ fn push_candidates(q: &mut QueryBuilder<Postgres>, tenant: TenantId, req: &Searc
     }
 }
 
+/// The newest `n` candidates in `range`, newest first, with their ts_rank.
+async fn candidates(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    req: &SearchRequest,
+    tsq: &str,
+    range: Range,
+    n: i64,
+) -> Result<Vec<(i64, f64)>> {
+    let mut q = QueryBuilder::<Postgres>::new("SELECT m.rowid, ts_rank(m.fts, ");
+    q.push_bind(tsq.to_owned()).push("::tsquery)::float8");
+    push_candidates(&mut q, tenant, req, tsq, range);
+    q.push(" ORDER BY m.rowid DESC LIMIT ").push_bind(n);
+    // Not a named prepared statement: an unnamed one is planned with the actual tsquery and
+    // bounds, so PostgreSQL can walk the rowid index backwards for a common word and use the
+    // GIN index for a rare one (a generic plan cannot tell them apart).
+    let rows = q.build().persistent(false).fetch_all(&mut *conn).await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+/// The newest [`RANK_WINDOW`] candidates up to `snapshot`, newest first, read band by band
+/// from an expected `density` of matches (module docs).
+async fn banded_window(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    req: &SearchRequest,
+    tsq: &str,
+    snapshot: i64,
+    mut density: f64,
+) -> Result<Vec<(i64, f64)>> {
+    let mut found: Vec<(i64, f64)> = Vec::new();
+    // The highest rowid not read yet, and the rows read so far.
+    let (mut hi, mut read) = (snapshot, 0i64);
+    for _ in 0..BAND_STEPS {
+        let need = RANK_WINDOW - found.len() as i64;
+        if need <= 0 || hi < 1 {
+            return Ok(found);
+        }
+        if read > 0 {
+            density = found.len() as f64 / read as f64;
+        }
+        // A quarter more rows than the density says, so one query usually suffices.
+        let rows = (need as f64 / density * 1.25).ceil() as i64;
+        if density <= 0.0 || rows > MAX_BAND_ROWS {
+            break;
+        }
+        let lo_band = band((hi - rows + 1).max(0));
+        let bands = Range {
+            hi: Some(hi),
+            lo: None,
+            bands: Some((lo_band, band(hi))),
+            walk: false,
+        };
+        found.extend(candidates(conn, tenant, req, tsq, bands, need).await?);
+        let next = lo_band * BAND_ROWS - 1;
+        read += hi - next;
+        hi = next;
+    }
+    let need = RANK_WINDOW - found.len() as i64;
+    if need > 0 && hi >= 1 {
+        let rest = Range {
+            hi: Some(hi),
+            lo: None,
+            bands: None,
+            walk: false,
+        };
+        found.extend(candidates(conn, tenant, req, tsq, rest, need).await?);
+    }
+    Ok(found)
+}
+
+/// The page's hits, in `page`'s order: their rows looked up by rowid, in one statement.
+async fn hits(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    req: &SearchRequest,
+    page: &[(i64, f64)],
+) -> Result<Vec<SearchHit>> {
+    let rowids: Vec<i64> = page.iter().map(|p| p.0).collect();
+    let rows = sqlx::query(
+        "SELECT rowid, conversation_id, id, seq, role, content, created_at FROM messages \
+         WHERE rowid = ANY($1) AND tenant_id = $2",
+    )
+    .bind(&rowids)
+    .bind(tenant.0)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = Vec::with_capacity(page.len());
+    for &(rowid, rank) in page {
+        let Some(r) = rows
+            .iter()
+            .find(|r| r.try_get::<i64, _>(0).is_ok_and(|v| v == rowid))
+        else {
+            // Deleted since the window was read: the page is one hit shorter.
+            continue;
+        };
+        out.push(hit(r, rank, req)?);
+    }
+    Ok(out)
+}
+
+/// A hit from a row of `rowid, conversation_id, id, seq, role, content, created_at`.
+fn hit(r: &sqlx::postgres::PgRow, rank: f64, req: &SearchRequest) -> Result<SearchHit> {
+    let content: &str = r.try_get(5)?;
+    Ok(SearchHit {
+        conversation_id: r.try_get(1)?,
+        message_id: r.try_get(2)?,
+        seq: r.try_get(3)?,
+        role: r
+            .try_get::<&str, _>(4)?
+            .parse()
+            .map_err(StoreError::Corrupt)?,
+        snippet: snippet(content, &req.query),
+        // ts_rank is already "higher is better".
+        score: (rank * 1e6).round() / 1e6,
+        created_at: from_micros(r.try_get(6)?),
+    })
+}
+
+/// A page of the window in one statement: the newest [`RANK_WINDOW`] candidates up to
+/// `snapshot`, walked by rowid (`walk`) or read through the index, ranked, the page cut from
+/// them. Answers the hits and whether more follow.
+async fn ranked_page(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    req: &SearchRequest,
+    tsq: &str,
+    snapshot: i64,
+    walk: bool,
+    offset: i64,
+) -> Result<(Vec<SearchHit>, bool)> {
+    // Every column taken in the window's own pass: joining back to `messages` made the
+    // planner scan the table.
+    let mut q = QueryBuilder::<Postgres>::new(
+        "SELECT * FROM (SELECT m.rowid AS r, m.conversation_id, m.id, m.seq, m.role, m.content, \
+         m.created_at, ts_rank(m.fts, ",
+    );
+    q.push_bind(tsq.to_owned()).push("::tsquery)::float8 AS s");
+    let range = Range {
+        hi: Some(snapshot),
+        lo: None,
+        bands: None,
+        walk,
+    };
+    push_candidates(&mut q, tenant, req, tsq, range);
+    q.push(" ORDER BY m.rowid DESC LIMIT ")
+        .push_bind(RANK_WINDOW);
+    q.push(") w ORDER BY s DESC, r DESC LIMIT ");
+    q.push_bind(req.limit + 1)
+        .push(" OFFSET ")
+        .push_bind(offset);
+    let rows = q.build().persistent(false).fetch_all(&mut *conn).await?;
+    let more = rows.len() as i64 > req.limit;
+    let hits = rows
+        .iter()
+        .take(usize::try_from(req.limit).unwrap_or(0))
+        .map(|r| hit(r, r.try_get(7)?, req))
+        .collect::<Result<_>>()?;
+    Ok((hits, more))
+}
+
 impl PgStore {
     pub async fn search(&self, tenant: TenantId, req: &SearchRequest) -> Result<SearchPage> {
         let mut conn = self.pool.acquire().await?;
         let limit = req.limit;
         let tsq = tsquery(tenant.0, &req.query);
-        let (mut q, snapshot, offset) = match req.sort {
+        let tag = tenant_tag(tenant.0.as_bytes());
+        let plan = plan(req, &tag, &*self.frequencies.get(&mut conn).await?);
+        match req.sort {
             SearchSort::Relevance => {
                 let (snapshot, offset) = match req.cursor {
                     Some(SearchCursor::Ranked { snapshot, offset }) => (snapshot, offset),
@@ -76,70 +366,56 @@ impl PgStore {
                         (max, 0)
                     }
                 };
-                // The window: the newest RANK_WINDOW candidates by rowid, ranked with ts_rank
-                // on those only (ranking every match of a very common word would read them
-                // all), every column taken in the same pass: joining back to `messages` made
-                // the planner scan the table.
-                let mut q = QueryBuilder::<Postgres>::new(
-                    "SELECT * FROM (SELECT m.rowid AS r, ts_rank(m.fts, ",
-                );
-                q.push_bind(tsq.clone()).push(
-                    "::tsquery)::float8 AS s, m.conversation_id, m.id, m.seq, m.role, m.content, m.created_at",
-                );
-                let req = SearchRequest {
-                    cursor: Some(SearchCursor::Ranked { snapshot, offset }),
-                    ..req.clone()
+                let (hits, more) = match plan {
+                    Plan::Bands(density) => {
+                        let mut scored =
+                            banded_window(&mut conn, tenant, req, &tsq, snapshot, density).await?;
+                        // Best first; among equal scores, newest first.
+                        scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+                        let from = usize::try_from(offset)
+                            .unwrap_or(usize::MAX)
+                            .min(scored.len());
+                        let rest = &scored[from..];
+                        let page = &rest[..rest.len().min(usize::try_from(limit).unwrap_or(0))];
+                        let more = rest.len() as i64 > limit;
+                        (hits(&mut conn, tenant, req, page).await?, more)
+                    }
+                    p => {
+                        let walk = p == Plan::Walk;
+                        ranked_page(&mut conn, tenant, req, &tsq, snapshot, walk, offset).await?
+                    }
                 };
-                push_candidates(&mut q, tenant, &req);
-                q.push(" ORDER BY m.rowid DESC LIMIT ")
-                    .push_bind(RANK_WINDOW);
-                q.push(") w ORDER BY s DESC, r DESC LIMIT ");
-                q.push_bind(limit + 1).push(" OFFSET ").push_bind(offset);
-                (q, snapshot, offset)
+                let next_cursor = more.then_some(SearchCursor::Ranked {
+                    snapshot,
+                    offset: offset + limit,
+                });
+                Ok(SearchPage { hits, next_cursor })
             }
             SearchSort::Recent => {
-                let mut q = QueryBuilder::<Postgres>::new("SELECT m.rowid, ts_rank(m.fts, ");
-                q.push_bind(tsq).push(
-                    "::tsquery)::float8, m.conversation_id, m.id, m.seq, m.role, m.content, m.created_at",
+                let mut q = QueryBuilder::<Postgres>::new(
+                    "SELECT m.rowid, m.conversation_id, m.id, m.seq, m.role, m.content, m.created_at, ts_rank(m.fts, ",
                 );
-                push_candidates(&mut q, tenant, req);
+                q.push_bind(tsq.clone()).push("::tsquery)::float8");
+                let all = Range {
+                    hi: None,
+                    lo: None,
+                    bands: None,
+                    walk: plan == Plan::Walk,
+                };
+                push_candidates(&mut q, tenant, req, &tsq, all);
                 q.push(" ORDER BY m.rowid DESC LIMIT ").push_bind(limit + 1);
-                (q, 0, 0)
+                let rows = q.build().persistent(false).fetch_all(&mut *conn).await?;
+                let more = rows.len() as i64 > limit;
+                let mut hits = Vec::with_capacity(rows.len().min(limit as usize));
+                let mut last_rowid = 0;
+                for r in rows.iter().take(limit as usize) {
+                    last_rowid = r.try_get::<i64, _>(0)?;
+                    hits.push(hit(r, r.try_get(7)?, req)?);
+                }
+                let next_cursor = more.then_some(SearchCursor::Recent { before: last_rowid });
+                Ok(SearchPage { hits, next_cursor })
             }
-        };
-        // Not a named prepared statement: an unnamed one is planned with the actual tsquery, so
-        // PostgreSQL can walk the rowid index backwards for a common word and use the GIN
-        // index for a rare one (a generic plan cannot tell them apart).
-        let rows = q.build().persistent(false).fetch_all(&mut *conn).await?;
-        let more = rows.len() as i64 > limit;
-        let mut hits = Vec::with_capacity(rows.len().min(limit as usize));
-        let mut last_rowid = 0;
-        for r in rows.iter().take(limit as usize) {
-            last_rowid = r.try_get::<i64, _>(0)?;
-            let rank: f64 = r.try_get(1)?;
-            let content: &str = r.try_get(6)?;
-            hits.push(SearchHit {
-                conversation_id: r.try_get(2)?,
-                message_id: r.try_get(3)?,
-                seq: r.try_get(4)?,
-                role: r
-                    .try_get::<&str, _>(5)?
-                    .parse()
-                    .map_err(StoreError::Corrupt)?,
-                snippet: snippet(content, &req.query),
-                // ts_rank is already "higher is better".
-                score: (rank * 1e6).round() / 1e6,
-                created_at: from_micros(r.try_get(7)?),
-            });
         }
-        let next_cursor = more.then(|| match req.sort {
-            SearchSort::Relevance => SearchCursor::Ranked {
-                snapshot,
-                offset: offset + limit,
-            },
-            SearchSort::Recent => SearchCursor::Recent { before: last_rowid },
-        });
-        Ok(SearchPage { hits, next_cursor })
     }
 
     /// Recomputes every message's tokens (after a change to the tokenizer rules), in batches
@@ -172,5 +448,47 @@ impl PgStore {
             .execute(&self.pool)
             .await?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use confab_core::search::parse_query;
+
+    fn req(q: &str) -> SearchRequest {
+        SearchRequest {
+            query: parse_query(q).unwrap(),
+            filter: SearchFilter::default(),
+            sort: SearchSort::Relevance,
+            limit: 20,
+            cursor: None,
+        }
+    }
+
+    #[test]
+    fn the_plan_follows_the_words_frequency() {
+        let freq: HashMap<String, f64> = [("tka", 0.8), ("tlopo", 0.03), ("tsome", 0.001)]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        let plan = |q| plan(&req(q), "t", &freq);
+        assert_eq!(plan("ka"), Plan::Walk);
+        assert_eq!(plan("lopo"), Plan::Bands(0.03));
+        // Too rare for bands: a window would span more rows than they are worth.
+        assert_eq!(plan("some"), Plan::Index);
+        // Not among the most common: rare.
+        assert_eq!(plan("sinika"), Plan::Index);
+        // Anything but one plain word is left to PostgreSQL's planner.
+        for q in ["lopo ka", "lopo OR ka", "lop*", "\"lopo ka\"", "lopo -ka"] {
+            assert_eq!(plan(q), Plan::Index, "{q}");
+        }
+    }
+
+    #[test]
+    fn band_queries_name_each_band_once() {
+        assert_eq!(in_bands("'tx'", 3, 5), "('tx') & ('~b5' | '~b4' | '~b3')");
+        assert_eq!(band(4095), 0);
+        assert_eq!(band(4096), 1);
     }
 }

@@ -1,0 +1,171 @@
+//! A ranked search ranks exactly the newest `RANK_WINDOW` matches up to its snapshot, however
+//! the backend reads them. On PostgreSQL that is one of three plans chosen by the word's
+//! frequency (postgres/search.rs): a walk by rowid for a word in most messages, the index for a
+//! rare one, and band by band for one in between, with a second band query when the newest
+//! bands held fewer matches than the word's overall frequency promised, and the index for the
+//! rest when the next bands would be too many. The words below are laid out to take each path;
+//! on PostgreSQL the test first checks that the planner's statistics put them where intended.
+
+use std::collections::BTreeSet;
+
+use confab_core::cursor::SearchCursor;
+use confab_core::input::{NewConversation, NewMessage};
+use confab_core::search::{parse_query, tenant_tag};
+use confab_core::{Role, Status};
+use confab_store::{
+    RANK_WINDOW, SearchFilter, SearchRequest, SearchSort, Store, StoreOptions, TenantId,
+};
+use sqlx::Connection;
+use uuid::Uuid;
+
+#[path = "support/testdb.rs"]
+mod testdb;
+use testdb::TestDb;
+
+const CONVERSATIONS: usize = 1000;
+const PER_CONVERSATION: usize = 20;
+const MESSAGES: usize = CONVERSATIONS * PER_CONVERSATION;
+/// Messages before this one are old; the words thin out after it.
+const OLD: usize = 12_000;
+
+/// The words of message `i` (in insertion order).
+fn words(i: usize) -> Vec<&'static str> {
+    let mut w = vec!["common"];
+    // Every third old message, every hundredth new one: a second band query finds the rest.
+    if (i < OLD && i.is_multiple_of(3)) || (i >= OLD && i.is_multiple_of(100)) {
+        w.push("mid");
+    }
+    // Every third old message, every three hundredth new one: after the first band query the
+    // density says too many bands, so the index reads the rest.
+    if (i < OLD && i % 3 == 1) || (i >= OLD && i % 300 == 1) {
+        w.push("mud");
+    }
+    if [5, 7_000, MESSAGES - 1].contains(&i) {
+        w.push("rare");
+    }
+    w
+}
+
+async fn load(store: &Store, t: &TenantId) -> Vec<Uuid> {
+    let mut ids = Vec::with_capacity(CONVERSATIONS);
+    for c in 0..CONVERSATIONS {
+        let mut conv = NewConversation::new(Status::Active);
+        conv.messages = (0..PER_CONVERSATION)
+            .map(|j| NewMessage {
+                role: Some(Role::User),
+                content: format!("{} filler text", words(c * PER_CONVERSATION + j).join(" ")),
+                ..NewMessage::default()
+            })
+            .collect();
+        let written = store.create_conversation(t, conv, None).await.unwrap();
+        ids.push(written.conversation().id);
+    }
+    ids
+}
+
+/// Every ranked hit of `word`, page after page, as message positions.
+async fn ranked(store: &Store, t: &TenantId, convs: &[Uuid], word: &str) -> BTreeSet<usize> {
+    let mut out = BTreeSet::new();
+    let mut cursor: Option<SearchCursor> = None;
+    loop {
+        let req = SearchRequest {
+            query: parse_query(word).unwrap(),
+            filter: SearchFilter::default(),
+            sort: SearchSort::Relevance,
+            limit: 100,
+            cursor,
+        };
+        let page = store.search(t, &req).await.unwrap();
+        for h in &page.hits {
+            let c = convs
+                .iter()
+                .position(|id| *id == h.conversation_id)
+                .unwrap();
+            let at = c * PER_CONVERSATION + h.seq as usize;
+            assert!(out.insert(at), "{word}: message {at} ranked twice");
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return out,
+        }
+    }
+}
+
+/// The newest `RANK_WINDOW` messages holding `word`.
+fn newest(word: &str) -> BTreeSet<usize> {
+    (0..MESSAGES)
+        .rev()
+        .filter(|&i| words(i).contains(&word))
+        .take(RANK_WINDOW as usize)
+        .collect()
+}
+
+/// The share of messages PostgreSQL's statistics give the tenant's `word`.
+async fn frequency(c: &mut sqlx::PgConnection, t: &TenantId, word: &str) -> Option<f64> {
+    let lexeme = format!("{}{word}", tenant_tag(t.as_uuid().as_bytes()));
+    sqlx::query_scalar::<_, f32>(
+        "SELECT f FROM pg_stats s, unnest(s.most_common_elems::text::text[], \
+         s.most_common_elem_freqs) AS u(e, f) \
+         WHERE s.tablename = 'messages' AND s.attname = 'fts' AND e = $1",
+    )
+    .bind(lexeme)
+    .fetch_optional(c)
+    .await
+    .unwrap()
+    .map(f64::from)
+}
+
+#[tokio::test]
+async fn ranked_search_ranks_exactly_the_newest_matches_on_every_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir.path().join("window.db")).await;
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let convs = load(&store, &t).await;
+
+    if db.is_pg() {
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query("ANALYZE messages")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let common = frequency(&mut c, &t, "common").await.unwrap();
+        assert!(common > 0.9, "common: {common}");
+        for word in ["mid", "mud"] {
+            let f = frequency(&mut c, &t, word).await.unwrap();
+            assert!((0.1..0.25).contains(&f), "{word}: {f}");
+        }
+        let _ = c.close().await;
+    }
+
+    for word in ["common", "mid", "mud", "rare"] {
+        let got = ranked(&store, &t, &convs, word).await;
+        let want = newest(word);
+        assert_eq!(got.len(), want.len(), "{word}");
+        assert_eq!(got, want, "{word}");
+    }
+
+    // Newest first: the first page is the newest matches, in order.
+    let req = SearchRequest {
+        query: parse_query("mid").unwrap(),
+        filter: SearchFilter::default(),
+        sort: SearchSort::Recent,
+        limit: 50,
+        cursor: None,
+    };
+    let page = store.search(&t, &req).await.unwrap();
+    let got: Vec<usize> = page
+        .hits
+        .iter()
+        .map(|h| {
+            let c = convs
+                .iter()
+                .position(|id| *id == h.conversation_id)
+                .unwrap();
+            c * PER_CONVERSATION + h.seq as usize
+        })
+        .collect();
+    let want: Vec<usize> = newest("mid").into_iter().rev().take(50).collect();
+    assert_eq!(got, want);
+    store.close().await;
+}
