@@ -1,9 +1,9 @@
 //! A ranked search ranks exactly the newest `RANK_WINDOW` matches up to its snapshot, however
 //! the backend reads them. On PostgreSQL that is one of three plans chosen by the word's
 //! frequency (postgres/search.rs): a walk by rowid for a word in most messages, the index for a
-//! rare one, and band by band for one in between, with a second band query when the newest
-//! bands held fewer matches than the word's overall frequency promised, and the index for the
-//! rest when the next bands would be too many. The words below are laid out to take each path;
+//! rare one, and for one in between a walk of the newest rows then band queries, further ones
+//! when the bands held fewer matches than the density so far promised, and the index for the
+//! rest when the bands needed would be too many. The words below are laid out to take each path;
 //! on PostgreSQL the test first checks that the planner's statistics put them where intended.
 
 use std::collections::BTreeSet;
@@ -27,15 +27,23 @@ const PER_CONVERSATION: usize = 20;
 const MESSAGES: usize = CONVERSATIONS * PER_CONVERSATION;
 /// Messages before this one are old; the words thin out after it.
 const OLD: usize = 12_000;
+/// The newest messages, which PostgreSQL walks before asking for bands.
+const NEWEST: usize = 1024;
 
 /// The words of message `i` (in insertion order).
 fn words(i: usize) -> Vec<&'static str> {
     let mut w = vec!["common"];
-    // Every third old message, every hundredth new one: a second band query finds the rest.
-    if (i < OLD && i.is_multiple_of(3)) || (i >= OLD && i.is_multiple_of(100)) {
+    // Every third old message, every hundredth new one, every second of the newest: dense where
+    // PostgreSQL first walks, the bands after it hold fewer than that density promised, so
+    // further band queries reach the old ones.
+    let newest = i >= MESSAGES - NEWEST;
+    if (i < OLD && i.is_multiple_of(3))
+        || (newest && i.is_multiple_of(2))
+        || (i >= OLD && i.is_multiple_of(100))
+    {
         w.push("mid");
     }
-    // Every third old message, every three hundredth new one: after the first band query the
+    // Every third old message, every three hundredth new one: after the first walk the
     // density says too many bands, so the index reads the rest.
     if (i < OLD && i % 3 == 1) || (i >= OLD && i % 300 == 1) {
         w.push("mud");

@@ -3,16 +3,19 @@
 //! over a bounded window like the SQLite twin.
 //!
 //! The window is the newest [`RANK_WINDOW`] matches. How to find them cheaply depends on how
-//! common the word is, which PostgreSQL's own statistics say (`pg_stats` of `messages.fts`: the
-//! thousand most common lexemes and their frequencies, kept by ANALYZE; [`Frequencies`]):
+//! common the query is, which PostgreSQL's own statistics say (`pg_stats` of `messages.fts`: the
+//! thousand most common lexemes and their frequencies, kept by ANALYZE; [`Frequencies`]; a
+//! query of several words is as common as its rarest required part, see [`plan`]):
 //! - a common word fills the window within a few thousand rows: one statement walks rowids
 //!   backwards, testing each row's stored tokens;
 //! - a rare word (not among the most common) has few postings: one statement reads them all
 //!   through the index;
 //! - a word in between (in a few per cent of messages) is where both are slow, 35,000 rows
-//!   walked or every match fetched: the query asks for the word AND the bands that should hold
-//!   the window, so GIN reads only those bands' postings of it; if they held fewer matches
-//!   than expected, the next bands are asked for, a few times, then GIN reads the rest. Each
+//!   walked or every match fetched: the newest [`PROBE_ROWS`] rows are walked (a word in fashion
+//!   lately fills the window there), then the query asks for the word AND the bands that
+//!   should hold the rest of the window by the density found, so GIN reads only those bands'
+//!   postings of it; if they held fewer matches than expected, the next bands are asked for,
+//!   a few times, then GIN reads the rest. Each
 //!   step reads below the previous one and keeps its newest matches, so the window is exactly
 //!   the newest matches up to the snapshot, whichever way it was read.
 
@@ -21,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use confab_core::search::{snippet, tenant_tag};
+use confab_core::search::{Term, snippet, tenant_tag};
 use confab_core::timefmt::{from_micros, to_micros};
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
@@ -31,6 +34,8 @@ use crate::error::{Result, StoreError};
 use crate::search::*;
 use crate::types::TenantId;
 
+/// Rows a banded search walks first (module docs).
+const PROBE_ROWS: i64 = 1024;
 /// Matches per message from which the window is read by walking rowids (a word this common
 /// fills it within a few thousand rows).
 const DENSE: f64 = 0.25;
@@ -83,24 +88,56 @@ enum Plan {
     Bands(f64),
 }
 
-/// The plan for `req`: by the frequency of its one word, when it is one word with nothing
-/// else narrowing it; otherwise the index, with PostgreSQL choosing as before.
+/// The share of messages holding `t`, as far as the statistics say: a word's own, at most
+/// the rarest word's for a phrase, the sum of the lexemes it starts for a prefix; 0 for words
+/// not among the most common.
+fn term_share(t: &Term, tag: &str, freq: &HashMap<String, f64>) -> f64 {
+    let word = |tok: &str| freq.get(&format!("{tag}{tok}")).copied().unwrap_or(0.0);
+    let prefix = |tok: &str| {
+        let p = format!("{tag}{tok}");
+        freq.iter()
+            .filter(|(k, _)| k.starts_with(&p))
+            .map(|(_, f)| f)
+            .sum::<f64>()
+            .min(1.0)
+    };
+    let last = t.tokens.len().saturating_sub(1);
+    t.tokens
+        .iter()
+        .enumerate()
+        .map(|(i, tok)| {
+            if t.prefix && i == last {
+                prefix(tok)
+            } else {
+                word(tok)
+            }
+        })
+        .fold(1.0, f64::min)
+}
+
+/// The plan for `req`, by the share of messages its query can match at most (every group must
+/// match: the least common group's; a group matches with any of its terms: their sum). The
+/// planner reads the same statistics, so where this says rare it uses the index too.
 fn plan(req: &SearchRequest, tag: &str, freq: &HashMap<String, f64>) -> Plan {
-    let q = &req.query;
-    let one = match (q.groups.as_slice(), q.excluded.is_empty()) {
-        ([group], true) => match group.as_slice() {
-            [t] if !t.prefix && t.tokens.len() == 1 => Some(&t.tokens[0]),
-            _ => None,
-        },
-        _ => None,
-    };
-    let Some(token) = one else {
-        return Plan::Index;
-    };
-    match freq.get(&format!("{tag}{token}")) {
-        Some(&f) if f >= DENSE => Plan::Walk,
-        Some(&f) if f * (MAX_BAND_ROWS as f64) >= RANK_WINDOW as f64 => Plan::Bands(f),
-        _ => Plan::Index,
+    let share = req
+        .query
+        .groups
+        .iter()
+        .map(|g| {
+            g.iter()
+                .map(|t| term_share(t, tag, freq))
+                .sum::<f64>()
+                .min(1.0)
+        })
+        .fold(1.0, f64::min);
+    if req.query.groups.is_empty() || share <= 0.0 {
+        Plan::Index
+    } else if share >= DENSE {
+        Plan::Walk
+    } else if share * (MAX_BAND_ROWS as f64) >= RANK_WINDOW as f64 {
+        Plan::Bands(share)
+    } else {
+        Plan::Index
     }
 }
 
@@ -139,8 +176,12 @@ fn push_candidates(
             .push(SEARCH_VECTOR)
             .push(" @@ ")
             .push_bind(in_bands(tsq, lo, hi)),
+        // Both: the index for PostgreSQL to use, and the stored tokens, tested first on each
+        // row should it walk rows after all (it orders the tests by cost).
         (None, false) => q
-            .push(" WHERE ")
+            .push(" WHERE m.fts @@ ")
+            .push_bind(tsq.to_owned())
+            .push("::tsquery AND ")
             .push(SEARCH_VECTOR)
             .push(" @@ ")
             .push_bind(tsq.to_owned()),
@@ -216,15 +257,24 @@ async fn banded_window(
     snapshot: i64,
     mut density: f64,
 ) -> Result<Vec<(i64, f64)>> {
-    let mut found: Vec<(i64, f64)> = Vec::new();
+    // The newest rows first, walked: a word more common lately than overall fills the window
+    // here, and the density found there sizes the bands better than the overall share.
+    let probe = Range {
+        hi: Some(snapshot),
+        lo: Some(snapshot - PROBE_ROWS),
+        bands: None,
+        walk: true,
+    };
+    let mut found = candidates(conn, tenant, req, tsq, probe, RANK_WINDOW).await?;
     // The highest rowid not read yet, and the rows read so far.
-    let (mut hi, mut read) = (snapshot, 0i64);
+    let (mut hi, mut read) = (snapshot - PROBE_ROWS, PROBE_ROWS);
     for _ in 0..BAND_STEPS {
         let need = RANK_WINDOW - found.len() as i64;
         if need <= 0 || hi < 1 {
             return Ok(found);
         }
-        if read > 0 {
+        // None found yet: the overall share is all there is to go by.
+        if !found.is_empty() {
             density = found.len() as f64 / read as f64;
         }
         // A quarter more rows than the density says, so one query usually suffices.
@@ -468,10 +518,16 @@ mod tests {
 
     #[test]
     fn the_plan_follows_the_words_frequency() {
-        let freq: HashMap<String, f64> = [("tka", 0.8), ("tlopo", 0.03), ("tsome", 0.001)]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
+        let freq: HashMap<String, f64> = [
+            ("tka", 0.8),
+            ("tkala", 0.01),
+            ("tlopo", 0.03),
+            ("tpida", 0.3),
+            ("tsome", 0.001),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
         let plan = |q| plan(&req(q), "t", &freq);
         assert_eq!(plan("ka"), Plan::Walk);
         assert_eq!(plan("lopo"), Plan::Bands(0.03));
@@ -479,10 +535,17 @@ mod tests {
         assert_eq!(plan("some"), Plan::Index);
         // Not among the most common: rare.
         assert_eq!(plan("sinika"), Plan::Index);
-        // Anything but one plain word is left to PostgreSQL's planner.
-        for q in ["lopo ka", "lopo OR ka", "lop*", "\"lopo ka\"", "lopo -ka"] {
-            assert_eq!(plan(q), Plan::Index, "{q}");
-        }
+        // Every group must match: as common as the rarest; any term of a group: their sum.
+        assert_eq!(plan("lopo ka"), Plan::Bands(0.03));
+        assert_eq!(plan("ka sinika"), Plan::Index);
+        assert_eq!(plan("lopo OR pida"), Plan::Walk);
+        assert_eq!(plan("\"pida ka\""), Plan::Walk);
+        assert_eq!(plan("\"lopo ka\""), Plan::Bands(0.03));
+        // A prefix: the lexemes it starts, together.
+        assert_eq!(plan("kal*"), Plan::Bands(0.01));
+        assert_eq!(plan("ka*"), Plan::Walk);
+        // Exclusions narrow it, never widen it: the bound stays the groups'.
+        assert_eq!(plan("lopo -ka"), Plan::Bands(0.03));
     }
 
     #[test]
