@@ -15,15 +15,17 @@
 //!   lately fills the window there), then the query asks for the word AND the bands that
 //!   should hold the rest of the window by the density found, so GIN reads only those bands'
 //!   postings of it; if they held fewer matches than expected, the next bands are asked for,
-//!   a few times, then GIN reads the rest. Each
-//!   step reads below the previous one and keeps its newest matches, so the window is exactly
-//!   the newest matches up to the snapshot, whichever way it was read.
+//!   a few times, then GIN reads the rest.
+//!
+//! Each step reads below the previous one and keeps its newest matches, so the window is
+//! exactly the newest matches up to the snapshot, whichever way it was read; a plan chosen on
+//! stale or missing statistics is slower, never wrong.
 
-use confab_core::cursor::SearchCursor;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use confab_core::cursor::SearchCursor;
 use confab_core::search::{Term, snippet, tenant_tag};
 use confab_core::timefmt::{from_micros, to_micros};
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
@@ -56,24 +58,29 @@ pub(super) struct Frequencies(Mutex<Option<(Instant, Shares)>>);
 type Shares = Arc<HashMap<String, f64>>;
 
 impl Frequencies {
-    async fn get(&self, conn: &mut PgConnection) -> Result<Shares> {
+    /// The shares; none when they cannot be read, which only makes searches choose the index.
+    async fn get(&self, conn: &mut PgConnection) -> Shares {
         if let Some((at, map)) = &*self.0.lock().expect("frequencies lock")
             && at.elapsed() < STATS_TTL
         {
-            return Ok(map.clone());
+            return map.clone();
         }
         // `most_common_elem_freqs` ends with three summary numbers after the lexemes' own.
-        let rows: Vec<(String, f32)> = sqlx::query_as(
+        let rows: std::result::Result<Vec<(String, f32)>, _> = sqlx::query_as(
             "SELECT e, f FROM pg_stats s, unnest(s.most_common_elems::text::text[], \
              s.most_common_elem_freqs) AS u(e, f) \
              WHERE s.schemaname = current_schema() AND s.tablename = 'messages' \
              AND s.attname = 'fts' AND e IS NOT NULL",
         )
         .fetch_all(&mut *conn)
-        .await?;
+        .await;
+        let rows = rows.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading the search tokens' statistics; searches use the index");
+            Vec::new()
+        });
         let map: Shares = Arc::new(rows.into_iter().map(|(e, f)| (e, f64::from(f))).collect());
         *self.0.lock().expect("frequencies lock") = Some((Instant::now(), map.clone()));
-        Ok(map)
+        map
     }
 }
 
@@ -403,7 +410,8 @@ impl PgStore {
         let limit = req.limit;
         let tsq = tsquery(tenant.0, &req.query);
         let tag = tenant_tag(tenant.0.as_bytes());
-        let plan = plan(req, &tag, &*self.frequencies.get(&mut conn).await?);
+        let shares = self.frequencies.get(&mut conn).await;
+        let plan = plan(req, &tag, &shares);
         match req.sort {
             SearchSort::Relevance => {
                 let (snapshot, offset) = match req.cursor {
