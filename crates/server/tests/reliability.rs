@@ -145,3 +145,108 @@ async fn flooding_one_key_leaves_another_unaffected() {
         app.get("/v1/conversations", &quiet).await.expect(200);
     }
 }
+
+/// `confab_store_batches_run_alone_total{batch="appends"}`: batches of appends that failed and
+/// ran each request alone.
+async fn appends_run_alone(app: &TestApp) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(r#"confab_store_batches_run_alone_total{batch="appends"} "#))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// PostgreSQL ends every connection of the server between two appends (a restart, a failover,
+/// an operator's `pg_terminate_backend`), while the append workers hold theirs. The appends
+/// that meet a dead connection fail with a 5xx; then every append is stored, once and in order,
+/// and the workers batch again: no batch fails and reruns its appends alone after the first
+/// success, which is what keeping a dead connection would cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_recover_and_batch_again_when_postgresql_ends_the_connections() {
+    let Some(admin) = common::testdb::pg_admin_url() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let t = app.token("acme").await;
+    let c = app
+        .post("/v1/conversations", &t, &json!({}))
+        .await
+        .expect(201);
+    let path = format!(
+        "/v1/conversations/{}/messages",
+        c.body["id"].as_str().unwrap()
+    );
+    let append = |text: String| {
+        let (app, t, path) = (&app, &t, &path);
+        async move {
+            let body = json!({"messages": [{"role": "user", "content": text}]});
+            app.post(path, t, &body).await
+        }
+    };
+    let database = app
+        .db_url
+        .parse::<sqlx::postgres::PgConnectOptions>()
+        .unwrap()
+        .get_database()
+        .unwrap()
+        .to_owned();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap();
+    let mut stored = Vec::new();
+    for i in 0..3 {
+        append(format!("before {i}")).await.expect(200);
+        stored.push(format!("before {i}"));
+    }
+    // Within the workers' linger (100 ms), so they still hold their connections.
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&database)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!ended.is_empty() && ended.iter().all(|&e| e), "{ended:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    // Each worker's batch meets its dead connection once and runs its appends alone on others
+    // from the pool (or answers 5xx if those are dead too); every dead connection is found and
+    // closed within the pool's size (8) of failures.
+    let mut failed = 0;
+    for i in 0..20 {
+        let text = format!("after {i}");
+        let r = append(text.clone()).await;
+        if r.status.is_success() {
+            stored.push(text);
+        } else {
+            assert!(r.status.is_server_error(), "{}: {}", r.status, r.text);
+            failed += 1;
+        }
+    }
+    assert!(failed < 20, "appends did not recover");
+    let alone = appends_run_alone(&app).await;
+    assert!((1..=10).contains(&alone), "{alone} batches ran alone");
+    for i in 0..10 {
+        let text = format!("later {i}");
+        append(text.clone()).await.expect(200);
+        stored.push(text);
+    }
+    assert_eq!(appends_run_alone(&app).await, alone, "batches still fail");
+
+    let page = app.get(&format!("{path}?limit=100"), &t).await.expect(200);
+    let got: Vec<&str> = page.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, stored, "{failed} appends failed");
+}

@@ -7,7 +7,8 @@
 //! every waiting one and runs them as one transaction of multi-row statements: lock all their
 //! rows (in key order, so two workers or two processes cannot deadlock), then one statement
 //! that inserts all messages, updates all rows and looks the webhook endpoints up
-//! (columns.rs), then COMMIT: four round trips for the whole batch, BEGIN included. The rules
+//! (columns.rs), then COMMIT: four round trips for the whole batch, BEGIN included, on a
+//! connection the worker keeps while appends keep coming (`held.rs`). The rules
 //! are the single path's: `Conversation::record_append` and the same event payloads. An
 //! append whose conversation is missing answers 404 without touching the others. If the
 //! batch's SQL fails, each request is run again on its own, so one bad request can only ever
@@ -17,11 +18,12 @@ use std::collections::HashMap;
 
 use confab_core::Conversation;
 use confab_core::input::AppendMessages;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::columns;
+use super::held::Held;
 use super::ops::{self, MessageRow};
 use super::queue::{self, Asked, Queue};
 use super::rows::{self, CONVERSATION_COLS};
@@ -47,10 +49,22 @@ impl Batcher {
     pub fn start(pool: PgPool, clock: Clock) -> Batcher {
         // Transactions in flight: one fills while another commits (four measured no faster).
         let workers = queue::workers(pool.options().get_max_connections());
-        Batcher(Queue::start(workers, MAX_BATCH, move |batch| {
-            let (pool, clock) = (pool.clone(), clock.clone());
-            async move { answer(&pool, &clock, batch).await }
-        }))
+        let keep = {
+            let pool = pool.clone();
+            move || Held::new(pool.clone())
+        };
+        Batcher(Queue::start_keeping(
+            workers,
+            MAX_BATCH,
+            keep,
+            move |mut held, batch| {
+                let clock = clock.clone();
+                async move {
+                    answer(&mut held, &clock, batch).await;
+                    held
+                }
+            },
+        ))
     }
 
     /// Appends through the next batch; answers once it has committed.
@@ -69,11 +83,21 @@ impl Batcher {
     }
 }
 
-async fn answer(pool: &PgPool, clock: &Clock, batch: Vec<Append>) {
+async fn answer(held: &mut Held, clock: &Clock, batch: Vec<Append>) {
     metrics::histogram!("confab_store_commit_batch_size").record(batch.len() as f64);
     let (reqs, replies): (Vec<Request>, Vec<_>) =
         batch.into_iter().map(|a| (a.req, a.reply)).unzip();
-    match apply(pool, &reqs, clock).await {
+    let applied = match held.conn().await {
+        Ok(conn) => apply(conn, &reqs, clock).await,
+        Err(e) => Err(e),
+    };
+    if !matches!(applied, Ok(Ok(_))) {
+        // Whatever failed may have been the connection: the pool tests it, and closes it if
+        // it is broken.
+        held.give_back();
+    }
+    let pool = held.pool();
+    match applied {
         Ok(Ok(results)) => {
             for (reply, result) in replies.into_iter().zip(results) {
                 let _ = reply.send(result);
@@ -90,6 +114,7 @@ async fn answer(pool: &PgPool, clock: &Clock, batch: Vec<Append>) {
             if reqs.len() > 1 {
                 tracing::warn!(error = %e, batch = reqs.len(), "batched appends failed; running each on its own");
             }
+            queue::ran_alone("appends");
             for (r, reply) in reqs.into_iter().zip(replies) {
                 let now = confab_core::timefmt::normalize(clock());
                 let _ = reply.send(single(pool, r.tenant, r.id, r.input, now).await);
@@ -117,11 +142,11 @@ async fn single(
 /// Runs the whole batch in one transaction. `Err` when it failed before COMMIT (nothing of it is
 /// stored); `Ok(Err)` when COMMIT failed (its outcome unknown); otherwise each request's answer.
 async fn apply(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     batch: &[Request],
     clock: &Clock,
 ) -> Result<std::result::Result<Vec<Result<Written>>, String>> {
-    let mut tx = pool.begin().await?;
+    let mut tx = sqlx::Connection::begin(conn).await?;
     let mut keys: Vec<(Uuid, Uuid)> = batch.iter().map(|r| (r.tenant.0, r.id)).collect();
     keys.sort_unstable();
     keys.dedup();

@@ -10,6 +10,7 @@ mod columns;
 mod export;
 mod fts;
 mod has_insights;
+mod held;
 mod import;
 mod insights;
 mod jobs;

@@ -2,9 +2,14 @@
 //! put a request in and wait for its answer; a few workers each take every request waiting and
 //! handle them together, so under load the batches form by themselves and a lone request is
 //! handled at once.
+//!
+//! A worker may keep something from one batch to the next ([`Keep`]): the appends keep their
+//! connection while requests keep coming (`held.rs`), and let go of it after [`LINGER`] without
+//! any.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -19,6 +24,25 @@ const CAPACITY: usize = 8192;
 pub(super) fn workers(pool_size: u32) -> usize {
     (pool_size as usize / 2).clamp(1, 2)
 }
+
+/// How long a worker keeps what it holds once no request waits: longer than the gap between
+/// one client's requests (a request's round trip through HTTP), short enough that a quiet
+/// server gives its connections back to the pool at once for anything a person would notice.
+pub(super) const LINGER: Duration = Duration::from_millis(100);
+
+/// What a worker keeps between batches.
+pub(super) trait Keep: Send + 'static {
+    /// Whether it holds anything now (then the worker lets go of it after [`LINGER`] idle).
+    fn holds(&self) -> bool {
+        false
+    }
+
+    /// Gives back what it holds.
+    fn let_go(&mut self) {}
+}
+
+/// Workers that keep nothing.
+impl Keep for () {}
 
 /// A request and where its answer goes.
 pub(super) struct Asked<R, T> {
@@ -35,13 +59,13 @@ impl<R, T> Asked<R, T> {
 
 /// Answers `batch` from one shared run of `together` over its requests (an answer per request,
 /// in their order), or, should that run fail, each request from its own run of `alone`: every
-/// caller gets its own answer or its own error, never another's and never the batch's. `what`
-/// names the batch in the warning. For reads, which can always run again; appends have a third
+/// caller gets its own answer or its own error, never another's and never the batch's. `batch`
+/// names the batch in the warning and in `confab_store_batches_run_alone_total`. For reads, which can always run again; appends have a third
 /// outcome (a COMMIT that failed may have taken effect) and answer for themselves
 /// (`append_batch.rs`).
 pub(super) async fn together_or_alone<R, T, F, Fut, G, GFut>(
     batch: Vec<Asked<R, T>>,
-    what: &str,
+    name: &'static str,
     together: F,
     alone: G,
 ) where
@@ -66,11 +90,18 @@ pub(super) async fn together_or_alone<R, T, F, Fut, G, GFut>(
         )),
         Err(e) => e,
     };
-    tracing::warn!(error = %failed, requests = batch.len(), "{what} failed; running each request alone");
+    tracing::warn!(error = %failed, requests = batch.len(), "batched {name} failed; running each request alone");
+    ran_alone(name);
     for a in batch {
         let answer = alone(a.req.clone()).await;
         a.answer(answer);
     }
+}
+
+/// Counts a batch that failed and ran its requests one by one: a few when PostgreSQL restarts,
+/// none otherwise.
+pub(super) fn ran_alone(name: &'static str) {
+    metrics::counter!("confab_store_batches_run_alone_total", "batch" => name).increment(1);
 }
 
 pub(super) struct Queue<R, T> {
@@ -86,10 +117,27 @@ impl<R: Send + 'static, T: Send + 'static> Queue<R, T> {
         F: Fn(Vec<Asked<R, T>>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        Self::start_keeping(workers, max_batch, || (), move |(), batch| handle(batch))
+    }
+
+    /// As [`Queue::start`], each worker keeping a `K` (made by `keep`) from batch to batch:
+    /// `handle` takes it with the batch and gives it back.
+    pub fn start_keeping<K, I, F, Fut>(
+        workers: usize,
+        max_batch: usize,
+        keep: I,
+        handle: F,
+    ) -> Queue<R, T>
+    where
+        K: Keep,
+        I: Fn() -> K,
+        F: Fn(K, Vec<Asked<R, T>>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = K> + Send + 'static,
+    {
         let (tx, rx) = mpsc::channel(CAPACITY);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let workers = (0..workers.max(1))
-            .map(|_| tokio::spawn(work(rx.clone(), max_batch.max(1), handle.clone())))
+            .map(|_| tokio::spawn(work(rx.clone(), max_batch.max(1), keep(), handle.clone())))
             .collect();
         Queue {
             tx: Mutex::new(Some(tx)),
@@ -122,18 +170,31 @@ impl<R: Send + 'static, T: Send + 'static> Queue<R, T> {
     }
 }
 
-async fn work<R, T, F, Fut>(
+async fn work<R, T, K, F, Fut>(
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Asked<R, T>>>>,
     max_batch: usize,
+    mut kept: K,
     handle: F,
 ) where
-    F: Fn(Vec<Asked<R, T>>) -> Fut,
-    Fut: Future<Output = ()>,
+    K: Keep,
+    F: Fn(K, Vec<Asked<R, T>>) -> Fut,
+    Fut: Future<Output = K>,
 {
     loop {
         let batch = {
             let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else { return };
+            let next = if kept.holds() {
+                match tokio::time::timeout(LINGER, rx.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        kept.let_go();
+                        rx.recv().await
+                    }
+                }
+            } else {
+                rx.recv().await
+            };
+            let Some(first) = next else { return };
             let mut batch = vec![first];
             while batch.len() < max_batch {
                 match rx.try_recv() {
@@ -143,7 +204,7 @@ async fn work<R, T, F, Fut>(
             }
             batch
         };
-        handle(batch).await;
+        kept = handle(kept, batch).await;
     }
 }
 
@@ -199,7 +260,7 @@ mod tests {
         let (batch, rxs) = asked(4);
         together_or_alone(
             batch,
-            "test batch",
+            "tests",
             |reqs: Vec<u32>| async move { Ok(reqs.iter().map(|n| Ok(n * 2)).collect()) },
             alone.clone(),
         )
@@ -215,7 +276,7 @@ mod tests {
             let (batch, rxs) = asked(4);
             together_or_alone(
                 batch,
-                "test batch",
+                "tests",
                 |_| async move { together_fails },
                 alone.clone(),
             )
@@ -226,6 +287,68 @@ mod tests {
             let ok: Vec<u32> = got.into_iter().filter_map(|r| r.ok()).collect();
             assert_eq!(ok, [0, 3, 9]);
         }
+    }
+
+    /// Counts the batches it was kept through and the times it was let go.
+    #[derive(Default)]
+    struct Counted {
+        holding: bool,
+        batches: u32,
+        let_go: u32,
+    }
+
+    impl Keep for Arc<Mutex<Counted>> {
+        fn holds(&self) -> bool {
+            self.lock().unwrap().holding
+        }
+
+        fn let_go(&mut self) {
+            let mut c = self.lock().unwrap();
+            c.holding = false;
+            c.let_go += 1;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_worker_keeps_what_it_holds_while_busy_and_lets_go_when_idle() {
+        let counted = Arc::new(Mutex::new(Counted::default()));
+        let kept = counted.clone();
+        let q: Queue<u32, u32> = Queue::start_keeping(
+            1,
+            4,
+            move || kept.clone(),
+            |k: Arc<Mutex<Counted>>, batch: Vec<Asked<u32, u32>>| async move {
+                {
+                    let mut c = k.lock().unwrap();
+                    c.holding = true;
+                    c.batches += 1;
+                }
+                for a in batch {
+                    let n = a.req;
+                    a.answer(Ok(n + 1));
+                }
+                k
+            },
+        );
+        // Requests one after another, each well within LINGER of the last: held throughout.
+        for n in 0..5 {
+            assert_eq!(q.ask(n).await.unwrap(), n + 1);
+        }
+        {
+            let c = counted.lock().unwrap();
+            assert_eq!((c.batches, c.let_go, c.holding), (5, 0, true));
+        }
+        // Idle for longer than LINGER: let go, once.
+        tokio::time::sleep(LINGER * 5).await;
+        {
+            let c = counted.lock().unwrap();
+            assert_eq!((c.let_go, c.holding), (1, false));
+        }
+        // The next request takes hold again; nothing held is let go twice.
+        assert_eq!(q.ask(9).await.unwrap(), 10);
+        q.close().await;
+        let c = counted.lock().unwrap();
+        assert_eq!((c.batches, c.let_go, c.holding), (6, 1, true));
     }
 
     #[tokio::test]

@@ -62,7 +62,7 @@ async fn answer(pool: &PgPool, mut batch: Vec<Lookup>) {
     }
     queue::together_or_alone(
         batch,
-        "batched conversation lookup",
+        "lookups",
         |keys| async move {
             let found = fetch(pool, &keys).await?;
             Ok(found

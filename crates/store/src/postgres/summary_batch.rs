@@ -61,7 +61,7 @@ async fn answer(pool: &PgPool, counted: bool, mut batch: Vec<Ask>) {
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         queue::together_or_alone(
             same,
-            "shared summary query",
+            "summaries",
             |reqs| async move {
                 let sum = stats::summary(pool, counted, tenant, now).await?;
                 Ok(reqs.iter().map(|_| Ok(sum.clone())).collect())
