@@ -3,8 +3,9 @@
 //! sqlx tests every connection given back to its pool with a round trip (a `Sync` and its
 //! `ReadyForQuery`), whatever it was used for. A batch of appends is four round trips of its
 //! own (`append_batch.rs`), so that test made every batch a fifth more work for PostgreSQL, for
-//! this process and for the kernel between them: giving it up made appends at 64 connections
-//! 1.2 × faster (docs/performance.md, 2026-12-01, nineteenth session). So the append workers
+//! this process and for the kernel between them: without it, appends at 64 connections took
+//! 10–15 % less CPU each and ran 1.2 × faster where CPU bounds them (docs/performance.md,
+//! 2026-12-01, nineteenth session). So the append workers
 //! keep their connection from one batch to the next, and give it back (tested, as before) once
 //! no request has come for [`super::queue::LINGER`], or after a batch failed: a connection that
 //! broke is never used again, and one that a failure left mid-transaction is rolled back by
