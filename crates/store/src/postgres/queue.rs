@@ -59,10 +59,10 @@ impl<R, T> Asked<R, T> {
 
 /// Answers `batch` from one shared run of `together` over its requests (an answer per request,
 /// in their order), or, should that run fail, each request from its own run of `alone`: every
-/// caller gets its own answer or its own error, never another's and never the batch's. `batch`
-/// names the batch in the warning and in `confab_store_batches_run_alone_total`. For reads, which can always run again; appends have a third
-/// outcome (a COMMIT that failed may have taken effect) and answer for themselves
-/// (`append_batch.rs`).
+/// caller gets its own answer or its own error, never another's and never the batch's. `name`
+/// names the batch in the warning and in `confab_store_batches_run_alone_total`. For reads,
+/// which can always run again; appends have a third outcome (a COMMIT that failed may have
+/// taken effect) and answer for themselves (`append_batch.rs`).
 pub(super) async fn together_or_alone<R, T, F, Fut, G, GFut>(
     batch: Vec<Asked<R, T>>,
     name: &'static str,
