@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use common::{Resp, TestApp};
 use confab_server::ServerConfig;
@@ -205,7 +205,29 @@ async fn appends_recover_and_batch_again_when_postgresql_ends_the_connections() 
         append(format!("before {i}")).await.expect(200);
         stored.push(format!("before {i}"));
     }
-    // Within the workers' linger (100 ms), so they still hold their connections.
+    // Appends to a second conversation all along, so that the workers are busy, and hold their
+    // connections, when PostgreSQL ends them, however slowly this test runs (a worker lets go
+    // 100 ms after the last append).
+    let other = app
+        .post("/v1/conversations", &t, &json!({}))
+        .await
+        .expect(201);
+    let busy = Arc::new(AtomicBool::new(true));
+    let pulse = {
+        let url = app.url(&format!(
+            "/v1/conversations/{}/messages",
+            other.body["id"].as_str().unwrap()
+        ));
+        let (client, t, busy) = (app.client.clone(), t.clone(), busy.clone());
+        tokio::spawn(async move {
+            while busy.load(Ordering::Relaxed) {
+                let body = json!({"messages": [{"role": "user", "content": "pulse"}]});
+                let _ = client.post(&url).bearer_auth(&t).json(&body).send().await;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let ended: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = $1 AND pid <> pg_backend_pid()",
@@ -232,6 +254,8 @@ async fn appends_recover_and_batch_again_when_postgresql_ends_the_connections() 
         }
     }
     assert!(failed < 20, "appends did not recover");
+    busy.store(false, Ordering::Relaxed);
+    pulse.await.unwrap();
     let alone = appends_run_alone(&app).await;
     assert!((1..=10).contains(&alone), "{alone} batches ran alone");
     for i in 0..10 {
