@@ -56,6 +56,7 @@ impl Batcher {
         Batcher(Queue::start_keeping(
             workers,
             MAX_BATCH,
+            queue::LINGER,
             keep,
             move |mut held, batch| {
                 let clock = clock.clone();

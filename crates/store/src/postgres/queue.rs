@@ -117,14 +117,22 @@ impl<R: Send + 'static, T: Send + 'static> Queue<R, T> {
         F: Fn(Vec<Asked<R, T>>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        Self::start_keeping(workers, max_batch, || (), move |(), batch| handle(batch))
+        Self::start_keeping(
+            workers,
+            max_batch,
+            LINGER,
+            || (),
+            move |(), batch| handle(batch),
+        )
     }
 
     /// As [`Queue::start`], each worker keeping a `K` (made by `keep`) from batch to batch:
-    /// `handle` takes it with the batch and gives it back.
+    /// `handle` takes it with the batch and gives it back; a worker lets go of what it holds
+    /// once `linger` has passed without a request ([`LINGER`] but in tests).
     pub fn start_keeping<K, I, F, Fut>(
         workers: usize,
         max_batch: usize,
+        linger: Duration,
         keep: I,
         handle: F,
     ) -> Queue<R, T>
@@ -137,7 +145,10 @@ impl<R: Send + 'static, T: Send + 'static> Queue<R, T> {
         let (tx, rx) = mpsc::channel(CAPACITY);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let workers = (0..workers.max(1))
-            .map(|_| tokio::spawn(work(rx.clone(), max_batch.max(1), keep(), handle.clone())))
+            .map(|_| {
+                let rx = rx.clone();
+                tokio::spawn(work(rx, max_batch.max(1), linger, keep(), handle.clone()))
+            })
             .collect();
         Queue {
             tx: Mutex::new(Some(tx)),
@@ -173,6 +184,7 @@ impl<R: Send + 'static, T: Send + 'static> Queue<R, T> {
 async fn work<R, T, K, F, Fut>(
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Asked<R, T>>>>,
     max_batch: usize,
+    linger: Duration,
     mut kept: K,
     handle: F,
 ) where
@@ -184,7 +196,7 @@ async fn work<R, T, K, F, Fut>(
         let batch = {
             let mut rx = rx.lock().await;
             let next = if kept.holds() {
-                match tokio::time::timeout(LINGER, rx.recv()).await {
+                match tokio::time::timeout(linger, rx.recv()).await {
                     Ok(next) => next,
                     Err(_) => {
                         kept.let_go();
@@ -313,9 +325,13 @@ mod tests {
     async fn a_worker_keeps_what_it_holds_while_busy_and_lets_go_when_idle() {
         let counted = Arc::new(Mutex::new(Counted::default()));
         let kept = counted.clone();
+        // A linger long enough that no pause of a loaded test machine between two requests
+        // reaches it.
+        let linger = Duration::from_millis(500);
         let q: Queue<u32, u32> = Queue::start_keeping(
             1,
             4,
+            linger,
             move || kept.clone(),
             |k: Arc<Mutex<Counted>>, batch: Vec<Asked<u32, u32>>| async move {
                 {
@@ -330,7 +346,7 @@ mod tests {
                 k
             },
         );
-        // Requests one after another, each well within LINGER of the last: held throughout.
+        // Requests one after another, each well within the linger of the last: held throughout.
         for n in 0..5 {
             assert_eq!(q.ask(n).await.unwrap(), n + 1);
         }
@@ -338,8 +354,8 @@ mod tests {
             let c = counted.lock().unwrap();
             assert_eq!((c.batches, c.let_go, c.holding), (5, 0, true));
         }
-        // Idle for longer than LINGER: let go, once.
-        tokio::time::sleep(LINGER * 5).await;
+        // Idle for longer than the linger: let go, once.
+        tokio::time::sleep(linger * 4).await;
         {
             let c = counted.lock().unwrap();
             assert_eq!((c.let_go, c.holding), (1, false));
