@@ -193,31 +193,40 @@ async fn work<R, T, K, F, Fut>(
     Fut: Future<Output = K>,
 {
     loop {
-        let batch = {
-            let mut rx = rx.lock().await;
-            let next = if kept.holds() {
-                match tokio::time::timeout(linger, rx.recv()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        kept.let_go();
-                        rx.recv().await
-                    }
-                }
-            } else {
-                rx.recv().await
-            };
-            let Some(first) = next else { return };
-            let mut batch = vec![first];
-            while batch.len() < max_batch {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
+        // The linger covers the wait for the other worker too: a worker that holds something
+        // while the other waits for requests would otherwise keep it until the next one.
+        let next = if kept.holds() {
+            match tokio::time::timeout(linger, take(&rx, max_batch)).await {
+                Ok(next) => next,
+                Err(_) => {
+                    kept.let_go();
+                    continue;
                 }
             }
-            batch
+        } else {
+            take(&rx, max_batch).await
         };
+        let Some(batch) = next else { return };
         kept = handle(kept, batch).await;
     }
+}
+
+/// The next request and every one waiting behind it, up to `max_batch`; `None` once the queue
+/// is closed. Cancelling it loses no request (`recv` is cancel-safe, the rest does not wait).
+async fn take<R, T>(
+    rx: &tokio::sync::Mutex<mpsc::Receiver<Asked<R, T>>>,
+    max_batch: usize,
+) -> Option<Vec<Asked<R, T>>> {
+    let mut rx = rx.lock().await;
+    let first = rx.recv().await?;
+    let mut batch = vec![first];
+    while batch.len() < max_batch {
+        match rx.try_recv() {
+            Ok(r) => batch.push(r),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
 }
 
 #[cfg(test)]
@@ -321,50 +330,70 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_worker_keeps_what_it_holds_while_busy_and_lets_go_when_idle() {
-        let counted = Arc::new(Mutex::new(Counted::default()));
-        let kept = counted.clone();
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn workers_keep_what_they_hold_while_busy_and_let_go_when_idle() {
+        // Each of the two workers gets its own counter.
+        let counters: Arc<Mutex<Vec<Arc<Mutex<Counted>>>>> = Arc::default();
+        let made = counters.clone();
+        let keep = move || {
+            let c: Arc<Mutex<Counted>> = Arc::default();
+            made.lock().unwrap().push(c.clone());
+            c
+        };
+        let handle = |k: Arc<Mutex<Counted>>, batch: Vec<Asked<u32, u32>>| async move {
+            {
+                let mut c = k.lock().unwrap();
+                c.holding = true;
+                c.batches += 1;
+            }
+            for a in batch {
+                let n = a.req;
+                a.answer(Ok(n + 1));
+            }
+            k
+        };
         // A linger long enough that no pause of a loaded test machine between two requests
         // reaches it.
         let linger = Duration::from_millis(500);
-        let q: Queue<u32, u32> = Queue::start_keeping(
-            1,
-            4,
-            linger,
-            move || kept.clone(),
-            |k: Arc<Mutex<Counted>>, batch: Vec<Asked<u32, u32>>| async move {
-                {
-                    let mut c = k.lock().unwrap();
-                    c.holding = true;
-                    c.batches += 1;
-                }
-                for a in batch {
-                    let n = a.req;
-                    a.answer(Ok(n + 1));
-                }
-                k
-            },
-        );
-        // Requests one after another, each well within the linger of the last: held throughout.
+        let q: Arc<Queue<u32, u32>> = Arc::new(Queue::start_keeping(2, 4, linger, keep, handle));
+        let totals = || {
+            let all = counters.lock().unwrap();
+            let sum = |f: fn(&Counted) -> u32| all.iter().map(|c| f(&c.lock().unwrap())).sum();
+            (
+                sum(|c| c.batches),
+                sum(|c| c.let_go),
+                sum(|c| u32::from(c.holding)),
+            )
+        };
+        // Requests one after another and then many at once, each well within the linger of the
+        // last: nothing is let go.
         for n in 0..5 {
             assert_eq!(q.ask(n).await.unwrap(), n + 1);
         }
-        {
-            let c = counted.lock().unwrap();
-            assert_eq!((c.batches, c.let_go, c.holding), (5, 0, true));
+        let many: Vec<_> = (0..50u32)
+            .map(|n| {
+                let q = q.clone();
+                tokio::spawn(async move { q.ask(n).await.unwrap() })
+            })
+            .collect();
+        for (n, a) in many.into_iter().enumerate() {
+            assert_eq!(a.await.unwrap(), n as u32 + 1);
         }
-        // Idle for longer than the linger: let go, once.
+        let (batches, let_go, holding) = totals();
+        assert!(batches >= 5 + 50 / 4, "{batches}");
+        assert_eq!(let_go, 0);
+        assert!((1..=2).contains(&holding), "{holding}");
+        // Idle for longer than the linger: every worker that held something has let go, once,
+        // including one that was waiting for its turn at the queue.
         tokio::time::sleep(linger * 4).await;
-        {
-            let c = counted.lock().unwrap();
-            assert_eq!((c.let_go, c.holding), (1, false));
-        }
-        // The next request takes hold again; nothing held is let go twice.
-        assert_eq!(q.ask(9).await.unwrap(), 10);
+        assert_eq!((totals().1, totals().2), (holding, 0));
+        // The next request takes hold again; nothing is let go twice.
+        assert_eq!(q.ask(99).await.unwrap(), 100);
+        assert_eq!(
+            (totals().0, totals().1, totals().2),
+            (batches + 1, holding, 1)
+        );
         q.close().await;
-        let c = counted.lock().unwrap();
-        assert_eq!((c.batches, c.let_go, c.holding), (6, 1, true));
     }
 
     #[tokio::test]
