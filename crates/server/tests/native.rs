@@ -538,7 +538,7 @@ async fn health_and_readiness() {
         "sqlite"
     };
     assert_eq!(r.body["database"], expected);
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     assert!(m.contains("confab_http_requests_total"), "{m}");
 }
 
@@ -555,15 +555,9 @@ async fn made_up_methods_share_one_metrics_series() {
             .unwrap();
         assert!(r.status().is_client_error(), "{}", r.status());
     }
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     assert!(m.contains(r#"method="OTHER""#), "{m}");
     assert!(!m.contains("BREW") && !m.contains("WHEN"), "{m}");
-}
-
-/// `GET /metrics` as text (it needs no credentials).
-async fn metrics(app: &TestApp) -> String {
-    let r = app.client.get(app.url("/metrics")).send().await.unwrap();
-    r.text().await.unwrap()
 }
 
 /// The group-commit batch size is a count of writes: its buckets are counts up to 512 (the
@@ -583,7 +577,7 @@ async fn commit_batch_sizes_are_counted_in_writes() {
     )
     .await
     .expect(200);
-    let m = metrics(&app).await;
+    let m = app.metrics().await;
     let bucket = |le: &str| -> u64 {
         let key = format!("confab_store_commit_batch_size_bucket{{le=\"{le}\"}} ");
         let line = m

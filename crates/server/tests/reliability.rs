@@ -149,16 +149,9 @@ async fn flooding_one_key_leaves_another_unaffected() {
 /// `confab_store_batches_run_alone_total{batch="appends"}`: batches of appends that failed and
 /// ran each request alone.
 async fn appends_run_alone(app: &TestApp) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
+    app.metrics()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix(r#"confab_store_batches_run_alone_total{batch="appends"} "#))
         .map_or(0, |n| n.trim().parse().unwrap())
 }

@@ -177,6 +177,12 @@ impl TestApp {
         Resp::read(rb.send().await.expect("request")).await
     }
 
+    /// `GET /metrics` as text (it needs no credentials).
+    pub async fn metrics(&self) -> String {
+        let r = self.client.get(self.url("/metrics")).send().await.unwrap();
+        r.text().await.unwrap()
+    }
+
     /// GET with a token.
     pub async fn get(&self, path: &str, token: &str) -> Resp {
         self.call(Method::GET, path, Some(token), None).await
