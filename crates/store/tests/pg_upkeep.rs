@@ -1,9 +1,11 @@
-//! PostgreSQL only (skipped, saying so, without `CONFAB_TEST_POSTGRES_URL`): the store's
-//! background upkeep merges the full-text index's pending list once the writes pause, so
-//! searches stop reading it (postgres/pending.rs).
+//! PostgreSQL only (skipped, saying so, without `CONFAB_TEST_POSTGRES_URL`): the store merges
+//! the full-text index's pending list once the writes pause, when it closes after an import,
+//! and when it opens over one another process left, so searches stop reading it
+//! (postgres/pending.rs).
 
+use confab_core::export::ExportRecord;
 use confab_core::input::{NewConversation, NewMessage};
-use confab_core::{Role, Status};
+use confab_core::{Conversation, Message, Role, Status};
 use confab_store::{SearchFilter, SearchRequest, SearchSort, Store, StoreOptions};
 use sqlx::Connection;
 
@@ -30,6 +32,53 @@ fn distinct_words(n: usize) -> NewConversation {
         })
         .collect();
     conv
+}
+
+/// The same messages as an exported conversation, for an import.
+fn exported(n: usize) -> ExportRecord {
+    let id = uuid::Uuid::now_v7();
+    let at = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    ExportRecord {
+        conversation: Conversation {
+            id,
+            agent_id: None,
+            user_id: None,
+            title: None,
+            status: Status::Active,
+            source: None,
+            model: None,
+            company_name: None,
+            added_to_memory: false,
+            metadata: Default::default(),
+            message_count: n as i64,
+            analyze: false,
+            created_at: at,
+            updated_at: at,
+            completed_at: None,
+        },
+        messages: distinct_words(n)
+            .messages
+            .into_iter()
+            .enumerate()
+            .map(|(seq, m)| Message {
+                id: uuid::Uuid::now_v7(),
+                conversation_id: id,
+                seq: seq as i64,
+                role: Role::User,
+                content: m.content,
+                created_at: at,
+                model: None,
+                tokens: None,
+                prompt_tokens: None,
+                completion_tokens: None,
+                latency_ms: None,
+                tool_calls: None,
+                metadata: None,
+                source: None,
+                is_trigger: false,
+            })
+            .collect(),
+    }
 }
 
 /// The hits of a first page of `q`, ranked.
@@ -83,6 +132,63 @@ async fn the_search_index_pending_list_is_merged_when_writes_pause() {
     assert_eq!(hits(&store, &t, "w1234c").await, 1);
     let _ = c.close().await;
     drop(store);
+}
+
+/// A command-line import closes its store before the upkeep's next round would merge what it
+/// left: closing merges it. And a store that opens merges a list another process left, though
+/// it writes nothing itself (the upkeep merges only after this process's own writes), so a
+/// server that only reads does not walk that list in every search until autovacuum comes.
+#[tokio::test]
+async fn an_import_leaves_no_pending_list_and_opening_merges_one_left_over() {
+    let Some(admin) = pg_admin_url() else {
+        eprintln!("skipped: set CONFAB_TEST_POSTGRES_URL to run the PostgreSQL upkeep check");
+        return;
+    };
+    let db = TestDb::new_pg(&admin).await;
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let out = store
+        .import_records(&t, vec![exported(2000)])
+        .await
+        .unwrap();
+    assert_eq!(out.messages, 2000);
+    // The upkeep merges a second after the round that saw the write at the earliest.
+    assert!(
+        pending_pages(&mut c).await > 0,
+        "the import should leave entries in the pending list (else this test proves nothing)"
+    );
+    store.close().await;
+    assert_eq!(
+        pending_pages(&mut c).await,
+        0,
+        "closing after an import merges what it left"
+    );
+
+    // Another process's writes: every message's tokens rewritten by hand, each row's new
+    // version filed in the pending list.
+    sqlx::query("UPDATE messages SET fts = fts || 'other'::tsvector")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let left = pending_pages(&mut c).await;
+    assert!(
+        left > 0,
+        "the update should leave entries in the pending list"
+    );
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    assert_eq!(
+        pending_pages(&mut c).await,
+        0,
+        "opening merges the {left} pages another process left"
+    );
+    assert_eq!(hits(&store, &t, "w1234c").await, 1);
+    store.close().await;
+    let _ = c.close().await;
 }
 
 /// A deployment whose role was granted the tables but does not own them (migrations run by

@@ -88,6 +88,9 @@ async fn restore_via(from: &Path, scratch: &Path, url: &str, opts: StoreOptions)
         let mut tx = target.pool.begin().await?;
         copy::sqlite_to_pg(&mut src, &mut tx).await?;
         tx.commit().await?;
+        target
+            .bulk_written
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
     .await;

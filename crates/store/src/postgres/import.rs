@@ -69,6 +69,8 @@ impl PgStore {
             r => r,
         }?;
         if out.imported > 0 {
+            self.bulk_written
+                .store(true, std::sync::atomic::Ordering::Release);
             self.refresh_statistics().await;
         }
         Ok(out)

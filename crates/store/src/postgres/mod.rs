@@ -59,6 +59,9 @@ pub(crate) struct PgStore {
     analyzed_at: std::sync::Mutex<Option<std::time::Instant>>,
     /// Whether triggers keep the summary's counts (`stats::groups_counted`).
     counted: bool,
+    /// This process imported or restored messages: closing merges the search index's pending
+    /// list, which a command-line import would otherwise leave for every search to read.
+    bulk_written: std::sync::atomic::AtomicBool,
     /// The planner's statistics of the search tokens, for choosing a search's plan.
     frequencies: search::Frequencies,
 }
@@ -107,6 +110,7 @@ impl PgStore {
             .run(&mut conn)
             .await?;
         let counted = stats::groups_counted(&mut conn).await?;
+        pending::merge_left_over(&mut conn).await;
         let _ = sqlx::Connection::close(conn).await;
         let pool = PgPoolOptions::new()
             .max_connections(opts.read_connections.max(2))
@@ -138,6 +142,7 @@ impl PgStore {
             clock: opts.clock,
             analyzed_at: std::sync::Mutex::new(None),
             counted,
+            bulk_written: std::sync::atomic::AtomicBool::new(false),
             frequencies: search::Frequencies::default(),
         })
     }
@@ -169,6 +174,9 @@ impl PgStore {
         self.appends.close().await;
         self.lookups.close().await;
         self.summaries.close().await;
+        if self.bulk_written.load(std::sync::atomic::Ordering::Acquire) {
+            pending::Flusher::default().flush(&self.pool).await;
+        }
         self.pool.close().await;
     }
 
