@@ -27,7 +27,8 @@ const PER_CONVERSATION: usize = 20;
 const MESSAGES: usize = CONVERSATIONS * PER_CONVERSATION;
 /// Messages before this one are old; the words thin out after it.
 const OLD: usize = 12_000;
-/// The newest messages, which PostgreSQL walks before asking for bands.
+/// The newest messages, which PostgreSQL walks before asking for bands (`PROBE_ROWS` in
+/// postgres/search.rs, whose unit test pins it to this).
 const NEWEST: usize = 1024;
 
 /// The words of message `i` (in insertion order).

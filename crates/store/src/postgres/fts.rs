@@ -149,6 +149,33 @@ pub fn tsquery(tenant: Uuid, q: &Query) -> String {
 mod tests {
     use super::*;
 
+    /// The expression searches test is the one migration 0004 indexed, and its bands are
+    /// [`BAND_ROWS`] wide: otherwise PostgreSQL still answers every search, but by reading every
+    /// message (the planner matches an index's expression only as written). A later migration
+    /// that redefines the index must be the one read here.
+    #[test]
+    fn the_search_vector_is_the_indexed_expression() {
+        let migration = include_str!("../../migrations/postgres/0004_search_bands.sql");
+        let indexed = SEARCH_VECTOR.replace("m.", "");
+        assert!(
+            migration.contains(&format!("USING gin ({indexed})")),
+            "migration 0004 does not index {indexed}"
+        );
+        assert!(SEARCH_VECTOR.contains(&format!("(m.rowid / {BAND_ROWS})")));
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.as_str() > "0004_search_bands.sql" {
+                let sql = std::fs::read_to_string(&path).unwrap();
+                assert!(
+                    !sql.contains("messages_fts"),
+                    "{name} changes messages_fts: read it here instead of 0004"
+                );
+            }
+        }
+    }
+
     #[test]
     fn literals_quote_and_position() {
         let t = Uuid::from_bytes([0; 16]);

@@ -514,6 +514,14 @@ mod tests {
     use super::*;
     use confab_core::search::parse_query;
 
+    /// A tripwire: `tests/search_window.rs` lays its words out around the rows walked first
+    /// (its `NEWEST`), so that each word takes the path it names; with another probe it would
+    /// still pass, without proving those paths. Change both together.
+    #[test]
+    fn the_probe_is_the_one_search_window_lays_its_words_around() {
+        assert_eq!(PROBE_ROWS, 1024);
+    }
+
     fn req(q: &str) -> SearchRequest {
         SearchRequest {
             query: parse_query(q).unwrap(),
