@@ -13,7 +13,14 @@
 //! [`Flusher::flush`] when the writes pause, and every ten seconds while they go on, which
 //! takes merges an inserting append would otherwise have waited for off its path.
 
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
+
+/// Moves the pending list into the index; answers the pages it emptied.
+async fn merge<'c>(e: impl PgExecutor<'c>) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT gin_clean_pending_list('messages_fts'::regclass)")
+        .fetch_one(e)
+        .await
+}
 
 /// Merges, as the store opens, a pending list another process left: a command-line import
 /// that ended before its upkeep's next round, a node that crashed. The upkeep merges only after
@@ -22,11 +29,7 @@ use sqlx::{PgConnection, PgPool};
 /// import left: 1.48 ms of its 2.4 ms, against 0.05 ms merged; docs/performance.md). A role
 /// that does not own the index is told once by the upkeep; here that is only a debug line.
 pub(crate) async fn merge_left_over(c: &mut PgConnection) {
-    let merged =
-        sqlx::query_scalar::<_, i64>("SELECT gin_clean_pending_list('messages_fts'::regclass)")
-            .fetch_one(&mut *c)
-            .await;
-    match merged {
+    match merge(&mut *c).await {
         Ok(pages) if pages > 0 => {
             tracing::info!(
                 pages,
@@ -52,12 +55,7 @@ impl Flusher {
         if self.refused {
             return 0;
         }
-        match sqlx::query_scalar::<_, i64>(
-            "SELECT gin_clean_pending_list('messages_fts'::regclass)",
-        )
-        .fetch_one(pool)
-        .await
-        {
+        match merge(pool).await {
             Ok(pages) => {
                 if pages > 0 {
                     tracing::debug!(pages, "merged the full-text index's pending list");
