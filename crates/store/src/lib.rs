@@ -101,6 +101,13 @@ pub fn sqlite_page_cache_truncations_skipped() -> u64 {
     sqlite::truncations_skipped()
 }
 
+/// PostgreSQL's append batch statements, `[begin, lock rows, write]`: for the test that checks
+/// their generic plans (tests/pg_plans.rs).
+#[doc(hidden)]
+pub fn postgres_append_batch_sql() -> [&'static str; 3] {
+    postgres::append_batch_sql()
+}
+
 /// True for a PostgreSQL URL (`postgres://` or `postgresql://`).
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")

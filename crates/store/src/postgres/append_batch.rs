@@ -15,6 +15,7 @@
 //! fail itself.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use confab_core::Conversation;
 use confab_core::input::AppendMessages;
@@ -34,6 +35,28 @@ use crate::types::*;
 
 /// Most appends in one transaction.
 const MAX_BATCH: usize = 256;
+
+/// A batch's transaction, its statements planned once per connection. Left to choose,
+/// PostgreSQL plans `LOCK_ROWS` and `columns::WRITE_BATCH` afresh at every execution: their
+/// generic plans, costed for ten rows an array, look dearer than a custom plan for the one or
+/// few rows a batch holds, so they never win, and the planning was 0.25 ms of the 1 ms an
+/// append takes alone (docs/performance.md, 2026-12-01, twenty-first session). The generic
+/// plans are the custom ones: index lookups by key, whatever the batch's size (pinned by
+/// `tests/pg_plans.rs`). PostgreSQL makes a generic plan again whenever the tables' statistics
+/// change, so one made while a table was small (where a scan of it all costs no more than the
+/// ten lookups it assumes) does not outlive autovacuum's next analysis. `SET LOCAL` ends with
+/// the transaction, and travels in BEGIN's round trip.
+pub(super) const BEGIN: &str = "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan";
+
+/// Locks a batch's conversation rows (`$1` tenants, `$2` ids). LockRows runs above the sort:
+/// rows are locked in key order.
+pub(super) static LOCK_ROWS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {CONVERSATION_COLS}, tenant_id FROM conversations \
+         WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[])) \
+         ORDER BY tenant_id, id FOR UPDATE"
+    )
+});
 
 struct Request {
     tenant: TenantId,
@@ -147,18 +170,12 @@ async fn apply(
     batch: &[Request],
     clock: &Clock,
 ) -> Result<std::result::Result<Vec<Result<Written>>, String>> {
-    let mut tx = sqlx::Connection::begin(conn).await?;
+    let mut tx = sqlx::Connection::begin_with(conn, BEGIN).await?;
     let mut keys: Vec<(Uuid, Uuid)> = batch.iter().map(|r| (r.tenant.0, r.id)).collect();
     keys.sort_unstable();
     keys.dedup();
     let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
-    // LockRows runs above the sort: rows are locked in key order.
-    let sql = format!(
-        "SELECT {CONVERSATION_COLS}, tenant_id FROM conversations \
-         WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[])) \
-         ORDER BY tenant_id, id FOR UPDATE"
-    );
-    let locked = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let locked = sqlx::query(LOCK_ROWS.as_str())
         .bind(&tenants)
         .bind(&ids)
         .fetch_all(&mut *tx)

@@ -64,7 +64,7 @@ static UPDATE_CONVERSATIONS: LazyLock<String> = LazyLock::new(|| update_conversa
 /// An append batch's writes in one round trip: the messages (`$1`…`$17`), the conversations
 /// (`$18`…`$26`), and, as the answer, the enabled webhook endpoints of the tenants in `$27`.
 /// Data-modifying `WITH` parts run to completion whether or not the query reads them.
-static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
+pub(super) static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH m AS ({INSERT_MESSAGES}), u AS ({}) {}",
         update_conversations_sql(18),

@@ -73,6 +73,16 @@ pub(crate) fn options(url: &str) -> Result<PgConnectOptions> {
         .log_statements(tracing::log::LevelFilter::Trace))
 }
 
+/// The append batch's BEGIN, its row lock and its write (append_batch.rs), for the test that
+/// checks the plans that BEGIN asks for.
+pub(crate) fn append_batch_sql() -> [&'static str; 3] {
+    [
+        append_batch::BEGIN,
+        append_batch::LOCK_ROWS.as_str(),
+        columns::WRITE_BATCH.as_str(),
+    ]
+}
+
 /// True when `e` is a unique violation of the constraint or index `name`.
 pub(crate) fn unique_violation(e: &StoreError, name: &str) -> bool {
     match e {
