@@ -48,6 +48,28 @@ pub struct Endpoint {
     pub updated_at: OffsetDateTime,
 }
 
+impl Endpoint {
+    /// The secrets a delivery claimed at `now` is signed with: the current one, and the one
+    /// before the last rotation while its grace period lasts (receivers that have not switched
+    /// yet still verify).
+    pub(crate) fn signing_secrets(&self, now: OffsetDateTime) -> Vec<String> {
+        let mut secrets = vec![self.secret.clone()];
+        if let (Some(p), Some(until)) = (&self.previous_secret, self.previous_secret_expires_at)
+            && until > now
+        {
+            secrets.push(p.clone());
+        }
+        secrets
+    }
+
+    /// Whether it wants events of `event_type`, given its stored list (a JSON array; empty
+    /// means every type).
+    pub(crate) fn wants(stored_types: &str, event_type: &str) -> bool {
+        let list: Vec<String> = serde_json::from_str(stored_types).unwrap_or_default();
+        list.is_empty() || list.iter().any(|t| t == event_type)
+    }
+}
+
 /// What a create or update sets; `None` leaves a field alone.
 #[derive(Debug, Clone, Default)]
 pub struct EndpointChange {
@@ -106,6 +128,38 @@ pub struct RetryPolicy {
     pub schedule: Vec<std::time::Duration>,
     /// Disable an endpoint that has failed continuously for this long.
     pub disable_after: std::time::Duration,
+}
+
+impl RetryPolicy {
+    /// A delivery's state after its attempt number `attempt` (1-based) and when it is next due:
+    /// `succeeded`; `pending` after the schedule's wait while retries are left; else `failed`.
+    pub(crate) fn after_attempt(
+        &self,
+        attempt: i64,
+        success: bool,
+        now: OffsetDateTime,
+    ) -> (&'static str, OffsetDateTime) {
+        if success {
+            return ("succeeded", now);
+        }
+        let wait = usize::try_from(attempt - 1)
+            .ok()
+            .and_then(|i| self.schedule.get(i));
+        match wait {
+            Some(w) => ("pending", now + *w),
+            None => ("failed", now),
+        }
+    }
+
+    /// An endpoint failing since this time or earlier is disabled, with the reason given.
+    pub(crate) fn disable_cutoff(&self, now: OffsetDateTime) -> (OffsetDateTime, String) {
+        let cutoff = now - self.disable_after;
+        let reason = format!(
+            "every delivery failed since {}",
+            confab_core::timefmt::rfc3339(cutoff)
+        );
+        (cutoff, reason)
+    }
 }
 
 /// One attempt, as `GET /v1/webhooks/{id}/deliveries` lists it.
@@ -233,4 +287,91 @@ pub fn event_body(event_type: &str, at: OffsetDateTime, data: Value) -> String {
         "data": data,
     })
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            schedule: vec![Duration::from_secs(5), Duration::from_secs(60)],
+            disable_after: Duration::from_secs(3600),
+        }
+    }
+
+    #[test]
+    fn an_attempt_succeeds_waits_for_the_next_retry_or_fails_for_good() {
+        let now = datetime!(2026-12-01 12:00 UTC);
+        let p = policy();
+        assert_eq!(p.after_attempt(1, true, now), ("succeeded", now));
+        assert_eq!(
+            p.after_attempt(1, false, now),
+            ("pending", now + Duration::from_secs(5))
+        );
+        assert_eq!(
+            p.after_attempt(2, false, now),
+            ("pending", now + Duration::from_secs(60))
+        );
+        assert_eq!(p.after_attempt(3, false, now), ("failed", now));
+        assert_eq!(p.after_attempt(3, true, now), ("succeeded", now));
+        // No schedule: the first failure is the last.
+        let none = RetryPolicy {
+            schedule: Vec::new(),
+            ..policy()
+        };
+        assert_eq!(none.after_attempt(1, false, now), ("failed", now));
+    }
+
+    #[test]
+    fn an_endpoint_is_disabled_after_failing_for_the_policy_s_time() {
+        let now = datetime!(2026-12-01 12:00 UTC);
+        let (cutoff, reason) = policy().disable_cutoff(now);
+        assert_eq!(cutoff, datetime!(2026-12-01 11:00 UTC));
+        assert_eq!(
+            reason,
+            "every delivery failed since 2026-12-01T11:00:00.000000Z"
+        );
+    }
+
+    #[test]
+    fn the_previous_secret_signs_until_its_grace_period_ends() {
+        let now = datetime!(2026-12-01 12:00 UTC);
+        let mut e = Endpoint {
+            id: Uuid::nil(),
+            url: "https://hooks.example/x".into(),
+            event_types: Vec::new(),
+            description: None,
+            enabled: true,
+            secret: "whsec_new".into(),
+            previous_secret: Some("whsec_old".into()),
+            previous_secret_expires_at: Some(now + Duration::from_secs(1)),
+            failing_since: None,
+            disabled_reason: None,
+            created_at: now,
+            updated_at: now,
+        };
+        assert_eq!(e.signing_secrets(now), ["whsec_new", "whsec_old"]);
+        e.previous_secret_expires_at = Some(now);
+        assert_eq!(e.signing_secrets(now), ["whsec_new"]);
+        e.previous_secret_expires_at = None;
+        assert_eq!(e.signing_secrets(now), ["whsec_new"]);
+    }
+
+    #[test]
+    fn an_endpoint_without_types_wants_every_event() {
+        assert!(Endpoint::wants("[]", "conversation.updated"));
+        assert!(Endpoint::wants(
+            r#"["conversation.created","conversation.updated"]"#,
+            "conversation.updated"
+        ));
+        assert!(!Endpoint::wants(
+            r#"["conversation.created"]"#,
+            "conversation.updated"
+        ));
+    }
 }

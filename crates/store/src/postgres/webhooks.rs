@@ -62,11 +62,6 @@ async fn select_endpoint(c: &mut PgConnection, tenant: TenantId, id: Uuid) -> Re
         .ok_or(StoreError::NotFound)
 }
 
-fn wants(types: &str, event_type: &str) -> bool {
-    let list: Vec<String> = serde_json::from_str(types).unwrap_or_default();
-    list.is_empty() || list.iter().any(|t| t == event_type)
-}
-
 /// The query of [`enabled_endpoints`], its array of tenants bound as `$param` (an append
 /// batch asks it inside its write statement, columns.rs).
 pub(super) fn enabled_endpoints_sql(param: usize) -> String {
@@ -110,7 +105,7 @@ pub(super) fn targets(
             *t == tenant.0
                 && match only_endpoint {
                     Some(only) => only == *id,
-                    None => wants(types, event_type),
+                    None => Endpoint::wants(types, event_type),
                 }
         })
         .map(|(_, id, _)| *id)
@@ -397,12 +392,7 @@ impl PgStore {
                             .fetch_one(&mut *c)
                             .await?;
                         let e = select_endpoint(c, tenant, endpoint_id).await?;
-                        let mut secrets = vec![e.secret];
-                        if let (Some(p), Some(until)) = (e.previous_secret, e.previous_secret_expires_at)
-                            && until > now
-                        {
-                            secrets.push(p);
-                        }
+                        let secrets = e.signing_secrets(now);
                         out.push(ClaimedDelivery {
                             tenant,
                             id: r.try_get(1)?,
@@ -447,14 +437,7 @@ impl PgStore {
                     .bind(to_micros(now))
                     .execute(&mut *c)
                     .await?;
-                    let retries_left = (attempt as usize) <= policy.schedule.len();
-                    let (state, next) = if o.success {
-                        ("succeeded", now)
-                    } else if retries_left {
-                        ("pending", now + policy.schedule[attempt as usize - 1])
-                    } else {
-                        ("failed", now)
-                    };
+                    let (state, next) = policy.after_attempt(attempt, o.success, now);
                     sqlx::query(
                         "UPDATE webhook_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, locked_until = NULL, \
                          updated_at = $4 WHERE tenant_id = $5 AND id = $6",
@@ -483,12 +466,12 @@ impl PgStore {
                         .bind(d.endpoint_id)
                         .execute(&mut *c)
                         .await?;
-                        let cutoff = now - policy.disable_after;
+                        let (cutoff, reason) = policy.disable_cutoff(now);
                         sqlx::query(
                             "UPDATE webhook_endpoints SET enabled = false, disabled_reason = $1, updated_at = $2 \
                              WHERE tenant_id = $3 AND id = $4 AND enabled AND failing_since <= $5",
                         )
-                        .bind(format!("every delivery failed since {}", rfc3339(cutoff)))
+                        .bind(reason)
                         .bind(to_micros(now))
                         .bind(d.tenant.0)
                         .bind(d.endpoint_id)

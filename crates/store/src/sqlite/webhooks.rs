@@ -60,11 +60,6 @@ async fn select_endpoint(c: &mut SqliteConnection, tenant: TenantId, id: Uuid) -
         .ok_or(StoreError::NotFound)
 }
 
-fn wants(types: &str, event_type: &str) -> bool {
-    let list: Vec<String> = serde_json::from_str(types).unwrap_or_default();
-    list.is_empty() || list.iter().any(|t| t == event_type)
-}
-
 /// Writes an event to the outbox and one delivery per enabled endpoint that wants it, inside the
 /// caller's transaction. Nothing is written when no endpoint wants it, and then `data` (the
 /// payload, built lazily) is never built: most writes of most tenants have no endpoint.
@@ -88,7 +83,7 @@ pub(super) fn emit(
             let types: String = r.get(1)?;
             let wanted = match only_endpoint {
                 Some(only) => only == id,
-                None => wants(&types, event_type),
+                None => Endpoint::wants(&types, event_type),
             };
             if wanted {
                 targets.push(id);
@@ -379,12 +374,7 @@ impl SqliteStore {
                             .fetch_one(&mut *c)
                             .await?;
                         let e = select_endpoint(c, tenant, endpoint_id).await?;
-                        let mut secrets = vec![e.secret];
-                        if let (Some(p), Some(until)) = (e.previous_secret, e.previous_secret_expires_at)
-                            && until > now
-                        {
-                            secrets.push(p);
-                        }
+                        let secrets = e.signing_secrets(now);
                         out.push(ClaimedDelivery {
                             tenant,
                             id: r.try_get(1)?,
@@ -430,14 +420,7 @@ impl SqliteStore {
                     .bind(to_micros(now))
                     .execute(&mut *c)
                     .await?;
-                    let retries_left = (attempt as usize) <= policy.schedule.len();
-                    let (state, next) = if o.success {
-                        ("succeeded", now)
-                    } else if retries_left {
-                        ("pending", now + policy.schedule[attempt as usize - 1])
-                    } else {
-                        ("failed", now)
-                    };
+                    let (state, next) = policy.after_attempt(attempt, o.success, now);
                     sqlx::query(
                         "UPDATE webhook_deliveries SET state = ?, attempts = ?, next_attempt_at = ?, locked_until = NULL, \
                          updated_at = ? WHERE tenant_id = ? AND id = ?",
@@ -466,12 +449,12 @@ impl SqliteStore {
                         .bind(d.endpoint_id)
                         .execute(&mut *c)
                         .await?;
-                        let cutoff = now - policy.disable_after;
+                        let (cutoff, reason) = policy.disable_cutoff(now);
                         sqlx::query(
                             "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = ?, updated_at = ? \
                              WHERE tenant_id = ? AND id = ? AND enabled = 1 AND failing_since <= ?",
                         )
-                        .bind(format!("every delivery failed since {}", rfc3339(cutoff)))
+                        .bind(reason)
                         .bind(to_micros(now))
                         .bind(d.tenant.0)
                         .bind(d.endpoint_id)
