@@ -1,8 +1,9 @@
 //! Many message rows inserted, and many conversation rows written back, each as one statement
 //! over one array per column (`unnest`): one statement text whatever the number of rows, so
-//! PostgreSQL plans it once per connection. A `VALUES` list of 17 parameters a row was a new
-//! statement for every batch size, parsed and planned again each time (a tenth of
-//! PostgreSQL's CPU under 64 appending connections, docs/performance.md).
+//! PostgreSQL parses it once per connection (and plans it once where the transaction asks for
+//! generic plans, as an append batch's does: append_batch.rs `BEGIN`). A `VALUES` list of 17
+//! parameters a row was a new statement for every batch size, parsed and planned again each
+//! time (a tenth of PostgreSQL's CPU under 64 appending connections, docs/performance.md).
 
 use std::sync::LazyLock;
 
