@@ -108,6 +108,9 @@ enum Cmd {
         /// The server's process id, for its RSS (0: none).
         #[arg(long, default_value_t = 0)]
         pid: u32,
+        /// Send the key as `X-ORGANIZATION-SECRET` too, the Sensay routes' credential.
+        #[arg(long)]
+        sensay: bool,
     },
 }
 
@@ -590,8 +593,13 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
             concurrency,
             seconds,
             pid,
+            sensay,
         } => {
-            let api = harness::Api::external(addr, format!("Authorization: Bearer {key}\r\n"));
+            let mut headers = format!("Authorization: Bearer {key}\r\n");
+            if sensay {
+                headers.push_str(&format!("X-ORGANIZATION-SECRET: {key}\r\n"));
+            }
+            let api = harness::Api::external(addr, headers);
             let op = if body.is_empty() {
                 scenarios::get_op(api, path)
             } else {

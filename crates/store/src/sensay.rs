@@ -43,15 +43,18 @@ impl Store {
         dispatch!(self, b => b.messages_at(*tenant, conversation, seqs).await)
     }
 
-    /// The messages of `roles` inside a window, newest first.
+    /// The messages of `roles` inside a window, newest first. With `agent`, the conversation
+    /// must be that agent's: another agent's is `NotFound`, like a missing one, and the check
+    /// is part of the page's own query (a Sensay page needs no lookup of its own before it).
     pub async fn messages_window(
         &self,
         tenant: &TenantId,
         conversation: Uuid,
+        agent: Option<&str>,
         window: SeqWindow,
         roles: &[Role],
     ) -> Result<Vec<Message>> {
-        dispatch!(self, b => b.messages_window(*tenant, conversation, window, roles).await)
+        dispatch!(self, b => b.messages_window(*tenant, conversation, agent, window, roles).await)
     }
 
     /// An agent's conversations newest first (created_at, then id): the `limit` nearest before

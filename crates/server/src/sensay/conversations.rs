@@ -7,7 +7,7 @@ use crate::json::Json;
 use axum::extract::{Path, State};
 use confab_core::mentions::{self, MentionItem as Item};
 use confab_core::page;
-use confab_core::seek::{Seek, SeqWindow, parse_uuid_seek};
+use confab_core::seek::{Seek, parse_uuid_seek};
 use confab_core::{Role, ValidationError};
 use uuid::Uuid;
 
@@ -90,12 +90,7 @@ pub async fn messages(
     QueryParams(q): QueryParams<CursorParams>,
 ) -> ApiResult<Json<Items<MessageItem>>> {
     let (limit, seek) = parse(&q)?;
-    let (replica, c) =
-        resolve::replica_conversation(&st, &p.tenant, &replica, &conversation).await?;
-    let seek = resolve::message_seek(&st, &p.tenant, c.id, seek).await?;
-    let rows = st
-        .store
-        .messages_window(&p.tenant, c.id, SeqWindow::new(seek, limit), SHOWN)
+    let rows = resolve::replica_window(&st, &p.tenant, &replica, &conversation, seek, limit, SHOWN)
         .await?;
     let items = rows.iter().map(|m| MessageItem::new(m, &replica)).collect();
     Ok(Json(Items::new(items)))

@@ -1,9 +1,9 @@
 //! Path and cursor resolution shared by the Sensay handlers: the replica, the conversation, and
 //! a `beforeUUID`/`afterUUID` turned into a position the core can page from.
 
-use confab_core::Conversation;
-use confab_core::seek::Seek;
-use confab_store::TenantId;
+use confab_core::seek::{Seek, SeqWindow};
+use confab_core::{Conversation, Message, Role};
+use confab_store::{StoreError, TenantId};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -51,6 +51,51 @@ pub async fn replica_conversation(
             replica(st, tenant, raw_replica).await?;
             Err(e)
         }
+    }
+}
+
+/// A window of messages of `roles` of a replica's conversation, as [`replica_conversation`],
+/// [`message_seek`] and the window would answer. A first page (no cursor), the common read, is
+/// one query: the window's own checks that the conversation is the replica's, and only when it
+/// is not is the replica looked up, to tell which of the two is missing. A page from a cursor
+/// resolves the conversation first, so that a cursor on another replica's conversation stays a
+/// 404 rather than a 400 for the cursor.
+pub async fn replica_window(
+    st: &AppState,
+    tenant: &TenantId,
+    raw_replica: &str,
+    raw_conversation: &str,
+    seek: Option<Seek<Uuid>>,
+    limit: i64,
+    roles: &[Role],
+) -> ApiResult<Vec<Message>> {
+    let (id, seek) = match seek {
+        None => match confab_core::ids::parse_uuid(raw_conversation) {
+            Some(id) => (id, None),
+            None => return Err(not_the_replicas(st, tenant, raw_replica).await),
+        },
+        Some(s) => {
+            let (_, c) = replica_conversation(st, tenant, raw_replica, raw_conversation).await?;
+            (c.id, message_seek(st, tenant, c.id, Some(s)).await?)
+        }
+    };
+    let window = SeqWindow::new(seek, limit);
+    match st
+        .store
+        .messages_window(tenant, id, Some(raw_replica), window, roles)
+        .await
+    {
+        Err(StoreError::NotFound) => Err(not_the_replicas(st, tenant, raw_replica).await),
+        rows => Ok(rows?),
+    }
+}
+
+/// The 404 for a conversation that is not the replica's: the replica's when it is the replica
+/// that is missing.
+async fn not_the_replicas(st: &AppState, tenant: &TenantId, raw_replica: &str) -> ApiError {
+    match replica(st, tenant, raw_replica).await {
+        Ok(_) => ApiError::not_found("conversation"),
+        Err(e) => e,
     }
 }
 

@@ -172,6 +172,28 @@ pub async fn conversation_exists(pool: &PgPool, tenant: TenantId, id: Uuid) -> R
     exists.map(|_| ()).ok_or(StoreError::NotFound)
 }
 
+/// `NotFound` unless the tenant has this conversation and, when `agent` is named, it is that
+/// agent's.
+pub async fn conversation_of(
+    pool: &PgPool,
+    tenant: TenantId,
+    id: Uuid,
+    agent: Option<&str>,
+) -> Result<()> {
+    let Some(agent) = agent else {
+        return conversation_exists(pool, tenant, id).await;
+    };
+    let exists: Option<i64> = sqlx::query_scalar(
+        "SELECT 1::bigint FROM conversations WHERE tenant_id = $1 AND id = $2 AND agent_id = $3",
+    )
+    .bind(tenant.0)
+    .bind(id)
+    .bind(agent)
+    .fetch_optional(pool)
+    .await?;
+    exists.map(|_| ()).ok_or(StoreError::NotFound)
+}
+
 pub async fn list_keys(pool: &PgPool) -> Result<Vec<KeyInfo>> {
     let rows = sqlx::query(
         "SELECT t.name, k.key_id, k.scopes, k.name, k.created_at, k.revoked_at \

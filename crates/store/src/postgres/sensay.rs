@@ -72,6 +72,7 @@ impl PgStore {
         &self,
         tenant: TenantId,
         id: Uuid,
+        agent: Option<&str>,
         w: SeqWindow,
         roles: &[Role],
     ) -> Result<Vec<Message>> {
@@ -81,6 +82,16 @@ impl PgStore {
         q.push_bind(tenant.0)
             .push(" AND conversation_id = ")
             .push_bind(id);
+        if let Some(a) = agent {
+            // Uncorrelated: PostgreSQL tests it once, before the first row (a one-time filter).
+            q.push(" AND EXISTS (SELECT 1 FROM conversations WHERE tenant_id = ")
+                .push_bind(tenant.0)
+                .push(" AND id = ")
+                .push_bind(id)
+                .push(" AND agent_id = ")
+                .push_bind(a.to_owned())
+                .push(")");
+        }
         if let Some(s) = w.after_seq {
             q.push(" AND seq > ").push_bind(s);
         }
@@ -101,8 +112,9 @@ impl PgStore {
         q.push(" LIMIT ").push_bind(w.limit);
         let rows = q.build().fetch_all(&self.pool).await?;
         if rows.is_empty() {
-            // Rows prove the conversation exists; only an empty page needs the check.
-            self.conversation_exists(tenant, id).await?;
+            // Rows prove the conversation exists (and is the agent's); only an empty page needs
+            // the check.
+            super::read::conversation_of(&self.pool, tenant, id, agent).await?;
         }
         let mut out: Vec<Message> = rows.iter().map(rows::message).collect::<Result<_>>()?;
         if !w.newest_end {

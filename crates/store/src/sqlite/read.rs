@@ -40,6 +40,26 @@ pub fn conversation_exists(c: &Connection, tenant: TenantId, id: Uuid) -> Result
     .ok_or(StoreError::NotFound)
 }
 
+/// `NotFound` unless the tenant has this conversation and, when `agent` is named, it is that
+/// agent's.
+pub fn conversation_of(
+    c: &Connection,
+    tenant: TenantId,
+    id: Uuid,
+    agent: Option<&str>,
+) -> Result<()> {
+    let Some(agent) = agent else {
+        return conversation_exists(c, tenant, id);
+    };
+    raw::one(
+        c,
+        "SELECT 1 FROM conversations WHERE tenant_id = ? AND id = ? AND agent_id = ?",
+        params![b(&tenant.0), b(&id), agent],
+        |_| Ok(()),
+    )?
+    .ok_or(StoreError::NotFound)
+}
+
 fn const_format(a: &str, b: &str, c: &str) -> String {
     let mut s = String::with_capacity(a.len() + b.len() + c.len());
     s.push_str(a);

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::SqliteStore;
 use super::raw::{self, Sql, blob, id as b};
-use super::read::conversation_exists;
+use super::read::{conversation_exists, conversation_of};
 use super::rows::{self, CONVERSATION_COLS, MESSAGE_COLS};
 use crate::error::{Result, StoreError};
 use crate::sensay::DailyCounts;
@@ -73,6 +73,7 @@ impl SqliteStore {
         &self,
         tenant: TenantId,
         id: Uuid,
+        agent: Option<&str>,
         w: SeqWindow,
         roles: &[Role],
     ) -> Result<Vec<Message>> {
@@ -101,7 +102,7 @@ impl SqliteStore {
         });
         q.push(" LIMIT ").bind(w.limit);
         let mut out = self.fast.with(|c| {
-            conversation_exists(c, tenant, id)?;
+            conversation_of(c, tenant, id, agent)?;
             q.rows(c, rows::message_raw)
         })?;
         if !w.newest_end {
