@@ -42,6 +42,30 @@ pub struct InsightsGroup {
     pub completion_rate: Option<f64>,
 }
 
+impl InsightsGroup {
+    /// A group from its aggregate columns: the count, the four sentiment counts (`None`, an
+    /// empty group's sum, is zero), and the two means, reported to four decimals.
+    pub(crate) fn from_aggregates(
+        conversations: i64,
+        [positive, neutral, negative, mixed]: [Option<i64>; 4],
+        average_sentiment_score: Option<f64>,
+        completion_rate: Option<f64>,
+    ) -> InsightsGroup {
+        let four_decimals = |v: f64| (v * 10_000.0).round() / 10_000.0;
+        InsightsGroup {
+            conversations,
+            sentiment: SentimentCounts {
+                positive: positive.unwrap_or(0),
+                neutral: neutral.unwrap_or(0),
+                negative: negative.unwrap_or(0),
+                mixed: mixed.unwrap_or(0),
+            },
+            average_sentiment_score: average_sentiment_score.map(four_decimals),
+            completion_rate: completion_rate.map(four_decimals),
+        }
+    }
+}
+
 /// A topic and how many conversations have it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TopicCount {
@@ -75,5 +99,34 @@ impl Store {
         q: &InsightsQuery,
     ) -> Result<InsightsSummary> {
         dispatch!(self, b => b.insights_summary(*tenant, q).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_counts_missing_sums_as_zero_and_gives_means_to_four_decimals() {
+        let g = InsightsGroup::from_aggregates(
+            3,
+            [Some(2), None, Some(1), None],
+            Some(0.123_456),
+            Some(2.0 / 3.0),
+        );
+        assert_eq!(g.conversations, 3);
+        assert_eq!(
+            g.sentiment,
+            SentimentCounts {
+                positive: 2,
+                neutral: 0,
+                negative: 1,
+                mixed: 0
+            }
+        );
+        assert_eq!(g.average_sentiment_score, Some(0.1235));
+        assert_eq!(g.completion_rate, Some(0.6667));
+        let empty = InsightsGroup::from_aggregates(0, [None; 4], None, None);
+        assert_eq!(empty, InsightsGroup::default());
     }
 }

@@ -97,6 +97,23 @@ pub struct JobCounts {
     pub failed: i64,
 }
 
+impl JobCounts {
+    /// Counts `n` jobs in the stored `state`; a state no job can be in is corruption.
+    pub(crate) fn add(&mut self, state: &str, n: i64) -> Result<()> {
+        let slot = match state {
+            "queued" => &mut self.queued,
+            "running" => &mut self.running,
+            "done" => &mut self.done,
+            "failed" => &mut self.failed,
+            other => {
+                return Err(crate::StoreError::Corrupt(format!("job state `{other}`")));
+            }
+        };
+        *slot += n;
+        Ok(())
+    }
+}
+
 impl Store {
     /// Takes the next due job (queued and due, or running with an expired lease) and leases it
     /// for `lease`. Never hands the same lease to two callers.
@@ -147,6 +164,26 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_by_state_and_an_unknown_state_is_corruption() {
+        let mut c = JobCounts::default();
+        for (state, n) in [("queued", 3), ("running", 1), ("done", 7), ("failed", 2)] {
+            c.add(state, n).unwrap();
+        }
+        let want = JobCounts {
+            queued: 3,
+            running: 1,
+            done: 7,
+            failed: 2,
+        };
+        assert_eq!(c, want);
+        assert!(matches!(
+            c.add("paused", 1),
+            Err(crate::StoreError::Corrupt(m)) if m.contains("paused")
+        ));
+        assert_eq!(c, want);
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {

@@ -196,14 +196,7 @@ impl PgStore {
             .await?;
         let mut out = JobCounts::default();
         for r in rows {
-            let n: i64 = r.try_get(1)?;
-            match r.try_get::<&str, _>(0)? {
-                "queued" => out.queued = n,
-                "running" => out.running = n,
-                "done" => out.done = n,
-                "failed" => out.failed = n,
-                other => return Err(StoreError::Corrupt(format!("job state `{other}`"))),
-            }
+            out.add(r.try_get(0)?, r.try_get(1)?)?;
         }
         Ok(out)
     }

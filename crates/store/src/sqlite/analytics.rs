@@ -33,23 +33,13 @@ fn from_where(q: &mut QueryBuilder<Sqlite>, tenant: TenantId, f: &InsightsQuery,
 
 /// Reads the [`AGG`] columns starting at `at`.
 fn group(r: &SqliteRow, at: usize) -> Result<InsightsGroup> {
-    let n: i64 = r.try_get(at)?;
-    let count = |k: usize| -> Result<i64> { Ok(r.try_get::<Option<i64>, _>(at + k)?.unwrap_or(0)) };
-    Ok(InsightsGroup {
-        conversations: n,
-        sentiment: SentimentCounts {
-            positive: count(1)?,
-            neutral: count(2)?,
-            negative: count(3)?,
-            mixed: count(4)?,
-        },
-        average_sentiment_score: r
-            .try_get::<Option<f64>, _>(at + 5)?
-            .map(|v| (v * 10_000.0).round() / 10_000.0),
-        completion_rate: r
-            .try_get::<Option<f64>, _>(at + 6)?
-            .map(|v| (v * 10_000.0).round() / 10_000.0),
-    })
+    let count = |k: usize| r.try_get::<Option<i64>, _>(at + k);
+    Ok(InsightsGroup::from_aggregates(
+        r.try_get(at)?,
+        [count(1)?, count(2)?, count(3)?, count(4)?],
+        r.try_get(at + 5)?,
+        r.try_get(at + 6)?,
+    ))
 }
 
 impl SqliteStore {
