@@ -167,10 +167,7 @@ fn sqlite_url(p: &Path) -> String {
 /// `confab export` and `confab import` (one tenant's conversations). PostgreSQL only.
 #[test]
 fn sqlite_to_postgres_and_back() {
-    let Some(admin) = testdb::pg_admin_url() else {
-        eprintln!(
-            "skipped: set CONFAB_TEST_POSTGRES_URL to run the SQLite → PostgreSQL migration test"
-        );
+    let Some(admin) = testdb::pg_admin_or_skip("the SQLite → PostgreSQL migration test") else {
         return;
     };
     let rt = tokio::runtime::Runtime::new().unwrap();

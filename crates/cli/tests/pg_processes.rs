@@ -15,7 +15,7 @@ use sqlx::Connection;
 
 #[path = "../../store/tests/support/testdb.rs"]
 mod testdb;
-use testdb::{TestDb, pg_admin_url};
+use testdb::{TestDb, pg_admin_or_skip};
 
 fn confab(url: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_confab"));
@@ -76,8 +76,7 @@ const COMPLETED_PER_SERVER: usize = 10;
 
 #[test]
 fn two_servers_one_database_append_once_analyse_once_deliver_once() {
-    let Some(admin) = pg_admin_url() else {
-        eprintln!("skipped: set CONFAB_TEST_POSTGRES_URL to run the two-process PostgreSQL test");
+    let Some(admin) = pg_admin_or_skip("the two-process PostgreSQL test") else {
         return;
     };
     confab_server::tls::install_crypto_provider();

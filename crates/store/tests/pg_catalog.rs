@@ -6,7 +6,7 @@ use sqlx::Connection;
 
 #[path = "support/testdb.rs"]
 mod testdb;
-use testdb::{TestDb, pg_admin_url};
+use testdb::{TestDb, pg_admin_or_skip};
 
 /// `tenants` is the tenant registry itself (its `id` is the tenant id); on Citus it is a
 /// reference table, copied to every node, so the distribution rules do not apply to it.
@@ -55,8 +55,7 @@ async fn violations(c: &mut sqlx::PgConnection) -> Vec<String> {
 
 #[tokio::test]
 async fn every_key_leads_with_tenant_and_every_foreign_key_includes_it() {
-    let Some(admin) = pg_admin_url() else {
-        eprintln!("skipped: set CONFAB_TEST_POSTGRES_URL to run the PostgreSQL catalog check");
+    let Some(admin) = pg_admin_or_skip("the PostgreSQL catalog check") else {
         return;
     };
     let db = TestDb::new_pg(&admin).await;
@@ -103,8 +102,7 @@ async fn every_key_leads_with_tenant_and_every_foreign_key_includes_it() {
 
 #[tokio::test]
 async fn refuses_to_start_without_synchronous_commit() {
-    let Some(admin) = pg_admin_url() else {
-        eprintln!("skipped: set CONFAB_TEST_POSTGRES_URL to run the PostgreSQL durability check");
+    let Some(admin) = pg_admin_or_skip("the PostgreSQL durability check") else {
         return;
     };
     let db = TestDb::new_pg(&admin).await;

@@ -7,7 +7,7 @@ use sqlx::{Connection, Row};
 
 #[path = "support/testdb.rs"]
 mod testdb;
-use testdb::{TestDb, pg_admin_url};
+use testdb::{TestDb, pg_admin_or_skip};
 
 async fn plan_cache_mode(c: &mut sqlx::PgConnection) -> String {
     sqlx::query_scalar("SHOW plan_cache_mode")
@@ -33,8 +33,7 @@ async fn explain(c: &mut sqlx::PgConnection, name: &str, args: usize) -> String 
 
 #[tokio::test]
 async fn the_append_batch_plans_once_and_finds_rows_by_key() {
-    if pg_admin_url().is_none() {
-        eprintln!("skipped: CONFAB_TEST_POSTGRES_URL is not set");
+    if pg_admin_or_skip("the PostgreSQL plan check").is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -11,7 +11,7 @@ use sqlx::Connection;
 
 #[path = "support/testdb.rs"]
 mod testdb;
-use testdb::{TestDb, pg_admin_url};
+use testdb::{TestDb, pg_admin_or_skip};
 
 /// Pages in `messages_fts`'s pending list (pgstattuple, part of PostgreSQL's distribution).
 async fn pending_pages(c: &mut sqlx::PgConnection) -> i64 {
@@ -95,8 +95,7 @@ async fn hits(store: &Store, t: &confab_store::types::TenantId, q: &str) -> usiz
 
 #[tokio::test]
 async fn the_search_index_pending_list_is_merged_when_writes_pause() {
-    let Some(admin) = pg_admin_url() else {
-        eprintln!("skipped: set CONFAB_TEST_POSTGRES_URL to run the PostgreSQL upkeep check");
+    let Some(admin) = pg_admin_or_skip("the PostgreSQL upkeep check") else {
         return;
     };
     let db = TestDb::new_pg(&admin).await;
@@ -140,8 +139,7 @@ async fn the_search_index_pending_list_is_merged_when_writes_pause() {
 /// server that only reads does not walk that list in every search until autovacuum comes.
 #[tokio::test]
 async fn an_import_leaves_no_pending_list_and_opening_merges_one_left_over() {
-    let Some(admin) = pg_admin_url() else {
-        eprintln!("skipped: set CONFAB_TEST_POSTGRES_URL to run the PostgreSQL upkeep check");
+    let Some(admin) = pg_admin_or_skip("the PostgreSQL upkeep check") else {
         return;
     };
     let db = TestDb::new_pg(&admin).await;
@@ -196,8 +194,7 @@ async fn an_import_leaves_no_pending_list_and_opening_merges_one_left_over() {
 /// counting, with the pending list left to autovacuum.
 #[tokio::test]
 async fn a_role_that_does_not_own_the_index_keeps_writing_and_searching() {
-    let Some(admin) = pg_admin_url() else {
-        eprintln!("skipped: set CONFAB_TEST_POSTGRES_URL to run the PostgreSQL upkeep check");
+    let Some(admin) = pg_admin_or_skip("the PostgreSQL upkeep check") else {
         return;
     };
     let db = TestDb::new_pg(&admin).await;

@@ -17,6 +17,16 @@ pub fn pg_admin_url() -> Option<String> {
     std::env::var(PG_ENV).ok().filter(|s| !s.trim().is_empty())
 }
 
+/// The PostgreSQL admin URL; without one, says on stderr that `what` (a test that needs
+/// PostgreSQL) is skipped, and answers `None`.
+pub fn pg_admin_or_skip(what: &str) -> Option<String> {
+    let url = pg_admin_url();
+    if url.is_none() {
+        eprintln!("skipped: set {PG_ENV} to run {what}");
+    }
+    url
+}
+
 /// True when the suites run on PostgreSQL.
 pub fn on_postgres() -> bool {
     pg_admin_url().is_some()
