@@ -110,10 +110,34 @@ async fn assert_durable(c: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 
+/// The oldest PostgreSQL confab runs on (`server_version_num`): 12 brought `plan_cache_mode`,
+/// which every append batch sets (append_batch.rs `BEGIN`). Tested on 15.
+const OLDEST_VERSION: i64 = 120_000;
+
+/// Refuses a server older than [`OLDEST_VERSION`], naming both, rather than failing each
+/// append batch later.
+fn supported(version_num: i64) -> Result<()> {
+    if version_num < OLDEST_VERSION {
+        return Err(StoreError::Config(format!(
+            "PostgreSQL 12 or later is needed; this server is version {} (server_version_num \
+             {version_num})",
+            version_num / 10_000
+        )));
+    }
+    Ok(())
+}
+
 impl PgStore {
     pub async fn open(url: &str, opts: StoreOptions) -> Result<Self> {
         let base = options(url)?;
         let mut conn = base.connect().await?;
+        let version: String = sqlx::query_scalar("SHOW server_version_num")
+            .fetch_one(&mut conn)
+            .await?;
+        // A server that does not answer with a number (a look-alike) is left to its own devices.
+        if let Ok(v) = version.trim().parse() {
+            supported(v)?;
+        }
         assert_durable(&mut conn).await?;
         // sqlx takes an advisory lock while migrating: processes starting together wait.
         sqlx::migrate!("./migrations/postgres")
@@ -366,5 +390,26 @@ impl PgStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_older_than_12_are_refused_by_name() {
+        for ok in [120_000, 120_022, 150_020, 180_000] {
+            assert!(supported(ok).is_ok(), "{ok}");
+        }
+        for old in [110_022, 100_000, 90_624] {
+            let Err(StoreError::Config(m)) = supported(old) else {
+                panic!("{old} accepted");
+            };
+            assert!(
+                m.contains("PostgreSQL 12 or later") && m.contains(&old.to_string()),
+                "{m}"
+            );
+        }
     }
 }
