@@ -2,17 +2,22 @@
 //! `2024-09-24T09:09:55.667090+00:00` (the seed's examples: microseconds and a `+00:00` offset).
 
 use confab_core::daily::ymd;
-use confab_core::timefmt::rfc3339;
+use confab_core::timefmt::Rfc3339Text;
 use confab_core::{Conversation, Message, Role};
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-/// RFC 3339 in UTC with six fractional digits and `+00:00`.
+/// RFC 3339 in UTC with six fractional digits and `+00:00`. Written into one allocation, no
+/// `format!`: a Sensay page writes one for each of its messages.
 fn sensay_time(t: OffsetDateTime) -> String {
-    let s = rfc3339(t);
-    format!("{}+00:00", s.trim_end_matches('Z'))
+    let text = Rfc3339Text::new(t);
+    let utc = text.as_str();
+    let mut out = String::with_capacity(utc.len() + 5);
+    out.push_str(utc.strip_suffix('Z').unwrap_or(utc));
+    out.push_str("+00:00");
+    out
 }
 
 /// Every successful answer: the page and how many items it holds.
@@ -173,4 +178,23 @@ pub struct SourceRow {
     pub source: String,
     /// Conversations from it.
     pub conversations: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::sensay_time;
+
+    #[test]
+    fn times_carry_microseconds_and_a_utc_offset() {
+        assert_eq!(
+            sensay_time(datetime!(2024-09-24 09:09:55.66709 UTC)),
+            "2024-09-24T09:09:55.667090+00:00"
+        );
+        assert_eq!(
+            sensay_time(datetime!(2026-01-02 03:04:05 +02:00)),
+            "2026-01-02T01:04:05.000000+00:00"
+        );
+    }
 }
