@@ -19,6 +19,11 @@ pub async fn replica(st: &AppState, tenant: &TenantId, raw: &str) -> ApiResult<S
     }
 }
 
+/// The 404 of a conversation that is not the replica's, missing or another's alike.
+fn missing() -> ApiError {
+    ApiError::not_found("conversation")
+}
+
 /// A conversation of the replica; another replica's (or tenant's) is a 404 like a missing one.
 pub async fn conversation(
     st: &AppState,
@@ -26,7 +31,6 @@ pub async fn conversation(
     replica: &str,
     raw: &str,
 ) -> ApiResult<Conversation> {
-    let missing = || ApiError::not_found("conversation");
     let id = confab_core::ids::parse_uuid(raw).ok_or_else(missing)?;
     let c = st.store.get_conversation(tenant, id).await?;
     if c.agent_id.as_deref() != Some(replica) {
@@ -47,10 +51,7 @@ pub async fn replica_conversation(
 ) -> ApiResult<(String, Conversation)> {
     match conversation(st, tenant, raw_replica, raw_conversation).await {
         Ok(c) => Ok((raw_replica.to_owned(), c)),
-        Err(e) => {
-            replica(st, tenant, raw_replica).await?;
-            Err(e)
-        }
+        Err(e) => Err(replica_first(st, tenant, raw_replica, e).await),
     }
 }
 
@@ -72,7 +73,7 @@ pub async fn replica_window(
     let (id, seek) = match seek {
         None => match confab_core::ids::parse_uuid(raw_conversation) {
             Some(id) => (id, None),
-            None => return Err(not_the_replicas(st, tenant, raw_replica).await),
+            None => return Err(replica_first(st, tenant, raw_replica, missing()).await),
         },
         Some(s) => {
             let (_, c) = replica_conversation(st, tenant, raw_replica, raw_conversation).await?;
@@ -85,17 +86,23 @@ pub async fn replica_window(
         .messages_window(tenant, id, Some(raw_replica), window, roles)
         .await
     {
-        Err(StoreError::NotFound) => Err(not_the_replicas(st, tenant, raw_replica).await),
+        Err(StoreError::NotFound) => Err(replica_first(st, tenant, raw_replica, missing()).await),
         rows => Ok(rows?),
     }
 }
 
-/// The 404 for a conversation that is not the replica's: the replica's when it is the replica
-/// that is missing.
-async fn not_the_replicas(st: &AppState, tenant: &TenantId, raw_replica: &str) -> ApiError {
+/// What a conversation path that failed with `e` answers: the replica's 404 when it is the
+/// replica that is missing (a conversation of a replica proves the replica, so it is looked up
+/// only here), else `e`.
+async fn replica_first(
+    st: &AppState,
+    tenant: &TenantId,
+    raw_replica: &str,
+    e: ApiError,
+) -> ApiError {
     match replica(st, tenant, raw_replica).await {
-        Ok(_) => ApiError::not_found("conversation"),
-        Err(e) => e,
+        Ok(_) => e,
+        Err(r) => r,
     }
 }
 

@@ -71,15 +71,14 @@ async fn errors_in_sensay_shape() {
         assert!(e.contains("beforeUUID"), "{e}");
         let e = sensay_error(c.get(&format!("{path}?afterUUID=12")).await, 400);
         assert!(e.contains("afterUUID"), "{e}");
-        // Another replica's conversation with a cursor of its own: still the conversation's
-        // 404, before any word about the cursor.
-        let theirs = format!(
-            "{}/{kind}?beforeUUID={}",
-            base(&other_conv),
-            other_msgs[0].id
-        );
-        let e = sensay_error(c.get(&theirs).await, 404);
-        assert!(e.contains("conversation") && !e.contains("replica"), "{e}");
+        // Another replica's conversation with a cursor, its own or one it does not hold: the
+        // conversation's 404 either way, before any word about the cursor (read the cursor
+        // first and the second would be a 400).
+        for cursor in [&other_msgs[0].id, &msgs[3].id] {
+            let theirs = format!("{}/{kind}?beforeUUID={cursor}", base(&other_conv));
+            let e = sensay_error(c.get(&theirs).await, 404);
+            assert!(e.contains("conversation") && !e.contains("replica"), "{e}");
+        }
         // A UUID that is not a message of this conversation.
         let foreign = &other_msgs[0].id;
         let e = sensay_error(c.get(&format!("{path}?beforeUUID={foreign}")).await, 400);
