@@ -210,7 +210,7 @@ impl ExportRenderer {
                         b",\n"
                     });
                 }
-                let obj = serde_json::to_vec(c).expect("a conversation serializes");
+                let obj = crate::json_out::to_vec(c).expect("a conversation serializes");
                 // `{…}` → `{…,"messages":[`: the messages are streamed into the open array.
                 out.extend_from_slice(&obj[..obj.len() - 1]);
                 out.extend_from_slice(b",\"messages\":[");
@@ -270,7 +270,7 @@ impl ExportRenderer {
                     }
                     *n += 1;
                 }
-                serde_json::to_writer(&mut out, m).expect("a message serializes");
+                crate::json_out::write(&mut out, m).expect("a message serializes");
                 out
             }
             ExportFormat::CsvMessages => {

@@ -10,6 +10,7 @@ pub mod export;
 pub mod ids;
 pub mod input;
 pub mod interactions;
+pub mod json_out;
 pub mod mentions;
 pub mod model;
 pub mod numbered;
