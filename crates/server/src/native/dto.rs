@@ -224,7 +224,9 @@ pub struct MessageOut {
     /// Text.
     pub content: String,
     /// RFC 3339, microseconds, UTC.
-    pub created_at: String,
+    #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String)]
+    pub created_at: OffsetDateTime,
     /// Model.
     pub model: Option<String>,
     /// Total tokens.
@@ -247,23 +249,24 @@ pub struct MessageOut {
     pub is_trigger: bool,
 }
 
-impl From<&Message> for MessageOut {
-    fn from(m: &Message) -> Self {
+/// A stored message as the native API shows it, moved, not copied (a page writes 50).
+impl From<Message> for MessageOut {
+    fn from(m: Message) -> Self {
         MessageOut {
             id: m.id,
             conversation_id: m.conversation_id,
             seq: m.seq,
             role: m.role,
-            content: m.content.clone(),
-            created_at: rfc3339(m.created_at),
-            model: m.model.clone(),
+            content: m.content,
+            created_at: m.created_at,
+            model: m.model,
             tokens: m.tokens,
             prompt_tokens: m.prompt_tokens,
             completion_tokens: m.completion_tokens,
             latency_ms: m.latency_ms,
-            tool_calls: m.tool_calls.clone(),
-            metadata: m.metadata.clone(),
-            source: m.source.clone(),
+            tool_calls: m.tool_calls,
+            metadata: m.metadata,
+            source: m.source,
             is_trigger: m.is_trigger,
         }
     }

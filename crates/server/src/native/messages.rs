@@ -115,7 +115,7 @@ pub async fn list(
         _ => None,
     };
     Ok(Json(MessageList {
-        data: rows.iter().map(Into::into).collect(),
+        data: rows.into_iter().map(Into::into).collect(),
         next_cursor,
     }))
 }

@@ -87,7 +87,7 @@ pub async fn messages(
     };
     let rows = st.store.list_messages(tenant, id, &q).await?;
     Ok(Json(MessageList {
-        data: rows.iter().map(Into::into).collect(),
+        data: rows.into_iter().map(Into::into).collect(),
         conversation: (&c).into(),
         pagination: Pagination::new(p, c.message_count),
     }))

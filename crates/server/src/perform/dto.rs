@@ -1,10 +1,12 @@
 //! perform.chat's wire types, as seed 001 documents them.
 
 use confab_core::numbered::NumberedPage;
-use confab_core::timefmt::rfc3339;
+use confab_core::timefmt::{rfc3339, serde_rfc3339};
 use confab_core::{Conversation, Message, Role};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
 /// `page` and `limit` of a numbered list.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -91,22 +93,26 @@ pub struct ConversationList {
 #[schema(as = PerformMessage)]
 pub struct MessageOut {
     /// Message id (UUID).
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: Uuid,
     /// user, assistant, system or tool.
     pub role: Role,
     /// Text.
     pub content: String,
     /// ISO 8601 (UTC).
-    pub created_at: String,
+    #[serde(with = "serde_rfc3339")]
+    #[schema(value_type = String)]
+    pub created_at: OffsetDateTime,
 }
 
-impl From<&Message> for MessageOut {
-    fn from(m: &Message) -> Self {
+/// A stored message as perform.chat shows it, its text moved, not copied (a page writes 50).
+impl From<Message> for MessageOut {
+    fn from(m: Message) -> Self {
         MessageOut {
-            id: m.id.to_string(),
+            id: m.id,
             role: m.role,
-            content: m.content.clone(),
-            created_at: rfc3339(m.created_at),
+            content: m.content,
+            created_at: m.created_at,
         }
     }
 }

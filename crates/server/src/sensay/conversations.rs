@@ -92,7 +92,10 @@ pub async fn messages(
     let (limit, seek) = parse(&q)?;
     let rows = resolve::replica_window(&st, &p.tenant, &replica, &conversation, seek, limit, SHOWN)
         .await?;
-    let items = rows.iter().map(|m| MessageItem::new(m, &replica)).collect();
+    let items = rows
+        .into_iter()
+        .map(|m| MessageItem::new(m, &replica))
+        .collect();
     Ok(Json(Items::new(items)))
 }
 
@@ -133,7 +136,7 @@ pub async fn mentions(
         .store
         .messages_at(&p.tenant, c.id, &wanted)
         .await?
-        .iter()
+        .into_iter()
         .map(|m| (m.seq, MessageItem::new(m, &replica)))
         .collect();
     let items = page

@@ -9,15 +9,41 @@ use time::{Date, OffsetDateTime};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-/// RFC 3339 in UTC with six fractional digits and `+00:00`. Written into one allocation, no
-/// `format!`: a Sensay page writes one for each of its messages.
+/// RFC 3339 in UTC with six fractional digits and `+00:00`, on the stack: a Sensay page writes
+/// one for each of its messages.
+struct SensayTime {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl SensayTime {
+    fn new(t: OffsetDateTime) -> SensayTime {
+        let text = Rfc3339Text::new(t);
+        let utc = text.as_str();
+        let utc = utc.strip_suffix('Z').unwrap_or(utc).as_bytes();
+        let mut buf = [0u8; 40];
+        let len = (utc.len() + 6).min(buf.len());
+        buf[..len - 6].copy_from_slice(&utc[..len - 6]);
+        buf[len - 6..len].copy_from_slice(b"+00:00");
+        SensayTime { buf, len }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII went in: the RFC 3339 text and the offset.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
 fn sensay_time(t: OffsetDateTime) -> String {
-    let text = Rfc3339Text::new(t);
-    let utc = text.as_str();
-    let mut out = String::with_capacity(utc.len() + 5);
-    out.push_str(utc.strip_suffix('Z').unwrap_or(utc));
-    out.push_str("+00:00");
-    out
+    SensayTime::new(t).as_str().to_owned()
+}
+
+/// `#[serde(serialize_with)]` for a message's time: written from the stack, no `String`.
+fn serialize_sensay_time<S: serde::Serializer>(
+    t: &OffsetDateTime,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(SensayTime::new(*t).as_str())
 }
 
 /// Every successful answer: the page and how many items it holds.
@@ -80,7 +106,9 @@ pub struct MessageItem {
     /// `user` or `assistant`.
     pub role: Role,
     /// When it was sent, e.g. `2024-09-24T09:09:55.667090+00:00`.
-    pub created_at: String,
+    #[serde(serialize_with = "serialize_sensay_time")]
+    #[schema(value_type = String)]
+    pub created_at: OffsetDateTime,
     /// Channel: web, telegram, discord, embed, …
     pub source: Option<String>,
     /// The replica of the conversation.
@@ -89,14 +117,14 @@ pub struct MessageItem {
 }
 
 impl MessageItem {
-    /// Renders a stored message of `replica`'s conversation.
-    pub fn new(m: &Message, replica: &str) -> Self {
+    /// Renders a stored message of `replica`'s conversation (its text moved, not copied).
+    pub fn new(m: Message, replica: &str) -> Self {
         MessageItem {
             uuid: m.id,
-            content: m.content.clone(),
+            content: m.content,
             role: m.role,
-            created_at: sensay_time(m.created_at),
-            source: m.source.clone(),
+            created_at: m.created_at,
+            source: m.source,
             replica_uuid: replica.to_owned(),
         }
     }
