@@ -177,13 +177,28 @@ fn float(out: &mut Vec<u8>, v: impl zmij::Float, finite: bool) {
     }
 }
 
+/// The ten integer methods of a `Serializer`, each `$body(self, v)`.
+macro_rules! integers {
+    (|$s:ident, $v:ident| $body:expr) => {
+        integers!(@ $s $v $body; serialize_i8 i8, serialize_i16 i16, serialize_i32 i32,
+            serialize_i64 i64, serialize_i128 i128, serialize_u8 u8, serialize_u16 u16,
+            serialize_u32 u32, serialize_u64 u64, serialize_u128 u128);
+    };
+    (@ $s:ident $v:ident $body:expr; $($method:ident $t:ty),*) => {$(
+        fn $method(self, $v: $t) -> Result {
+            let $s = self;
+            $body
+        }
+    )*};
+}
+
 struct Writer<'o> {
     out: &'o mut Vec<u8>,
 }
 
 /// An array or object being written: whether an element was, and what closes it (`]`, `}`, or
 /// `]}` / `}}` for an enum variant wrapped in `{"variant":…}`).
-pub struct Compound<'a, 'o> {
+struct Compound<'a, 'o> {
     w: &'a mut Writer<'o>,
     first: bool,
     close: &'static [u8],
@@ -200,6 +215,13 @@ impl<'a, 'o> Compound<'a, 'o> {
             close,
             raw: false,
         }
+    }
+
+    /// `{"variant":` and then an array or object closed by `close` (its `]` or `}`, then `}`).
+    fn variant(w: &'a mut Writer<'o>, name: &str, open: &[u8], close: &'static [u8]) -> Self {
+        w.out.push(b'{');
+        string(w.out, name);
+        Compound::new(w, open, close)
     }
 
     fn comma(&mut self) {
@@ -249,46 +271,10 @@ impl<'a, 'o> ser::Serializer for &'a mut Writer<'o> {
             .extend_from_slice(if v { b"true" } else { b"false" });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result {
-        integer(self.out, v);
+    integers!(|w, v| {
+        integer(w.out, v);
         Ok(())
-    }
-    fn serialize_i16(self, v: i16) -> Result {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_i32(self, v: i32) -> Result {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_i64(self, v: i64) -> Result {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_i128(self, v: i128) -> Result {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_u8(self, v: u8) -> Result {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_u16(self, v: u16) -> Result {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_u32(self, v: u32) -> Result {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> Result {
-        integer(self.out, v);
-        Ok(())
-    }
-    fn serialize_u128(self, v: u128) -> Result {
-        integer(self.out, v);
-        Ok(())
-    }
+    });
     fn serialize_f32(self, v: f32) -> Result {
         float(self.out, v, v.is_finite());
         Ok(())
@@ -362,9 +348,7 @@ impl<'a, 'o> ser::Serializer for &'a mut Writer<'o> {
         variant: &'static str,
         _: usize,
     ) -> Result<Compound<'a, 'o>> {
-        self.out.push(b'{');
-        string(self.out, variant);
-        Ok(Compound::new(self, b":[", b"]}"))
+        Ok(Compound::variant(self, variant, b":[", b"]}"))
     }
     fn serialize_map(self, _: Option<usize>) -> Result<Compound<'a, 'o>> {
         Ok(Compound::new(self, b"{", b"}"))
@@ -384,55 +368,32 @@ impl<'a, 'o> ser::Serializer for &'a mut Writer<'o> {
         variant: &'static str,
         _: usize,
     ) -> Result<Compound<'a, 'o>> {
-        self.out.push(b'{');
-        string(self.out, variant);
-        Ok(Compound::new(self, b":{", b"}}"))
+        Ok(Compound::variant(self, variant, b":{", b"}}"))
     }
 }
 
-impl ser::SerializeSeq for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result {
-        self.element(value)
-    }
-    fn end(self) -> Result {
-        self.finish()
-    }
+/// The compound traits whose elements need no key: all alike.
+macro_rules! elements {
+    ($($tr:ident :: $method:ident),*) => {$(
+        impl ser::$tr for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Error;
+            fn $method<T: ?Sized + Serialize>(&mut self, value: &T) -> Result {
+                self.element(value)
+            }
+            fn end(self) -> Result {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result {
-        self.element(value)
-    }
-    fn end(self) -> Result {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result {
-        self.element(value)
-    }
-    fn end(self) -> Result {
-        self.finish()
-    }
-}
-
-impl ser::SerializeTupleVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result {
-        self.element(value)
-    }
-    fn end(self) -> Result {
-        self.finish()
-    }
-}
+elements!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Compound<'_, '_> {
     type Ok = ();
@@ -453,27 +414,27 @@ impl ser::SerializeMap for Compound<'_, '_> {
     }
 }
 
-impl ser::SerializeStruct for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result {
-        self.field(key, value)
-    }
-    fn end(self) -> Result {
-        self.finish()
-    }
+/// Structs and struct variants: fields by name.
+macro_rules! fields {
+    ($($tr:ident),*) => {$(
+        impl ser::$tr for Compound<'_, '_> {
+            type Ok = ();
+            type Error = Error;
+            fn serialize_field<T: ?Sized + Serialize>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result {
+                self.field(key, value)
+            }
+            fn end(self) -> Result {
+                self.finish()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for Compound<'_, '_> {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result {
-        self.field(key, value)
-    }
-    fn end(self) -> Result {
-        self.finish()
-    }
-}
+fields!(SerializeStruct, SerializeStructVariant);
 
 /// A map key, written as a JSON string as serde_json writes it (strings and chars, unit
 /// variants, and numbers and bools in quotes), or, with `raw`, a `RawValue`'s text as it is.
@@ -529,36 +490,7 @@ impl ser::Serializer for Key<'_> {
     fn serialize_bool(self, v: bool) -> Result {
         self.quoted(if v { "true" } else { "false" })
     }
-    fn serialize_i8(self, v: i8) -> Result {
-        self.quoted(itoa::Buffer::new().format(v))
-    }
-    fn serialize_i16(self, v: i16) -> Result {
-        self.quoted(itoa::Buffer::new().format(v))
-    }
-    fn serialize_i32(self, v: i32) -> Result {
-        self.quoted(itoa::Buffer::new().format(v))
-    }
-    fn serialize_i64(self, v: i64) -> Result {
-        self.quoted(itoa::Buffer::new().format(v))
-    }
-    fn serialize_i128(self, v: i128) -> Result {
-        self.quoted(itoa::Buffer::new().format(v))
-    }
-    fn serialize_u8(self, v: u8) -> Result {
-        self.quoted(itoa::Buffer::new().format(v))
-    }
-    fn serialize_u16(self, v: u16) -> Result {
-        self.quoted(itoa::Buffer::new().format(v))
-    }
-    fn serialize_u32(self, v: u32) -> Result {
-        self.quoted(itoa::Buffer::new().format(v))
-    }
-    fn serialize_u64(self, v: u64) -> Result {
-        self.quoted(itoa::Buffer::new().format(v))
-    }
-    fn serialize_u128(self, v: u128) -> Result {
-        self.quoted(itoa::Buffer::new().format(v))
-    }
+    integers!(|k, v| k.quoted(itoa::Buffer::new().format(v)));
     fn serialize_f32(self, v: f32) -> Result {
         if !v.is_finite() {
             return Err(Error("float key must be finite".to_owned()));
