@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use confab_core::export::ExportFormat;
 use confab_store::{
-    ConversationFilter, ExportItem, Importer, SearchFilter, SearchRequest, SearchSort, Store,
-    StoreOptions, TenantId,
+    ConversationFilter, Importer, SearchFilter, SearchRequest, SearchSort, Store, StoreOptions,
+    TenantId,
 };
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -224,19 +224,12 @@ pub async fn export(store: &Store, a: ExportArgs) -> Result<()> {
     let filter = ConversationFilter::default();
     let total = store.count_conversations(&t, &filter).await?;
     let pb = bar(total as u64, "conversations");
-    let counter = pb.clone();
-    let items = store
-        .export(&t, filter, format.needs_messages())
-        .inspect(move |i| {
-            if let Ok(ExportItem::Conversation(..)) = i {
-                counter.inc(1);
-            }
-        })
-        .boxed();
     let mut out = output(&a.out)?;
-    let mut chunks = confab_store::render(items, format);
+    let mut chunks = store.export(&t, filter, format);
     while let Some(c) = chunks.next().await {
-        out.write_all(&c?)?;
+        let c = c?;
+        out.write_all(&c.bytes)?;
+        pb.inc(c.conversations);
     }
     out.flush()?;
     pb.finish_and_clear();

@@ -164,7 +164,8 @@ impl ExportRenderer {
         }
     }
 
-    fn csv_row<I, T>(&self, row: I) -> Vec<u8>
+    /// Appends one CSV row to `out`.
+    fn csv_row<I, T>(out: &mut Vec<u8>, row: I)
     where
         I: IntoIterator<Item = T>,
         T: AsRef<[u8]>,
@@ -172,18 +173,18 @@ impl ExportRenderer {
         // A writer per row keeps nothing buffered between rows; writing into a Vec cannot fail.
         let mut w = csv::WriterBuilder::new()
             .terminator(csv::Terminator::CRLF)
-            .from_writer(Vec::new());
+            .from_writer(out);
         w.write_record(row).expect("CSV into memory");
-        w.into_inner().expect("CSV into memory")
+        w.flush().expect("CSV into memory");
     }
 
-    /// What comes before the first conversation.
-    pub fn begin(&mut self) -> Vec<u8> {
+    /// Appends to `out` what comes before the first conversation.
+    pub fn begin(&mut self, out: &mut Vec<u8>) {
         match self.format {
-            ExportFormat::Json => b"[".to_vec(),
-            ExportFormat::Csv => self.csv_row(CONVERSATION_CSV_HEADER),
-            ExportFormat::CsvMessages => self.csv_row(MESSAGE_CSV_HEADER),
-            ExportFormat::Ndjson | ExportFormat::Markdown => Vec::new(),
+            ExportFormat::Json => out.push(b'['),
+            ExportFormat::Csv => Self::csv_row(out, CONVERSATION_CSV_HEADER),
+            ExportFormat::CsvMessages => Self::csv_row(out, MESSAGE_CSV_HEADER),
+            ExportFormat::Ndjson | ExportFormat::Markdown => {}
         }
     }
 
@@ -196,10 +197,15 @@ impl ExportRenderer {
         }
     }
 
-    /// Starts a conversation (its messages follow); `sentiment` comes from its insights.
-    pub fn conversation(&mut self, c: &Conversation, sentiment: Option<Sentiment>) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.close_json(&mut out);
+    /// Appends to `out` the start of a conversation (its messages follow); `sentiment` comes
+    /// from its insights.
+    pub fn conversation(
+        &mut self,
+        out: &mut Vec<u8>,
+        c: &Conversation,
+        sentiment: Option<Sentiment>,
+    ) {
+        self.close_json(out);
         self.conversations += 1;
         match self.format {
             ExportFormat::Ndjson | ExportFormat::Json => {
@@ -210,9 +216,9 @@ impl ExportRenderer {
                         b",\n"
                     });
                 }
-                let obj = crate::json_out::to_vec(c).expect("a conversation serializes");
+                crate::json_out::write(out, c).expect("a conversation serializes");
                 // `{…}` → `{…,"messages":[`: the messages are streamed into the open array.
-                out.extend_from_slice(&obj[..obj.len() - 1]);
+                out.pop();
                 out.extend_from_slice(b",\"messages\":[");
                 self.open = Some(0);
             }
@@ -229,7 +235,7 @@ impl ExportRenderer {
                     opt(&c.source).to_owned(),
                     sentiment.map(|s| s.as_str().to_owned()).unwrap_or_default(),
                 ];
-                out = self.csv_row(row);
+                Self::csv_row(out, row);
             }
             ExportFormat::CsvMessages => {}
             ExportFormat::Markdown => {
@@ -256,22 +262,19 @@ impl ExportRenderer {
                 out.extend_from_slice(s.as_bytes());
             }
         }
-        out
     }
 
-    /// One message of the current conversation.
-    pub fn message(&mut self, m: &Message) -> Vec<u8> {
+    /// Appends to `out` one message of the current conversation.
+    pub fn message(&mut self, out: &mut Vec<u8>, m: &Message) {
         match self.format {
             ExportFormat::Ndjson | ExportFormat::Json => {
-                let mut out = Vec::new();
                 if let Some(n) = self.open.as_mut() {
                     if *n > 0 {
                         out.push(b',');
                     }
                     *n += 1;
                 }
-                crate::json_out::write(&mut out, m).expect("a message serializes");
-                out
+                crate::json_out::write(out, m).expect("a message serializes");
             }
             ExportFormat::CsvMessages => {
                 let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
@@ -289,23 +292,24 @@ impl ExportRenderer {
                     num(m.latency_ms),
                     opt(&m.source).to_owned(),
                 ];
-                self.csv_row(row)
+                Self::csv_row(out, row);
             }
-            ExportFormat::Markdown => format!(
-                "\n**{}** · {}\n\n{}\n",
-                role_label(m.role),
-                rfc3339(m.created_at),
-                m.content
-            )
-            .into_bytes(),
-            ExportFormat::Csv => Vec::new(),
+            ExportFormat::Markdown => out.extend_from_slice(
+                format!(
+                    "\n**{}** · {}\n\n{}\n",
+                    role_label(m.role),
+                    rfc3339(m.created_at),
+                    m.content
+                )
+                .as_bytes(),
+            ),
+            ExportFormat::Csv => {}
         }
     }
 
-    /// What comes after the last conversation.
-    pub fn finish(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.close_json(&mut out);
+    /// Appends to `out` what comes after the last conversation.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        self.close_json(out);
         if self.format == ExportFormat::Json {
             out.extend_from_slice(if self.conversations == 0 {
                 b"]\n"
@@ -313,21 +317,21 @@ impl ExportRenderer {
                 b"\n]\n"
             });
         }
-        out
     }
 }
 
 /// Renders a whole (small) export in memory; for tests and single conversations.
 pub fn render_all(format: ExportFormat, items: &[(Conversation, Vec<Message>)]) -> Vec<u8> {
     let mut r = ExportRenderer::new(format);
-    let mut out = r.begin();
+    let mut out = Vec::new();
+    r.begin(&mut out);
     for (c, msgs) in items {
-        out.extend(r.conversation(c, None));
+        r.conversation(&mut out, c, None);
         for m in msgs {
-            out.extend(r.message(m));
+            r.message(&mut out, m);
         }
     }
-    out.extend(r.finish());
+    r.finish(&mut out);
     out
 }
 

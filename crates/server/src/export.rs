@@ -107,9 +107,8 @@ pub async fn export(
         sentiment: q.sentiment,
         task_completed: q.task_completed,
     };
-    let items = st.store.export(&p.tenant, filter, format.needs_messages());
-    let body = confab_store::render(items, format).map(|chunk| {
-        chunk.map(Bytes::from).map_err(|e| {
+    let body = st.store.export(&p.tenant, filter, format).map(|chunk| {
+        chunk.map(|c| Bytes::from(c.bytes)).map_err(|e| {
             // Headers are gone: the only way left to say "incomplete" is to cut the body.
             tracing::error!(error = %e, "export failed mid-stream");
             std::io::Error::other("export failed")

@@ -1,13 +1,20 @@
 //! Streaming export: every conversation that matches a filter, each followed by its messages,
-//! read from one snapshot and handed over one row at a time, so memory stays flat however
-//! large the export is and no conversation is seen half-written.
+//! read from one snapshot and rendered as it is read, so memory stays flat however large the
+//! export is and no conversation is seen half-written.
+//!
+//! The rows are rendered on the thread (SQLite) or task (PostgreSQL) that reads them, and only
+//! chunks of bytes cross to the consumer. Handing each message over as a value instead had the
+//! consumer free what the reader allocated: with glibc every such free takes the lock of the
+//! reader's arena, and the two threads spent a third of an export's time waking each other
+//! (docs/performance.md, 2026-12-02).
 
+use confab_core::export::{ExportFormat, ExportRenderer};
 use confab_core::{Conversation, Message, Sentiment};
 use futures::stream::BoxStream;
 
 use crate::{ConversationFilter, Result, Store, TenantId};
 
-/// One item of an export stream, in order: a conversation, then its messages by seq.
+/// One item of an export, in order: a conversation, then its messages by seq.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExportItem {
     /// A conversation and the sentiment of its insights, if any.
@@ -16,69 +23,89 @@ pub enum ExportItem {
     Message(Box<Message>),
 }
 
-/// Conversations read per query while exporting (the stream holds at most this many).
+/// Conversations read per query while exporting (the reader holds at most this many).
 pub const EXPORT_BATCH: i64 = 100;
+
+/// Chunks buffered between the reader and the consumer.
+pub(crate) const EXPORT_CHUNKS: usize = 4;
+
+/// A piece of an export's bytes.
+#[derive(Debug, Default)]
+pub struct ExportChunk {
+    pub bytes: Vec<u8>,
+    /// Conversations begun in this chunk (for progress).
+    pub conversations: u64,
+}
 
 impl Store {
     /// The tenant's conversations matching `filter`, newest first, each followed by its
-    /// messages (when `with_messages`). Ends after an error item.
+    /// messages when the format has them, rendered in `format` as chunks of about
+    /// [`RENDER_CHUNK`] bytes. Ends after an error.
     pub fn export(
         &self,
         tenant: &TenantId,
         filter: ConversationFilter,
-        with_messages: bool,
-    ) -> BoxStream<'static, Result<ExportItem>> {
-        dispatch!(self, b => b.export(*tenant, filter, with_messages))
+        format: ExportFormat,
+    ) -> BoxStream<'static, Result<ExportChunk>> {
+        dispatch!(self, b => b.export(*tenant, filter, format))
     }
 }
 
-/// Bytes handed out per chunk by [`render`] (about; one row may exceed it).
+/// Bytes per chunk of an export (about; one row may exceed it).
 pub const RENDER_CHUNK: usize = 64 * 1024;
 
-/// Renders an export stream in `format` as chunks of bytes (header, rows, footer). Memory is
-/// one chunk; an error ends the stream after being yielded.
-pub fn render(
-    items: BoxStream<'static, Result<ExportItem>>,
-    format: confab_core::export::ExportFormat,
-) -> BoxStream<'static, Result<Vec<u8>>> {
-    use confab_core::export::ExportRenderer;
-    use futures::StreamExt;
-    struct State {
-        items: BoxStream<'static, Result<ExportItem>>,
-        r: ExportRenderer,
-        started: bool,
-        done: bool,
+/// Renders items in one format into chunks of about [`RENDER_CHUNK`] bytes: the one place an
+/// export becomes bytes, used by each backend's reader and by [`render`].
+pub struct Chunker {
+    r: ExportRenderer,
+    chunk: ExportChunk,
+}
+
+fn fresh() -> ExportChunk {
+    ExportChunk {
+        bytes: Vec::with_capacity(RENDER_CHUNK + RENDER_CHUNK / 4),
+        conversations: 0,
     }
-    let state = State {
-        items,
-        r: ExportRenderer::new(format),
-        started: false,
-        done: false,
-    };
-    futures::stream::unfold(state, |mut s| async move {
-        if s.done {
-            return None;
-        }
-        let mut buf = if s.started { Vec::new() } else { s.r.begin() };
-        s.started = true;
-        while buf.len() < RENDER_CHUNK {
-            match s.items.next().await {
-                Some(Ok(ExportItem::Conversation(c, sentiment))) => {
-                    buf.extend(s.r.conversation(&c, sentiment))
-                }
-                Some(Ok(ExportItem::Message(m))) => buf.extend(s.r.message(&m)),
-                Some(Err(e)) => {
-                    s.done = true;
-                    return Some((Err(e), s));
-                }
-                None => {
-                    buf.extend(s.r.finish());
-                    s.done = true;
-                    break;
-                }
+}
+
+impl Chunker {
+    /// A chunker for `format`, its first chunk begun with what the format puts first.
+    pub fn new(format: ExportFormat) -> Chunker {
+        let mut r = ExportRenderer::new(format);
+        let mut chunk = fresh();
+        r.begin(&mut chunk.bytes);
+        Chunker { r, chunk }
+    }
+
+    /// Renders `item`; answers a chunk once one is full.
+    pub fn push(&mut self, item: &ExportItem) -> Option<ExportChunk> {
+        let out = &mut self.chunk.bytes;
+        match item {
+            ExportItem::Conversation(c, sentiment) => {
+                self.r.conversation(out, c, *sentiment);
+                self.chunk.conversations += 1;
             }
+            ExportItem::Message(m) => self.r.message(out, m),
         }
-        Some((Ok(buf), s))
-    })
-    .boxed()
+        (out.len() >= RENDER_CHUNK).then(|| std::mem::replace(&mut self.chunk, fresh()))
+    }
+
+    /// The last chunk, with what the format puts last.
+    pub fn finish(mut self) -> ExportChunk {
+        self.r.finish(&mut self.chunk.bytes);
+        self.chunk
+    }
+}
+
+/// Renders items already in memory (the dashboard's one-conversation download) whole.
+pub fn render(items: &[ExportItem], format: ExportFormat) -> Vec<u8> {
+    let mut chunker = Chunker::new(format);
+    let mut out = Vec::new();
+    for item in items {
+        if let Some(c) = chunker.push(item) {
+            out.extend(c.bytes);
+        }
+    }
+    out.extend(chunker.finish().bytes);
+    out
 }

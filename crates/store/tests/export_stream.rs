@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use confab_core::export::{ExportFormat, ExportRecord};
 use confab_core::{Conversation, Message, Role, Status};
-use confab_store::{ConversationFilter, ExportItem, Importer, Store, StoreOptions};
+use confab_store::{ConversationFilter, Importer, Store, StoreOptions};
 use futures::StreamExt;
 
 #[path = "support/testdb.rs"]
@@ -92,6 +92,24 @@ async fn open(dir: &tempfile::TempDir, name: &str) -> (Store, TestDb) {
     (store, db)
 }
 
+/// The whole export of `tenant` in `format`, and how many chunks and conversations it came in.
+async fn export_all(
+    store: &Store,
+    tenant: &confab_store::TenantId,
+    filter: ConversationFilter,
+    format: ExportFormat,
+) -> (Vec<u8>, usize, u64) {
+    let mut s = store.export(tenant, filter, format);
+    let (mut out, mut chunks, mut conversations) = (Vec::new(), 0, 0);
+    while let Some(c) = s.next().await {
+        let c = c.unwrap();
+        out.extend(c.bytes);
+        chunks += 1;
+        conversations += c.conversations;
+    }
+    (out, chunks, conversations)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_memory_stays_flat() {
     let dir = tempfile::tempdir().unwrap();
@@ -107,20 +125,19 @@ async fn export_memory_stays_flat() {
 
     let base = LIVE.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
-    let items = store.export(&tenant, ConversationFilter::default(), true);
-    let mut chunks = confab_store::render(items, ExportFormat::Ndjson);
+    let mut chunks = store.export(&tenant, ConversationFilter::default(), ExportFormat::Ndjson);
     let mut written = 0usize;
     let mut lines = 0usize;
     while let Some(c) = chunks.next().await {
         let c = c.unwrap();
-        lines += c.iter().filter(|b| **b == b'\n').count();
-        written += c.len();
+        lines += c.bytes.iter().filter(|b| **b == b'\n').count();
+        written += c.bytes.len();
     }
     let peak = PEAK.load(Ordering::Relaxed).saturating_sub(base);
     eprintln!("exported {written} bytes with a peak heap growth of {peak} bytes");
     assert_eq!(lines, convs as usize);
     assert!(written > total_bytes, "{written} bytes written");
-    // The stream holds one batch of conversations, a bounded channel and one chunk (about
+    // The reader holds one batch of conversations, and a bounded channel of chunks (about
     // 0.6 MiB measured), against ~27 MiB exported; anything proportional to the data fails.
     assert!(
         peak < 4 * 1024 * 1024,
@@ -142,16 +159,9 @@ async fn export_import_export_round_trip_through_the_store() {
         .map(|i| record(i, messages_of(i), 40))
         .collect();
     a.import_records(&ta, recs).await.unwrap();
-    let export = |s: Store, t| async move {
-        let items = s.export(&t, ConversationFilter::default(), true);
-        let mut out = Vec::new();
-        let mut chunks = confab_store::render(items, ExportFormat::Ndjson);
-        while let Some(c) = chunks.next().await {
-            out.extend(c.unwrap());
-        }
-        out
-    };
-    let first = export(a.clone(), ta).await;
+    let ndjson = ExportFormat::Ndjson;
+    let (first, _, counted) = export_all(&a, &ta, ConversationFilter::default(), ndjson).await;
+    assert_eq!(counted, 250, "conversations counted by the chunks");
 
     let (b, _b_db) = open(&dir, "b.db").await;
     let tb = b.ensure_tenant("other").await.unwrap();
@@ -161,44 +171,105 @@ async fn export_import_export_round_trip_through_the_store() {
     }
     let o = imp.finish().await.unwrap();
     assert_eq!((o.imported, o.skipped), (250, 0));
-    let second = export(b.clone(), tb).await;
+    let (second, _, _) = export_all(&b, &tb, ConversationFilter::default(), ndjson).await;
     assert_eq!(
         String::from_utf8(first).unwrap(),
-        String::from_utf8(second).unwrap()
+        String::from_utf8(second.clone()).unwrap()
     );
 
-    // The stream's items come in order: each conversation, then its messages by seq.
-    let items: Vec<ExportItem> = b
-        .export(&tb, ConversationFilter::default(), true)
-        .map(Result::unwrap)
-        .collect()
-        .await;
-    let mut current: Option<(uuid::Uuid, i64, i64)> = None;
-    let (mut convs, mut messages) = (0, 0);
-    let whole = |c: &Option<(uuid::Uuid, i64, i64)>| {
-        if let Some((id, next, count)) = c {
-            assert_eq!(next, count, "every message of {id}");
-        }
+    // Newest first, each conversation whole, its messages in seq order.
+    let records: Vec<ExportRecord> = second
+        .split(|c| *c == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    let order: Vec<u128> = records
+        .iter()
+        .map(|r| r.conversation.id.as_u128() >> 32)
+        .collect();
+    assert_eq!(order, (1..=250u128).rev().collect::<Vec<_>>());
+    for r in &records {
+        r.validate().unwrap();
+        let i = r.conversation.id.as_u128() >> 32;
+        assert_eq!(r.messages.len(), messages_of(i), "conversation {i}");
+    }
+}
+
+/// Every format, whole and filtered, in chunks: the same bytes as rendering the conversations
+/// in one piece; and a consumer that stops reading early stops the reader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_render_every_format_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _db) = open(&dir, "r.db").await;
+    let tenant = store.ensure_tenant("acme").await.unwrap();
+    // 230 conversations of 0–5 messages of ~300 bytes: several export batches and chunks.
+    let recs = (1..=230u128)
+        .map(|i| record(i, (i % 6) as usize, 300))
+        .collect();
+    store.import_records(&tenant, recs).await.unwrap();
+    let other = store.ensure_tenant("other").await.unwrap();
+    store
+        .import_records(&other, vec![record(999, 3, 40)])
+        .await
+        .unwrap();
+
+    let only_u3 = ConversationFilter {
+        user_id: Some("u3".into()),
+        ..ConversationFilter::default()
     };
-    for it in items {
-        match it {
-            ExportItem::Conversation(c, _) => {
-                whole(&current);
-                convs += 1;
-                current = Some((c.id, 0, c.message_count));
-            }
-            ExportItem::Message(m) => {
-                let (id, next, _) = current.as_mut().unwrap();
-                assert_eq!((m.conversation_id, m.seq), (*id, *next));
-                *next += 1;
-                messages += 1;
-            }
+    for filter in [ConversationFilter::default(), only_u3.clone()] {
+        // What the store holds, read back through NDJSON; every format must agree with it.
+        let (ndjson, chunks, counted) =
+            export_all(&store, &tenant, filter.clone(), ExportFormat::Ndjson).await;
+        let records: Vec<(Conversation, Vec<Message>)> = ndjson
+            .split(|c| *c == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let r: ExportRecord = serde_json::from_slice(l).unwrap();
+                (r.conversation, r.messages)
+            })
+            .collect();
+        let expected = if filter.user_id.is_some() { 33 } else { 230 };
+        assert_eq!((records.len(), counted), (expected, expected as u64));
+        assert!(
+            records.iter().all(|(c, _)| c.id.as_u128() >> 32 != 999),
+            "only the tenant's own"
+        );
+        if filter.user_id.is_none() {
+            assert!(chunks > 2, "{chunks} chunks");
+        }
+        for format in [
+            ExportFormat::Ndjson,
+            ExportFormat::Json,
+            ExportFormat::Csv,
+            ExportFormat::CsvMessages,
+            ExportFormat::Markdown,
+        ] {
+            let (out, _, _) = export_all(&store, &tenant, filter.clone(), format).await;
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(confab_core::export::render_all(format, &records)).unwrap(),
+                "{format:?}, {filter:?}"
+            );
         }
     }
-    whole(&current);
-    assert_eq!(convs, 250);
-    assert_eq!(
-        messages,
-        (1..=250u128).map(messages_of).sum::<usize>() as i64
-    );
+
+    // A consumer that takes one chunk and goes away: the reader stops, and the store goes on.
+    let mut s = store.export(&tenant, ConversationFilter::default(), ExportFormat::Ndjson);
+    assert!(s.next().await.unwrap().is_ok());
+    drop(s);
+    let again = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        export_all(&store, &tenant, only_u3, ExportFormat::Ndjson),
+    )
+    .await
+    .expect("an export after an abandoned one");
+    assert_eq!(again.2, 33);
+    store
+        .import_records(&tenant, vec![record(5_000, 2, 40)])
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(30), store.close())
+        .await
+        .expect("the store closes with an abandoned export behind it");
 }

@@ -2,14 +2,13 @@
 //! insights, metadata) with its actions: re-analyse, export, delete.
 
 use askama::Template;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use confab_core::export::ExportFormat;
 use confab_core::{Conversation, Insights, Message, Sentiment, Status};
 use confab_store::{ConversationFilter, ConversationPage, ExportItem, MessageQuery};
-use futures::StreamExt;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -373,18 +372,15 @@ pub async fn export(
         st.store.get_insights(&tenant, id),
     )?;
     let sentiment = insights.map(|i| i.sentiment);
-    let items: Vec<confab_store::Result<ExportItem>> =
-        std::iter::once(Ok(ExportItem::Conversation(Box::new(c), sentiment)))
-            .chain(
-                messages
-                    .into_iter()
-                    .map(|m| Ok(ExportItem::Message(Box::new(m)))),
-            )
-            .collect();
-    let body = confab_store::render(futures::stream::iter(items).boxed(), format)
-        .map(|chunk| chunk.map(Bytes::from).map_err(std::io::Error::other));
+    let items: Vec<ExportItem> = std::iter::once(ExportItem::Conversation(Box::new(c), sentiment))
+        .chain(
+            messages
+                .into_iter()
+                .map(|m| ExportItem::Message(Box::new(m))),
+        )
+        .collect();
     Ok(crate::export::attachment(
-        Body::from_stream(body),
+        Body::from(confab_store::render(&items, format)),
         format,
         &format!("conversation-{id}"),
     ))

@@ -1,7 +1,9 @@
 //! Export on PostgreSQL: one read transaction (one snapshot) on one pooled connection, driven by a
-//! task that feeds a small channel; the consumer's pace bounds memory.
+//! task that renders what it reads and feeds a small channel with the chunks; the consumer's
+//! pace bounds memory.
 
 use confab_core::Sentiment;
+use confab_core::export::ExportFormat;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use sqlx::PgConnection;
@@ -12,22 +14,41 @@ use super::PgStore;
 use super::read::push_filter;
 use super::rows::{self, CONVERSATION_COLS, MESSAGE_COLS};
 use crate::error::{Result, StoreError};
-use crate::export::{EXPORT_BATCH, ExportItem};
+use crate::export::{Chunker, EXPORT_BATCH, EXPORT_CHUNKS, ExportChunk, ExportItem};
 use crate::types::{ConversationFilter, TenantId};
 
-/// Items buffered between the reader task and the consumer.
-const CHANNEL: usize = 256;
+/// Renders what the reader task reads and hands the chunks to the consumer.
+struct Sink {
+    chunker: Chunker,
+    tx: mpsc::Sender<Result<ExportChunk>>,
+}
+
+impl Sink {
+    /// Renders `item`; `false` once the consumer has gone away.
+    async fn push(&mut self, item: ExportItem) -> bool {
+        match self.chunker.push(&item) {
+            Some(chunk) => self.tx.send(Ok(chunk)).await.is_ok(),
+            None => true,
+        }
+    }
+}
 
 impl PgStore {
+    /// `Store::export`: read and rendered by a task of its own in one read transaction (the
+    /// whole export sees one snapshot), handed over in chunks.
     pub fn export(
         &self,
         tenant: TenantId,
         filter: ConversationFilter,
-        with_messages: bool,
-    ) -> BoxStream<'static, Result<ExportItem>> {
+        format: ExportFormat,
+    ) -> BoxStream<'static, Result<ExportChunk>> {
         let pool = self.pool.clone();
-        let (tx, rx) = mpsc::channel(CHANNEL);
+        let (tx, rx) = mpsc::channel(EXPORT_CHUNKS);
         tokio::spawn(async move {
+            let mut sink = Sink {
+                chunker: Chunker::new(format),
+                tx,
+            };
             let run = async {
                 let mut conn = pool.acquire().await?;
                 let mut txn = conn.begin().await?;
@@ -41,14 +62,18 @@ impl PgStore {
                 sqlx::query("SET LOCAL plan_cache_mode = force_generic_plan")
                     .execute(&mut *txn)
                     .await?;
-                let r = produce(&mut txn, tenant, &filter, with_messages, &tx).await;
+                let with_messages = format.needs_messages();
+                let r = produce(&mut txn, tenant, &filter, with_messages, &mut sink).await;
                 // Read-only: ending the transaction either way releases the snapshot.
                 let _ = txn.rollback().await;
                 r
             };
-            if let Err(e) = run.await {
-                let _ = tx.send(Err(e)).await;
-            }
+            let last = match run.await {
+                Ok(true) => Ok(sink.chunker.finish()),
+                Ok(false) => return,
+                Err(e) => Err(e),
+            };
+            let _ = sink.tx.send(last).await;
         });
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) })
             .boxed()
@@ -75,7 +100,8 @@ fn push_batch(
         .push_bind(EXPORT_BATCH);
 }
 
-/// Sends every item; stops quietly when the consumer has gone away. Two statements per batch of
+/// Hands every item to `sink`; stops quietly when the consumer has gone away. Answers whether
+/// every item was handed over. Two statements per batch of
 /// [`EXPORT_BATCH`] conversations: the conversations, then all their messages in the same
 /// order (a lateral join walks each conversation's messages by seq), streamed and handed out
 /// after their conversation. One message query per conversation cost a round trip each, with
@@ -85,8 +111,8 @@ async fn produce(
     tenant: TenantId,
     filter: &ConversationFilter,
     with_messages: bool,
-    tx: &mpsc::Sender<Result<ExportItem>>,
-) -> Result<()> {
+    sink: &mut Sink,
+) -> Result<bool> {
     let cols: String = CONVERSATION_COLS
         .split(", ")
         .map(|c| format!("c.{c}"))
@@ -101,7 +127,7 @@ async fn produce(
         push_batch(&mut q, tenant, filter, after);
         let batch = q.build().fetch_all(&mut *c).await?;
         if batch.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         let mut mq = QueryBuilder::<Postgres>::new("SELECT m.* FROM (SELECT c.id, c.created_at");
         push_batch(&mut mq, tenant, filter, after);
@@ -125,12 +151,11 @@ async fn produce(
                 .transpose()?;
             after = Some((confab_core::timefmt::to_micros(conv.created_at), conv.id));
             let id = conv.id;
-            if tx
-                .send(Ok(ExportItem::Conversation(Box::new(conv), sentiment)))
+            if !sink
+                .push(ExportItem::Conversation(Box::new(conv), sentiment))
                 .await
-                .is_err()
             {
-                return Ok(());
+                return Ok(false);
             }
             let Some(stream) = messages.as_mut() else {
                 continue;
@@ -147,8 +172,8 @@ async fn produce(
                     ahead = Some(m);
                     break;
                 }
-                if tx.send(Ok(ExportItem::Message(Box::new(m)))).await.is_err() {
-                    return Ok(());
+                if !sink.push(ExportItem::Message(Box::new(m))).await {
+                    return Ok(false);
                 }
             }
         }
@@ -158,7 +183,7 @@ async fn produce(
             ));
         }
         if (batch.len() as i64) < EXPORT_BATCH {
-            return Ok(());
+            return Ok(true);
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Export on SQLite: one read transaction (one snapshot) on a rusqlite reader, on a blocking
-//! thread that feeds a small channel with batches of items; the consumer's pace bounds memory.
-//! (Through sqlx, every row crossed threads twice; this path is several times faster.)
+//! thread that renders what it reads and feeds a small channel with the chunks; the consumer's
+//! pace bounds memory. (Through sqlx, every row crossed threads twice; this path is several
+//! times faster.)
 
 use confab_core::Sentiment;
+use confab_core::export::ExportFormat;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use rusqlite::Connection;
@@ -13,75 +15,50 @@ use super::read::{push_filter, qualified_conversation_cols};
 use super::rows::{self, MESSAGE_COLS};
 use super::{SqliteStore, fastread};
 use crate::error::{Result, StoreError};
-use crate::export::{EXPORT_BATCH, ExportItem};
+use crate::export::{Chunker, EXPORT_BATCH, EXPORT_CHUNKS, ExportChunk, ExportItem};
 use crate::types::{ConversationFilter, TenantId};
 
-/// Batches buffered between the reader thread and the consumer.
-const CHANNEL: usize = 4;
-/// Items per batch.
-const BATCH: usize = 128;
-
-type Batch = Result<Vec<ExportItem>>;
-
 impl SqliteStore {
+    /// `Store::export`: read and rendered on a blocking thread in one read transaction (the
+    /// whole export sees one snapshot), handed over in chunks.
     pub fn export(
         &self,
         tenant: TenantId,
         filter: ConversationFilter,
-        with_messages: bool,
-    ) -> BoxStream<'static, Result<ExportItem>> {
+        format: ExportFormat,
+    ) -> BoxStream<'static, Result<ExportChunk>> {
         let fast = self.fast.clone();
-        let (tx, rx) = mpsc::channel::<Batch>(CHANNEL);
+        let (tx, rx) = mpsc::channel::<Result<ExportChunk>>(EXPORT_CHUNKS);
         tokio::task::spawn_blocking(move || {
-            // One read transaction: the whole export sees one snapshot.
-            let r = fast.with(|c| {
-                fastread::snapshot(c, |c| produce(c, tenant, &filter, with_messages, &tx))
-            });
-            if let Err(e) = r {
+            let read = |c: &Connection| {
+                let mut chunker = Chunker::new(format);
+                let mut sink = |item: ExportItem| match chunker.push(&item) {
+                    Some(chunk) => tx.blocking_send(Ok(chunk)).is_ok(),
+                    None => true,
+                };
+                if produce(c, tenant, &filter, format.needs_messages(), &mut sink)? {
+                    let _ = tx.blocking_send(Ok(chunker.finish()));
+                }
+                Ok(())
+            };
+            if let Err(e) = fast.with(|c| fastread::snapshot(c, read)) {
                 let _ = tx.blocking_send(Err(e));
             }
         });
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) })
-            .flat_map(|batch: Batch| match batch {
-                Ok(items) => futures::stream::iter(items.into_iter().map(Ok)).boxed(),
-                Err(e) => futures::stream::iter([Err(e)]).boxed(),
-            })
             .boxed()
     }
 }
 
-/// Collects items into batches; `false` once the consumer has gone away.
-struct Out<'a> {
-    tx: &'a mpsc::Sender<Batch>,
-    buf: Vec<ExportItem>,
-}
-
-impl Out<'_> {
-    fn push(&mut self, item: ExportItem) -> bool {
-        self.buf.push(item);
-        self.buf.len() < BATCH || self.flush()
-    }
-    fn flush(&mut self) -> bool {
-        if self.buf.is_empty() {
-            return true;
-        }
-        let items = std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH));
-        self.tx.blocking_send(Ok(items)).is_ok()
-    }
-}
-
-/// Sends every item; stops quietly when the consumer has gone away.
+/// Hands every item to `sink`; stops quietly when it answers `false` (the consumer has gone
+/// away). Answers whether every item was taken.
 fn produce(
     c: &Connection,
     tenant: TenantId,
     filter: &ConversationFilter,
     with_messages: bool,
-    tx: &mpsc::Sender<Batch>,
-) -> Result<()> {
-    let mut out = Out {
-        tx,
-        buf: Vec::with_capacity(BATCH),
-    };
+    sink: &mut dyn FnMut(ExportItem) -> bool,
+) -> Result<bool> {
     let cols = qualified_conversation_cols();
     let message_sql = format!(
         "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = ?1 AND conversation_id = ?2 ORDER BY seq"
@@ -113,22 +90,21 @@ fn produce(
         for (conv, sentiment) in batch {
             after = Some((confab_core::timefmt::to_micros(conv.created_at), conv.id));
             let id = conv.id;
-            if !out.push(ExportItem::Conversation(Box::new(conv), sentiment)) {
-                return Ok(());
+            if !sink(ExportItem::Conversation(Box::new(conv), sentiment)) {
+                return Ok(false);
             }
             if with_messages {
                 let mut st = c.prepare_cached(&message_sql)?;
                 let mut rows = st.query(rusqlite::params![b(&tenant.0), b(&id)])?;
                 while let Some(r) = rows.next()? {
-                    if !out.push(ExportItem::Message(Box::new(rows::message_raw(r)?))) {
-                        return Ok(());
+                    if !sink(ExportItem::Message(Box::new(rows::message_raw(r)?))) {
+                        return Ok(false);
                     }
                 }
             }
         }
         if n < EXPORT_BATCH {
-            out.flush();
-            return Ok(());
+            return Ok(true);
         }
     }
 }
