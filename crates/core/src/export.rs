@@ -1,6 +1,6 @@
-//! Export formats, rendered incrementally: the store streams conversations and their messages
-//! in order and the renderer turns each into bytes at once, so an export of any size is written
-//! with memory for one row.
+//! Export formats, rendered incrementally: the store reads conversations and their messages
+//! in order and the renderer appends each to the chunk of bytes being filled, so an export of
+//! any size is written with memory for one chunk.
 //!
 //! - `ndjson`: one conversation per line, `{…conversation fields…, "messages": […]}`; the format
 //!   `import` reads back (export → import → export is byte-identical).
