@@ -226,14 +226,18 @@ pub async fn export(store: &Store, a: ExportArgs) -> Result<()> {
     let pb = bar(total as u64, "conversations");
     let mut out = output(&a.out)?;
     let mut chunks = store.export(&t, filter, format);
+    // Counted from the export itself: `finish` sets the bar to its length, which was counted
+    // before the export's snapshot was taken.
+    let mut exported = 0;
     while let Some(c) = chunks.next().await {
         let c = c?;
         out.write_all(&c.bytes)?;
         pb.inc(c.conversations);
+        exported += c.conversations;
     }
     out.flush()?;
     pb.finish_and_clear();
-    eprintln!("exported {} conversations", pb.position());
+    eprintln!("exported {exported} conversations");
     Ok(())
 }
 

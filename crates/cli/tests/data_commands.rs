@@ -49,7 +49,7 @@ fn import_export_search_stats_backup_restore() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 2"));
 
     let exported = dir.path().join("out.ndjson");
-    confab(
+    let out = confab(
         &db,
         &[
             "export",
@@ -60,6 +60,8 @@ fn import_export_search_stats_backup_restore() {
         ],
     );
     assert_eq!(std::fs::read_to_string(&exported).unwrap(), FIXTURE);
+    // Counted from the chunks the store hands over.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exported 2 conversations"));
     let csv = confab(&db, &["export", "--tenant", "acme", "--format", "csv"]);
     assert!(
         String::from_utf8_lossy(&csv.stdout)

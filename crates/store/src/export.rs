@@ -10,7 +10,9 @@
 
 use confab_core::export::{ExportFormat, ExportRenderer};
 use confab_core::{Conversation, Message, Sentiment};
+use futures::StreamExt;
 use futures::stream::BoxStream;
+use tokio::sync::mpsc;
 
 use crate::{ConversationFilter, Result, Store, TenantId};
 
@@ -27,10 +29,10 @@ pub enum ExportItem {
 pub const EXPORT_BATCH: i64 = 100;
 
 /// Chunks buffered between the reader and the consumer.
-pub(crate) const EXPORT_CHUNKS: usize = 4;
+const EXPORT_CHUNKS: usize = 4;
 
 /// A piece of an export's bytes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ExportChunk {
     pub bytes: Vec<u8>,
     /// Conversations begun in this chunk (for progress).
@@ -49,6 +51,18 @@ impl Store {
     ) -> BoxStream<'static, Result<ExportChunk>> {
         dispatch!(self, b => b.export(*tenant, filter, format))
     }
+}
+
+/// The channel a backend's export reader hands its chunks through, and the consumer's end of
+/// it as a stream.
+pub(crate) fn chunk_channel() -> (
+    mpsc::Sender<Result<ExportChunk>>,
+    BoxStream<'static, Result<ExportChunk>>,
+) {
+    let (tx, rx) = mpsc::channel(EXPORT_CHUNKS);
+    let chunks =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    (tx, chunks.boxed())
 }
 
 /// Bytes per chunk of an export (about; one row may exceed it).

@@ -254,7 +254,9 @@ async fn exports_render_every_format_in_chunks() {
         }
     }
 
-    // A consumer that takes one chunk and goes away: the reader stops, and the store goes on.
+    // A consumer that takes one chunk and goes away: nothing waits on it, and the store goes
+    // on (the reader's next send fails and it ends its read transaction, which this cannot
+    // observe from outside).
     let mut s = store.export(&tenant, ConversationFilter::default(), ExportFormat::Ndjson);
     assert!(s.next().await.unwrap().is_ok());
     drop(s);

@@ -14,7 +14,7 @@ use super::PgStore;
 use super::read::push_filter;
 use super::rows::{self, CONVERSATION_COLS, MESSAGE_COLS};
 use crate::error::{Result, StoreError};
-use crate::export::{Chunker, EXPORT_BATCH, EXPORT_CHUNKS, ExportChunk, ExportItem};
+use crate::export::{Chunker, EXPORT_BATCH, ExportChunk, ExportItem, chunk_channel};
 use crate::types::{ConversationFilter, TenantId};
 
 /// Renders what the reader task reads and hands the chunks to the consumer.
@@ -43,7 +43,7 @@ impl PgStore {
         format: ExportFormat,
     ) -> BoxStream<'static, Result<ExportChunk>> {
         let pool = self.pool.clone();
-        let (tx, rx) = mpsc::channel(EXPORT_CHUNKS);
+        let (tx, chunks) = chunk_channel();
         tokio::spawn(async move {
             let mut sink = Sink {
                 chunker: Chunker::new(format),
@@ -75,8 +75,7 @@ impl PgStore {
             };
             let _ = sink.tx.send(last).await;
         });
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) })
-            .boxed()
+        chunks
     }
 }
 

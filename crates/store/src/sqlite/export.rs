@@ -5,17 +5,15 @@
 
 use confab_core::Sentiment;
 use confab_core::export::ExportFormat;
-use futures::StreamExt;
 use futures::stream::BoxStream;
 use rusqlite::Connection;
-use tokio::sync::mpsc;
 
 use super::raw::{Sql, blob, id as b};
 use super::read::{push_filter, qualified_conversation_cols};
 use super::rows::{self, MESSAGE_COLS};
 use super::{SqliteStore, fastread};
 use crate::error::{Result, StoreError};
-use crate::export::{Chunker, EXPORT_BATCH, EXPORT_CHUNKS, ExportChunk, ExportItem};
+use crate::export::{Chunker, EXPORT_BATCH, ExportChunk, ExportItem, chunk_channel};
 use crate::types::{ConversationFilter, TenantId};
 
 impl SqliteStore {
@@ -28,7 +26,7 @@ impl SqliteStore {
         format: ExportFormat,
     ) -> BoxStream<'static, Result<ExportChunk>> {
         let fast = self.fast.clone();
-        let (tx, rx) = mpsc::channel::<Result<ExportChunk>>(EXPORT_CHUNKS);
+        let (tx, chunks) = chunk_channel();
         tokio::task::spawn_blocking(move || {
             let read = |c: &Connection| {
                 let mut chunker = Chunker::new(format);
@@ -45,8 +43,7 @@ impl SqliteStore {
                 let _ = tx.blocking_send(Err(e));
             }
         });
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) })
-            .boxed()
+        chunks
     }
 }
 
