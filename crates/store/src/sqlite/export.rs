@@ -1,4 +1,4 @@
-//! Export on SQLite: one read transaction (one snapshot) on a rusqlite reader, on a blocking
+//! Export on SQLite: one read transaction (one snapshot) on a rusqlite reader of its own, on a blocking
 //! thread that renders what it reads and feeds a small channel with the chunks; the consumer's
 //! pace bounds memory. (Through sqlx, every row crossed threads twice; this path is several
 //! times faster.)
@@ -39,7 +39,9 @@ impl SqliteStore {
                 }
                 Ok(())
             };
-            if let Err(e) = fast.with(|c| fastread::snapshot(c, read)) {
+            // A connection of its own that maps nothing: the export reads the whole file once.
+            let done = fast.streaming().and_then(|c| fastread::snapshot(&c, read));
+            if let Err(e) = done {
                 let _ = tx.blocking_send(Err(e));
             }
         });

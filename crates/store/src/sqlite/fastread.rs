@@ -29,14 +29,20 @@ impl Readers {
     }
 
     fn open(&self) -> Result<Connection> {
+        // The same read settings as the sqlx pool: the whole file mapped, a page cache, no writes.
+        self.open_with(super::MMAP_BYTES, 32_000)
+    }
+
+    /// A read-only connection mapping `mmap` bytes of the file, with a page cache of
+    /// `cache_kib` KiB.
+    fn open_with(&self, mmap: i64, cache_kib: i64) -> Result<Connection> {
         let c = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        // The same read settings as the sqlx pool: memory-mapped pages, a page cache, no writes.
-        c.execute_batch(
-            "PRAGMA mmap_size = 268435456; PRAGMA cache_size = -32000; PRAGMA query_only = 1;",
-        )?;
+        c.execute_batch(&format!(
+            "PRAGMA mmap_size = {mmap}; PRAGMA cache_size = -{cache_kib}; PRAGMA query_only = 1;"
+        ))?;
         c.busy_timeout(std::time::Duration::from_secs(10))?;
         // Every hot read's statements stay prepared (rusqlite keeps 16 by default; a search
         // alone uses seven, and its hit lookup has a variant per page length).
@@ -44,6 +50,13 @@ impl Readers {
         // Ranked search reads its candidates' statistics from the index (rank.rs).
         super::rank::register(&c, self.lengths.clone())?;
         Ok(c)
+    }
+
+    /// A connection of its own for reading every page once (the export): nothing mapped and a
+    /// small page cache, so the server's memory, RSS included, stays flat however large the
+    /// store (a mapped page read once would stay in the process's RSS). Not pooled.
+    pub fn streaming(&self) -> Result<Connection> {
+        self.open_with(0, 8_000)
     }
 
     /// Runs `f` on an idle connection (opening one if none is idle).
