@@ -1,6 +1,6 @@
-//! Export on SQLite: one read transaction (one snapshot) on a rusqlite reader of its own, on a blocking
-//! thread that renders what it reads and feeds a small channel with the chunks; the consumer's
-//! pace bounds memory. (Through sqlx, every row crossed threads twice; this path is several
+//! Export on SQLite: one read transaction (one snapshot) on a rusqlite reader of its own (one
+//! that maps nothing, `fastread::Readers::streaming`), on a blocking thread that renders what it
+//! reads and feeds a small channel with the chunks; the consumer's pace bounds memory. (Through sqlx, every row crossed threads twice; this path is several
 //! times faster.)
 
 use confab_core::Sentiment;

@@ -85,9 +85,9 @@ fn options(url: &str) -> Result<SqliteConnectOptions> {
 /// without that flag SQLite caps it at 2 GiB). Rows are appended, so the newest messages, the
 /// ones read most, sit at the end of the file: a window of 256 MiB, as before, covered only
 /// the oldest quarter-gigabyte of a store past that size, and every read beyond it went
-/// through `pread` into each connection's own page cache. Mapped, reads were 5-10 % faster on
-/// the full benchmark store (462 MB) and the server's private memory at peak fell by half, the
-/// page caches no longer holding copies of mapped pages (docs/performance.md, 2026-12-02).
+/// through `pread` into each connection's own page cache. Mapped, 50-message pages were 5-10 %
+/// faster on stores of 0.5 and 1.4 GB, and the server's private memory at peak fell by half,
+/// the page caches no longer holding copies of mapped pages (docs/performance.md, 2026-12-02).
 /// Mapped pages are the OS page cache, shared and reclaimable, but `ps` counts them in the
 /// process's RSS. The export, which reads every page once, maps nothing
 /// (`fastread::Readers::streaming`).
