@@ -1,7 +1,8 @@
 //! Export on SQLite: one read transaction (one snapshot) on a rusqlite reader of its own (one
-//! that maps nothing, `fastread::Readers::streaming`), on a blocking thread that renders what it
-//! reads and feeds a small channel with the chunks; the consumer's pace bounds memory. (Through sqlx, every row crossed threads twice; this path is several
-//! times faster.)
+//! that maps nothing, `fastread::Readers::streaming`; tests/export_rss.rs), on a blocking thread
+//! that renders what it reads and feeds a small channel with the chunks; the consumer's pace
+//! bounds memory. (Through sqlx, every row crossed threads twice; this path is several times
+//! faster.)
 
 use confab_core::Sentiment;
 use confab_core::export::ExportFormat;
