@@ -3,10 +3,13 @@
 //! page read once stays in the RSS, so an export through a mapping grows it by about the
 //! pages it reads. Alone in its test binary, so no other test's mappings move `RssFile`.
 
-use confab_core::export::{ExportFormat, ExportRecord};
-use confab_core::{Conversation, Message, Role, Status};
+use confab_core::export::ExportFormat;
 use confab_store::{ConversationFilter, Store, StoreOptions};
 use futures::StreamExt;
+
+#[path = "support/records.rs"]
+mod records;
+use records::record;
 
 /// The process's file-backed resident memory (mapped files), KiB; `None` without procfs.
 fn rss_file_kib() -> Option<u64> {
@@ -15,49 +18,6 @@ fn rss_file_kib() -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("RssFile:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-fn record(i: u128) -> ExportRecord {
-    let t = confab_core::timefmt::from_micros(1_700_000_000_000_000 + i as i64 * 1_000_000);
-    let id = uuid::Uuid::from_u128(i << 32);
-    ExportRecord {
-        conversation: Conversation {
-            id,
-            agent_id: None,
-            user_id: None,
-            title: None,
-            status: Status::Completed,
-            source: None,
-            model: None,
-            company_name: None,
-            added_to_memory: false,
-            metadata: Default::default(),
-            message_count: 10,
-            analyze: false,
-            created_at: t,
-            updated_at: t,
-            completed_at: Some(t),
-        },
-        messages: (0..10)
-            .map(|s| Message {
-                id: uuid::Uuid::from_u128((i << 32) + s as u128 + 1),
-                conversation_id: id,
-                seq: s as i64,
-                role: Role::User,
-                content: format!("{s} {}", "lorem ipsum ".repeat(85)),
-                created_at: t,
-                model: None,
-                tokens: None,
-                prompt_tokens: None,
-                completion_tokens: None,
-                latency_ms: None,
-                tool_calls: None,
-                metadata: None,
-                source: None,
-                is_trigger: false,
-            })
-            .collect(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,7 +39,7 @@ async fn a_sqlite_export_maps_nothing() {
     let tenant = store.ensure_tenant("acme").await.unwrap();
     // 2,000 conversations × 10 messages × ~1 KiB: ~20 MiB of messages to read.
     for chunk in (0..2_000u128).collect::<Vec<_>>().chunks(200) {
-        let recs = chunk.iter().map(|i| record(*i)).collect();
+        let recs = chunk.iter().map(|i| record(*i, 10, 1_000)).collect();
         store.import_records(&tenant, recs).await.unwrap();
     }
 
