@@ -330,6 +330,63 @@ async fn the_index_follows_appends_and_deletes() {
     }
 }
 
+/// A search repeated with nothing written since starts from the window of candidates the
+/// previous one kept (SQLite, sqlite/windows.rs; `confab_store_search_windows_total` counts
+/// how each search found its window), and one repeated after writes still answers them: the
+/// new message first, the deleted conversation gone.
+#[tokio::test]
+async fn a_repeated_search_follows_writes_made_since() {
+    let app = TestApp::spawn().await;
+    let t = app.token("acme").await;
+    let a = conv(
+        &app,
+        &t,
+        json!({}),
+        &[("user", "a quagga and some other words")],
+    )
+    .await;
+    let first = search(&app, &t, "quagga", "").await;
+    assert_eq!(contents(&first).len(), 1);
+    let kept = |m: &str| -> u64 {
+        m.lines()
+            .find(|l| l.starts_with("confab_store_search_windows_total{outcome=\"kept\"} "))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let before = kept(&app.metrics().await);
+    for _ in 0..5 {
+        assert_eq!(search(&app, &t, "quagga", "").await, first);
+    }
+    if !app.is_pg() {
+        // Other tests of this binary only add to the count.
+        assert!(kept(&app.metrics().await) >= before + 5);
+    }
+    app.post(
+        &format!("/v1/conversations/{a}/messages"),
+        &t,
+        &json!({"messages": [{"role": "assistant", "content": "quagga quagga"}]}),
+    )
+    .await
+    .expect(200);
+    let v = search(&app, &t, "quagga", "").await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    assert_eq!(v["data"][0]["seq"], 1, "{v}");
+    // A newer conversation keeps the newest message where it is while the first one goes.
+    let b = conv(&app, &t, json!({}), &[("user", "quagga")]).await;
+    assert_eq!(contents(&search(&app, &t, "quagga", "").await).len(), 3);
+    app.call(
+        Method::DELETE,
+        &format!("/v1/conversations/{a}"),
+        Some(&t),
+        None,
+    )
+    .await
+    .expect(204);
+    let v = search(&app, &t, "quagga", "").await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["data"][0]["conversation_id"], b.as_str());
+}
+
 /// The server's workers poll the writer twice a second, and those polls change nothing: the
 /// index is still merged into one segment once the writes stop (SQLite's idle merge,
 /// sqlite/merge.rs, waits a second without changes). Searches answer the same before and after.

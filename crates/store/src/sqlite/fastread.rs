@@ -17,6 +17,8 @@ pub struct Readers {
     idle: Mutex<Vec<Connection>>,
     /// Messages' lengths for ranked search, shared by every connection (doclen.rs).
     pub lengths: Arc<super::doclen::DocLengths>,
+    /// Ranked search's candidate windows of recent queries (windows.rs).
+    pub windows: super::windows::Windows,
 }
 
 impl Readers {
@@ -25,6 +27,7 @@ impl Readers {
             path,
             idle: Mutex::new(Vec::new()),
             lengths: Arc::default(),
+            windows: Default::default(),
         }
     }
 

@@ -25,6 +25,7 @@ mod stats;
 mod tenant_keys;
 mod walvfs;
 mod webhooks;
+mod windows;
 mod writer;
 
 use std::str::FromStr;

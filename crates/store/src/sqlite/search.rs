@@ -3,11 +3,14 @@
 use confab_core::cursor::SearchCursor;
 use confab_core::search::{Query, Term, snippet, tenant_tag};
 use confab_core::timefmt::{from_micros, to_micros};
+use std::sync::Arc;
+
 use rusqlite::Connection;
 
 use super::doclen::DocLengths;
 use super::rank;
 use super::raw::{self, Sql, blob};
+use super::windows::{Window, Windows};
 use super::{SqliteStore, fastread};
 use crate::error::{Result, StoreError};
 use crate::search::*;
@@ -196,12 +199,67 @@ impl<'c> HitLookup<'c> {
     }
 }
 
+/// The newest `window` matches of `req` (whose cursor, if any, bounds them from above), above
+/// rowid `above` if given, each with its length and `k` phrase counts, newest first.
+#[allow(clippy::too_many_arguments)]
+fn gather(
+    c: &Connection,
+    lengths: &DocLengths,
+    tenant: TenantId,
+    req: &SearchRequest,
+    epoch: i64,
+    k: usize,
+    window: usize,
+    above: Option<i64>,
+) -> Result<rank::Candidates> {
+    // The candidates are gathered by `confab_counts` itself (rank.rs) as the statement visits
+    // them, newest first. Without filters the index alone gives them, and the function is a
+    // `WHERE` term: false until the window is full, so the one row `LIMIT 1` waits for is the
+    // window's last candidate and the walk stops there. With filters the joined rows must pass
+    // them first, and a term on the index alone could be tested before them; there the
+    // function is a column of a subquery limited to the window, computed only for rows that
+    // pass, and `count(x)` makes SQLite compute the column it would otherwise drop.
+    let mut q = Sql::default();
+    if req.filter.is_empty() {
+        q.push("SELECT 1");
+        push_candidates(&mut q, tenant, req);
+        if let Some(above) = above {
+            q.push(" AND messages_fts.rowid > ").bind(above);
+        }
+        q.push(" AND confab_counts(messages_fts, ")
+            .bind(epoch)
+            .push(") ORDER BY messages_fts.rowid DESC LIMIT 1");
+    } else {
+        q.push("SELECT count(x) FROM (SELECT confab_counts(messages_fts, ")
+            .bind(epoch)
+            .push(") AS x");
+        push_candidates(&mut q, tenant, req);
+        if let Some(above) = above {
+            q.push(" AND messages_fts.rowid > ").bind(above);
+        }
+        q.push(" ORDER BY messages_fts.rowid DESC LIMIT ")
+            .bind(RANK_WINDOW)
+            .push(")");
+    }
+    let mut st = c.prepare_cached(&q.text).map_err(fts_error)?;
+    let ((), found) = rank::gather(k, window, || {
+        let mut rows = st
+            .query(rusqlite::params_from_iter(q.args))
+            .map_err(fts_error)?;
+        while rows.next().map_err(fts_error)?.is_some() {}
+        Ok(())
+    })?;
+    lengths.store(epoch, &found.learned);
+    Ok(found.newest(window))
+}
+
 /// Relevance: the newest `RANK_WINDOW` candidates (FTS5 walks its index backwards and stops),
 /// each scored with BM25 from its length and term counts as the index holds them (rank.rs),
 /// then ordered by score.
 fn ranked(
     c: &Connection,
     lengths: &DocLengths,
+    windows: &Windows,
     tenant: TenantId,
     req: &SearchRequest,
     snapshot: i64,
@@ -211,14 +269,6 @@ fn ranked(
         .prepare_cached("SELECT n FROM search_epoch WHERE id = 1")?
         .query_row([], |r| r.get(0))?;
     lengths.observe(epoch);
-    // The candidates are gathered by `confab_counts` itself (rank.rs) as the statement visits
-    // them, newest first. Without filters the index alone gives them, and the function is a
-    // `WHERE` term: false until the window is full, so the one row `LIMIT 1` waits for is the
-    // window's last candidate and the walk stops there. With filters the joined rows must pass
-    // them first, and a term on the index alone could be tested before them; there the
-    // function is a column of a subquery limited to the window, computed only for rows that
-    // pass, and `count(x)` makes SQLite compute the column it would otherwise drop.
-    let mut q = Sql::default();
     // A first page takes its snapshot, MAX(rowid), in this same read transaction: no match
     // lies beyond it, and leaving the bound out spares the statement re-checking it on every
     // candidate (FTS5 seeks to it but leaves SQLite to test it again: two of the six steps
@@ -230,34 +280,45 @@ fn ranked(
             .then_some(SearchCursor::Ranked { snapshot, offset }),
         ..req.clone()
     };
-    if req.filter.is_empty() {
-        q.push("SELECT 1");
-        push_candidates(&mut q, tenant, &windowed);
-        q.push(" AND confab_counts(messages_fts, ")
-            .bind(epoch)
-            .push(") ORDER BY messages_fts.rowid DESC LIMIT 1");
-    } else {
-        q.push("SELECT count(x) FROM (SELECT confab_counts(messages_fts, ")
-            .bind(epoch)
-            .push(") AS x");
-        push_candidates(&mut q, tenant, &windowed);
-        q.push(" ORDER BY messages_fts.rowid DESC LIMIT ")
-            .bind(RANK_WINDOW)
-            .push(")");
-    }
     let k = req.query.scored_terms().count();
     let window = usize::try_from(RANK_WINDOW).unwrap_or(usize::MAX);
-    let mut st = c.prepare_cached(&q.text).map_err(fts_error)?;
-    let ((), found) = rank::gather(k, window, || {
-        let mut rows = st
-            .query(rusqlite::params_from_iter(q.args))
-            .map_err(fts_error)?;
-        while rows.next().map_err(fts_error)?.is_some() {}
-        Ok(())
-    })?;
-    lengths.store(epoch, &found.learned);
-    let found = found.newest(window);
-    let (cands, counts) = (found.rows, found.counts);
+    // Without filters the window may be kept from an earlier search of the same query, at this
+    // snapshot or an older one of the same epoch; then only the matches above it are walked
+    // (windows.rs says why the result is the same).
+    let key = req
+        .filter
+        .is_empty()
+        .then(|| req.query.to_fts5(&tenant_tag(tenant.0.as_bytes())));
+    let kept = key
+        .as_deref()
+        .and_then(|key| windows.get(key, epoch, snapshot));
+    let outcome = match &kept {
+        Some(w) if w.snapshot == snapshot => "kept",
+        Some(_) => "forward",
+        None => "walked",
+    };
+    metrics::counter!("confab_store_search_windows_total", "outcome" => outcome).increment(1);
+    let found = match kept {
+        Some(w) if w.snapshot == snapshot => w,
+        kept => {
+            let above = kept.as_ref().map(|w| w.snapshot);
+            let newer = gather(c, lengths, tenant, &windowed, epoch, k, window, above)?;
+            let w = Arc::new(match kept {
+                Some(w) => w.forward(snapshot, newer.rows, newer.counts, k, window),
+                None => Window {
+                    epoch,
+                    snapshot,
+                    rows: newer.rows,
+                    counts: newer.counts,
+                },
+            });
+            if let Some(key) = &key {
+                windows.put(key, w.clone());
+            }
+            w
+        }
+    };
+    let (cands, counts) = (&found.rows, &found.counts);
     // One term and nothing else narrowing the search: the window is that term's own newest
     // matches, so its document frequency comes for free.
     let bm25 = if k == 1 && req.query.excluded.is_empty() && req.filter.is_empty() {
@@ -289,6 +350,7 @@ fn ranked(
 fn search(
     c: &Connection,
     lengths: &DocLengths,
+    windows: &Windows,
     tenant: TenantId,
     req: &SearchRequest,
 ) -> Result<SearchPage> {
@@ -304,7 +366,7 @@ fn search(
                     (max, 0)
                 }
             };
-            let scored = ranked(c, lengths, tenant, req, snapshot, offset)?;
+            let scored = ranked(c, lengths, windows, tenant, req, snapshot, offset)?;
             let from = usize::try_from(offset)
                 .unwrap_or(usize::MAX)
                 .min(scored.len());
@@ -375,8 +437,11 @@ impl SqliteStore {
         // transaction: its twenty-odd statements (the window, the index's totals, each hit)
         // read one snapshot, and take SQLite's shared lock once instead of once each (a lock
         // and an unlock are two fcntl calls and a fstat, 4 % of a search's CPU).
-        self.fast
-            .with(|c| fastread::snapshot(c, |c| search(c, &self.fast.lengths, tenant, req)))
+        self.fast.with(|c| {
+            fastread::snapshot(c, |c| {
+                search(c, &self.fast.lengths, &self.fast.windows, tenant, req)
+            })
+        })
     }
 
     pub async fn rebuild_search_index(&self) -> Result<()> {
@@ -392,6 +457,12 @@ impl SqliteStore {
                     )
                     .execute(&mut *c)
                     .await?;
+                    // Lengths and windows kept in memory (doclen.rs, windows.rs) were read
+                    // from the old index: a new epoch sets them aside, in this process and any
+                    // other reading the file.
+                    sqlx::query("UPDATE search_epoch SET n = n + 1 WHERE id = 1")
+                        .execute(&mut *c)
+                        .await?;
                     Ok(())
                 })
             })

@@ -1,0 +1,208 @@
+//! A repeated ranked search answers what a first one would. On SQLite a query's window of
+//! candidates is kept in memory and brought forward by the next search of the query
+//! (sqlite/windows.rs); here, after every kind of change that could make a kept window wrong
+//! (appends that outrank it, a deleted conversation, messages pushed out of the window, a
+//! rebuilt index, an old cursor followed after a newer first page), each search on the store is
+//! compared, page by page, with the same search on a second store opened afresh on the same
+//! database, which has nothing kept. On PostgreSQL nothing is kept, and the test holds as well.
+
+use confab_core::cursor::SearchCursor;
+use confab_core::input::{AppendMessages, NewConversation, NewMessage};
+use confab_core::search::parse_query;
+use confab_core::{Role, Status};
+use confab_store::{
+    RANK_WINDOW, SearchFilter, SearchPage, SearchRequest, SearchSort, Store, StoreOptions, TenantId,
+};
+use uuid::Uuid;
+
+#[path = "support/testdb.rs"]
+mod testdb;
+use testdb::TestDb;
+
+const CONVERSATIONS: usize = 120;
+const PER_CONVERSATION: usize = 10;
+
+/// The queries compared: a word in every message (more than a window of it), one in some, one
+/// in few, two words, and a word with an exclusion.
+const QUERIES: [&str; 5] = ["alpha", "beta", "gamma", "alpha beta", "alpha -beta"];
+
+/// Text whose length and counts of the words vary with `i`, so scores differ.
+fn text(i: usize) -> String {
+    let mut w = vec!["alpha"; 1 + i % 3];
+    if i.is_multiple_of(4) {
+        w.push("beta");
+    }
+    if i.is_multiple_of(97) {
+        w.push("gamma");
+    }
+    w.extend(std::iter::repeat_n("filler", i % 7));
+    w.join(" ")
+}
+
+fn opts() -> StoreOptions {
+    StoreOptions {
+        // No merging behind the test's back: both stores read the index as the writes left it.
+        search_merge_idle: None,
+        ..StoreOptions::default()
+    }
+}
+
+fn request(q: &str, cursor: Option<SearchCursor>) -> SearchRequest {
+    SearchRequest {
+        query: parse_query(q).unwrap(),
+        filter: SearchFilter::default(),
+        sort: SearchSort::Relevance,
+        limit: 40,
+        cursor,
+    }
+}
+
+/// What a page says: each hit's message, score and position, and the next cursor.
+fn shown(p: &SearchPage) -> (Vec<(Uuid, String)>, Option<SearchCursor>) {
+    let hits = p
+        .hits
+        .iter()
+        .map(|h| (h.message_id, format!("{:.6}", h.score)))
+        .collect();
+    (hits, p.next_cursor)
+}
+
+/// Three pages of every query on `store` and on a store opened afresh on `url`: the same.
+async fn same_as_fresh(store: &Store, url: &str, t: &TenantId, when: &str) {
+    let fresh = Store::open(url, opts()).await.unwrap();
+    for q in QUERIES {
+        let mut cursor = None;
+        for page in 0..3 {
+            let kept = store.search(t, &request(q, cursor)).await.unwrap();
+            let first = fresh.search(t, &request(q, cursor)).await.unwrap();
+            assert_eq!(shown(&kept), shown(&first), "{when}: `{q}`, page {page}");
+            match kept.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+    }
+    fresh.close().await;
+}
+
+fn messages(texts: impl IntoIterator<Item = String>) -> Vec<NewMessage> {
+    texts
+        .into_iter()
+        .map(|content| NewMessage {
+            role: Some(Role::User),
+            content,
+            ..NewMessage::default()
+        })
+        .collect()
+}
+
+async fn append(store: &Store, t: &TenantId, id: Uuid, texts: Vec<String>) {
+    let input = AppendMessages {
+        messages: messages(texts),
+        status: None,
+        metadata: None,
+    };
+    store.append_messages(t, id, input, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_repeated_search_answers_what_a_first_one_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir.path().join("kept.db")).await;
+    let store = Store::open(&db.url, opts()).await.unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let other = store.ensure_tenant("other").await.unwrap();
+    let mut convs = Vec::new();
+    for c in 0..CONVERSATIONS {
+        let mut conv = NewConversation::new(Status::Active);
+        conv.messages = messages((0..PER_CONVERSATION).map(|j| text(c * PER_CONVERSATION + j)));
+        convs.push(
+            store
+                .create_conversation(&t, conv, None)
+                .await
+                .unwrap()
+                .conversation()
+                .id,
+        );
+    }
+    assert!(CONVERSATIONS * PER_CONVERSATION > RANK_WINDOW as usize);
+    // The other tenant has the same words: its windows must never answer for this one.
+    let mut conv = NewConversation::new(Status::Active);
+    conv.messages = messages((0..50).map(|i| format!("alpha alpha alpha beta gamma {i}")));
+    store.create_conversation(&other, conv, None).await.unwrap();
+
+    same_as_fresh(&store, &db.url, &t, "first searches").await;
+    same_as_fresh(&store, &db.url, &t, "the same searches again").await;
+
+    // Appends that outrank the kept window, and some that do not match at all.
+    append(
+        &store,
+        &t,
+        convs[3],
+        vec!["alpha alpha alpha alpha gamma".into()],
+    )
+    .await;
+    append(
+        &store,
+        &t,
+        convs[70],
+        vec!["nothing to see".into(), "beta".into()],
+    )
+    .await;
+    same_as_fresh(&store, &db.url, &t, "after a few appends").await;
+
+    // An old cursor, taken before more appends and followed after a newer first page.
+    let old = store.search(&t, &request("alpha", None)).await.unwrap();
+    let cursor = old.next_cursor.expect("a second page");
+    append(&store, &t, convs[5], vec!["alpha beta".into(); 3]).await;
+    same_as_fresh(&store, &db.url, &t, "after appends behind a cursor").await;
+    let kept = store
+        .search(&t, &request("alpha", Some(cursor)))
+        .await
+        .unwrap();
+    let fresh = Store::open(&db.url, opts()).await.unwrap();
+    let first = fresh
+        .search(&t, &request("alpha", Some(cursor)))
+        .await
+        .unwrap();
+    fresh.close().await;
+    assert_eq!(shown(&kept), shown(&first), "an old cursor's page");
+
+    // More new matches than a window holds: the kept window is pushed out whole.
+    for &c in &convs[..12] {
+        append(&store, &t, c, (0..100).map(|i| text(i + 7)).collect()).await;
+    }
+    same_as_fresh(&store, &db.url, &t, "after a window's worth of appends").await;
+
+    // Deleted messages inside kept windows, the best hits among them.
+    append(
+        &store,
+        &t,
+        convs[30],
+        vec!["alpha alpha alpha alpha alpha".into(); 5],
+    )
+    .await;
+    // The newest message stays: the deletes leave the snapshot where it was.
+    append(&store, &t, convs[31], vec!["unrelated".into()]).await;
+    same_as_fresh(&store, &db.url, &t, "before deletes").await;
+    let best = store.search(&t, &request("alpha", None)).await.unwrap();
+    assert_eq!(best.hits[0].conversation_id, convs[30]);
+    store.delete_conversation(&t, convs[30]).await.unwrap();
+    store.delete_conversation(&t, convs[11]).await.unwrap();
+    same_as_fresh(&store, &db.url, &t, "after deletes").await;
+    append(&store, &t, convs[20], vec!["alpha gamma".into()]).await;
+    same_as_fresh(&store, &db.url, &t, "after deletes then an append").await;
+
+    // A rebuilt index.
+    store.rebuild_search_index().await.unwrap();
+    same_as_fresh(&store, &db.url, &t, "after the index was rebuilt").await;
+
+    // The other tenant's searches see only its own messages, before and after this one's.
+    let theirs = store.search(&other, &request("alpha", None)).await.unwrap();
+    assert_eq!(theirs.hits.len(), 40);
+    let fresh = Store::open(&db.url, opts()).await.unwrap();
+    let first = fresh.search(&other, &request("alpha", None)).await.unwrap();
+    fresh.close().await;
+    assert_eq!(shown(&theirs), shown(&first), "the other tenant");
+    store.close().await;
+}
