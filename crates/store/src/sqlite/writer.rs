@@ -14,6 +14,7 @@ use sqlx::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::checkpointer::Checkpointer;
 use super::merge::Merger;
 use super::{ops, raw};
 use crate::StoreOptions;
@@ -96,7 +97,7 @@ impl Writer {
     /// its wake-ups (0.4 ms of a 4.7 ms batch went to BEGIN alone under HTTP load, 0.1 ms
     /// without), and its fsync had to go to sqlx's thread so as not to block a runtime worker.
     /// On its own thread it runs a whole batch, COMMIT included, in one stretch.
-    pub fn start(conn: SqliteConnection, opts: StoreOptions) -> Writer {
+    pub fn start(conn: SqliteConnection, path: std::path::PathBuf, opts: StoreOptions) -> Writer {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (stopped_tx, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
@@ -106,7 +107,7 @@ impl Writer {
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(run(conn, rx, opts)),
+                    Ok(rt) => rt.block_on(run(conn, path, rx, opts)),
                     // Dropping `rx` fails every request as on a closed store.
                     Err(e) => tracing::error!(error = %e, "could not start the SQLite writer"),
                 }
@@ -173,7 +174,12 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, opts: StoreOptions) {
+async fn run(
+    mut conn: SqliteConnection,
+    path: std::path::PathBuf,
+    mut rx: mpsc::Receiver<Request>,
+    opts: StoreOptions,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut merger = Merger::new(opts.search_merge_idle);
     // Declared after `conn`, so dropped before it even on a panic: it finalizes its statements.
@@ -188,6 +194,13 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, opts: 
             return;
         }
     };
+    // Checkpoints from here on are the checkpointer's (checkpointer.rs). Without it SQLite's
+    // automatic checkpoint stays, inline.
+    let mut checkpoints = held
+        .run(&mut conn, |rc| Ok(Checkpointer::start(rc, path)))
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "checkpoints stay inline"))
+        .ok();
     loop {
         // Requests first; when nothing has changed for a while, a step of index maintenance.
         let first = match merger.as_ref().and_then(Merger::due) {
@@ -225,6 +238,14 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Request>, opts: 
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
         }
+    }
+    if let Some(mut c) = checkpoints.take() {
+        let _ = held
+            .run(&mut conn, |_| {
+                c.stop();
+                Ok(())
+            })
+            .await;
     }
     drop(held);
     if let Err(e) = conn.close().await {
