@@ -137,12 +137,50 @@ fn df_from_window(n: i64, lowest: Option<i64>, snapshot: i64, rows: f64) -> f64 
     }
 }
 
-fn term_df(c: &Connection, tag: &str, term: &Term, snapshot: i64, rows: f64) -> Result<f64> {
-    let fts = Query {
+/// What a ranked search may keep and reuse: the lengths and windows kept in memory, as of the
+/// epoch its snapshot reads (doclen.rs, windows.rs).
+#[derive(Clone, Copy)]
+struct Kept<'a> {
+    lengths: &'a DocLengths,
+    windows: &'a Windows,
+    epoch: i64,
+}
+
+fn term_df(
+    c: &Connection,
+    tenant: TenantId,
+    term: &Term,
+    snapshot: i64,
+    rows: f64,
+    kept: Option<Kept>,
+) -> Result<f64> {
+    let query = Query {
         groups: vec![vec![term.clone()]],
         excluded: Vec::new(),
+    };
+    let fts = query.to_fts5(&tenant_tag(tenant.0.as_bytes()));
+    // In a ranked search the term's own window is its newest matches up to the snapshot: the
+    // one a search of the term alone keeps, so the frequency comes from it, kept or walked once
+    // and kept for the next search.
+    if let Some(kept) = kept {
+        let alone = SearchRequest {
+            query,
+            filter: SearchFilter::default(),
+            sort: SearchSort::Relevance,
+            limit: 0,
+            cursor: Some(SearchCursor::Ranked {
+                snapshot,
+                offset: 0,
+            }),
+        };
+        let w = kept_window(c, kept, tenant, &alone, &fts, snapshot)?;
+        return Ok(df_from_window(
+            w.rows.len() as i64,
+            w.rows.last().map(|r| r.0),
+            snapshot,
+            rows,
+        ));
     }
-    .to_fts5(tag);
     let (n, lowest) = raw::one(
         c,
         "SELECT count(*), min(r) FROM (SELECT rowid AS r FROM messages_fts \
@@ -253,6 +291,48 @@ fn gather(
     Ok(found.newest(window))
 }
 
+/// The window of `req` (which has no filters, and whose cursor if any bounds it at `snapshot`)
+/// under `key` (its FTS5 query): the one kept at this snapshot; else the kept one of an older
+/// snapshot brought forward past the matches above it; else walked in full. Kept for the next
+/// search either way.
+fn kept_window(
+    c: &Connection,
+    kept: Kept,
+    tenant: TenantId,
+    req: &SearchRequest,
+    key: &str,
+    snapshot: i64,
+) -> Result<Arc<Window>> {
+    let k = req.query.scored_terms().count();
+    let window = usize::try_from(RANK_WINDOW).unwrap_or(usize::MAX);
+    let epoch = kept.epoch;
+    let found = kept.windows.get(key, epoch, snapshot);
+    let outcome = match &found {
+        Some(w) if w.snapshot == snapshot => "kept",
+        Some(_) => "forward",
+        None => "walked",
+    };
+    metrics::counter!("confab_store_search_windows_total", "outcome" => outcome).increment(1);
+    Ok(match found {
+        Some(w) if w.snapshot == snapshot => w,
+        found => {
+            let above = found.as_ref().map(|w| w.snapshot);
+            let newer = gather(c, kept.lengths, tenant, req, epoch, k, window, above)?;
+            let w = Arc::new(match found {
+                Some(w) => w.forward(snapshot, newer.rows, newer.counts, k, window),
+                None => Window {
+                    epoch,
+                    snapshot,
+                    rows: newer.rows,
+                    counts: newer.counts,
+                },
+            });
+            kept.windows.put(key, w.clone());
+            w
+        }
+    })
+}
+
 /// Relevance: the newest `RANK_WINDOW` candidates (FTS5 walks its index backwards and stops),
 /// each scored with BM25 from its length and term counts as the index holds them (rank.rs),
 /// then ordered by score.
@@ -281,42 +361,26 @@ fn ranked(
         ..req.clone()
     };
     let k = req.query.scored_terms().count();
-    let window = usize::try_from(RANK_WINDOW).unwrap_or(usize::MAX);
-    // Without filters the window may be kept from an earlier search of the same query, at this
-    // snapshot or an older one of the same epoch; then only the matches above it are walked
-    // (windows.rs says why the result is the same).
-    let key = req
-        .filter
-        .is_empty()
-        .then(|| req.query.to_fts5(&tenant_tag(tenant.0.as_bytes())));
-    let kept = key
-        .as_deref()
-        .and_then(|key| windows.get(key, epoch, snapshot));
-    let outcome = match &kept {
-        Some(w) if w.snapshot == snapshot => "kept",
-        Some(_) => "forward",
-        None => "walked",
+    let kept = Kept {
+        lengths,
+        windows,
+        epoch,
     };
-    metrics::counter!("confab_store_search_windows_total", "outcome" => outcome).increment(1);
-    let found = match kept {
-        Some(w) if w.snapshot == snapshot => w,
-        kept => {
-            let above = kept.as_ref().map(|w| w.snapshot);
-            let newer = gather(c, lengths, tenant, &windowed, epoch, k, window, above)?;
-            let w = Arc::new(match kept {
-                Some(w) => w.forward(snapshot, newer.rows, newer.counts, k, window),
-                None => Window {
-                    epoch,
-                    snapshot,
-                    rows: newer.rows,
-                    counts: newer.counts,
-                },
-            });
-            if let Some(key) = &key {
-                windows.put(key, w.clone());
-            }
-            w
-        }
+    // Without filters the window may be kept from an earlier search of the same query
+    // (windows.rs says why the result is the same).
+    let found = if req.filter.is_empty() {
+        let key = req.query.to_fts5(&tenant_tag(tenant.0.as_bytes()));
+        kept_window(c, kept, tenant, &windowed, &key, snapshot)?
+    } else {
+        metrics::counter!("confab_store_search_windows_total", "outcome" => "walked").increment(1);
+        let window = usize::try_from(RANK_WINDOW).unwrap_or(usize::MAX);
+        let w = gather(c, lengths, tenant, &windowed, epoch, k, window, None)?;
+        Arc::new(Window {
+            epoch,
+            snapshot,
+            rows: w.rows,
+            counts: w.counts,
+        })
     };
     let (cands, counts) = (&found.rows, &found.counts);
     // One term and nothing else narrowing the search: the window is that term's own newest
@@ -327,7 +391,7 @@ fn ranked(
         let df = df_from_window(n, cands.last().map(|c| c.0), snapshot, rows);
         Bm25::new(rows, tokens, &[df])
     } else {
-        scorer(c, tenant, req, snapshot)?
+        scorer(c, tenant, req, snapshot, Some(kept))?
     };
     let mut scored: Vec<(i64, f64)> = cands
         .iter()
@@ -389,13 +453,18 @@ fn search(
 
 /// The scorer for `req`, every term's document frequency probed (bounded, see
 /// [`df_from_window`]).
-fn scorer(c: &Connection, tenant: TenantId, req: &SearchRequest, snapshot: i64) -> Result<Bm25> {
+fn scorer(
+    c: &Connection,
+    tenant: TenantId,
+    req: &SearchRequest,
+    snapshot: i64,
+    kept: Option<Kept>,
+) -> Result<Bm25> {
     let (rows, tokens) = index_totals(c)?;
-    let tag = tenant_tag(tenant.0.as_bytes());
     let df: Vec<f64> = req
         .query
         .scored_terms()
-        .map(|t| term_df(c, &tag, t, snapshot, rows))
+        .map(|t| term_df(c, tenant, t, snapshot, rows, kept))
         .collect::<Result<_>>()?;
     Ok(Bm25::new(rows, tokens, &df))
 }
@@ -415,7 +484,7 @@ fn recent(c: &Connection, tenant: TenantId, req: &SearchRequest) -> Result<Searc
         .collect::<rusqlite::Result<_>>()
         .map_err(fts_error)?;
     let more = rowids.len() as i64 > limit;
-    let bm25 = scorer(c, tenant, req, rowids.first().copied().unwrap_or(0))?;
+    let bm25 = scorer(c, tenant, req, rowids.first().copied().unwrap_or(0), None)?;
     let mut tf = Vec::new();
     let mut hits = Vec::new();
     let mut last_rowid = 0;
