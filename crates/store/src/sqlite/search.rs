@@ -1,10 +1,10 @@
 //! Search on SQLite: FTS5 over pre-tokenized text (see migrations/sqlite/0002_search.sql).
 
+use std::sync::Arc;
+
 use confab_core::cursor::SearchCursor;
 use confab_core::search::{Query, Term, snippet, tenant_tag};
 use confab_core::timefmt::{from_micros, to_micros};
-use std::sync::Arc;
-
 use rusqlite::Connection;
 
 use super::doclen::DocLengths;
@@ -239,17 +239,16 @@ impl<'c> HitLookup<'c> {
 
 /// The newest `window` matches of `req` (whose cursor, if any, bounds them from above), above
 /// rowid `above` if given, each with its length and `k` phrase counts, newest first.
-#[allow(clippy::too_many_arguments)]
 fn gather(
     c: &Connection,
-    lengths: &DocLengths,
+    kept: Kept,
     tenant: TenantId,
     req: &SearchRequest,
-    epoch: i64,
     k: usize,
     window: usize,
     above: Option<i64>,
 ) -> Result<rank::Candidates> {
+    let Kept { lengths, epoch, .. } = kept;
     // The candidates are gathered by `confab_counts` itself (rank.rs) as the statement visits
     // them, newest first. Without filters the index alone gives them, and the function is a
     // `WHERE` term: false until the window is full, so the one row `LIMIT 1` waits for is the
@@ -291,6 +290,16 @@ fn gather(
     Ok(found.newest(window))
 }
 
+/// A window walked in full.
+fn walked(epoch: i64, snapshot: i64, found: rank::Candidates) -> Window {
+    Window {
+        epoch,
+        snapshot,
+        rows: found.rows,
+        counts: found.counts,
+    }
+}
+
 /// The window of `req` (which has no filters, and whose cursor if any bounds it at `snapshot`)
 /// under `key` (its FTS5 query): the one kept at this snapshot; else the kept one of an older
 /// snapshot brought forward past the matches above it; else walked in full. Kept for the next
@@ -317,15 +326,10 @@ fn kept_window(
         Some(w) if w.snapshot == snapshot => w,
         found => {
             let above = found.as_ref().map(|w| w.snapshot);
-            let newer = gather(c, kept.lengths, tenant, req, epoch, k, window, above)?;
+            let newer = gather(c, kept, tenant, req, k, window, above)?;
             let w = Arc::new(match found {
                 Some(w) => w.forward(snapshot, newer.rows, newer.counts, k, window),
-                None => Window {
-                    epoch,
-                    snapshot,
-                    rows: newer.rows,
-                    counts: newer.counts,
-                },
+                None => walked(epoch, snapshot, newer),
             });
             kept.windows.put(key, w.clone());
             w
@@ -374,13 +378,8 @@ fn ranked(
     } else {
         metrics::counter!("confab_store_search_windows_total", "outcome" => "walked").increment(1);
         let window = usize::try_from(RANK_WINDOW).unwrap_or(usize::MAX);
-        let w = gather(c, lengths, tenant, &windowed, epoch, k, window, None)?;
-        Arc::new(Window {
-            epoch,
-            snapshot,
-            rows: w.rows,
-            counts: w.counts,
-        })
+        let w = gather(c, kept, tenant, &windowed, k, window, None)?;
+        Arc::new(walked(epoch, snapshot, w))
     };
     let (cands, counts) = (&found.rows, &found.counts);
     // One term and nothing else narrowing the search: the window is that term's own newest
