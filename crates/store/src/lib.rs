@@ -27,6 +27,7 @@ mod insights;
 pub mod jobs;
 mod keycache;
 pub mod keys;
+mod lru;
 mod postgres;
 mod search;
 pub mod sensay;

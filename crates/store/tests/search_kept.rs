@@ -4,7 +4,9 @@
 //! (appends that outrank it, a deleted conversation, messages pushed out of the window, a
 //! rebuilt index, an old cursor followed after a newer first page), each search on the store is
 //! compared, page by page, with the same search on a second store opened afresh on the same
-//! database, which has nothing kept. On PostgreSQL nothing is kept, and the test holds as well.
+//! database, which has nothing kept. PostgreSQL keeps windows as well, checked against the
+//! changes its snapshot cannot see (postgres/kept.rs): the same test holds there, and a last one
+//! commits changes out of rowid order.
 
 use confab_core::cursor::SearchCursor;
 use confab_core::input::{AppendMessages, NewConversation, NewMessage};
@@ -204,5 +206,93 @@ async fn a_repeated_search_answers_what_a_first_one_would() {
     let first = fresh.search(&other, &request("alpha", None)).await.unwrap();
     fresh.close().await;
     assert_eq!(shown(&theirs), shown(&first), "the other tenant");
+    store.close().await;
+}
+
+/// PostgreSQL keeps windows too (postgres/kept.rs), and there rowids do not order commits: a
+/// transaction running while a search reads its window can commit a row below that window's
+/// largest rowid, or delete one inside it, afterwards. The next search must see both.
+#[tokio::test]
+async fn a_kept_window_sees_what_commits_out_of_order() {
+    if testdb::pg_admin_or_skip("a_kept_window_sees_what_commits_out_of_order").is_none() {
+        return;
+    }
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir.path().join("unused.db")).await;
+    let store = Store::open(&db.url, opts()).await.unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let mut ids = Vec::new();
+    for texts in [["zebra one", "zebra two"], ["plain", "words"]] {
+        let mut conv = NewConversation::new(Status::Active);
+        conv.messages = messages(texts.map(String::from));
+        ids.push(
+            store
+                .create_conversation(&t, conv, None)
+                .await
+                .unwrap()
+                .conversation()
+                .id,
+        );
+    }
+    let found = |p: &SearchPage| -> Vec<String> {
+        let mut v: Vec<String> = p.hits.iter().map(|h| h.snippet.clone()).collect();
+        v.sort();
+        v
+    };
+    let zebra = || request("zebra", None);
+    let mut raw = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    // A transaction takes a rowid and holds it uncommitted (the row's tokens copied from one
+    // that matches), while an append with a larger rowid commits and a search reads and keeps
+    // its window.
+    sqlx::raw_sql(
+        "BEGIN; INSERT INTO messages (tenant_id, conversation_id, seq, id, role, content, \
+         created_at, fts) SELECT tenant_id, conversation_id, 100, gen_random_uuid(), role, \
+         'zebra late', created_at, fts FROM messages WHERE content = 'zebra one'",
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    append(&store, &t, ids[1], vec!["zebra after".into()]).await;
+    let first = store.search(&t, &zebra()).await.unwrap();
+    assert_eq!(
+        found(&first),
+        [
+            "<mark>zebra</mark> after",
+            "<mark>zebra</mark> one",
+            "<mark>zebra</mark> two"
+        ]
+    );
+    assert_eq!(
+        found(&store.search(&t, &zebra()).await.unwrap()),
+        found(&first)
+    );
+    sqlx::raw_sql("COMMIT").execute(&mut raw).await.unwrap();
+    let late = store.search(&t, &zebra()).await.unwrap();
+    assert_eq!(
+        late.hits.len(),
+        4,
+        "the row committed late: {:?}",
+        found(&late)
+    );
+    same_as_fresh(&store, &db.url, &t, "after a row committed out of order").await;
+
+    // A delete, uncommitted while a window is read and kept, committed after.
+    sqlx::raw_sql("BEGIN; DELETE FROM messages WHERE content = 'zebra two'")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(store.search(&t, &zebra()).await.unwrap().hits.len(), 4);
+    assert_eq!(store.search(&t, &zebra()).await.unwrap().hits.len(), 4);
+    sqlx::raw_sql("COMMIT").execute(&mut raw).await.unwrap();
+    let gone = store.search(&t, &zebra()).await.unwrap();
+    assert!(
+        !found(&gone).contains(&"<mark>zebra</mark> two".to_owned()),
+        "{:?}",
+        found(&gone)
+    );
+    assert_eq!(gone.hits.len(), 3);
+    same_as_fresh(&store, &db.url, &t, "after a delete committed late").await;
+    let _ = raw.close().await;
     store.close().await;
 }

@@ -14,6 +14,7 @@ mod held;
 mod import;
 mod insights;
 mod jobs;
+mod kept;
 mod ops;
 mod pending;
 mod queue;
@@ -64,6 +65,11 @@ pub(crate) struct PgStore {
     bulk_written: std::sync::atomic::AtomicBool,
     /// The planner's statistics of the search tokens, for choosing a search's plan.
     frequencies: search::Frequencies,
+    /// Whether migration 0005's triggers log the changes that kept windows are checked
+    /// against (`kept::logged`).
+    keeps_windows: bool,
+    /// Ranked search's windows kept between searches (kept.rs).
+    windows: kept::Windows,
 }
 
 /// Connection options for `url`, statements logged at trace level like the SQLite backend's.
@@ -144,6 +150,7 @@ impl PgStore {
             .run(&mut conn)
             .await?;
         let counted = stats::groups_counted(&mut conn).await?;
+        let keeps_windows = kept::logged(&mut conn).await?;
         pending::merge_left_over(&mut conn).await;
         let _ = sqlx::Connection::close(conn).await;
         let pool = PgPoolOptions::new()
@@ -167,6 +174,9 @@ impl PgStore {
         if counted {
             stats::spawn_compaction(pool.clone());
         }
+        if keeps_windows {
+            kept::spawn_pruning(pool.clone());
+        }
         Ok(PgStore {
             appends: append_batch::Batcher::start(pool.clone(), opts.clock.clone()),
             lookups: read_batch::Lookups::start(pool.clone()),
@@ -178,6 +188,8 @@ impl PgStore {
             counted,
             bulk_written: std::sync::atomic::AtomicBool::new(false),
             frequencies: search::Frequencies::default(),
+            keeps_windows,
+            windows: kept::Windows::default(),
         })
     }
 

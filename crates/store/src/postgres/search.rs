@@ -32,6 +32,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use super::PgStore;
 use super::fts::{BAND_ROWS, SEARCH_VECTOR, band, in_bands, tsquery};
+use super::kept::{self, Window};
 use crate::error::{Result, StoreError};
 use crate::search::*;
 use crate::types::TenantId;
@@ -330,6 +331,43 @@ async fn hits(
     .bind(tenant.0)
     .fetch_all(&mut *conn)
     .await?;
+    in_order(&rows, req, page)
+}
+
+/// The page's hits from a kept window, in `page`'s order, looked up by the statement that also
+/// checks the window (kept.rs); `None` when the tenant's messages changed since it was read.
+async fn checked_hits(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    req: &SearchRequest,
+    page: &[(i64, f64)],
+    seen: &str,
+) -> Result<Option<Vec<SearchHit>>> {
+    let rowids: Vec<i64> = page.iter().map(|p| p.0).collect();
+    let rows = sqlx::query(kept::CHECKED_ROWS)
+        .bind(&rowids)
+        .bind(tenant.0)
+        .bind(seen)
+        .fetch_all(&mut *conn)
+        .await?;
+    let changed = match rows.first() {
+        Some(r) => r.try_get::<bool, _>(7)?,
+        None => true,
+    };
+    Ok(if changed {
+        None
+    } else {
+        Some(in_order(&rows, req, page)?)
+    })
+}
+
+/// Hits for `page` from `rows` (`rowid, conversation_id, id, seq, role, content, created_at`
+/// first), in `page`'s order.
+fn in_order(
+    rows: &[sqlx::postgres::PgRow],
+    req: &SearchRequest,
+    page: &[(i64, f64)],
+) -> Result<Vec<SearchHit>> {
     let mut out = Vec::with_capacity(page.len());
     for &(rowid, rank) in page {
         let Some(r) = rows
@@ -404,7 +442,100 @@ async fn ranked_page(
     Ok((hits, more))
 }
 
+/// Best first; among equal scores, newest first.
+fn best_first(scored: &mut [(i64, f64)]) {
+    scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+}
+
+/// The page at `offset` of a sorted window, and whether more follow it.
+fn page_of(scored: &[(i64, f64)], offset: i64, limit: i64) -> (&[(i64, f64)], bool) {
+    let from = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(scored.len());
+    let rest = &scored[from..];
+    let page = &rest[..rest.len().min(usize::try_from(limit).unwrap_or(0))];
+    (page, rest.len() as i64 > limit)
+}
+
+/// The window of `req` up to `snapshot`, read the way `plan` says, best first.
+async fn window(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    req: &SearchRequest,
+    tsq: &str,
+    plan: Plan,
+    snapshot: i64,
+) -> Result<Vec<(i64, f64)>> {
+    let mut scored = match plan {
+        Plan::Bands(density) => banded_window(conn, tenant, req, tsq, snapshot, density).await?,
+        p => {
+            let all = Range {
+                hi: Some(snapshot),
+                lo: None,
+                bands: None,
+                walk: p == Plan::Walk,
+            };
+            candidates(conn, tenant, req, tsq, all, RANK_WINDOW).await?
+        }
+    };
+    best_first(&mut scored);
+    Ok(scored)
+}
+
 impl PgStore {
+    /// A ranked search without filters, `cursor` its `(snapshot, offset)` if not a first page:
+    /// from the window kept for its query while the tenant's messages stay as they were, else
+    /// from a window read now and kept (kept.rs).
+    async fn kept_search(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        req: &SearchRequest,
+        tsq: &str,
+        plan: Plan,
+        cursor: Option<(i64, i64)>,
+    ) -> Result<SearchPage> {
+        let (limit, offset) = (req.limit, cursor.map_or(0, |c| c.1));
+        let answer = |hits, more: bool, snapshot| SearchPage {
+            hits,
+            next_cursor: more.then_some(SearchCursor::Ranked {
+                snapshot,
+                offset: offset + limit,
+            }),
+        };
+        if let Some(w) = self.windows.get(tsq, cursor.map(|c| c.0)) {
+            let (page, more) = page_of(&w.scored, offset, limit);
+            if let Some(hits) = checked_hits(conn, tenant, req, page, &w.seen).await? {
+                metrics::counter!("confab_store_search_windows_total", "outcome" => "kept")
+                    .increment(1);
+                return Ok(answer(hits, more, cursor.map_or(w.snapshot, |c| c.0)));
+            }
+            self.windows.forget(tsq);
+        }
+        metrics::counter!("confab_store_search_windows_total", "outcome" => "walked").increment(1);
+        // Before the snapshot is taken: a window is never older than its age says.
+        let made = std::time::Instant::now();
+        let (max, seen) = kept::snapshot(conn).await?;
+        let snapshot = cursor.map_or(max, |c| c.0);
+        let scored = window(conn, tenant, req, tsq, plan, snapshot).await?;
+        let (page, more) = page_of(&scored, offset, limit);
+        let hits = hits(conn, tenant, req, page).await?;
+        // A window bounded below the largest rowid (an old cursor's) lacks the newer matches
+        // a first page needs: not kept.
+        if snapshot >= max {
+            self.windows.put(
+                tsq,
+                Window {
+                    snapshot: max,
+                    seen,
+                    made,
+                    scored,
+                },
+            );
+        }
+        Ok(answer(hits, more, snapshot))
+    }
+
     pub async fn search(&self, tenant: TenantId, req: &SearchRequest) -> Result<SearchPage> {
         let mut conn = self.pool.acquire().await?;
         let limit = req.limit;
@@ -414,9 +545,20 @@ impl PgStore {
         let plan = plan(req, &tag, &shares);
         match req.sort {
             SearchSort::Relevance => {
-                let (snapshot, offset) = match req.cursor {
-                    Some(SearchCursor::Ranked { snapshot, offset }) => (snapshot, offset),
-                    _ => {
+                let cursor = match req.cursor {
+                    Some(SearchCursor::Ranked { snapshot, offset }) => Some((snapshot, offset)),
+                    _ => None,
+                };
+                if self.keeps_windows && req.filter.is_empty() {
+                    return self
+                        .kept_search(&mut conn, tenant, req, &tsq, plan, cursor)
+                        .await;
+                }
+                metrics::counter!("confab_store_search_windows_total", "outcome" => "walked")
+                    .increment(1);
+                let (snapshot, offset) = match cursor {
+                    Some(c) => c,
+                    None => {
                         let max: i64 =
                             sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM messages")
                                 .fetch_one(&mut *conn)
@@ -428,14 +570,8 @@ impl PgStore {
                     Plan::Bands(density) => {
                         let mut scored =
                             banded_window(&mut conn, tenant, req, &tsq, snapshot, density).await?;
-                        // Best first; among equal scores, newest first.
-                        scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
-                        let from = usize::try_from(offset)
-                            .unwrap_or(usize::MAX)
-                            .min(scored.len());
-                        let rest = &scored[from..];
-                        let page = &rest[..rest.len().min(usize::try_from(limit).unwrap_or(0))];
-                        let more = rest.len() as i64 > limit;
+                        best_first(&mut scored);
+                        let (page, more) = page_of(&scored, offset, limit);
                         (hits(&mut conn, tenant, req, page).await?, more)
                     }
                     p => {

@@ -16,14 +16,12 @@
 //!
 //! Only searches without filters are kept (their window is the index's alone). The key is the
 //! FTS5 query, which holds the tenant's search tag, so two tenants never share an entry. At most
-//! [`CAPACITY`] queries are kept, the least recently used dropped first: about 16 KiB each for
+//! [`CAPACITY`](crate::lru::CAPACITY) queries are kept, the least recently used dropped first: about 16 KiB each for
 //! a one-word query, 4 MiB in all.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-/// Queries kept at most.
-pub const CAPACITY: usize = 256;
+use crate::lru::Lru;
 
 /// A query's window: its newest matches up to `snapshot`, newest first, as read in `epoch`.
 #[derive(Debug)]
@@ -66,61 +64,22 @@ impl Window {
 
 /// The kept windows, shared by every reader connection.
 #[derive(Default)]
-pub struct Windows(Mutex<Kept>);
-
-#[derive(Default)]
-struct Kept {
-    /// Query → its window and when it was last used.
-    map: HashMap<String, (Arc<Window>, u64)>,
-    clock: u64,
-}
+pub struct Windows(Lru<Window>);
 
 impl Windows {
     /// The window kept for `query` if a search of `epoch` at `snapshot` can start from it:
     /// read in the same epoch, at the same snapshot or an older one.
     pub fn get(&self, query: &str, epoch: i64, snapshot: i64) -> Option<Arc<Window>> {
-        let mut kept = self.0.lock().expect("search windows lock");
-        kept.clock += 1;
-        let now = kept.clock;
-        let (w, used) = kept.map.get_mut(query)?;
-        if w.epoch != epoch || w.snapshot > snapshot {
-            return None;
-        }
-        *used = now;
-        Some(w.clone())
+        self.0
+            .get(query, |w| w.epoch == epoch && w.snapshot <= snapshot)
     }
 
     /// Keeps `w` for `query` unless what is kept is as new or newer (a later epoch, or the
     /// same one at a later snapshot: a page read from an older cursor must not push back a
     /// window a first page has brought forward).
     pub fn put(&self, query: &str, w: Arc<Window>) {
-        let mut kept = self.0.lock().expect("search windows lock");
-        kept.clock += 1;
-        let now = kept.clock;
-        if let Some((old, used)) = kept.map.get_mut(query) {
-            if (old.epoch, old.snapshot) <= (w.epoch, w.snapshot) {
-                *old = w;
-            }
-            *used = now;
-            return;
-        }
-        if kept.map.len() >= CAPACITY {
-            let oldest = kept
-                .map
-                .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(q, _)| q.clone());
-            if let Some(q) = oldest {
-                kept.map.remove(&q);
-            }
-        }
-        kept.map.insert(query.to_owned(), (w, now));
-    }
-
-    /// How many queries are kept.
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.0.lock().expect("search windows lock").map.len()
+        let at = (w.epoch, w.snapshot);
+        self.0.put(query, w, |old| (old.epoch, old.snapshot) <= at);
     }
 }
 
@@ -176,20 +135,5 @@ mod tests {
         ws.put("q", Arc::new(window(3, 50, &[40])));
         assert!(ws.get("q", 2, 100).is_none());
         assert_eq!(ws.get("q", 3, 100).unwrap().snapshot, 50);
-    }
-
-    #[test]
-    fn the_least_recently_used_query_goes_first() {
-        let ws = Windows::default();
-        for i in 0..CAPACITY {
-            ws.put(&format!("q{i}"), Arc::new(window(0, 1, &[1])));
-        }
-        // q0 used again: q1 is now the least recently used.
-        assert!(ws.get("q0", 0, 1).is_some());
-        ws.put("new", Arc::new(window(0, 1, &[1])));
-        assert_eq!(ws.len(), CAPACITY);
-        assert!(ws.get("q0", 0, 1).is_some());
-        assert!(ws.get("q1", 0, 1).is_none());
-        assert!(ws.get("new", 0, 1).is_some());
     }
 }

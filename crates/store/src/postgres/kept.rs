@@ -1,0 +1,251 @@
+//! Ranked search's windows kept between searches on PostgreSQL.
+//!
+//! A ranked search scores the newest `RANK_WINDOW` matches of its query (search.rs), and reading
+//! them is nearly all of its cost: a walk of rowids, a pass through the GIN index, or several
+//! band queries, each testing up to thousands of rows. ts_rank scores a row from its own tokens
+//! alone, so a window read once, scored and sorted, answers every later search of the same query
+//! for as long as the tenant's messages are as they were.
+//!
+//! Whether they are is PostgreSQL's to say, not the rowids' (migration 0005 says why): every
+//! statement that changes messages leaves its transaction's id and tenant in `search_changes`,
+//! and a window remembers the snapshot it was read under (`txid_current_snapshot()`, taken
+//! before its first statement). A later search asks, in the same statement that fetches its
+//! page's rows, whether any change of the tenant is invisible to that snapshot: a transaction
+//! that committed since, or one that was running then. None: the window is still exact and is
+//! used as it is. Any: it is read again. A change that committed while the window was being read
+//! counts as a change too: conservative, never wrong.
+//!
+//! So the check is one index range of `search_changes` per search: the tenant's changes from the
+//! snapshot's oldest running transaction on. [`Pruner`] deletes the rows no window can still
+//! need: a window lives at most [`TTL`], and the pruner deletes only the changes of transactions
+//! that had ended before its previous round, at least [`PRUNE_EVERY`] earlier (longer than
+//! `TTL`), so they are visible to the snapshot of every window alive, in any process.
+//!
+//! Only searches without filters and of the first page or of a cursor at or after the window's
+//! snapshot are kept; a deployment without the triggers (see `logged`) keeps nothing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::PgConnection;
+
+use crate::error::Result;
+use crate::lru::Lru;
+
+/// How long a window may serve after it was read.
+pub(super) const TTL: Duration = Duration::from_secs(30);
+/// How often the changes no window can still need are deleted; must exceed [`TTL`].
+pub(super) const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// A query's window: every candidate up to `snapshot` (the largest rowid then), scored and
+/// sorted best first.
+pub(super) struct Window {
+    /// The largest rowid when it was read: the window holds every match visible then.
+    pub snapshot: i64,
+    /// `txid_current_snapshot()` as text, taken before the window's first statement.
+    pub seen: String,
+    pub made: Instant,
+    /// `(rowid, ts_rank)`, best first; among equal scores, newest first.
+    pub scored: Vec<(i64, f64)>,
+}
+
+impl Window {
+    /// Whether this window may answer a page bounded at `cursor` (`None`: a first page): it is
+    /// young enough, and it holds every match the page may show. It holds every match visible
+    /// when it was read, so any later snapshot is answered alike as long as nothing changed,
+    /// which the page's own statement then checks.
+    pub fn serves(&self, cursor: Option<i64>) -> bool {
+        self.made.elapsed() < TTL && cursor.is_none_or(|s| s >= self.snapshot)
+    }
+}
+
+/// The kept windows, keyed by tsquery (which carries the tenant's tag: tenants never share one).
+#[derive(Default)]
+pub(super) struct Windows(Lru<Window>);
+
+impl Windows {
+    pub fn get(&self, key: &str, cursor: Option<i64>) -> Option<Arc<Window>> {
+        self.0.get(key, |w| w.serves(cursor))
+    }
+
+    /// Keeps `w` unless the one kept was read later.
+    pub fn put(&self, key: &str, w: Window) {
+        let made = w.made;
+        self.0.put(key, Arc::new(w), |old| old.made <= made);
+    }
+
+    pub fn forget(&self, key: &str) {
+        self.0.remove(key);
+    }
+}
+
+/// True when migration 0005's triggers log changes (they can be dropped, as 0002's can for
+/// Citus; then nothing is kept).
+pub(super) async fn logged(c: &mut PgConnection) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_trigger WHERE tgrelid = 'messages'::regclass \
+         AND tgname IN ('search_changes_insert', 'search_changes_update', \
+         'search_changes_delete')",
+    )
+    .fetch_one(&mut *c)
+    .await?;
+    Ok(n == 3)
+}
+
+/// The largest rowid and the snapshot, read by one statement: the bound and the `seen` of a
+/// window about to be read.
+pub(super) async fn snapshot(c: &mut PgConnection) -> Result<(i64, String)> {
+    Ok(sqlx::query_as(
+        "SELECT COALESCE(MAX(rowid), 0), txid_current_snapshot()::text FROM messages",
+    )
+    .fetch_one(&mut *c)
+    .await?)
+}
+
+/// The rows of a page's hits (`$1`: their rowids, `$2`: the tenant) as `hits` reads them,
+/// each followed by whether some change of the tenant is invisible to the window's snapshot
+/// (`$3`: its `seen`). Always one row at least: without hits, one of NULLs and the answer.
+pub(super) const CHECKED_ROWS: &str = "SELECT m.rowid, m.conversation_id, m.id, m.seq, m.role, \
+     m.content, m.created_at, c.changed FROM (SELECT EXISTS (SELECT 1 FROM search_changes \
+     WHERE tenant_id = $2 AND xid >= txid_snapshot_xmin($3::txid_snapshot) \
+     AND NOT txid_visible_in_snapshot(xid, $3::txid_snapshot)) AS changed) c \
+     LEFT JOIN messages m ON m.rowid = ANY($1) AND m.tenant_id = $2";
+
+/// Deletes, every [`PRUNE_EVERY`], the changes no window can still need (module docs).
+pub(super) struct Pruner {
+    /// [`PRUNE_EVERY`], except in tests.
+    every: Duration,
+    /// The oldest transaction running at the last round that pruned (or the first), and when
+    /// that was.
+    horizon: Option<(i64, Instant)>,
+}
+
+impl Default for Pruner {
+    fn default() -> Self {
+        Pruner {
+            every: PRUNE_EVERY,
+            horizon: None,
+        }
+    }
+}
+
+impl Pruner {
+    /// Deletes the changes older than the horizon of the last round that pruned, if that was at
+    /// least `every` ago, and takes a new horizon; answers how many rows went.
+    pub async fn round(&mut self, pool: &sqlx::PgPool) -> Result<u64> {
+        let mut deleted = 0;
+        if let Some((xmin, at)) = self.horizon {
+            // Younger than that, the horizon might still be needed by a window alive now.
+            if at.elapsed() < self.every {
+                return Ok(0);
+            }
+            deleted = sqlx::query("DELETE FROM search_changes WHERE xid < $1")
+                .bind(xmin)
+                .execute(pool)
+                .await?
+                .rows_affected();
+        }
+        let xmin: i64 = sqlx::query_scalar("SELECT txid_snapshot_xmin(txid_current_snapshot())")
+            .fetch_one(pool)
+            .await?;
+        self.horizon = Some((xmin, Instant::now()));
+        Ok(deleted)
+    }
+}
+
+/// Prunes until the pool is closed; a failed round is logged and the next one tries again (the
+/// table only grows meanwhile).
+pub(super) fn spawn_pruning(pool: sqlx::PgPool) {
+    tokio::spawn(async move {
+        // Rounds more often than they prune, so a horizon is used soon after it is old enough.
+        let mut tick = tokio::time::interval(PRUNE_EVERY / 4);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pruner = Pruner::default();
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                return;
+            }
+            if let Err(e) = pruner.round(&pool).await {
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::warn!(error = %e, "pruning search_changes failed; will retry");
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreOptions;
+    use sqlx::{ConnectOptions, Connection};
+
+    async fn change(pool: &sqlx::PgPool) -> i64 {
+        sqlx::query_scalar(
+            "INSERT INTO search_changes (tenant_id) VALUES (gen_random_uuid()) RETURNING xid",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    }
+
+    async fn left(pool: &sqlx::PgPool) -> Vec<i64> {
+        sqlx::query_scalar("SELECT xid FROM search_changes ORDER BY xid")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    }
+
+    /// A round deletes only what had ended before the previous round that pruned, and only
+    /// once that round is old enough.
+    #[tokio::test]
+    async fn pruning_deletes_only_changes_older_than_the_last_horizon() {
+        let Some(admin) = std::env::var("CONFAB_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+        else {
+            eprintln!("skipped: set CONFAB_TEST_POSTGRES_URL to run the pruning test");
+            return;
+        };
+        let name = format!("confab_t_{}", uuid::Uuid::now_v7().simple());
+        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let opts: sqlx::postgres::PgConnectOptions = admin.parse().unwrap();
+        let url = opts.database(&name).to_url_lossy().to_string();
+        let store = super::super::PgStore::open(&url, StoreOptions::default())
+            .await
+            .unwrap();
+        let pool = &store.pool;
+        let (a, b) = (change(pool).await, change(pool).await);
+        // Not old enough yet: a second round right away deletes nothing.
+        let mut slow = Pruner::default();
+        assert_eq!(slow.round(pool).await.unwrap(), 0);
+        assert_eq!(slow.round(pool).await.unwrap(), 0);
+        let mut pruner = Pruner {
+            every: Duration::ZERO,
+            horizon: None,
+        };
+        // The first round only takes its horizon.
+        assert_eq!(pruner.round(pool).await.unwrap(), 0);
+        let c3 = change(pool).await;
+        assert_eq!(left(pool).await, [a, b, c3]);
+        // The second deletes what ended before the first: not the change made since.
+        assert_eq!(pruner.round(pool).await.unwrap(), 2);
+        assert_eq!(left(pool).await, [c3]);
+        assert_eq!(pruner.round(pool).await.unwrap(), 1);
+        assert!(left(pool).await.is_empty());
+        pool.close().await;
+        drop(store);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {name} WITH (FORCE)"
+        )))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    }
+}
