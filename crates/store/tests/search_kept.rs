@@ -296,3 +296,65 @@ async fn a_kept_window_sees_what_commits_out_of_order() {
     let _ = raw.close().await;
     store.close().await;
 }
+
+/// Many searches at once, of two tenants, one of which has just written: on PostgreSQL their
+/// checks of kept windows go to PostgreSQL together (postgres/kept.rs), and each search must get
+/// its own tenant's answer.
+#[tokio::test]
+async fn searches_checked_together_each_get_their_own_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir.path().join("together.db")).await;
+    let store = std::sync::Arc::new(Store::open(&db.url, opts()).await.unwrap());
+    let mut tenants = Vec::new();
+    for name in ["one", "two"] {
+        let t = store.ensure_tenant(name).await.unwrap();
+        let mut conv = NewConversation::new(Status::Active);
+        conv.messages = messages((0..30).map(|i| format!("okapi {name} {i}")));
+        let id = store
+            .create_conversation(&t, conv, None)
+            .await
+            .unwrap()
+            .conversation()
+            .id;
+        tenants.push((t, id));
+    }
+    let many = |n: usize| {
+        let store = store.clone();
+        let tenants = tenants.clone();
+        async move {
+            let all = (0..n).map(|i| {
+                let (store, t) = (store.clone(), tenants[i % 2].0);
+                tokio::spawn(async move {
+                    let p = store.search(&t, &request("okapi", None)).await.unwrap();
+                    (i % 2, p.hits.len(), p.hits[0].snippet.clone())
+                })
+            });
+            let mut out = Vec::new();
+            for h in all.collect::<Vec<_>>() {
+                out.push(h.await.unwrap());
+            }
+            out
+        }
+    };
+    // Windows and their first pages' rows kept for both.
+    many(4).await;
+    append(
+        &store,
+        &tenants[0].0,
+        tenants[0].1,
+        vec!["okapi okapi okapi new".into()],
+    )
+    .await;
+    for (tenant, hits, best) in many(64).await {
+        assert_eq!(hits, 40.min(if tenant == 0 { 31 } else { 30 }));
+        if tenant == 0 {
+            assert_eq!(
+                best,
+                "<mark>okapi</mark> <mark>okapi</mark> <mark>okapi</mark> new"
+            );
+        } else {
+            assert!(best.contains("two"), "{best}");
+        }
+    }
+    std::sync::Arc::into_inner(store).unwrap().close().await;
+}

@@ -24,21 +24,29 @@
 //! Only searches without filters and of the first page or of a cursor at or after the window's
 //! snapshot are kept; a deployment without the triggers (see `logged`) keeps nothing.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
 
-use crate::error::Result;
+use super::queue::{self, Asked, Queue};
+use super::search::HitRow;
+use crate::error::{Result, StoreError};
 use crate::lru::Lru;
+use crate::types::TenantId;
 
 /// How long a window may serve after it was read.
 pub(super) const TTL: Duration = Duration::from_secs(30);
 /// How often the changes no window can still need are deleted; must exceed [`TTL`].
 pub(super) const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
+/// Rows of hits kept with one window at most (a first page or two; deeper pages are read).
+const ROWS_KEPT: usize = 200;
+
 /// A query's window: every candidate up to `snapshot` (the largest rowid then), scored and
-/// sorted best first.
+/// sorted best first, and the rows of the hits shown from it so far.
 pub(super) struct Window {
     /// The largest rowid when it was read: the window holds every match visible then.
     pub snapshot: i64,
@@ -47,15 +55,47 @@ pub(super) struct Window {
     pub made: Instant,
     /// `(rowid, ts_rank)`, best first; among equal scores, newest first.
     pub scored: Vec<(i64, f64)>,
+    /// Hit rows by rowid, as read while the window was right: they are as they were for as
+    /// long as it is (any change to a message of the tenant makes it wrong).
+    rows: Mutex<HashMap<i64, Arc<HitRow>>>,
 }
 
 impl Window {
+    pub fn new(snapshot: i64, seen: String, made: Instant, scored: Vec<(i64, f64)>) -> Window {
+        Window {
+            snapshot,
+            seen,
+            made,
+            scored,
+            rows: Mutex::default(),
+        }
+    }
+
     /// Whether this window may answer a page bounded at `cursor` (`None`: a first page): it is
     /// young enough, and it holds every match the page may show. It holds every match visible
     /// when it was read, so any later snapshot is answered alike as long as nothing changed,
     /// which the page's own statement then checks.
     pub fn serves(&self, cursor: Option<i64>) -> bool {
         self.made.elapsed() < TTL && cursor.is_none_or(|s| s >= self.snapshot)
+    }
+
+    /// Keeps `rows`, read while this window was right, up to [`ROWS_KEPT`] in all.
+    pub fn keep_rows(&self, rows: &[(i64, Arc<HitRow>)]) {
+        let mut kept = self.rows.lock().expect("kept rows lock");
+        for (rowid, row) in rows {
+            if kept.len() >= ROWS_KEPT {
+                return;
+            }
+            kept.entry(*rowid).or_insert_with(|| row.clone());
+        }
+    }
+
+    /// The kept rows of `page`, in its order, if every one is kept.
+    pub fn kept_rows(&self, page: &[(i64, f64)]) -> Option<Vec<Arc<HitRow>>> {
+        let kept = self.rows.lock().expect("kept rows lock");
+        page.iter()
+            .map(|(rowid, _)| kept.get(rowid).cloned())
+            .collect()
     }
 }
 
@@ -110,6 +150,71 @@ pub(super) const CHECKED_ROWS: &str = "SELECT m.rowid, m.conversation_id, m.id, 
      WHERE tenant_id = $2 AND xid >= txid_snapshot_xmin($3::txid_snapshot) \
      AND NOT txid_visible_in_snapshot(xid, $3::txid_snapshot)) AS changed) c \
      LEFT JOIN messages m ON m.rowid = ANY($1) AND m.tenant_id = $2";
+
+/// Most checks in one statement.
+const MAX_CHECKS: usize = 128;
+
+/// Whether some change of a tenant is invisible to a window's snapshot (its `seen`), asked by
+/// many searches in one statement, as conversation lookups are (read_batch.rs): a search from
+/// a kept window and its kept rows needs nothing else from PostgreSQL, so the round trip is all
+/// it costs there.
+pub(super) struct Checks(Queue<(TenantId, String), bool>);
+
+impl Checks {
+    pub fn start(pool: PgPool) -> Checks {
+        let workers = queue::workers(pool.options().get_max_connections());
+        Checks(Queue::start(workers, MAX_CHECKS, move |batch| {
+            let pool = pool.clone();
+            async move { answer(&pool, batch).await }
+        }))
+    }
+
+    /// Whether a change of `tenant` is invisible to `seen`, through the next batch.
+    pub async fn changed(&self, tenant: TenantId, seen: String) -> Result<bool> {
+        self.0.ask((tenant, seen)).await
+    }
+
+    /// Stops taking checks and waits for the queued ones to be answered.
+    pub async fn close(&self) {
+        self.0.close().await;
+    }
+}
+
+async fn answer(pool: &PgPool, batch: Vec<Asked<(TenantId, String), bool>>) {
+    queue::together_or_alone(
+        batch,
+        "checks",
+        |keys| async move { Ok(changed(pool, &keys).await?.into_iter().map(Ok).collect()) },
+        |key| async move { Ok(changed(pool, &[key]).await?[0]) },
+    )
+    .await;
+}
+
+/// For each `(tenant, seen)`, in order, whether a change of the tenant is invisible to `seen`.
+async fn changed(pool: &PgPool, keys: &[(TenantId, String)]) -> Result<Vec<bool>> {
+    let (tenants, seen): (Vec<Uuid>, Vec<&str>) =
+        keys.iter().map(|(t, s)| (t.0, s.as_str())).unzip();
+    let rows = sqlx::query(
+        "SELECT q.i, EXISTS (SELECT 1 FROM search_changes c WHERE c.tenant_id = q.t \
+         AND c.xid >= txid_snapshot_xmin(q.s::txid_snapshot) \
+         AND NOT txid_visible_in_snapshot(c.xid, q.s::txid_snapshot)) \
+         FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS q(t, s, i)",
+    )
+    .bind(tenants)
+    .bind(seen)
+    .fetch_all(pool)
+    .await?;
+    let mut out = vec![true; keys.len()];
+    for row in &rows {
+        let i: i64 = row.try_get(0)?;
+        let slot = usize::try_from(i - 1)
+            .ok()
+            .and_then(|i| out.get_mut(i))
+            .ok_or_else(|| StoreError::Corrupt(format!("check position {i} out of range")))?;
+        *slot = row.try_get(1)?;
+    }
+    Ok(out)
+}
 
 /// Deletes, every [`PRUNE_EVERY`], the changes no window can still need (module docs).
 pub(super) struct Pruner {

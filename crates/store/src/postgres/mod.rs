@@ -70,6 +70,8 @@ pub(crate) struct PgStore {
     keeps_windows: bool,
     /// Ranked search's windows kept between searches (kept.rs).
     windows: kept::Windows,
+    /// Whether kept windows are still right, many searches per statement (kept.rs).
+    checks: kept::Checks,
 }
 
 /// Connection options for `url`, statements logged at trace level like the SQLite backend's.
@@ -177,6 +179,7 @@ impl PgStore {
         if keeps_windows {
             kept::spawn_pruning(pool.clone());
         }
+        let checks = kept::Checks::start(pool.clone());
         Ok(PgStore {
             appends: append_batch::Batcher::start(pool.clone(), opts.clock.clone()),
             lookups: read_batch::Lookups::start(pool.clone()),
@@ -190,6 +193,7 @@ impl PgStore {
             frequencies: search::Frequencies::default(),
             keeps_windows,
             windows: kept::Windows::default(),
+            checks,
         })
     }
 
@@ -220,6 +224,7 @@ impl PgStore {
         self.appends.close().await;
         self.lookups.close().await;
         self.summaries.close().await;
+        self.checks.close().await;
         if self.bulk_written.load(std::sync::atomic::Ordering::Acquire) {
             pending::Flusher::default().flush(&self.pool).await;
         }

@@ -25,10 +25,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use confab_core::Role;
 use confab_core::cursor::SearchCursor;
 use confab_core::search::{Term, snippet, tenant_tag};
 use confab_core::timefmt::{from_micros, to_micros};
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use uuid::Uuid;
 
 use super::PgStore;
 use super::fts::{BAND_ROWS, SEARCH_VECTOR, band, in_bands, tsquery};
@@ -315,13 +317,12 @@ async fn banded_window(
     Ok(found)
 }
 
-/// The page's hits, in `page`'s order: their rows looked up by rowid, in one statement.
-async fn hits(
+/// The page's rows, in `page`'s order: looked up by rowid, in one statement.
+async fn hit_rows(
     conn: &mut PgConnection,
     tenant: TenantId,
-    req: &SearchRequest,
     page: &[(i64, f64)],
-) -> Result<Vec<SearchHit>> {
+) -> Result<Vec<(i64, Arc<HitRow>)>> {
     let rowids: Vec<i64> = page.iter().map(|p| p.0).collect();
     let rows = sqlx::query(
         "SELECT rowid, conversation_id, id, seq, role, content, created_at FROM messages \
@@ -331,18 +332,39 @@ async fn hits(
     .bind(tenant.0)
     .fetch_all(&mut *conn)
     .await?;
-    in_order(&rows, req, page)
+    in_order(&rows, page)
 }
 
-/// The page's hits from a kept window, in `page`'s order, looked up by the statement that also
-/// checks the window (kept.rs); `None` when the tenant's messages changed since it was read.
-async fn checked_hits(
+/// The page's hits, in `page`'s order.
+async fn hits(
     conn: &mut PgConnection,
     tenant: TenantId,
     req: &SearchRequest,
     page: &[(i64, f64)],
+) -> Result<Vec<SearchHit>> {
+    let rows = hit_rows(conn, tenant, page).await?;
+    Ok(shown(&rows, page, req))
+}
+
+/// The hits of `page` whose rows are in `rows` (a row deleted since the window was read is
+/// missing: the page is one hit shorter).
+fn shown(rows: &[(i64, Arc<HitRow>)], page: &[(i64, f64)], req: &SearchRequest) -> Vec<SearchHit> {
+    page.iter()
+        .filter_map(|&(rowid, rank)| {
+            let (_, row) = rows.iter().find(|r| r.0 == rowid)?;
+            Some(row.hit(rank, req))
+        })
+        .collect()
+}
+
+/// The page's rows from a kept window, in `page`'s order, looked up by the statement that also
+/// checks the window (kept.rs); `None` when the tenant's messages changed since it was read.
+async fn checked_rows(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    page: &[(i64, f64)],
     seen: &str,
-) -> Result<Option<Vec<SearchHit>>> {
+) -> Result<Option<Vec<(i64, Arc<HitRow>)>>> {
     let rowids: Vec<i64> = page.iter().map(|p| p.0).collect();
     let rows = sqlx::query(kept::CHECKED_ROWS)
         .bind(&rowids)
@@ -357,47 +379,71 @@ async fn checked_hits(
     Ok(if changed {
         None
     } else {
-        Some(in_order(&rows, req, page)?)
+        Some(in_order(&rows, page)?)
     })
 }
 
-/// Hits for `page` from `rows` (`rowid, conversation_id, id, seq, role, content, created_at`
-/// first), in `page`'s order.
+/// The rows of `page` found in `rows` (`rowid, conversation_id, id, seq, role, content,
+/// created_at` first), in `page`'s order.
 fn in_order(
     rows: &[sqlx::postgres::PgRow],
-    req: &SearchRequest,
     page: &[(i64, f64)],
-) -> Result<Vec<SearchHit>> {
+) -> Result<Vec<(i64, Arc<HitRow>)>> {
     let mut out = Vec::with_capacity(page.len());
-    for &(rowid, rank) in page {
-        let Some(r) = rows
+    for &(rowid, _) in page {
+        if let Some(r) = rows
             .iter()
             .find(|r| r.try_get::<i64, _>(0).is_ok_and(|v| v == rowid))
-        else {
-            // Deleted since the window was read: the page is one hit shorter.
-            continue;
-        };
-        out.push(hit(r, rank, req)?);
+        {
+            out.push((rowid, Arc::new(HitRow::read(r)?)));
+        }
     }
     Ok(out)
 }
 
-/// A hit from a row of `rowid, conversation_id, id, seq, role, content, created_at`.
+/// What a hit shows of its message, read from a row of `rowid, conversation_id, id, seq, role,
+/// content, created_at`; kept with a kept window (kept.rs) while the window is.
+pub(super) struct HitRow {
+    conversation_id: Uuid,
+    message_id: Uuid,
+    seq: i64,
+    role: Role,
+    content: String,
+    created_at: i64,
+}
+
+impl HitRow {
+    fn read(r: &sqlx::postgres::PgRow) -> Result<HitRow> {
+        Ok(HitRow {
+            conversation_id: r.try_get(1)?,
+            message_id: r.try_get(2)?,
+            seq: r.try_get(3)?,
+            role: r
+                .try_get::<&str, _>(4)?
+                .parse()
+                .map_err(StoreError::Corrupt)?,
+            content: r.try_get(5)?,
+            created_at: r.try_get(6)?,
+        })
+    }
+
+    pub(super) fn hit(&self, rank: f64, req: &SearchRequest) -> SearchHit {
+        SearchHit {
+            conversation_id: self.conversation_id,
+            message_id: self.message_id,
+            seq: self.seq,
+            role: self.role,
+            snippet: snippet(&self.content, &req.query),
+            // ts_rank is already "higher is better".
+            score: (rank * 1e6).round() / 1e6,
+            created_at: from_micros(self.created_at),
+        }
+    }
+}
+
+/// A hit from a row as [`HitRow::read`] reads it.
 fn hit(r: &sqlx::postgres::PgRow, rank: f64, req: &SearchRequest) -> Result<SearchHit> {
-    let content: &str = r.try_get(5)?;
-    Ok(SearchHit {
-        conversation_id: r.try_get(1)?,
-        message_id: r.try_get(2)?,
-        seq: r.try_get(3)?,
-        role: r
-            .try_get::<&str, _>(4)?
-            .parse()
-            .map_err(StoreError::Corrupt)?,
-        snippet: snippet(content, &req.query),
-        // ts_rank is already "higher is better".
-        score: (rank * 1e6).round() / 1e6,
-        created_at: from_micros(r.try_get(6)?),
-    })
+    Ok(HitRow::read(r)?.hit(rank, req))
 }
 
 /// A page of the window in one statement: the newest [`RANK_WINDOW`] candidates up to
@@ -442,6 +488,14 @@ async fn ranked_page(
     Ok((hits, more))
 }
 
+/// A relevance cursor's `(snapshot, offset)`.
+fn ranked_cursor(req: &SearchRequest) -> Option<(i64, i64)> {
+    match req.cursor {
+        Some(SearchCursor::Ranked { snapshot, offset }) => Some((snapshot, offset)),
+        _ => None,
+    }
+}
+
 /// Best first; among equal scores, newest first.
 fn best_first(scored: &mut [(i64, f64)]) {
     scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
@@ -483,6 +537,45 @@ async fn window(
 }
 
 impl PgStore {
+    /// A ranked search without filters answered from a kept window whose rows for the page
+    /// are kept too: only the check that nothing changed goes to PostgreSQL, batched with the
+    /// other searches' checks (kept.rs), and no connection is held meanwhile. `None` when the
+    /// window or some of its rows are not kept, or it changed.
+    async fn from_kept_rows(
+        &self,
+        tenant: TenantId,
+        req: &SearchRequest,
+        tsq: &str,
+        cursor: Option<(i64, i64)>,
+    ) -> Result<Option<SearchPage>> {
+        let Some(w) = self.windows.get(tsq, cursor.map(|c| c.0)) else {
+            return Ok(None);
+        };
+        let (limit, offset) = (req.limit, cursor.map_or(0, |c| c.1));
+        let (page, more) = page_of(&w.scored, offset, limit);
+        let Some(rows) = w.kept_rows(page) else {
+            return Ok(None);
+        };
+        if self.checks.changed(tenant, w.seen.clone()).await? {
+            self.windows.forget(tsq);
+            return Ok(None);
+        }
+        metrics::counter!("confab_store_search_windows_total", "outcome" => "kept").increment(1);
+        let hits = page
+            .iter()
+            .zip(rows)
+            .map(|(&(_, rank), row)| row.hit(rank, req))
+            .collect();
+        let snapshot = cursor.map_or(w.snapshot, |c| c.0);
+        Ok(Some(SearchPage {
+            hits,
+            next_cursor: more.then_some(SearchCursor::Ranked {
+                snapshot,
+                offset: offset + limit,
+            }),
+        }))
+    }
+
     /// A ranked search without filters, `cursor` its `(snapshot, offset)` if not a first page:
     /// from the window kept for its query while the tenant's messages stay as they were, else
     /// from a window read now and kept (kept.rs).
@@ -505,9 +598,11 @@ impl PgStore {
         };
         if let Some(w) = self.windows.get(tsq, cursor.map(|c| c.0)) {
             let (page, more) = page_of(&w.scored, offset, limit);
-            if let Some(hits) = checked_hits(conn, tenant, req, page, &w.seen).await? {
+            if let Some(rows) = checked_rows(conn, tenant, page, &w.seen).await? {
                 metrics::counter!("confab_store_search_windows_total", "outcome" => "kept")
                     .increment(1);
+                w.keep_rows(&rows);
+                let hits = shown(&rows, page, req);
                 return Ok(answer(hits, more, cursor.map_or(w.snapshot, |c| c.0)));
             }
             self.windows.forget(tsq);
@@ -519,37 +614,38 @@ impl PgStore {
         let snapshot = cursor.map_or(max, |c| c.0);
         let scored = window(conn, tenant, req, tsq, plan, snapshot).await?;
         let (page, more) = page_of(&scored, offset, limit);
-        let hits = hits(conn, tenant, req, page).await?;
+        let rows = hit_rows(conn, tenant, page).await?;
+        let hits = shown(&rows, page, req);
         // A window bounded below the largest rowid (an old cursor's) lacks the newer matches
         // a first page needs: not kept.
         if snapshot >= max {
-            self.windows.put(
-                tsq,
-                Window {
-                    snapshot: max,
-                    seen,
-                    made,
-                    scored,
-                },
-            );
+            let w = Window::new(max, seen, made, scored);
+            w.keep_rows(&rows);
+            self.windows.put(tsq, w);
         }
         Ok(answer(hits, more, snapshot))
     }
 
     pub async fn search(&self, tenant: TenantId, req: &SearchRequest) -> Result<SearchPage> {
+        let tsq = tsquery(tenant.0, &req.query);
+        let keeps = self.keeps_windows && req.filter.is_empty();
+        if keeps
+            && req.sort == SearchSort::Relevance
+            && let Some(page) = self
+                .from_kept_rows(tenant, req, &tsq, ranked_cursor(req))
+                .await?
+        {
+            return Ok(page);
+        }
         let mut conn = self.pool.acquire().await?;
         let limit = req.limit;
-        let tsq = tsquery(tenant.0, &req.query);
         let tag = tenant_tag(tenant.0.as_bytes());
         let shares = self.frequencies.get(&mut conn).await;
         let plan = plan(req, &tag, &shares);
         match req.sort {
             SearchSort::Relevance => {
-                let cursor = match req.cursor {
-                    Some(SearchCursor::Ranked { snapshot, offset }) => Some((snapshot, offset)),
-                    _ => None,
-                };
-                if self.keeps_windows && req.filter.is_empty() {
+                let cursor = ranked_cursor(req);
+                if keeps {
                     return self
                         .kept_search(&mut conn, tenant, req, &tsq, plan, cursor)
                         .await;
