@@ -15,6 +15,11 @@
 //! used as it is. Any: it is read again. A change that committed while the window was being read
 //! counts as a change too: conservative, never wrong.
 //!
+//! The rows of the hits shown from a window are kept with it too (a first page or two): they
+//! cannot have changed while the window has not. A repeated page then needs nothing from
+//! PostgreSQL but the check, which [`Checks`] asks for many searches in one statement, as
+//! conversation lookups are batched (read_batch.rs), and no connection is held while it waits.
+//!
 //! So the check is one index range of `search_changes` per search: the tenant's changes from the
 //! snapshot's oldest running transaction on. [`Pruner`] deletes the rows no window can still
 //! need: a window lives at most [`TTL`], and the pruner deletes only the changes of transactions

@@ -541,7 +541,7 @@ impl PgStore {
     /// are kept too: only the check that nothing changed goes to PostgreSQL, batched with the
     /// other searches' checks (kept.rs), and no connection is held meanwhile. `None` when the
     /// window or some of its rows are not kept, or it changed.
-    async fn from_kept_rows(
+    async fn page_from_kept_rows(
         &self,
         tenant: TenantId,
         req: &SearchRequest,
@@ -632,7 +632,7 @@ impl PgStore {
         if keeps
             && req.sort == SearchSort::Relevance
             && let Some(page) = self
-                .from_kept_rows(tenant, req, &tsq, ranked_cursor(req))
+                .page_from_kept_rows(tenant, req, &tsq, ranked_cursor(req))
                 .await?
         {
             return Ok(page);
