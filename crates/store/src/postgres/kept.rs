@@ -47,8 +47,10 @@ pub(super) const TTL: Duration = Duration::from_secs(30);
 /// How often the changes no window can still need are deleted; must exceed [`TTL`].
 pub(super) const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
-/// Rows of hits kept with one window at most (a first page or two; deeper pages are read).
-const ROWS_KEPT: usize = 200;
+/// Bytes of hit rows' text kept with one window at most: a first page or two of ordinary
+/// messages (deeper pages, and pages of very long messages, are read each time), so the 256
+/// windows hold 16 MiB of rows at most.
+const ROW_BYTES_KEPT: usize = 64 * 1024;
 
 /// A query's window: every candidate up to `snapshot` (the largest rowid then), scored and
 /// sorted best first, and the rows of the hits shown from it so far.
@@ -60,9 +62,16 @@ pub(super) struct Window {
     pub made: Instant,
     /// `(rowid, ts_rank)`, best first; among equal scores, newest first.
     pub scored: Vec<(i64, f64)>,
-    /// Hit rows by rowid, as read while the window was right: they are as they were for as
-    /// long as it is (any change to a message of the tenant makes it wrong).
-    rows: Mutex<HashMap<i64, Arc<HitRow>>>,
+    /// Hit rows as read while the window was right: they are as they were for as long as it
+    /// is (any change to a message of the tenant makes it wrong).
+    rows: Mutex<KeptRows>,
+}
+
+/// Hit rows by rowid, and the bytes of their text.
+#[derive(Default)]
+struct KeptRows {
+    by_rowid: HashMap<i64, Arc<HitRow>>,
+    bytes: usize,
 }
 
 impl Window {
@@ -84,14 +93,19 @@ impl Window {
         self.made.elapsed() < TTL && cursor.is_none_or(|s| s >= self.snapshot)
     }
 
-    /// Keeps `rows`, read while this window was right, up to [`ROWS_KEPT`] in all.
+    /// Keeps `rows`, read while this window was right, up to [`ROW_BYTES_KEPT`] in all.
     pub fn keep_rows(&self, rows: &[(i64, Arc<HitRow>)]) {
         let mut kept = self.rows.lock().expect("kept rows lock");
         for (rowid, row) in rows {
-            if kept.len() >= ROWS_KEPT {
+            if kept.by_rowid.contains_key(rowid) {
+                continue;
+            }
+            let bytes = kept.bytes + row.text_len();
+            if bytes > ROW_BYTES_KEPT {
                 return;
             }
-            kept.entry(*rowid).or_insert_with(|| row.clone());
+            kept.bytes = bytes;
+            kept.by_rowid.insert(*rowid, row.clone());
         }
     }
 
@@ -99,7 +113,7 @@ impl Window {
     pub fn kept_rows(&self, page: &[(i64, f64)]) -> Option<Vec<Arc<HitRow>>> {
         let kept = self.rows.lock().expect("kept rows lock");
         page.iter()
-            .map(|(rowid, _)| kept.get(rowid).cloned())
+            .map(|(rowid, _)| kept.by_rowid.get(rowid).cloned())
             .collect()
     }
 }
@@ -306,6 +320,29 @@ mod tests {
             .fetch_all(pool)
             .await
             .unwrap()
+    }
+
+    /// A window keeps the rows of the pages it has shown up to its bytes, and answers a page
+    /// from them only when it holds every row of it.
+    #[test]
+    fn a_window_keeps_rows_up_to_its_bytes() {
+        let w = Window::new(10, "1:1:".into(), Instant::now(), vec![]);
+        let row = |n: usize| Arc::new(HitRow::with_text(&"x".repeat(n)));
+        let third = ROW_BYTES_KEPT / 3;
+        w.keep_rows(&[(1, row(third)), (2, row(third))]);
+        // Again, the same rows: kept once.
+        w.keep_rows(&[(1, row(third)), (2, row(third))]);
+        assert!(w.kept_rows(&[(2, 0.5), (1, 0.4)]).is_some());
+        // Two more would pass the bytes: the first fits, the second is not kept.
+        w.keep_rows(&[(3, row(third)), (4, row(2))]);
+        assert!(w.kept_rows(&[(1, 0.5), (3, 0.4)]).is_some());
+        assert!(w.kept_rows(&[(3, 0.5), (4, 0.4)]).is_none());
+        assert!(w.kept_rows(&[(9, 0.5)]).is_none());
+        let got = w.kept_rows(&[(3, 0.5), (1, 0.4)]).unwrap();
+        assert_eq!(
+            got.iter().map(|r| r.text_len()).collect::<Vec<_>>(),
+            [third, third]
+        );
     }
 
     /// A round deletes only what had ended before the previous round that pruned, and only

@@ -427,6 +427,24 @@ impl HitRow {
         })
     }
 
+    /// A row of `text`, the rest made up.
+    #[cfg(test)]
+    pub(super) fn with_text(text: &str) -> HitRow {
+        HitRow {
+            conversation_id: Uuid::nil(),
+            message_id: Uuid::nil(),
+            seq: 0,
+            role: Role::User,
+            content: text.to_owned(),
+            created_at: 0,
+        }
+    }
+
+    /// The bytes of its text, what keeping it costs.
+    pub(super) fn text_len(&self) -> usize {
+        self.content.len()
+    }
+
     pub(super) fn hit(&self, rank: f64, req: &SearchRequest) -> SearchHit {
         SearchHit {
             conversation_id: self.conversation_id,
@@ -663,10 +681,8 @@ impl PgStore {
                     }
                 };
                 let (hits, more) = match plan {
-                    Plan::Bands(density) => {
-                        let mut scored =
-                            banded_window(&mut conn, tenant, req, &tsq, snapshot, density).await?;
-                        best_first(&mut scored);
+                    Plan::Bands(_) => {
+                        let scored = window(&mut conn, tenant, req, &tsq, plan, snapshot).await?;
                         let (page, more) = page_of(&scored, offset, limit);
                         (hits(&mut conn, tenant, req, page).await?, more)
                     }

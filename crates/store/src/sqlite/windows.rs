@@ -16,8 +16,8 @@
 //!
 //! Only searches without filters are kept (their window is the index's alone). The key is the
 //! FTS5 query, which holds the tenant's search tag, so two tenants never share an entry. At most
-//! [`CAPACITY`](crate::lru::CAPACITY) queries are kept, the least recently used dropped first: about 16 KiB each for
-//! a one-word query, 4 MiB in all.
+//! [`CAPACITY`](crate::lru::CAPACITY) queries are kept (`lru.rs`), the least recently used
+//! dropped first: about 16 KiB each for a one-word query, 4 MiB in all.
 
 use std::sync::Arc;
 
