@@ -358,3 +358,52 @@ async fn searches_checked_together_each_get_their_own_answer() {
     }
     std::sync::Arc::into_inner(store).unwrap().close().await;
 }
+
+/// PostgreSQL without the search changes' triggers (dropped for Citus, docs/operations.md):
+/// nothing can tell a kept window is stale, so none is kept, and searches follow every write.
+#[tokio::test]
+async fn without_the_triggers_nothing_is_kept() {
+    if testdb::pg_admin_or_skip("without_the_triggers_nothing_is_kept").is_none() {
+        return;
+    }
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir.path().join("unused.db")).await;
+    // The schema first, then the triggers dropped, then the store that searches.
+    Store::open(&db.url, opts()).await.unwrap().close().await;
+    let mut raw = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(
+        "DROP TRIGGER search_changes_insert ON messages; \
+         DROP TRIGGER search_changes_update ON messages; \
+         DROP TRIGGER search_changes_delete ON messages",
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    let _ = raw.close().await;
+    let store = Store::open(&db.url, opts()).await.unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let mut conv = NewConversation::new(Status::Active);
+    conv.messages = messages(["ibex one".to_owned()]);
+    let id = store
+        .create_conversation(&t, conv, None)
+        .await
+        .unwrap()
+        .conversation()
+        .id;
+    for n in 1..=3 {
+        let p = store.search(&t, &request("ibex", None)).await.unwrap();
+        assert_eq!(p.hits.len(), n);
+        assert_eq!(
+            store
+                .search(&t, &request("ibex", None))
+                .await
+                .unwrap()
+                .hits
+                .len(),
+            n
+        );
+        append(&store, &t, id, vec![format!("ibex {n}")]).await;
+    }
+    store.close().await;
+}

@@ -141,14 +141,16 @@ impl Windows {
 /// True when migration 0005's triggers log changes (they can be dropped, as 0002's can for
 /// Citus; then nothing is kept).
 pub(super) async fn logged(c: &mut PgConnection) -> Result<bool> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM pg_trigger WHERE tgrelid = 'messages'::regclass \
-         AND tgname IN ('search_changes_insert', 'search_changes_update', \
-         'search_changes_delete')",
+    super::triggers_present(
+        c,
+        "messages",
+        &[
+            "search_changes_insert",
+            "search_changes_update",
+            "search_changes_delete",
+        ],
     )
-    .fetch_one(&mut *c)
-    .await?;
-    Ok(n == 3)
+    .await
 }
 
 /// The largest rowid and the snapshot, read by one statement: the bound and the `seen` of a

@@ -74,6 +74,24 @@ pub(crate) struct PgStore {
     checks: kept::Checks,
 }
 
+/// True when every one of `names` is a trigger on `table`: the statement triggers that keep
+/// derived tables (the summary's counts, the search changes) can be dropped where they cannot
+/// run (Citus), and what depends on them then does without.
+pub(crate) async fn triggers_present(
+    c: &mut PgConnection,
+    table: &str,
+    names: &[&str],
+) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname = ANY($2)",
+    )
+    .bind(table)
+    .bind(names)
+    .fetch_one(&mut *c)
+    .await?;
+    Ok(n == names.len() as i64)
+}
+
 /// Connection options for `url`, statements logged at trace level like the SQLite backend's.
 pub(crate) fn options(url: &str) -> Result<PgConnectOptions> {
     Ok(PgConnectOptions::from_str(url)

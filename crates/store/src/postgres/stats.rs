@@ -314,14 +314,16 @@ pub(crate) const COMPACT_EVERY: std::time::Duration = std::time::Duration::from_
 /// for Citus, which does not run statement triggers with transition tables on distributed
 /// tables; the summary then scans).
 pub(crate) async fn groups_counted(c: &mut sqlx::PgConnection) -> Result<bool> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM pg_trigger WHERE tgrelid = 'conversations'::regclass \
-         AND tgname IN ('conversation_groups_insert', 'conversation_groups_update', \
-         'conversation_groups_delete')",
+    super::triggers_present(
+        c,
+        "conversations",
+        &[
+            "conversation_groups_insert",
+            "conversation_groups_update",
+            "conversation_groups_delete",
+        ],
     )
-    .fetch_one(&mut *c)
-    .await?;
-    Ok(n == 3)
+    .await
 }
 
 /// Compacts every [`COMPACT_EVERY`] until the pool is closed (and merges the search index's
