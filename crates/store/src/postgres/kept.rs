@@ -20,8 +20,8 @@
 //! PostgreSQL but the check, which [`Checks`] asks for many searches in one statement, as
 //! conversation lookups are batched (read_batch.rs), and no connection is held while it waits.
 //!
-//! So the check is one index range of `search_changes` per search: the tenant's changes from the
-//! snapshot's oldest running transaction on. [`Pruner`] deletes the rows no window can still
+//! So the check is one index range of `search_changes` per search (the tenant's changes from
+//! the snapshot's `xmax` on) and a probe per transaction that was running then. [`Pruner`] deletes the rows no window can still
 //! need: a window lives at most [`TTL`], and the pruner deletes only the changes of transactions
 //! that had ended before its previous round, at least [`PRUNE_EVERY`] earlier (longer than
 //! `TTL`), so they are visible to the snapshot of every window alive, in any process.
@@ -163,14 +163,45 @@ pub(super) async fn snapshot(c: &mut PgConnection) -> Result<(i64, String)> {
     .await?)
 }
 
+/// The SQL condition that some change of tenant `$t` is invisible to snapshot `$s` (a
+/// `txid_snapshot`), the one rule both statements below apply. Invisible means the transaction
+/// started at or after the snapshot's `xmax` or was running then (in its `xip` list): exactly
+/// `NOT txid_visible_in_snapshot`, written as two conditions each the index on `(tenant_id,
+/// xid)` answers alone (one `OR` inside one subquery made PostgreSQL filter every change of the
+/// tenant). A bound at the snapshot's `xmin` instead would read every change since the oldest
+/// transaction running then: minutes of writes while a backup holds its snapshot open.
+macro_rules! changed_since {
+    ($t:literal, $s:literal) => {
+        concat!(
+            "(EXISTS (SELECT 1 FROM search_changes c WHERE c.tenant_id = ",
+            $t,
+            " AND c.xid >= txid_snapshot_xmax(",
+            $s,
+            ")) OR EXISTS (SELECT 1 FROM search_changes c WHERE c.tenant_id = ",
+            $t,
+            " AND c.xid = ANY (ARRAY(SELECT txid_snapshot_xip(",
+            $s,
+            ")))))"
+        )
+    };
+}
+
 /// The rows of a page's hits (`$1`: their rowids, `$2`: the tenant) as `hits` reads them,
 /// each followed by whether some change of the tenant is invisible to the window's snapshot
 /// (`$3`: its `seen`). Always one row at least: without hits, one of NULLs and the answer.
-pub(super) const CHECKED_ROWS: &str = "SELECT m.rowid, m.conversation_id, m.id, m.seq, m.role, \
-     m.content, m.created_at, c.changed FROM (SELECT EXISTS (SELECT 1 FROM search_changes \
-     WHERE tenant_id = $2 AND xid >= txid_snapshot_xmin($3::txid_snapshot) \
-     AND NOT txid_visible_in_snapshot(xid, $3::txid_snapshot)) AS changed) c \
-     LEFT JOIN messages m ON m.rowid = ANY($1) AND m.tenant_id = $2";
+pub(super) const CHECKED_ROWS: &str = concat!(
+    "SELECT m.rowid, m.conversation_id, m.id, m.seq, m.role, m.content, m.created_at, \
+     k.changed FROM (SELECT ",
+    changed_since!("$2", "$3::txid_snapshot"),
+    " AS changed) k LEFT JOIN messages m ON m.rowid = ANY($1) AND m.tenant_id = $2"
+);
+
+/// Whether some change of each `(q.t, q.s)` is invisible to its snapshot, with its position.
+const CHECKS: &str = concat!(
+    "SELECT q.i, ",
+    changed_since!("q.t", "q.s::txid_snapshot"),
+    " FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS q(t, s, i)"
+);
 
 /// Most checks in one statement.
 const MAX_CHECKS: usize = 128;
@@ -215,16 +246,11 @@ async fn answer(pool: &PgPool, batch: Vec<Asked<(TenantId, String), bool>>) {
 async fn changed(pool: &PgPool, keys: &[(TenantId, String)]) -> Result<Vec<bool>> {
     let (tenants, seen): (Vec<Uuid>, Vec<&str>) =
         keys.iter().map(|(t, s)| (t.0, s.as_str())).unzip();
-    let rows = sqlx::query(
-        "SELECT q.i, EXISTS (SELECT 1 FROM search_changes c WHERE c.tenant_id = q.t \
-         AND c.xid >= txid_snapshot_xmin(q.s::txid_snapshot) \
-         AND NOT txid_visible_in_snapshot(c.xid, q.s::txid_snapshot)) \
-         FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS q(t, s, i)",
-    )
-    .bind(tenants)
-    .bind(seen)
-    .fetch_all(pool)
-    .await?;
+    let rows = sqlx::query(CHECKS)
+        .bind(tenants)
+        .bind(seen)
+        .fetch_all(pool)
+        .await?;
     let mut out = vec![true; keys.len()];
     for row in &rows {
         let i: i64 = row.try_get(0)?;
