@@ -107,6 +107,24 @@ async fn append(store: &Store, t: &TenantId, id: Uuid, texts: Vec<String>) {
     store.append_messages(t, id, input, None).await.unwrap();
 }
 
+/// A new conversation of `texts` (user messages); its id.
+async fn conversation(store: &Store, t: &TenantId, texts: Vec<String>) -> Uuid {
+    let mut conv = NewConversation::new(Status::Active);
+    conv.messages = messages(texts);
+    store
+        .create_conversation(t, conv, None)
+        .await
+        .unwrap()
+        .conversation()
+        .id
+}
+
+/// A new PostgreSQL database, or `None` (saying so) when the suites run on SQLite.
+async fn pg_only(what: &str) -> Option<TestDb> {
+    let admin = testdb::pg_admin_or_skip(what)?;
+    Some(TestDb::new_pg(&admin).await)
+}
+
 #[tokio::test]
 async fn a_repeated_search_answers_what_a_first_one_would() {
     let dir = tempfile::tempdir().unwrap();
@@ -116,22 +134,13 @@ async fn a_repeated_search_answers_what_a_first_one_would() {
     let other = store.ensure_tenant("other").await.unwrap();
     let mut convs = Vec::new();
     for c in 0..CONVERSATIONS {
-        let mut conv = NewConversation::new(Status::Active);
-        conv.messages = messages((0..PER_CONVERSATION).map(|j| text(c * PER_CONVERSATION + j)));
-        convs.push(
-            store
-                .create_conversation(&t, conv, None)
-                .await
-                .unwrap()
-                .conversation()
-                .id,
-        );
+        let texts = (0..PER_CONVERSATION).map(|j| text(c * PER_CONVERSATION + j));
+        convs.push(conversation(&store, &t, texts.collect()).await);
     }
     assert!(CONVERSATIONS * PER_CONVERSATION > RANK_WINDOW as usize);
     // The other tenant has the same words: its windows must never answer for this one.
-    let mut conv = NewConversation::new(Status::Active);
-    conv.messages = messages((0..50).map(|i| format!("alpha alpha alpha beta gamma {i}")));
-    store.create_conversation(&other, conv, None).await.unwrap();
+    let theirs = (0..50).map(|i| format!("alpha alpha alpha beta gamma {i}"));
+    conversation(&store, &other, theirs.collect()).await;
 
     same_as_fresh(&store, &db.url, &t, "first searches").await;
     same_as_fresh(&store, &db.url, &t, "the same searches again").await;
@@ -214,26 +223,15 @@ async fn a_repeated_search_answers_what_a_first_one_would() {
 /// largest rowid, or delete one inside it, afterwards. The next search must see both.
 #[tokio::test]
 async fn a_kept_window_sees_what_commits_out_of_order() {
-    if testdb::pg_admin_or_skip("a_kept_window_sees_what_commits_out_of_order").is_none() {
+    let Some(db) = pg_only("a_kept_window_sees_what_commits_out_of_order").await else {
         return;
-    }
+    };
     use sqlx::Connection;
-    let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::new(&dir.path().join("unused.db")).await;
     let store = Store::open(&db.url, opts()).await.unwrap();
     let t = store.ensure_tenant("acme").await.unwrap();
     let mut ids = Vec::new();
     for texts in [["zebra one", "zebra two"], ["plain", "words"]] {
-        let mut conv = NewConversation::new(Status::Active);
-        conv.messages = messages(texts.map(String::from));
-        ids.push(
-            store
-                .create_conversation(&t, conv, None)
-                .await
-                .unwrap()
-                .conversation()
-                .id,
-        );
+        ids.push(conversation(&store, &t, texts.map(String::from).to_vec()).await);
     }
     let found = |p: &SearchPage| -> Vec<String> {
         let mut v: Vec<String> = p.hits.iter().map(|h| h.snippet.clone()).collect();
@@ -308,14 +306,8 @@ async fn searches_checked_together_each_get_their_own_answer() {
     let mut tenants = Vec::new();
     for name in ["one", "two"] {
         let t = store.ensure_tenant(name).await.unwrap();
-        let mut conv = NewConversation::new(Status::Active);
-        conv.messages = messages((0..30).map(|i| format!("okapi {name} {i}")));
-        let id = store
-            .create_conversation(&t, conv, None)
-            .await
-            .unwrap()
-            .conversation()
-            .id;
+        let texts = (0..30).map(|i| format!("okapi {name} {i}"));
+        let id = conversation(&store, &t, texts.collect()).await;
         tenants.push((t, id));
     }
     let many = |n: usize| {
@@ -363,12 +355,10 @@ async fn searches_checked_together_each_get_their_own_answer() {
 /// nothing can tell a kept window is stale, so none is kept, and searches follow every write.
 #[tokio::test]
 async fn without_the_triggers_nothing_is_kept() {
-    if testdb::pg_admin_or_skip("without_the_triggers_nothing_is_kept").is_none() {
+    let Some(db) = pg_only("without_the_triggers_nothing_is_kept").await else {
         return;
-    }
+    };
     use sqlx::Connection;
-    let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::new(&dir.path().join("unused.db")).await;
     // The schema first, then the triggers dropped, then the store that searches.
     Store::open(&db.url, opts()).await.unwrap().close().await;
     let mut raw = sqlx::PgConnection::connect(&db.url).await.unwrap();
@@ -383,14 +373,7 @@ async fn without_the_triggers_nothing_is_kept() {
     let _ = raw.close().await;
     let store = Store::open(&db.url, opts()).await.unwrap();
     let t = store.ensure_tenant("acme").await.unwrap();
-    let mut conv = NewConversation::new(Status::Active);
-    conv.messages = messages(["ibex one".to_owned()]);
-    let id = store
-        .create_conversation(&t, conv, None)
-        .await
-        .unwrap()
-        .conversation()
-        .id;
+    let id = conversation(&store, &t, vec!["ibex one".into()]).await;
     for n in 1..=3 {
         let p = store.search(&t, &request("ibex", None)).await.unwrap();
         assert_eq!(p.hits.len(), n);

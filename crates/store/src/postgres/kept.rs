@@ -38,7 +38,7 @@ use uuid::Uuid;
 
 use super::queue::{self, Asked, Queue};
 use super::search::HitRow;
-use crate::error::{Result, StoreError};
+use crate::error::Result;
 use crate::lru::Lru;
 use crate::types::TenantId;
 
@@ -253,12 +253,7 @@ async fn changed(pool: &PgPool, keys: &[(TenantId, String)]) -> Result<Vec<bool>
         .await?;
     let mut out = vec![true; keys.len()];
     for row in &rows {
-        let i: i64 = row.try_get(0)?;
-        let slot = usize::try_from(i - 1)
-            .ok()
-            .and_then(|i| out.get_mut(i))
-            .ok_or_else(|| StoreError::Corrupt(format!("check position {i} out of range")))?;
-        *slot = row.try_get(1)?;
+        *queue::slot(&mut out, row.try_get(0)?, "check")? = row.try_get(1)?;
     }
     Ok(out)
 }
@@ -348,6 +343,18 @@ mod tests {
             .fetch_all(pool)
             .await
             .unwrap()
+    }
+
+    /// A window serves a first page and a cursor at or after its snapshot while it is young;
+    /// past its TTL (which the pruning's safety rests on) it serves nothing.
+    #[test]
+    fn a_window_serves_while_young_and_from_its_snapshot_on() {
+        let young = Window::new(10, "1:1:".into(), Instant::now(), vec![]);
+        assert!(young.serves(None));
+        assert!(young.serves(Some(10)) && young.serves(Some(12)));
+        assert!(!young.serves(Some(9)), "an older cursor's page");
+        let old = Window::new(10, "1:1:".into(), Instant::now() - TTL, vec![]);
+        assert!(!old.serves(None) && !old.serves(Some(10)));
     }
 
     /// A window keeps the rows of the pages it has shown up to its bytes, and answers a page

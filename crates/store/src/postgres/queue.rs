@@ -98,6 +98,16 @@ pub(super) async fn together_or_alone<R, T, F, Fut, G, GFut>(
     }
 }
 
+/// Where the answer to the request at `i` goes: `i` is the 1-based position `WITH ORDINALITY`
+/// gave the request in the batch statement's arrays, so each row finds its own request's slot.
+/// A position outside the batch is a corrupt answer (`what` names the batch in the error).
+pub(super) fn slot<'a, T>(out: &'a mut [T], i: i64, what: &str) -> Result<&'a mut T> {
+    usize::try_from(i - 1)
+        .ok()
+        .and_then(|i| out.get_mut(i))
+        .ok_or_else(|| StoreError::Corrupt(format!("{what} position {i} out of range")))
+}
+
 /// Counts a batch that failed and ran its requests one by one: a few when PostgreSQL restarts,
 /// none otherwise.
 pub(super) fn ran_alone(name: &'static str) {

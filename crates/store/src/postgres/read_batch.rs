@@ -98,12 +98,7 @@ async fn fetch(pool: &PgPool, keys: &[(TenantId, Uuid)]) -> Result<Vec<Option<Co
         .await?;
     let mut out: Vec<Option<Conversation>> = (0..keys.len()).map(|_| None).collect();
     for row in &found {
-        let i: i64 = row.try_get(position)?;
-        let slot = usize::try_from(i - 1)
-            .ok()
-            .and_then(|i| out.get_mut(i))
-            .ok_or_else(|| StoreError::Corrupt(format!("lookup position {i} out of range")))?;
-        *slot = Some(rows::conversation(row)?);
+        *queue::slot(&mut out, row.try_get(position)?, "lookup")? = Some(rows::conversation(row)?);
     }
     Ok(out)
 }
