@@ -347,18 +347,20 @@ async fn a_repeated_search_follows_writes_made_since() {
     .await;
     let first = search(&app, &t, "quagga", "").await;
     assert_eq!(contents(&first).len(), 1);
-    let kept = |m: &str| -> u64 {
+    let windows = |m: &str, outcome: &str| -> u64 {
+        let line = format!("confab_store_search_windows_total{{outcome=\"{outcome}\"}} ");
         m.lines()
-            .find(|l| l.starts_with("confab_store_search_windows_total{outcome=\"kept\"} "))
+            .find(|l| l.starts_with(&line))
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
             .unwrap_or(0)
     };
-    let before = kept(&app.metrics().await);
+    let before = windows(&app.metrics().await, "kept");
     for _ in 0..5 {
         assert_eq!(search(&app, &t, "quagga", "").await, first);
     }
     // Other tests of this binary only add to the count.
-    assert!(kept(&app.metrics().await) >= before + 5);
+    assert!(windows(&app.metrics().await, "kept") >= before + 5);
+    let forwarded = windows(&app.metrics().await, "forward");
     app.post(
         &format!("/v1/conversations/{a}/messages"),
         &t,
@@ -369,6 +371,8 @@ async fn a_repeated_search_follows_writes_made_since() {
     let v = search(&app, &t, "quagga", "").await;
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
     assert_eq!(v["data"][0]["seq"], 1, "{v}");
+    // The window was brought forward past the append, on both backends, not read again.
+    assert!(windows(&app.metrics().await, "forward") > forwarded);
     // A newer conversation keeps the newest message where it is while the first one goes.
     let b = conv(&app, &t, json!({}), &[("user", "quagga")]).await;
     assert_eq!(contents(&search(&app, &t, "quagga", "").await).len(), 3);

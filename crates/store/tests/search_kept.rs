@@ -203,6 +203,11 @@ async fn a_repeated_search_answers_what_a_first_one_would() {
     same_as_fresh(&store, &db.url, &t, "after deletes").await;
     append(&store, &t, convs[20], vec!["alpha gamma".into()]).await;
     same_as_fresh(&store, &db.url, &t, "after deletes then an append").await;
+    // A delete and an append unseen by the same windows: read again, not brought forward past
+    // the append alone (PostgreSQL, postgres/kept.rs).
+    store.delete_conversation(&t, convs[10]).await.unwrap();
+    append(&store, &t, convs[21], vec!["alpha beta gamma".into()]).await;
+    same_as_fresh(&store, &db.url, &t, "after a delete and an append together").await;
 
     // A rebuilt index.
     store.rebuild_search_index().await.unwrap();

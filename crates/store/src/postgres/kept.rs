@@ -40,6 +40,7 @@ use super::queue::{self, Asked, Queue};
 use super::search::HitRow;
 use crate::error::Result;
 use crate::lru::Lru;
+use crate::search::RANK_WINDOW;
 use crate::types::TenantId;
 
 /// How long a window may serve after it was read.
@@ -91,6 +92,43 @@ impl Window {
     /// which the page's own statement then checks.
     pub fn serves(&self, cursor: Option<i64>) -> bool {
         self.made.elapsed() < TTL && cursor.is_none_or(|s| s >= self.snapshot)
+    }
+
+    /// This window brought forward to a later snapshot past inserts only: `newer` holds every
+    /// match of the query from the lowest rowid they wrote on (some perhaps already here), so
+    /// the newest [`RANK_WINDOW`] of both are the newest matches visible now, as a window read
+    /// afresh would hold (docs/search.md gives the argument). The rows kept stay: no row
+    /// changed.
+    pub fn forwarded(
+        &self,
+        snapshot: i64,
+        seen: String,
+        made: Instant,
+        newer: Vec<(i64, f64)>,
+    ) -> Window {
+        let mut all = newer;
+        all.extend_from_slice(&self.scored);
+        // Newest first, each rowid once (a row in both has one score: it did not change).
+        all.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
+        all.dedup_by_key(|r| r.0);
+        all.truncate(usize::try_from(RANK_WINDOW).unwrap_or(usize::MAX));
+        super::search::best_first(&mut all);
+        let mut rows = KeptRows::default();
+        {
+            let kept = self.rows.lock().expect("kept rows lock");
+            let ids: std::collections::HashSet<i64> = all.iter().map(|r| r.0).collect();
+            for (rowid, row) in kept.by_rowid.iter().filter(|(r, _)| ids.contains(r)) {
+                rows.bytes += row.text_len();
+                rows.by_rowid.insert(*rowid, row.clone());
+            }
+        }
+        Window {
+            snapshot,
+            seen,
+            made,
+            scored: all,
+            rows: Mutex::new(rows),
+        }
     }
 
     /// Keeps `rows`, read while this window was right, up to [`ROW_BYTES_KEPT`] in all.
@@ -186,15 +224,96 @@ macro_rules! changed_since {
     };
 }
 
+/// The same changes as [`changed_since`] tests for, aggregated: whether there is any, whether
+/// any may have changed rows anywhere (an update or a delete: no `lo`), and the lowest rowid
+/// an insert among them wrote. The two index ranges of `changed_since`, read whole: they hold
+/// what was written since the window was read or last brought forward, usually a few rows.
+macro_rules! unseen {
+    ($t:literal, $s:literal) => {
+        concat!(
+            "(SELECT count(*) > 0 AS changed, COALESCE(bool_or(u.lo IS NULL), false) AS anywhere, \
+             min(u.lo) AS lo FROM (SELECT c.lo FROM search_changes c WHERE c.tenant_id = ",
+            $t,
+            " AND c.xid >= txid_snapshot_xmax(",
+            $s,
+            ") UNION ALL SELECT c.lo FROM search_changes c WHERE c.tenant_id = ",
+            $t,
+            " AND c.xid = ANY (ARRAY(SELECT txid_snapshot_xip(",
+            $s,
+            ")))) u)"
+        )
+    };
+}
+
 /// The rows of a page's hits (`$1`: their rowids, `$2`: the tenant) as `hits` reads them,
-/// each followed by whether some change of the tenant is invisible to the window's snapshot
-/// (`$3`: its `seen`). Always one row at least: without hits, one of NULLs and the answer.
+/// each followed by what changed of the tenant unseen by the window's snapshot (`$3`: its
+/// `seen`), as [`Since::read`] reads it. Always one row at least: without hits, one of NULLs
+/// and the answer.
 pub(super) const CHECKED_ROWS: &str = concat!(
     "SELECT m.rowid, m.conversation_id, m.id, m.seq, m.role, m.content, m.created_at, \
-     k.changed FROM (SELECT ",
-    changed_since!("$2", "$3::txid_snapshot"),
-    " AS changed) k LEFT JOIN messages m ON m.rowid = ANY($1) AND m.tenant_id = $2"
+     k.changed, k.anywhere, k.lo, x.max FROM ",
+    unseen!("$2", "$3::txid_snapshot"),
+    " k CROSS JOIN (SELECT COALESCE(MAX(rowid), 0) AS max FROM messages) x \
+     LEFT JOIN messages m ON m.rowid = ANY($1) AND m.tenant_id = $2"
 );
+
+/// The matches of a query (`$1`, a tsquery) of tenant `$2` from rowid `$4` on, newest first,
+/// `$5` at most, with their ts_rank; read in one statement with what changed unseen by the
+/// window's snapshot (`$3`) and the statement's own largest rowid and snapshot, as
+/// [`Forward::read`] reads them. Always one row at least. The stored tokens are tested first
+/// on each row and the index is there for PostgreSQL to choose (search.rs's `push_candidates`
+/// says why both).
+pub(super) fn forward_sql() -> String {
+    format!(
+        "SELECT k.anywhere, k.lo, x.max, x.seen, f.rowid, f.score FROM {unseen} k \
+         CROSS JOIN (SELECT COALESCE(MAX(rowid), 0) AS max, txid_current_snapshot()::text AS seen \
+         FROM messages) x LEFT JOIN (SELECT m.rowid, ts_rank(m.fts, $1::tsquery)::float8 AS score \
+         FROM messages m WHERE m.fts @@ $1::tsquery AND {vector} @@ $1::tsquery \
+         AND m.tenant_id = $2 AND m.rowid >= $4 ORDER BY m.rowid DESC LIMIT $5) f ON true",
+        unseen = unseen!("$2", "$3::txid_snapshot"),
+        vector = super::fts::SEARCH_VECTOR,
+    )
+}
+
+/// What changed of a tenant's messages unseen by a window's snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Since {
+    /// Nothing: the window is exact.
+    Nothing,
+    /// Only inserts, of rowids from `lo` on; `max` is the largest rowid now.
+    Inserts { lo: i64, max: i64 },
+    /// Rows anywhere may have changed: the window must be read again.
+    Anything,
+}
+
+impl Since {
+    /// From a row of [`CHECKED_ROWS`].
+    pub fn read(r: &sqlx::postgres::PgRow) -> Result<Since> {
+        let changed: bool = r.try_get(7)?;
+        let anywhere: bool = r.try_get(8)?;
+        Ok(match (changed, anywhere, r.try_get::<Option<i64>, _>(9)?) {
+            (false, _, _) => Since::Nothing,
+            (true, false, Some(lo)) => Since::Inserts {
+                lo,
+                max: r.try_get(10)?,
+            },
+            _ => Since::Anything,
+        })
+    }
+
+    /// Whether a window may be brought forward past these changes instead of read again:
+    /// inserts only, and few enough rows from the lowest of them on (an import or a restore
+    /// that wrote old rowids is read again instead).
+    pub fn forwardable(self) -> Option<i64> {
+        match self {
+            Since::Inserts { lo, max } if max - lo < FORWARD_ROWS => Some(lo),
+            _ => None,
+        }
+    }
+}
+
+/// Most rows a window is brought forward across: beyond, reading it again costs no more.
+const FORWARD_ROWS: i64 = 4 * super::fts::BAND_ROWS;
 
 /// Whether some change of each `(q.t, q.s)` is invisible to its snapshot, with its position.
 const CHECKS: &str = concat!(
@@ -378,6 +497,47 @@ mod tests {
             got.iter().map(|r| r.text_len()).collect::<Vec<_>>(),
             [third, third]
         );
+    }
+
+    /// Brought forward, a window holds the newest [`RANK_WINDOW`] of its matches and the new
+    /// ones, each once, best first, and keeps the rows it still shows.
+    #[test]
+    fn a_window_brought_forward_holds_the_newest_matches() {
+        let n = RANK_WINDOW;
+        // Rowids 1..=n, the newest scoring least.
+        let mut scored: Vec<(i64, f64)> = (1..=n).map(|r| (r, 1.0 / r as f64)).collect();
+        super::super::search::best_first(&mut scored);
+        let old = Window::new(n, "1:1:".into(), Instant::now() - TTL, scored);
+        let row = || Arc::new(HitRow::with_text("kept"));
+        old.keep_rows(&[(1, row()), (n, row())]);
+        // Three new matches, one of them (n) already in the window.
+        let newer = vec![(n + 2, 5.0), (n + 1, 0.0), (n, 1.0 / n as f64)];
+        let w = old.forwarded(n + 2, "2:2:".into(), Instant::now(), newer);
+        assert_eq!((w.snapshot, w.seen.as_str()), (n + 2, "2:2:"));
+        assert!(w.serves(None), "young again");
+        assert_eq!(w.scored.len(), n as usize);
+        let mut rowids: Vec<i64> = w.scored.iter().map(|r| r.0).collect();
+        rowids.sort_unstable();
+        assert_eq!(rowids, (3..=n + 2).collect::<Vec<_>>(), "the two oldest go");
+        assert_eq!(w.scored[0], (n + 2, 5.0));
+        assert_eq!(w.scored[1], (3, 1.0 / 3.0));
+        assert_eq!(*w.scored.last().unwrap(), (n + 1, 0.0));
+        // Rowid 1 left the window, and its row with it; n's row stays.
+        assert!(w.kept_rows(&[(n, 0.0)]).is_some());
+        assert!(w.kept_rows(&[(1, 0.0)]).is_none());
+    }
+
+    /// Only inserts, within reach, bring a window forward.
+    #[test]
+    fn only_near_inserts_bring_a_window_forward() {
+        assert_eq!(Since::Inserts { lo: 90, max: 100 }.forwardable(), Some(90));
+        let far = Since::Inserts {
+            lo: 1,
+            max: FORWARD_ROWS + 1,
+        };
+        assert_eq!(far.forwardable(), None, "an import of old rowids");
+        assert_eq!(Since::Anything.forwardable(), None);
+        assert_eq!(Since::Nothing.forwardable(), None);
     }
 
     /// A round deletes only what had ended before the previous round that pruned, and only

@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use super::PgStore;
 use super::fts::{BAND_ROWS, SEARCH_VECTOR, band, in_bands, tsquery};
-use super::kept::{self, Window};
+use super::kept::{self, Since, Window};
 use crate::error::{Result, StoreError};
 use crate::search::*;
 use crate::types::TenantId;
@@ -357,14 +357,14 @@ fn shown(rows: &[(i64, Arc<HitRow>)], page: &[(i64, f64)], req: &SearchRequest) 
         .collect()
 }
 
-/// The page's rows from a kept window, in `page`'s order, looked up by the statement that also
-/// checks the window (kept.rs); `None` when the tenant's messages changed since it was read.
+/// What changed of the tenant unseen by a kept window's snapshot (`seen`), and, when nothing
+/// did, the page's rows in `page`'s order; one statement (kept.rs).
 async fn checked_rows(
     conn: &mut PgConnection,
     tenant: TenantId,
     page: &[(i64, f64)],
     seen: &str,
-) -> Result<Option<Vec<(i64, Arc<HitRow>)>>> {
+) -> Result<(Since, Vec<(i64, Arc<HitRow>)>)> {
     let rowids: Vec<i64> = page.iter().map(|p| p.0).collect();
     let rows = sqlx::query(kept::CHECKED_ROWS)
         .bind(&rowids)
@@ -372,15 +372,58 @@ async fn checked_rows(
         .bind(seen)
         .fetch_all(&mut *conn)
         .await?;
-    let changed = match rows.first() {
-        Some(r) => r.try_get::<bool, _>(7)?,
-        None => true,
+    let since = match rows.first() {
+        Some(r) => Since::read(r)?,
+        None => Since::Anything,
     };
-    Ok(if changed {
-        None
-    } else {
-        Some(in_order(&rows, page)?)
+    Ok(match since {
+        Since::Nothing => (since, in_order(&rows, page)?),
+        _ => (since, Vec::new()),
     })
+}
+
+/// `w` brought forward past inserts from rowid `lo` on: their matches read by one statement
+/// that also asks again what changed unseen by `w` and takes the new snapshot (kept.rs).
+/// `None` when more changed than inserts from `lo` on (a delete, or an insert below `lo`
+/// committed since the check): then the window is read again.
+async fn forward(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    tsq: &str,
+    w: &Window,
+    lo: i64,
+) -> Result<Option<Window>> {
+    // Before the snapshot is taken, as for a window read afresh.
+    let made = Instant::now();
+    let rows = sqlx::query(sqlx::AssertSqlSafe(kept::forward_sql()))
+        .bind(tsq)
+        .bind(tenant.0)
+        .bind(&w.seen)
+        .bind(lo)
+        .bind(RANK_WINDOW)
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let anywhere: bool = first.try_get(0)?;
+    let lowest: Option<i64> = first.try_get(1)?;
+    if anywhere || lowest.is_some_and(|l| l < lo) {
+        return Ok(None);
+    }
+    let mut newer = Vec::with_capacity(rows.len());
+    for r in &rows {
+        if let (Some(rowid), Some(score)) = (r.try_get(4)?, r.try_get(5)?) {
+            newer.push((rowid, score));
+        }
+    }
+    Ok(Some(w.forwarded(
+        first.try_get(2)?,
+        first.try_get(3)?,
+        made,
+        newer,
+    )))
 }
 
 /// The rows of `page` found in `rows` (`rowid, conversation_id, id, seq, role, content,
@@ -515,7 +558,7 @@ fn ranked_cursor(req: &SearchRequest) -> Option<(i64, i64)> {
 }
 
 /// Best first; among equal scores, newest first.
-fn best_first(scored: &mut [(i64, f64)]) {
+pub(super) fn best_first(scored: &mut [(i64, f64)]) {
     scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
 }
 
@@ -574,8 +617,8 @@ impl PgStore {
         let Some(rows) = w.kept_rows(page) else {
             return Ok(None);
         };
+        // Changed: left for `kept_search` to bring forward or forget.
         if self.checks.changed(tenant, w.seen.clone()).await? {
-            self.windows.forget(tsq);
             return Ok(None);
         }
         metrics::counter!("confab_store_search_windows_total", "outcome" => "kept").increment(1);
@@ -616,12 +659,32 @@ impl PgStore {
         };
         if let Some(w) = self.windows.get(tsq, cursor.map(|c| c.0)) {
             let (page, more) = page_of(&w.scored, offset, limit);
-            if let Some(rows) = checked_rows(conn, tenant, page, &w.seen).await? {
+            let (since, rows) = checked_rows(conn, tenant, page, &w.seen).await?;
+            if since == Since::Nothing {
                 metrics::counter!("confab_store_search_windows_total", "outcome" => "kept")
                     .increment(1);
                 w.keep_rows(&rows);
                 let hits = shown(&rows, page, req);
                 return Ok(answer(hits, more, cursor.map_or(w.snapshot, |c| c.0)));
+            }
+            // Only a first page is brought forward: a cursor's page stays bounded at its own
+            // snapshot, below the new matches.
+            if cursor.is_none()
+                && let Some(lo) = since.forwardable()
+                && let Some(w) = forward(conn, tenant, tsq, &w, lo).await?
+            {
+                metrics::counter!("confab_store_search_windows_total", "outcome" => "forward")
+                    .increment(1);
+                let (page, more) = page_of(&w.scored, 0, limit);
+                let rows = match w.kept_rows(page) {
+                    Some(kept) => page.iter().map(|p| p.0).zip(kept).collect(),
+                    None => hit_rows(conn, tenant, page).await?,
+                };
+                w.keep_rows(&rows);
+                let hits = shown(&rows, page, req);
+                let snapshot = w.snapshot;
+                self.windows.put(tsq, w);
+                return Ok(answer(hits, more, snapshot));
             }
             self.windows.forget(tsq);
         }
