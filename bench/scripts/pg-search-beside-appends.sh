@@ -15,7 +15,7 @@ done
 ARGS+=(--body "{\"messages\":[{\"role\":\"user\",\"content\":\"$WORD an appended message with a few words of text\"}]}")
 drop="SET client_min_messages = warning; DROP TRIGGER IF EXISTS search_changes_insert ON messages; DROP TRIGGER IF EXISTS search_changes_update ON messages; DROP TRIGGER IF EXISTS search_changes_delete ON messages;"
 on() { psql "$DB" -q -c "$drop
-CREATE TRIGGER search_changes_insert AFTER INSERT ON messages REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION search_changes_new();
+CREATE TRIGGER search_changes_insert AFTER INSERT ON messages REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION search_changes_inserted();
 CREATE TRIGGER search_changes_delete AFTER DELETE ON messages REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION search_changes_old();
 CREATE TRIGGER search_changes_update AFTER UPDATE ON messages REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION search_changes_new();"; }
 off() { psql "$DB" -q -c "$drop"; }

@@ -301,6 +301,20 @@ impl Since {
         })
     }
 
+    /// From the first row of [`forward_sql`]: `anywhere, lo, max` first.
+    pub fn read_forward(r: &sqlx::postgres::PgRow) -> Result<Since> {
+        Ok(
+            match (r.try_get::<bool, _>(0)?, r.try_get::<Option<i64>, _>(1)?) {
+                (true, _) => Since::Anything,
+                (false, None) => Since::Nothing,
+                (false, Some(lo)) => Since::Inserts {
+                    lo,
+                    max: r.try_get(2)?,
+                },
+            },
+        )
+    }
+
     /// Whether a window may be brought forward past these changes instead of read again:
     /// inserts only, and few enough rows from the lowest of them on (an import or a restore
     /// that wrote old rowids is read again instead).

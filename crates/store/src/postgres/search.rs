@@ -384,46 +384,54 @@ async fn checked_rows(
 
 /// `w` brought forward past inserts from rowid `lo` on: their matches read by one statement
 /// that also asks again what changed unseen by `w` and takes the new snapshot (kept.rs).
-/// `None` when more changed than inserts from `lo` on (a delete, or an insert below `lo`
-/// committed since the check): then the window is read again.
+/// `None` when more changed than inserts from `lo` on (a delete), or, twice running, an insert
+/// below `lo` committed between the check and the statement (rowids do not order commits):
+/// then the window is read again.
 async fn forward(
     conn: &mut PgConnection,
     tenant: TenantId,
     tsq: &str,
     w: &Window,
-    lo: i64,
+    mut lo: i64,
 ) -> Result<Option<Window>> {
-    // Before the snapshot is taken, as for a window read afresh.
-    let made = Instant::now();
-    let rows = sqlx::query(sqlx::AssertSqlSafe(kept::forward_sql()))
-        .bind(tsq)
-        .bind(tenant.0)
-        .bind(&w.seen)
-        .bind(lo)
-        .bind(RANK_WINDOW)
-        .persistent(false)
-        .fetch_all(&mut *conn)
-        .await?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let anywhere: bool = first.try_get(0)?;
-    let lowest: Option<i64> = first.try_get(1)?;
-    if anywhere || lowest.is_some_and(|l| l < lo) {
-        return Ok(None);
-    }
-    let mut newer = Vec::with_capacity(rows.len());
-    for r in &rows {
-        if let (Some(rowid), Some(score)) = (r.try_get(4)?, r.try_get(5)?) {
-            newer.push((rowid, score));
+    for _ in 0..2 {
+        // Before the snapshot is taken, as for a window read afresh.
+        let made = Instant::now();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(kept::forward_sql()))
+            .bind(tsq)
+            .bind(tenant.0)
+            .bind(&w.seen)
+            .bind(lo)
+            .bind(RANK_WINDOW)
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let since = Since::read_forward(first)?;
+        // Nothing unseen any more can only mean pruned, which a window this young never sees;
+        // taken like inserts all above `lo`.
+        let lowest = match since {
+            Since::Nothing => Some(lo),
+            s => s.forwardable(),
+        };
+        match lowest {
+            Some(lowest) if lowest >= lo => {
+                let mut newer = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    if let (Some(rowid), Some(score)) = (r.try_get(4)?, r.try_get(5)?) {
+                        newer.push((rowid, score));
+                    }
+                }
+                let (max, seen) = (first.try_get(2)?, first.try_get(3)?);
+                return Ok(Some(w.forwarded(max, seen, made, newer)));
+            }
+            Some(lower) => lo = lower,
+            None => return Ok(None),
         }
     }
-    Ok(Some(w.forwarded(
-        first.try_get(2)?,
-        first.try_get(3)?,
-        made,
-        newer,
-    )))
+    Ok(None)
 }
 
 /// The rows of `page` found in `rows` (`rowid, conversation_id, id, seq, role, content,
