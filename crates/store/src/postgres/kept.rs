@@ -12,8 +12,11 @@
 //! before its first statement). A later search asks, in the same statement that fetches its
 //! page's rows, whether any change of the tenant is invisible to that snapshot: a transaction
 //! that committed since, or one that was running then. None: the window is still exact and is
-//! used as it is. Any: it is read again. A change that committed while the window was being read
-//! counts as a change too: conservative, never wrong.
+//! used as it is. Only inserts (migration 0006: an insert's change records the lowest rowid it
+//! wrote): the window is brought forward, with the query's matches from the lowest of those
+//! rowids on ([`Window::forwarded`], [`forward_sql`]). Anything else: it is read again. A change
+//! that committed while the window was being read counts as a change too: conservative, never
+//! wrong.
 //!
 //! The rows of the hits shown from a window are kept with it too (a first page or two): they
 //! cannot have changed while the window has not. A repeated page then needs nothing from
@@ -128,6 +131,30 @@ impl Window {
             made,
             scored: all,
             rows: Mutex::new(rows),
+        }
+    }
+
+    /// Whether a window still right should take a newer snapshot ([`Window::renewed`]): past
+    /// half its [`TTL`], so one in use never expires and is never read again for its age.
+    pub fn renewal_due(&self) -> bool {
+        self.made.elapsed() > TTL / 2
+    }
+
+    /// This window, found right by a check asked in snapshot `seen` (nothing of its tenant
+    /// changed unseen), as if read under that snapshot at `made` (taken before the check). It
+    /// holds the same matches: a window right at the later snapshot is read there as well.
+    /// The largest rowid stays, so the cursors it gave still find it.
+    pub fn renewed(&self, seen: String, made: Instant) -> Window {
+        let kept = self.rows.lock().expect("kept rows lock");
+        Window {
+            snapshot: self.snapshot,
+            seen,
+            made,
+            scored: self.scored.clone(),
+            rows: Mutex::new(KeptRows {
+                by_rowid: kept.by_rowid.clone(),
+                bytes: kept.bytes,
+            }),
         }
     }
 
@@ -247,13 +274,15 @@ macro_rules! unseen {
 
 /// The rows of a page's hits (`$1`: their rowids, `$2`: the tenant) as `hits` reads them,
 /// each followed by what changed of the tenant unseen by the window's snapshot (`$3`: its
-/// `seen`), as [`Since::read`] reads it. Always one row at least: without hits, one of NULLs
-/// and the answer.
+/// `seen`), as [`Since::read`] reads it, and the statement's own snapshot (to renew the window
+/// with when nothing changed, [`Window::renewed`]). Always one row at least: without hits, one
+/// of NULLs and the answer.
 pub(super) const CHECKED_ROWS: &str = concat!(
     "SELECT m.rowid, m.conversation_id, m.id, m.seq, m.role, m.content, m.created_at, \
-     k.changed, k.anywhere, k.lo, x.max FROM ",
+     k.changed, k.anywhere, k.lo, x.max, x.seen FROM ",
     unseen!("$2", "$3::txid_snapshot"),
-    " k CROSS JOIN (SELECT COALESCE(MAX(rowid), 0) AS max FROM messages) x \
+    " k CROSS JOIN (SELECT COALESCE(MAX(rowid), 0) AS max, txid_current_snapshot()::text AS seen \
+     FROM messages) x \
      LEFT JOIN messages m ON m.rowid = ANY($1) AND m.tenant_id = $2"
 );
 
@@ -333,7 +362,7 @@ const FORWARD_ROWS: i64 = 4 * super::fts::BAND_ROWS;
 const CHECKS: &str = concat!(
     "SELECT q.i, ",
     changed_since!("q.t", "q.s::txid_snapshot"),
-    " FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS q(t, s, i)"
+    ", txid_current_snapshot()::text FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS q(t, s, i)"
 );
 
 /// Most checks in one statement.
@@ -343,7 +372,14 @@ const MAX_CHECKS: usize = 128;
 /// many searches in one statement, as conversation lookups are (read_batch.rs): a search from
 /// a kept window and its kept rows needs nothing else from PostgreSQL, so the round trip is all
 /// it costs there.
-pub(super) struct Checks(Queue<(TenantId, String), bool>);
+pub(super) struct Checks(Queue<(TenantId, String), Check>);
+
+/// A check's answer: whether a change is unseen, and the snapshot it was asked in.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Check {
+    pub changed: bool,
+    pub now: String,
+}
 
 impl Checks {
     pub fn start(pool: PgPool) -> Checks {
@@ -355,7 +391,7 @@ impl Checks {
     }
 
     /// Whether a change of `tenant` is invisible to `seen`, through the next batch.
-    pub async fn changed(&self, tenant: TenantId, seen: String) -> Result<bool> {
+    pub async fn changed(&self, tenant: TenantId, seen: String) -> Result<Check> {
         self.0.ask((tenant, seen)).await
     }
 
@@ -365,18 +401,18 @@ impl Checks {
     }
 }
 
-async fn answer(pool: &PgPool, batch: Vec<Asked<(TenantId, String), bool>>) {
+async fn answer(pool: &PgPool, batch: Vec<Asked<(TenantId, String), Check>>) {
     queue::together_or_alone(
         batch,
         "checks",
         |keys| async move { Ok(changed(pool, &keys).await?.into_iter().map(Ok).collect()) },
-        |key| async move { Ok(changed(pool, &[key]).await?[0]) },
+        |key| async move { Ok(changed(pool, &[key]).await?.swap_remove(0)) },
     )
     .await;
 }
 
 /// For each `(tenant, seen)`, in order, whether a change of the tenant is invisible to `seen`.
-async fn changed(pool: &PgPool, keys: &[(TenantId, String)]) -> Result<Vec<bool>> {
+async fn changed(pool: &PgPool, keys: &[(TenantId, String)]) -> Result<Vec<Check>> {
     let (tenants, seen): (Vec<Uuid>, Vec<&str>) =
         keys.iter().map(|(t, s)| (t.0, s.as_str())).unzip();
     let rows = sqlx::query(CHECKS)
@@ -384,9 +420,18 @@ async fn changed(pool: &PgPool, keys: &[(TenantId, String)]) -> Result<Vec<bool>
         .bind(seen)
         .fetch_all(pool)
         .await?;
-    let mut out = vec![true; keys.len()];
+    let mut out = vec![
+        Check {
+            changed: true,
+            now: String::new(),
+        };
+        keys.len()
+    ];
     for row in &rows {
-        *queue::slot(&mut out, row.try_get(0)?, "check")? = row.try_get(1)?;
+        *queue::slot(&mut out, row.try_get(0)?, "check")? = Check {
+            changed: row.try_get(1)?,
+            now: row.try_get(2)?,
+        };
     }
     Ok(out)
 }
@@ -539,6 +584,27 @@ mod tests {
         // Rowid 1 left the window, and its row with it; n's row stays.
         assert!(w.kept_rows(&[(n, 0.0)]).is_some());
         assert!(w.kept_rows(&[(1, 0.0)]).is_none());
+    }
+
+    /// A window past half its TTL is due a newer snapshot; renewed, it holds the same matches,
+    /// rows and largest rowid, and serves for a whole TTL again.
+    #[test]
+    fn a_window_renewed_keeps_its_matches_and_serves_again() {
+        let young = Window::new(10, "1:1:".into(), Instant::now(), vec![]);
+        assert!(!young.renewal_due());
+        let old = Window::new(
+            10,
+            "1:1:".into(),
+            Instant::now() - TTL,
+            vec![(4, 0.5), (9, 0.1)],
+        );
+        old.keep_rows(&[(4, Arc::new(HitRow::with_text("kept")))]);
+        assert!(old.renewal_due() && !old.serves(None));
+        let w = old.renewed("5:5:".into(), Instant::now());
+        assert_eq!((w.snapshot, w.seen.as_str()), (10, "5:5:"));
+        assert_eq!(w.scored, old.scored);
+        assert!(w.serves(None) && w.serves(Some(10)) && !w.renewal_due());
+        assert!(w.kept_rows(&[(4, 0.5)]).is_some());
     }
 
     /// Only inserts, within reach, bring a window forward.

@@ -358,13 +358,14 @@ fn shown(rows: &[(i64, Arc<HitRow>)], page: &[(i64, f64)], req: &SearchRequest) 
 }
 
 /// What changed of the tenant unseen by a kept window's snapshot (`seen`), and, when nothing
-/// did, the page's rows in `page`'s order; one statement (kept.rs).
+/// did, the page's rows in `page`'s order and the statement's own snapshot; one statement
+/// (kept.rs).
 async fn checked_rows(
     conn: &mut PgConnection,
     tenant: TenantId,
     page: &[(i64, f64)],
     seen: &str,
-) -> Result<(Since, Vec<(i64, Arc<HitRow>)>)> {
+) -> Result<(Since, Vec<(i64, Arc<HitRow>)>, String)> {
     let rowids: Vec<i64> = page.iter().map(|p| p.0).collect();
     let rows = sqlx::query(kept::CHECKED_ROWS)
         .bind(&rowids)
@@ -376,9 +377,9 @@ async fn checked_rows(
         Some(r) => Since::read(r)?,
         None => Since::Anything,
     };
-    Ok(match since {
-        Since::Nothing => (since, in_order(&rows, page)?),
-        _ => (since, Vec::new()),
+    Ok(match (since, rows.first()) {
+        (Since::Nothing, Some(r)) => (since, in_order(&rows, page)?, r.try_get(11)?),
+        _ => (since, Vec::new(), String::new()),
     })
 }
 
@@ -625,9 +626,14 @@ impl PgStore {
         let Some(rows) = w.kept_rows(page) else {
             return Ok(None);
         };
+        let made = Instant::now();
+        let check = self.checks.changed(tenant, w.seen.clone()).await?;
         // Changed: left for `kept_search` to bring forward or forget.
-        if self.checks.changed(tenant, w.seen.clone()).await? {
+        if check.changed {
             return Ok(None);
+        }
+        if w.renewal_due() {
+            self.windows.put(tsq, w.renewed(check.now, made));
         }
         metrics::counter!("confab_store_search_windows_total", "outcome" => "kept").increment(1);
         let hits = page
@@ -667,11 +673,15 @@ impl PgStore {
         };
         if let Some(w) = self.windows.get(tsq, cursor.map(|c| c.0)) {
             let (page, more) = page_of(&w.scored, offset, limit);
-            let (since, rows) = checked_rows(conn, tenant, page, &w.seen).await?;
+            let made = Instant::now();
+            let (since, rows, now) = checked_rows(conn, tenant, page, &w.seen).await?;
             if since == Since::Nothing {
                 metrics::counter!("confab_store_search_windows_total", "outcome" => "kept")
                     .increment(1);
                 w.keep_rows(&rows);
+                if w.renewal_due() {
+                    self.windows.put(tsq, w.renewed(now, made));
+                }
                 let hits = shown(&rows, page, req);
                 return Ok(answer(hits, more, cursor.map_or(w.snapshot, |c| c.0)));
             }
