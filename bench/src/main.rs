@@ -105,6 +105,9 @@ enum Cmd {
         concurrency: usize,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Stop after this many requests (a burst: `--requests 64 --concurrency 64`).
+        #[arg(long)]
+        requests: Option<usize>,
         /// The server's process id, for its RSS (0: none).
         #[arg(long, default_value_t = 0)]
         pid: u32,
@@ -592,6 +595,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
             body,
             concurrency,
             seconds,
+            requests,
             pid,
             sensay,
         } => {
@@ -613,18 +617,19 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
             let r = load::run(
                 pid,
                 concurrency,
-                usize::MAX,
+                requests.unwrap_or(usize::MAX),
                 Duration::from_secs(seconds),
                 op,
             )
             .await;
             println!(
-                "{} ok, {} errors, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
+                "{} ok, {} errors, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
                 r.ok,
                 r.errors,
                 r.throughput(),
                 r.pct_ms(50.0),
-                r.pct_ms(99.0)
+                r.pct_ms(99.0),
+                r.pct_ms(100.0)
             );
             Ok(())
         }

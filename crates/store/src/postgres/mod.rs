@@ -8,6 +8,7 @@ mod append_batch;
 pub(crate) mod backup;
 mod columns;
 mod export;
+mod flights;
 mod fts;
 mod has_insights;
 mod held;
@@ -72,6 +73,8 @@ pub(crate) struct PgStore {
     windows: kept::Windows,
     /// Whether kept windows are still right, many searches per statement (kept.rs).
     checks: kept::Checks,
+    /// First reads of a query's window in flight, so concurrent searches read it once.
+    flights: flights::Flights,
 }
 
 /// True when every one of `names` is a trigger on `table`: the statement triggers that keep
@@ -211,6 +214,7 @@ impl PgStore {
             frequencies: search::Frequencies::default(),
             keeps_windows,
             windows: kept::Windows::default(),
+            flights: flights::Flights::default(),
             checks,
         })
     }

@@ -33,6 +33,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::PgStore;
+use super::flights::Flight;
 use super::fts::{BAND_ROWS, SEARCH_VECTOR, band, in_bands, tsquery};
 use super::kept::{self, Since, Window};
 use crate::error::{Result, StoreError};
@@ -736,6 +737,25 @@ impl PgStore {
         {
             return Ok(page);
         }
+        // A first page of a query no window is kept for: read once for all the searches of it
+        // that come meanwhile; they wait here, holding no connection (flights.rs).
+        let _leader = if keeps
+            && req.sort == SearchSort::Relevance
+            && req.cursor.is_none()
+            && self.windows.get(&tsq, None).is_none()
+        {
+            match self.flights.join(&tsq).await {
+                Flight::Lead(leader) => Some(leader),
+                Flight::Followed => {
+                    if let Some(page) = self.page_from_kept_rows(tenant, req, &tsq, None).await? {
+                        return Ok(page);
+                    }
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let mut conn = self.pool.acquire().await?;
         let limit = req.limit;
         let tag = tenant_tag(tenant.0.as_bytes());
