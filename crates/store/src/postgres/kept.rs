@@ -14,7 +14,7 @@
 //! that committed since, or one that was running then. None: the window is still exact and is
 //! used as it is. Only inserts (migration 0006: an insert's change records the lowest rowid it
 //! wrote): the window is brought forward, with the query's matches from the lowest of those
-//! rowids on ([`Window::forwarded`], [`forward_sql`]). Anything else: it is read again. A change
+//! rowids on ([`Window::forwarded`], [`FORWARD`]). Anything else: it is read again. A change
 //! that committed while the window was being read counts as a change too: conservative, never
 //! wrong.
 //!
@@ -24,16 +24,18 @@
 //! conversation lookups are batched (read_batch.rs), and no connection is held while it waits.
 //!
 //! So the check is one index range of `search_changes` per search (the tenant's changes from
-//! the snapshot's `xmax` on) and a probe per transaction that was running then. [`Pruner`] deletes the rows no window can still
-//! need: a window lives at most [`TTL`], and the pruner deletes only the changes of transactions
-//! that had ended before its previous round, at least [`PRUNE_EVERY`] earlier (longer than
-//! `TTL`), so they are visible to the snapshot of every window alive, in any process.
+//! the snapshot's `xmax` on) and a probe per transaction that was running then. [`Pruner`]
+//! deletes the rows no window can still need: a window lives at most [`TTL`] past the snapshot
+//! it was read, brought forward or renewed under ([`Window::renewed`]: one in use takes a newer
+//! snapshot before it expires), and the pruner deletes only the changes of transactions that
+//! had ended before its previous round, at least [`PRUNE_EVERY`] earlier (longer than `TTL`),
+//! so they are visible to the snapshot of every window alive, in any process.
 //!
 //! Only searches without filters and of the first page or of a cursor at or after the window's
 //! snapshot are kept; a deployment without the triggers (see `logged`) keeps nothing.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::{PgConnection, PgPool, Row};
@@ -251,15 +253,16 @@ macro_rules! changed_since {
     };
 }
 
-/// The same changes as [`changed_since`] tests for, aggregated: whether there is any, whether
-/// any may have changed rows anywhere (an update or a delete: no `lo`), and the lowest rowid
-/// an insert among them wrote. The two index ranges of `changed_since`, read whole: they hold
-/// what was written since the window was read or last brought forward, usually a few rows.
+/// The same changes as [`changed_since`] tests for, aggregated: whether any may have changed
+/// rows anywhere (an update or a delete: no `lo`), and the lowest rowid an insert among them
+/// wrote (none when there is no change at all). The two index ranges of `changed_since`, read
+/// whole: they hold what was written since the window was read or last brought forward,
+/// usually a few rows.
 macro_rules! unseen {
     ($t:literal, $s:literal) => {
         concat!(
-            "(SELECT count(*) > 0 AS changed, COALESCE(bool_or(u.lo IS NULL), false) AS anywhere, \
-             min(u.lo) AS lo FROM (SELECT c.lo FROM search_changes c WHERE c.tenant_id = ",
+            "(SELECT COALESCE(bool_or(u.lo IS NULL), false) AS anywhere, min(u.lo) AS lo \
+             FROM (SELECT c.lo FROM search_changes c WHERE c.tenant_id = ",
             $t,
             " AND c.xid >= txid_snapshot_xmax(",
             $s,
@@ -274,12 +277,12 @@ macro_rules! unseen {
 
 /// The rows of a page's hits (`$1`: their rowids, `$2`: the tenant) as `hits` reads them,
 /// each followed by what changed of the tenant unseen by the window's snapshot (`$3`: its
-/// `seen`), as [`Since::read`] reads it, and the statement's own snapshot (to renew the window
-/// with when nothing changed, [`Window::renewed`]). Always one row at least: without hits, one
-/// of NULLs and the answer.
+/// `seen`), as [`Since::read`] reads it from column 7, and the statement's own snapshot (to
+/// renew the window with when nothing changed, [`Window::renewed`]). Always one row at least:
+/// without hits, one of NULLs and the answer.
 pub(super) const CHECKED_ROWS: &str = concat!(
     "SELECT m.rowid, m.conversation_id, m.id, m.seq, m.role, m.content, m.created_at, \
-     k.changed, k.anywhere, k.lo, x.max, x.seen FROM ",
+     k.anywhere, k.lo, x.max, x.seen FROM ",
     unseen!("$2", "$3::txid_snapshot"),
     " k CROSS JOIN (SELECT COALESCE(MAX(rowid), 0) AS max, txid_current_snapshot()::text AS seen \
      FROM messages) x \
@@ -288,11 +291,11 @@ pub(super) const CHECKED_ROWS: &str = concat!(
 
 /// The matches of a query (`$1`, a tsquery) of tenant `$2` from rowid `$4` on, newest first,
 /// `$5` at most, with their ts_rank; read in one statement with what changed unseen by the
-/// window's snapshot (`$3`) and the statement's own largest rowid and snapshot, as
-/// [`Forward::read`] reads them. Always one row at least. The stored tokens are tested first
-/// on each row and the index is there for PostgreSQL to choose (search.rs's `push_candidates`
-/// says why both).
-pub(super) fn forward_sql() -> String {
+/// window's snapshot (`$3`) and the statement's own largest rowid and snapshot (what changed
+/// as [`Since::read`] reads it from column 0). Always one row at least. The stored tokens are
+/// tested first on each row and the index is there for PostgreSQL to choose (search.rs's
+/// `push_candidates` says why both).
+pub(super) static FORWARD: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT k.anywhere, k.lo, x.max, x.seen, f.rowid, f.score FROM {unseen} k \
          CROSS JOIN (SELECT COALESCE(MAX(rowid), 0) AS max, txid_current_snapshot()::text AS seen \
@@ -302,7 +305,7 @@ pub(super) fn forward_sql() -> String {
         unseen = unseen!("$2", "$3::txid_snapshot"),
         vector = super::fts::SEARCH_VECTOR,
     )
-}
+});
 
 /// What changed of a tenant's messages unseen by a window's snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,29 +319,19 @@ pub(super) enum Since {
 }
 
 impl Since {
-    /// From a row of [`CHECKED_ROWS`].
-    pub fn read(r: &sqlx::postgres::PgRow) -> Result<Since> {
-        let changed: bool = r.try_get(7)?;
-        let anywhere: bool = r.try_get(8)?;
-        Ok(match (changed, anywhere, r.try_get::<Option<i64>, _>(9)?) {
-            (false, _, _) => Since::Nothing,
-            (true, false, Some(lo)) => Since::Inserts {
-                lo,
-                max: r.try_get(10)?,
-            },
-            _ => Since::Anything,
-        })
-    }
-
-    /// From the first row of [`forward_sql`]: `anywhere, lo, max` first.
-    pub fn read_forward(r: &sqlx::postgres::PgRow) -> Result<Since> {
+    /// From the columns `anywhere, lo, max` of a row, the first at `at` ([`unseen`]'s two and
+    /// the largest rowid).
+    pub fn read(r: &sqlx::postgres::PgRow, at: usize) -> Result<Since> {
         Ok(
-            match (r.try_get::<bool, _>(0)?, r.try_get::<Option<i64>, _>(1)?) {
+            match (
+                r.try_get::<bool, _>(at)?,
+                r.try_get::<Option<i64>, _>(at + 1)?,
+            ) {
                 (true, _) => Since::Anything,
                 (false, None) => Since::Nothing,
                 (false, Some(lo)) => Since::Inserts {
                     lo,
-                    max: r.try_get(2)?,
+                    max: r.try_get(at + 2)?,
                 },
             },
         )
@@ -362,7 +355,8 @@ const FORWARD_ROWS: i64 = 4 * super::fts::BAND_ROWS;
 const CHECKS: &str = concat!(
     "SELECT q.i, ",
     changed_since!("q.t", "q.s::txid_snapshot"),
-    ", txid_current_snapshot()::text FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS q(t, s, i)"
+    ", txid_current_snapshot()::text \
+     FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS q(t, s, i)"
 );
 
 /// Most checks in one statement.

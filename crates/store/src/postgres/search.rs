@@ -375,11 +375,11 @@ async fn checked_rows(
         .fetch_all(&mut *conn)
         .await?;
     let since = match rows.first() {
-        Some(r) => Since::read(r)?,
+        Some(r) => Since::read(r, 7)?,
         None => Since::Anything,
     };
     Ok(match (since, rows.first()) {
-        (Since::Nothing, Some(r)) => (since, in_order(&rows, page)?, r.try_get(11)?),
+        (Since::Nothing, Some(r)) => (since, in_order(&rows, page)?, r.try_get(10)?),
         _ => (since, Vec::new(), String::new()),
     })
 }
@@ -399,7 +399,7 @@ async fn forward(
     for _ in 0..2 {
         // Before the snapshot is taken, as for a window read afresh.
         let made = Instant::now();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(kept::forward_sql()))
+        let rows = sqlx::query(sqlx::AssertSqlSafe(kept::FORWARD.as_str()))
             .bind(tsq)
             .bind(tenant.0)
             .bind(&w.seen)
@@ -411,7 +411,7 @@ async fn forward(
         let Some(first) = rows.first() else {
             return Ok(None);
         };
-        let since = Since::read_forward(first)?;
+        let since = Since::read(first, 0)?;
         // Nothing unseen any more can only mean pruned, which a window this young never sees;
         // taken like inserts all above `lo`.
         let lowest = match since {
