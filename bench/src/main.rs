@@ -330,9 +330,11 @@ async fn all(a: Args) -> anyhow::Result<()> {
         .into_iter()
         .filter(|s| selected(&s.name))
         .collect();
+    let (beside, beside_appends) = ctx.beside(&server, &terms.2);
+    let beside_chosen = selected(&beside.name);
     // The reads' reference, measured just before them whenever one of them runs.
     let mut floor = 0.0;
-    if !chosen.is_empty() {
+    if !chosen.is_empty() || beside_chosen {
         let s = ctx.floor(&server);
         let runs = measure(server.pid(), &s, a.runs, budget).await;
         floor = stats::median(&runs.iter().map(Run::throughput).collect::<Vec<_>>()).unwrap_or(0.0);
@@ -341,6 +343,33 @@ async fn all(a: Args) -> anyhow::Result<()> {
     for s in chosen {
         let runs = measure(server.pid(), &s, a.runs, budget).await;
         reads.push(summarise(&s, &runs, 0.0, floor));
+    }
+    // Searches beside appends: both loads at once, run after run (scenarios.rs).
+    if beside_chosen {
+        let (s, w) = (&beside, &beside_appends);
+        let (mut searched, mut appended) = (Vec::new(), Vec::new());
+        for k in 0..a.runs {
+            let pid = server.pid();
+            let (sr, wr) = tokio::join!(
+                load::run(pid, s.concurrency, s.requests, budget, s.op.clone()),
+                load::run(pid, w.concurrency, w.requests, budget, w.op.clone()),
+            );
+            eprintln!(
+                "  {} run {}: {:.0} req/s p50 {:.2} ms p99 {:.2} ms errors {}; {:.0} appends/s errors {}",
+                s.name,
+                k + 1,
+                sr.throughput(),
+                sr.pct_ms(50.0),
+                sr.pct_ms(99.0),
+                sr.errors,
+                wr.throughput(),
+                wr.errors
+            );
+            searched.push(sr);
+            appended.push(wr);
+        }
+        reads.push(summarise(s, &searched, 0.0, floor));
+        reads.push(summarise(w, &appended, 0.0, floor));
     }
 
     eprintln!("storage ceiling …");

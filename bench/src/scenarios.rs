@@ -364,6 +364,40 @@ impl Ctx {
 
     /// The write scenarios, in table order. `import` holds the NDJSON chunks of every run,
     /// `per_run` of them for each.
+    /// Searches of the most common word beside appends, the two loads run at once: a quarter of
+    /// the connections append (text drawn like the dataset's, so most of it holds the word),
+    /// the rest search. Each append makes the searches' kept window stale, so this is where
+    /// bringing windows forward shows (docs/search.md). Both run for the whole time budget.
+    pub fn beside(&self, server: &Server, word: &str) -> (Scenario, Scenario) {
+        let writers = (self.concurrency / 4).max(1);
+        let readers = (self.concurrency - writers).max(1);
+        let api = server.api();
+        let mut search = self.read(
+            &format!(
+                "search most common word `{word}`, ranked, beside appends ({readers} + {writers} connections)"
+            ),
+            "(measured; the issue sets no target)",
+            get_op(api.clone(), vec![format!("/v1/search?q={word}")]),
+        );
+        search.concurrency = readers;
+        search.requests = usize::MAX;
+        let appends = Scenario {
+            name: format!("appends beside those searches ({writers} connections)"),
+            concurrency: writers,
+            requests: usize::MAX,
+            unit: "msg/s",
+            target: "(measured; the issue sets no target)",
+            compare: Compare::Nothing,
+            rss_growth: false,
+            op: post_op(
+                api,
+                "application/json",
+                self.append_bodies(self.requests, 3),
+            ),
+        };
+        (search, appends)
+    }
+
     pub fn writes(
         &self,
         server: &Server,
