@@ -74,7 +74,7 @@ pub(super) struct Window {
 }
 
 /// Hit rows by rowid, and the bytes of their text.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct KeptRows {
     by_rowid: HashMap<i64, Arc<HitRow>>,
     bytes: usize,
@@ -128,11 +128,8 @@ impl Window {
             }
         }
         Window {
-            snapshot,
-            seen,
-            made,
-            scored: all,
             rows: Mutex::new(rows),
+            ..Window::new(snapshot, seen, made, all)
         }
     }
 
@@ -147,16 +144,10 @@ impl Window {
     /// holds the same matches: a window right at the later snapshot is read there as well.
     /// The largest rowid stays, so the cursors it gave still find it.
     pub fn renewed(&self, seen: String, made: Instant) -> Window {
-        let kept = self.rows.lock().expect("kept rows lock");
+        let rows = self.rows.lock().expect("kept rows lock").clone();
         Window {
-            snapshot: self.snapshot,
-            seen,
-            made,
-            scored: self.scored.clone(),
-            rows: Mutex::new(KeptRows {
-                by_rowid: kept.by_rowid.clone(),
-                bytes: kept.bytes,
-            }),
+            rows: Mutex::new(rows),
+            ..Window::new(self.snapshot, seen, made, self.scored.clone())
         }
     }
 
@@ -200,6 +191,14 @@ impl Windows {
         self.0.put(key, Arc::new(w), |old| old.made <= made);
     }
 
+    /// Keeps `w` renewed ([`Window::renewed`]) if it is due: a check asked in snapshot `seen`
+    /// at `made` found it right.
+    pub fn renew(&self, key: &str, w: &Window, seen: String, made: Instant) {
+        if w.renewal_due() {
+            self.put(key, w.renewed(seen, made));
+        }
+    }
+
     pub fn forget(&self, key: &str) {
         self.0.remove(key);
     }
@@ -220,59 +219,85 @@ pub(super) async fn logged(c: &mut PgConnection) -> Result<bool> {
     .await
 }
 
-/// The largest rowid and the snapshot, read by one statement: the bound and the `seen` of a
-/// window about to be read.
-pub(super) async fn snapshot(c: &mut PgConnection) -> Result<(i64, String)> {
-    Ok(sqlx::query_as(
-        "SELECT COALESCE(MAX(rowid), 0), txid_current_snapshot()::text FROM messages",
-    )
-    .fetch_one(&mut *c)
-    .await?)
+/// The largest rowid and the snapshot of the statement, as columns `max` and `seen`: what a
+/// window read, brought forward or renewed in that statement's snapshot is bounded by and
+/// remembers.
+macro_rules! now {
+    () => {
+        "(SELECT COALESCE(MAX(rowid), 0) AS max, txid_current_snapshot()::text AS seen \
+         FROM messages)"
+    };
 }
 
-/// The SQL condition that some change of tenant `$t` is invisible to snapshot `$s` (a
-/// `txid_snapshot`), the one rule both statements below apply. Invisible means the transaction
-/// started at or after the snapshot's `xmax` or was running then (in its `xip` list): exactly
-/// `NOT txid_visible_in_snapshot`, written as two conditions each the index on `(tenant_id,
-/// xid)` answers alone (one `OR` inside one subquery made PostgreSQL filter every change of the
-/// tenant). A bound at the snapshot's `xmin` instead would read every change since the oldest
-/// transaction running then: minutes of writes while a backup holds its snapshot open.
-macro_rules! changed_since {
-    ($t:literal, $s:literal) => {
+/// Which changes of tenant `$t` (`search_changes c`) are invisible to snapshot `$s` (a
+/// `txid_snapshot`), the one rule every statement below applies, as two conditions: the
+/// transaction started at or after the snapshot's `xmax` (`newer`), or was running then (in
+/// its `xip` list, `running`). Together exactly `NOT txid_visible_in_snapshot`, written as two
+/// so that the index on `(tenant_id, xid)` answers each alone (one `OR` inside one subquery
+/// made PostgreSQL filter every change of the tenant). A bound at the snapshot's `xmin`
+/// instead would read every change since the oldest transaction running then: minutes of
+/// writes while a backup holds its snapshot open.
+macro_rules! unseen_where {
+    (newer, $t:literal, $s:literal) => {
         concat!(
-            "(EXISTS (SELECT 1 FROM search_changes c WHERE c.tenant_id = ",
+            "c.tenant_id = ",
             $t,
             " AND c.xid >= txid_snapshot_xmax(",
             $s,
-            ")) OR EXISTS (SELECT 1 FROM search_changes c WHERE c.tenant_id = ",
+            ")"
+        )
+    };
+    (running, $t:literal, $s:literal) => {
+        concat!(
+            "c.tenant_id = ",
             $t,
             " AND c.xid = ANY (ARRAY(SELECT txid_snapshot_xip(",
             $s,
-            ")))))"
+            ")))"
         )
     };
 }
 
-/// The same changes as [`changed_since`] tests for, aggregated: whether any may have changed
-/// rows anywhere (an update or a delete: no `lo`), and the lowest rowid an insert among them
-/// wrote (none when there is no change at all). The two index ranges of `changed_since`, read
-/// whole: they hold what was written since the window was read or last brought forward,
-/// usually a few rows.
+/// Whether some change of tenant `$t` is invisible to snapshot `$s` ([`unseen_where`]): two
+/// index probes that stop at the first change found.
+macro_rules! changed_since {
+    ($t:literal, $s:literal) => {
+        concat!(
+            "(EXISTS (SELECT 1 FROM search_changes c WHERE ",
+            unseen_where!(newer, $t, $s),
+            ") OR EXISTS (SELECT 1 FROM search_changes c WHERE ",
+            unseen_where!(running, $t, $s),
+            "))"
+        )
+    };
+}
+
+/// The changes of tenant `$t` invisible to snapshot `$s` ([`unseen_where`]), aggregated:
+/// whether any may have changed rows anywhere (an update or a delete: no `lo`), and the lowest
+/// rowid an insert among them wrote (none when there is no change at all). The two index
+/// ranges read whole: they hold what was written since the window was read, brought forward or
+/// renewed, usually nothing or a few rows.
 macro_rules! unseen {
     ($t:literal, $s:literal) => {
         concat!(
             "(SELECT COALESCE(bool_or(u.lo IS NULL), false) AS anywhere, min(u.lo) AS lo \
-             FROM (SELECT c.lo FROM search_changes c WHERE c.tenant_id = ",
-            $t,
-            " AND c.xid >= txid_snapshot_xmax(",
-            $s,
-            ") UNION ALL SELECT c.lo FROM search_changes c WHERE c.tenant_id = ",
-            $t,
-            " AND c.xid = ANY (ARRAY(SELECT txid_snapshot_xip(",
-            $s,
-            ")))) u)"
+             FROM (SELECT c.lo FROM search_changes c WHERE ",
+            unseen_where!(newer, $t, $s),
+            " UNION ALL SELECT c.lo FROM search_changes c WHERE ",
+            unseen_where!(running, $t, $s),
+            ") u)"
         )
     };
+}
+
+/// The largest rowid and the snapshot, read by one statement: the bound and the `seen` of a
+/// window about to be read.
+pub(super) async fn snapshot(c: &mut PgConnection) -> Result<(i64, String)> {
+    Ok(
+        sqlx::query_as(concat!("SELECT x.max, x.seen FROM ", now!(), " x"))
+            .fetch_one(&mut *c)
+            .await?,
+    )
 }
 
 /// The rows of a page's hits (`$1`: their rowids, `$2`: the tenant) as `hits` reads them,
@@ -284,9 +309,9 @@ pub(super) const CHECKED_ROWS: &str = concat!(
     "SELECT m.rowid, m.conversation_id, m.id, m.seq, m.role, m.content, m.created_at, \
      k.anywhere, k.lo, x.max, x.seen FROM ",
     unseen!("$2", "$3::txid_snapshot"),
-    " k CROSS JOIN (SELECT COALESCE(MAX(rowid), 0) AS max, txid_current_snapshot()::text AS seen \
-     FROM messages) x \
-     LEFT JOIN messages m ON m.rowid = ANY($1) AND m.tenant_id = $2"
+    " k CROSS JOIN ",
+    now!(),
+    " x LEFT JOIN messages m ON m.rowid = ANY($1) AND m.tenant_id = $2"
 );
 
 /// The matches of a query (`$1`, a tsquery) of tenant `$2` from rowid `$4` on, newest first,
@@ -298,11 +323,11 @@ pub(super) const CHECKED_ROWS: &str = concat!(
 pub(super) static FORWARD: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT k.anywhere, k.lo, x.max, x.seen, f.rowid, f.score FROM {unseen} k \
-         CROSS JOIN (SELECT COALESCE(MAX(rowid), 0) AS max, txid_current_snapshot()::text AS seen \
-         FROM messages) x LEFT JOIN (SELECT m.rowid, ts_rank(m.fts, $1::tsquery)::float8 AS score \
+         CROSS JOIN {now} x LEFT JOIN (SELECT m.rowid, ts_rank(m.fts, $1::tsquery)::float8 AS score \
          FROM messages m WHERE m.fts @@ $1::tsquery AND {vector} @@ $1::tsquery \
          AND m.tenant_id = $2 AND m.rowid >= $4 ORDER BY m.rowid DESC LIMIT $5) f ON true",
         unseen = unseen!("$2", "$3::txid_snapshot"),
+        now = now!(),
         vector = super::fts::SEARCH_VECTOR,
     )
 });
@@ -369,7 +394,7 @@ const MAX_CHECKS: usize = 128;
 pub(super) struct Checks(Queue<(TenantId, String), Check>);
 
 /// A check's answer: whether a change is unseen, and the snapshot it was asked in.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(super) struct Check {
     pub changed: bool,
     pub now: String,
@@ -599,6 +624,24 @@ mod tests {
         assert_eq!(w.scored, old.scored);
         assert!(w.serves(None) && w.serves(Some(10)) && !w.renewal_due());
         assert!(w.kept_rows(&[(4, 0.5)]).is_some());
+    }
+
+    /// A search that finds its window right renews it in the map only once it is due.
+    #[test]
+    fn the_map_renews_a_window_only_when_due() {
+        let windows = Windows::default();
+        let seen = |w: &Windows| w.get("q", None).map(|w| w.seen.clone());
+        windows.put("q", Window::new(10, "1:1:".into(), Instant::now(), vec![]));
+        let young = windows.get("q", None).unwrap();
+        windows.renew("q", &young, "2:2:".into(), Instant::now());
+        assert_eq!(seen(&windows).as_deref(), Some("1:1:"), "not due yet");
+        let made = Instant::now() - TTL * 3 / 4;
+        windows.put("r", Window::new(10, "1:1:".into(), made, vec![]));
+        let due = windows.get("r", None).unwrap();
+        windows.renew("r", &due, "3:3:".into(), Instant::now());
+        let renewed = windows.get("r", None).unwrap();
+        assert_eq!(renewed.seen, "3:3:");
+        assert!(!renewed.renewal_due());
     }
 
     /// Only inserts, within reach, bring a window forward.

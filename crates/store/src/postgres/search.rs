@@ -633,9 +633,7 @@ impl PgStore {
         if check.changed {
             return Ok(None);
         }
-        if w.renewal_due() {
-            self.windows.put(tsq, w.renewed(check.now, made));
-        }
+        self.windows.renew(tsq, &w, check.now, made);
         metrics::counter!("confab_store_search_windows_total", "outcome" => "kept").increment(1);
         let hits = page
             .iter()
@@ -680,9 +678,7 @@ impl PgStore {
                 metrics::counter!("confab_store_search_windows_total", "outcome" => "kept")
                     .increment(1);
                 w.keep_rows(&rows);
-                if w.renewal_due() {
-                    self.windows.put(tsq, w.renewed(now, made));
-                }
+                self.windows.renew(tsq, &w, now, made);
                 let hits = shown(&rows, page, req);
                 return Ok(answer(hits, more, cursor.map_or(w.snapshot, |c| c.0)));
             }
