@@ -395,3 +395,129 @@ async fn without_the_triggers_nothing_is_kept() {
     }
     store.close().await;
 }
+
+/// Every page of `q` on `store`, first to last: each hit's snippet and conversation.
+async fn every_hit(store: &Store, t: &TenantId, q: &str) -> Vec<(String, Uuid)> {
+    let (mut out, mut cursor) = (Vec::new(), None);
+    loop {
+        let p = store.search(t, &request(q, cursor)).await.unwrap();
+        out.extend(
+            p.hits
+                .iter()
+                .map(|h| (h.snippet.clone(), h.conversation_id)),
+        );
+        match p.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+/// Writers and searchers at once, the kept windows brought forward, renewed and read again
+/// under them (on PostgreSQL the writes commit in batches of their own, out of rowid order).
+/// Whatever the interleaving, a search that starts after a write was acknowledged sees it: each
+/// writer appends a message with a mark of its own and then finds it by a kept query, and
+/// deletes a conversation and then finds none of it. When everyone has stopped, every query
+/// answers what a store opened afresh answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn searches_beside_concurrent_writers_see_every_acknowledged_write() {
+    const WRITERS: usize = 4;
+    const ROUNDS: usize = 30;
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir.path().join("busy.db")).await;
+    let store = std::sync::Arc::new(Store::open(&db.url, opts()).await.unwrap());
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let mut convs = Vec::new();
+    for c in 0..40 {
+        let texts = (0..PER_CONVERSATION).map(|j| text(c * PER_CONVERSATION + j));
+        convs.push(conversation(&store, &t, texts.collect()).await);
+    }
+    for q in QUERIES {
+        store.search(&t, &request(q, None)).await.unwrap();
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Searchers keep every query's window in use (kept, brought forward or read again).
+    let searchers: Vec<_> = (0..3)
+        .map(|s| {
+            let (store, done) = (store.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut n = 0usize;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let q = QUERIES[(s + n) % QUERIES.len()];
+                    let p = store.search(&t, &request(q, None)).await.unwrap();
+                    let mut ids: Vec<Uuid> = p.hits.iter().map(|h| h.message_id).collect();
+                    ids.sort();
+                    ids.dedup();
+                    assert_eq!(ids.len(), p.hits.len(), "`{q}`: a message twice on a page");
+                    n += 1;
+                    // A SQLite search from a kept window never waits, so without this the loop
+                    // would hold its worker thread and starve a writer's task woken there.
+                    tokio::task::yield_now().await;
+                }
+                n
+            })
+        })
+        .collect();
+    // Writer `w` owns the conversations `w`, `w + WRITERS`, …: it appends to them and deletes
+    // some, so no writer's append meets another's delete.
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (store, mine) = (store.clone(), convs.clone());
+            tokio::spawn(async move {
+                let mine: Vec<Uuid> = mine.into_iter().skip(w).step_by(WRITERS).collect();
+                let mut live = mine.len();
+                for r in 0..ROUNDS {
+                    let at = mine[r % live];
+                    let mark = format!("mk{w}x{r}");
+                    let texts = vec![text(w * 1000 + r), format!("gamma {mark}")];
+                    append(&store, &t, at, texts).await;
+                    let hits = every_hit(&store, &t, "gamma").await;
+                    assert!(
+                        hits.iter().any(|(s, c)| *c == at && s.contains(&mark)),
+                        "writer {w}, round {r}: {mark} not found among {} hits",
+                        hits.len()
+                    );
+                    if r % 10 == 9 {
+                        // The last of the live ones goes, with the mark just written to it.
+                        live -= 1;
+                        let gone = mine[live];
+                        append(&store, &t, gone, vec![format!("gamma last{w}x{r}")]).await;
+                        store.delete_conversation(&t, gone).await.unwrap();
+                        for q in ["gamma", "beta"] {
+                            let hits = every_hit(&store, &t, q).await;
+                            assert!(
+                                hits.iter().all(|(_, c)| *c != gone),
+                                "writer {w}, round {r}: `{q}` found a deleted conversation"
+                            );
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in writers {
+        h.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let searched: usize = futures_sum(searchers).await;
+    assert!(searched > 0);
+    for q in QUERIES {
+        let fresh = Store::open(&db.url, opts()).await.unwrap();
+        assert_eq!(
+            every_hit(&store, &t, q).await,
+            every_hit(&fresh, &t, q).await,
+            "`{q}` after the writers stopped"
+        );
+        fresh.close().await;
+    }
+    same_as_fresh(&store, &db.url, &t, "after concurrent writers").await;
+    std::sync::Arc::into_inner(store).unwrap().close().await;
+}
+
+async fn futures_sum(handles: Vec<tokio::task::JoinHandle<usize>>) -> usize {
+    let mut n = 0;
+    for h in handles {
+        n += h.await.unwrap();
+    }
+    n
+}
