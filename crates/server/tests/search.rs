@@ -432,3 +432,44 @@ async fn the_index_is_merged_once_writes_stop() {
     assert_eq!(n, 1, "still {n} segments 10 s after the last write");
     assert_eq!(search(&app, &t, "refund", "&limit=100").await, before);
 }
+
+/// `confab_store_reads_handed_over_total` as `/metrics` shows it (0 before the first).
+async fn handed_over(app: &TestApp) -> u64 {
+    let m = app.metrics().await;
+    m.lines()
+        .find_map(|l| l.strip_prefix("confab_store_reads_handed_over_total "))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+/// A search that walks many matches (its filter keeps only the oldest conversation's) runs
+/// long; on SQLite, where the hot reads run on the runtime's worker threads, it gives its
+/// worker's other requests to another thread (store/src/sqlite/handoff.rs) and answers the
+/// same. A prefix search goes there at once. The store's own test shows the other tasks
+/// running meanwhile; here, the real server's answers and the count of such reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_search_gives_its_worker_away_and_answers_the_same() {
+    let app = TestApp::spawn().await;
+    let t = app.token("acme").await;
+    let many: Vec<(&str, String)> = (0..2_000).map(|i| ("user", format!("okra {i}"))).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(r, c)| (*r, c.as_str())).collect();
+    let oldest = conv(&app, &t, json!({"agent_id": "old"}), &many[..3]).await;
+    for _ in 0..6 {
+        conv(&app, &t, json!({"agent_id": "new"}), &many).await;
+    }
+    let before = handed_over(&app).await;
+    let v = search(&app, &t, "okra", "&agent_id=old").await;
+    let hits = v["data"].as_array().unwrap();
+    assert_eq!(hits.len(), 3);
+    assert!(hits.iter().all(|h| h["conversation_id"] == oldest.as_str()));
+    let none = search(&app, &t, "okra", "&agent_id=nobody&sort=recent").await;
+    assert_eq!(none["data"].as_array().unwrap().len(), 0);
+    let prefix = search(&app, &t, "okr*", "&agent_id=old").await;
+    assert_eq!(contents(&prefix).len(), 3);
+    let after = handed_over(&app).await;
+    if app.is_pg() {
+        // PostgreSQL's reads wait on sockets, never on a worker.
+        assert_eq!(after, before);
+    } else {
+        assert!(after >= before + 3, "{before} → {after}");
+    }
+}

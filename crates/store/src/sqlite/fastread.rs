@@ -52,6 +52,8 @@ impl Readers {
         c.set_prepared_statement_cache_capacity(128);
         // Ranked search reads its candidates' statistics from the index (rank.rs).
         super::rank::register(&c, self.lengths.clone())?;
+        // A read that runs long gives its runtime worker away (handoff.rs).
+        super::handoff::install(&c);
         Ok(c)
     }
 
@@ -62,14 +64,25 @@ impl Readers {
         self.open_with(0, 8_000)
     }
 
-    /// Runs `f` on an idle connection (opening one if none is idle).
-    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    /// Runs `f` on an idle connection (opening one if none is idle), on the calling thread;
+    /// should it run long, again where it may block (handoff.rs), hence `Fn`.
+    pub fn with<T>(&self, f: impl Fn(&Connection) -> Result<T>) -> Result<T> {
+        self.with_expected(f, false)
+    }
+
+    /// [`Readers::with`] for a read known to be `long` when it is: it goes where it may block
+    /// at once (handoff.rs).
+    pub fn with_expected<T>(&self, f: impl Fn(&Connection) -> Result<T>, long: bool) -> Result<T> {
         let idle = self.idle.lock().expect("reader pool lock").pop();
         let conn = match idle {
             Some(c) => c,
             None => self.open()?,
         };
-        let out = f(&conn);
+        // A read interrupted inside its snapshot's transaction has ended it (`snapshot`).
+        let (out, handed) = super::handoff::run(|| f(&conn), long);
+        if handed {
+            metrics::counter!("confab_store_reads_handed_over_total").increment(1);
+        }
         // A connection left inside a transaction would hold its snapshot (and the WAL) forever.
         if conn.is_autocommit() {
             let mut idle = self.idle.lock().expect("reader pool lock");

@@ -9,6 +9,7 @@ mod doclen;
 mod export;
 mod fastread;
 mod fts;
+mod handoff;
 mod has_insights;
 mod import;
 mod insights;

@@ -142,12 +142,12 @@ pub fn blob(u: &uuid::Uuid) -> Value {
 impl Sql {
     /// Runs the statement (cached) and maps every row.
     pub fn rows<T>(
-        self,
+        &self,
         c: &Connection,
         mut f: impl FnMut(&Row<'_>) -> Result<T>,
     ) -> Result<Vec<T>> {
         let mut st = c.prepare_cached(&self.text)?;
-        let mut rows = st.query(rusqlite::params_from_iter(self.args))?;
+        let mut rows = st.query(rusqlite::params_from_iter(&self.args))?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             out.push(f(r)?);

@@ -505,11 +505,14 @@ impl SqliteStore {
         // transaction: its twenty-odd statements (the window, the index's totals, each hit)
         // read one snapshot, and take SQLite's shared lock once instead of once each (a lock
         // and an unlock are two fcntl calls and a fstat, 4 % of a search's CPU).
-        self.fast.with(|c| {
-            fastread::snapshot(c, |c| {
-                search(c, &self.fast.lengths, &self.fast.windows, tenant, req)
-            })
-        })
+        self.fast.with_expected(
+            |c| {
+                fastread::snapshot(c, |c| {
+                    search(c, &self.fast.lengths, &self.fast.windows, tenant, req)
+                })
+            },
+            req.query.has_prefix(),
+        )
     }
 
     pub async fn rebuild_search_index(&self) -> Result<()> {

@@ -1,0 +1,186 @@
+//! A hot read that turns out long gives its runtime worker away.
+//!
+//! The hot reads (fastread.rs) run on the calling task, on one of the runtime's worker threads:
+//! for the usual few index lookups that is faster than any hand-over to another thread. But a
+//! read is not always short. A search whose filter matches nothing walks every match of its
+//! words (1.2 s for the most common word of a million messages), and two of those at once held
+//! both workers of a two-core server: every other request waited, `GET /healthz` included
+//! (docs/performance.md, twenty-eighth session).
+//!
+//! So a hot read starts with a budget of SQLite virtual-machine steps ([`BUDGET`]: some
+//! milliseconds of work, ten times a search of a common word). SQLite calls [`progress`]
+//! every [`EVERY_OPS`] steps; a read that spends its budget is interrupted, and
+//! `Readers::with` runs it again from the start inside `tokio::task::block_in_place`, which
+//! hands the worker's other tasks to another thread for as long as the read takes. (Handing
+//! over in the middle of a statement is not possible: `block_in_place` takes the worker back
+//! as soon as its closure returns, so the whole read has to be inside it.) A short read pays a
+//! counter every thousand steps; a long one pays its first budget twice, a few per cent of it.
+//! Steps, not the clock, measure the budget: a read that the kernel preempts has not worked
+//! longer, and a clock costs more to read.
+
+use std::cell::Cell;
+use std::ffi::{c_int, c_void};
+
+use rusqlite::{Connection, ffi};
+
+/// SQLite steps between two calls of [`progress`].
+const EVERY_OPS: c_int = 1_000;
+
+/// Calls of [`progress`] a read may take inline: 100,000 steps.
+const BUDGET: u32 = 100;
+
+#[derive(Clone, Copy)]
+enum State {
+    /// No hot read on this thread, or one that must not be interrupted.
+    Off,
+    /// A hot read with this many calls left.
+    Left(u32),
+    /// A hot read that spent its budget and was interrupted.
+    Spent,
+}
+
+thread_local! {
+    static STATE: Cell<State> = const { Cell::new(State::Off) };
+}
+
+/// Makes SQLite call [`progress`] while `c` runs statements.
+pub fn install(c: &Connection) {
+    // SAFETY: `c` is a live connection; the callback takes no user data and touches only this
+    // thread's `STATE` (SQLite calls it on the thread running the statement).
+    unsafe {
+        ffi::sqlite3_progress_handler(c.handle(), EVERY_OPS, Some(progress), std::ptr::null_mut());
+    }
+}
+
+/// Whether a read on this thread may be handed over: on a worker of a multi-thread runtime.
+/// Elsewhere (a current-thread runtime, as in most tests, or off the runtime) nothing would be
+/// gained, and `block_in_place` refuses a current-thread runtime.
+fn can_hand_over() -> bool {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
+}
+
+/// Runs `read` inline with a budget; if it spends it, runs it again where it may block, and
+/// says so (`true`). A read known to be `long` goes where it may block at once: one step of
+/// SQLite's can itself be long (FTS5 expands a prefix term within one), and a step is never
+/// interrupted halfway.
+pub fn run<T>(read: impl Fn() -> T, long: bool) -> (T, bool) {
+    if !can_hand_over() {
+        return (read(), false);
+    }
+    if long {
+        let before = STATE.with(|s| s.replace(State::Off));
+        let out = tokio::task::block_in_place(&read);
+        STATE.with(|s| s.set(before));
+        return (out, true);
+    }
+    let before = STATE.with(|s| s.replace(State::Left(BUDGET)));
+    let out = read();
+    let spent = matches!(STATE.with(|s| s.replace(before)), State::Spent);
+    if !spent {
+        return (out, false);
+    }
+    drop(out);
+    STATE.with(|s| s.set(State::Off));
+    let out = tokio::task::block_in_place(&read);
+    STATE.with(|s| s.set(before));
+    (out, true)
+}
+
+/// SQLite's progress callback: non-zero interrupts the statement.
+unsafe extern "C" fn progress(_: *mut c_void) -> c_int {
+    STATE.with(|s| match s.get() {
+        State::Left(0) | State::Spent => {
+            s.set(State::Spent);
+            1
+        }
+        State::Left(n) => {
+            s.set(State::Left(n - 1));
+            0
+        }
+        State::Off => 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    use super::*;
+
+    /// A statement that spends the budget many times over.
+    const LONG: &str = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000000) \
+                        SELECT count(*) FROM n";
+
+    fn counted(c: &Connection) -> rusqlite::Result<i64> {
+        c.query_row(LONG, [], |r| r.get(0))
+    }
+
+    fn connection() -> Connection {
+        let c = Connection::open_in_memory().unwrap();
+        install(&c);
+        c
+    }
+
+    /// While a long read runs on the only worker of a runtime, the runtime's other tasks run:
+    /// the read was handed over. Without that the counter could not move, since the read never
+    /// yields between its two looks at it. The read's answer is whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_long_read_lets_the_other_tasks_run() {
+        let ticks = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let (ticks, stop) = (ticks.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        while ticks.load(Ordering::Relaxed) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The read runs as a task of its own, on the worker (the test's body does not).
+        let (n, handed, before, after) = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                let c = connection();
+                let before = ticks.load(Ordering::Relaxed);
+                let (n, handed) = run(|| counted(&c), false);
+                (n.unwrap(), handed, before, ticks.load(Ordering::Relaxed))
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!((n, handed), (2_000_000, true));
+        assert!(after > before, "no other task ran during the read");
+        stop.store(true, Ordering::Relaxed);
+        ticker.await.unwrap();
+    }
+
+    /// A short read is not interrupted; neither is a long one outside a multi-thread runtime;
+    /// and nothing stays behind for the next statement on the thread.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn short_reads_and_reads_off_the_workers_run_once() {
+        tokio::spawn(async {
+            let c = connection();
+            let (n, handed) = run(
+                || c.query_row("SELECT 7", [], |r| r.get::<_, i64>(0)),
+                false,
+            );
+            assert_eq!((n.unwrap(), handed), (7, false));
+        })
+        .await
+        .unwrap();
+        let c = connection();
+        let outside = std::thread::spawn(move || {
+            let (n, handed) = run(|| counted(&c), true);
+            (n.unwrap(), handed)
+        });
+        assert_eq!(outside.join().unwrap(), (2_000_000, false));
+        let c = connection();
+        assert_eq!(counted(&c).unwrap(), 2_000_000);
+    }
+}
