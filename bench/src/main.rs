@@ -330,11 +330,18 @@ async fn all(a: Args) -> anyhow::Result<()> {
         .into_iter()
         .filter(|s| selected(&s.name))
         .collect();
-    let (beside, beside_appends) = ctx.beside(&server, &terms.2);
-    let beside_chosen = selected(&beside.name);
+    // Pairs of loads run at once (scenarios.rs): searches beside appends, gets beside long
+    // searches.
+    let pairs: Vec<_> = [
+        ctx.beside(&server, &terms.2),
+        ctx.beside_long(&server, &terms.2),
+    ]
+    .into_iter()
+    .filter(|(s, _)| selected(&s.name))
+    .collect();
     // The reads' reference, measured just before them whenever one of them runs.
     let mut floor = 0.0;
-    if !chosen.is_empty() || beside_chosen {
+    if !chosen.is_empty() || !pairs.is_empty() {
         let s = ctx.floor(&server);
         let runs = measure(server.pid(), &s, a.runs, budget).await;
         floor = stats::median(&runs.iter().map(Run::throughput).collect::<Vec<_>>()).unwrap_or(0.0);
@@ -344,10 +351,8 @@ async fn all(a: Args) -> anyhow::Result<()> {
         let runs = measure(server.pid(), &s, a.runs, budget).await;
         reads.push(summarise(&s, &runs, 0.0, floor));
     }
-    // Searches beside appends: both loads at once, run after run (scenarios.rs).
-    if beside_chosen {
-        let (s, w) = (&beside, &beside_appends);
-        let (mut searched, mut appended) = (Vec::new(), Vec::new());
+    for (s, w) in &pairs {
+        let (mut first, mut second) = (Vec::new(), Vec::new());
         for k in 0..a.runs {
             let pid = server.pid();
             let (sr, wr) = tokio::join!(
@@ -355,7 +360,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
                 load::run(pid, w.concurrency, w.requests, budget, w.op.clone()),
             );
             eprintln!(
-                "  {} run {}: {:.0} req/s p50 {:.2} ms p99 {:.2} ms errors {}; {:.0} appends/s errors {}",
+                "  {} run {}: {:.0} req/s p50 {:.2} ms p99 {:.2} ms errors {}; beside, {:.0}/s p50 {:.2} ms errors {}",
                 s.name,
                 k + 1,
                 sr.throughput(),
@@ -363,13 +368,14 @@ async fn all(a: Args) -> anyhow::Result<()> {
                 sr.pct_ms(99.0),
                 sr.errors,
                 wr.throughput(),
+                wr.pct_ms(50.0),
                 wr.errors
             );
-            searched.push(sr);
-            appended.push(wr);
+            first.push(sr);
+            second.push(wr);
         }
-        reads.push(summarise(s, &searched, 0.0, floor));
-        reads.push(summarise(w, &appended, 0.0, floor));
+        reads.push(summarise(s, &first, 0.0, floor));
+        reads.push(summarise(w, &second, 0.0, floor));
     }
 
     eprintln!("storage ceiling …");

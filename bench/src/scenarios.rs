@@ -398,6 +398,37 @@ impl Ctx {
         (search, appends)
     }
 
+    /// Gets of conversations beside two connections searching the most common word with a
+    /// filter that matches nothing, the two loads run at once. Each such search walks every
+    /// match of the word (about a second on the full dataset): on SQLite it must give its
+    /// runtime worker away (store/src/sqlite/handoff.rs), or two of them hold both workers of
+    /// a two-core server and every other request waits (twenty-eighth session).
+    pub fn beside_long(&self, server: &Server, word: &str) -> (Scenario, Scenario) {
+        let long = 2.min(self.concurrency.saturating_sub(1)).max(1);
+        let readers = (self.concurrency - long).max(1);
+        let api = server.api();
+        let mut gets = self.read(
+            &format!("get conversation beside two long searches ({readers} + {long} connections)"),
+            "(measured; the issue sets no target)",
+            get_op(
+                api.clone(),
+                self.per_conversation(|_, id| format!("/v1/conversations/{id}")),
+            ),
+        );
+        gets.concurrency = readers;
+        gets.requests = usize::MAX;
+        let mut searches = self.read(
+            &format!(
+                "long searches beside those gets ({long} connections): `{word}`, filtered to no agent"
+            ),
+            "(measured; the issue sets no target)",
+            get_op(api, vec![format!("/v1/search?q={word}&agent_id=no-such-agent")]),
+        );
+        searches.concurrency = long;
+        searches.requests = usize::MAX;
+        (gets, searches)
+    }
+
     pub fn writes(
         &self,
         server: &Server,
