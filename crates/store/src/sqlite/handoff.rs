@@ -8,7 +8,7 @@
 //! (docs/performance.md, twenty-eighth session).
 //!
 //! So a hot read starts with a budget of SQLite virtual-machine steps ([`BUDGET`]: some
-//! milliseconds of work, ten times a search of a common word). SQLite calls [`progress`]
+//! milliseconds of work, more than any hot read of the benchmark takes). SQLite calls [`progress`]
 //! every [`EVERY_OPS`] steps; a read that spends its budget is interrupted, and
 //! `Readers::with` runs it again from the start inside `tokio::task::block_in_place`, which
 //! hands the worker's other tasks to another thread for as long as the read takes. (Handing
@@ -16,10 +16,12 @@
 //! as soon as its closure returns, so the whole read has to be inside it.) A short read pays a
 //! counter every thousand steps; a long one pays its first budget twice, a few per cent of it.
 //! Steps, not the clock, measure the budget: a read that the kernel preempts has not worked
-//! longer, and a clock costs more to read.
+//! longer, and a clock costs more to read. Long reads then take turns ([`Gate`]), so that many
+//! of them at once cannot crowd the runtime's workers off the cores either.
 
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
+use std::sync::{Condvar, LazyLock, Mutex};
 
 use rusqlite::{Connection, ffi};
 
@@ -28,6 +30,56 @@ const EVERY_OPS: c_int = 1_000;
 
 /// Calls of [`progress`] a read may take inline: 100,000 steps.
 const BUDGET: u32 = 100;
+
+/// Long reads running at once. Each runs on a thread of its own, and the kernel shares the
+/// cores evenly among runnable threads: sixteen long reads beside the runtime's two workers
+/// would leave the workers a ninth of the machine, and every short request would crawl again.
+/// So at most half the cores (at least one) run long reads; the others wait, asleep, for a
+/// turn. A long read is the one kind of request that can wait.
+struct Gate {
+    running: Mutex<usize>,
+    freed: Condvar,
+    turns: usize,
+}
+
+static LONG_READS: LazyLock<Gate> = LazyLock::new(|| Gate {
+    running: Mutex::new(0),
+    freed: Condvar::new(),
+    turns: std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+});
+
+/// A turn through [`Gate`], given back when dropped.
+struct Turn(&'static Gate);
+
+impl Gate {
+    /// Waits (blocking this thread, which is off the runtime's workers by then) for a turn.
+    fn enter(&'static self) -> Turn {
+        let mut n = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= self.turns {
+            n = self.freed.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+        Turn(self)
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        *self.0.running.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// Runs `read` where it may block, once [`LONG_READS`] gives it a turn, with no budget.
+fn blocking<T>(read: impl Fn() -> T) -> T {
+    let before = STATE.with(|s| s.replace(State::Off));
+    let out = tokio::task::block_in_place(|| {
+        let _turn = LONG_READS.enter();
+        read()
+    });
+    STATE.with(|s| s.set(before));
+    out
+}
 
 #[derive(Clone, Copy)]
 enum State {
@@ -69,10 +121,7 @@ pub fn run<T>(read: impl Fn() -> T, long: bool) -> (T, bool) {
         return (read(), false);
     }
     if long {
-        let before = STATE.with(|s| s.replace(State::Off));
-        let out = tokio::task::block_in_place(&read);
-        STATE.with(|s| s.set(before));
-        return (out, true);
+        return (blocking(read), true);
     }
     let before = STATE.with(|s| s.replace(State::Left(BUDGET)));
     let out = read();
@@ -81,10 +130,7 @@ pub fn run<T>(read: impl Fn() -> T, long: bool) -> (T, bool) {
         return (out, false);
     }
     drop(out);
-    STATE.with(|s| s.set(State::Off));
-    let out = tokio::task::block_in_place(&read);
-    STATE.with(|s| s.set(before));
-    (out, true)
+    (blocking(read), true)
 }
 
 /// SQLite's progress callback: non-zero interrupts the statement.
@@ -158,6 +204,41 @@ mod tests {
         assert!(after > before, "no other task ran during the read");
         stop.store(true, Ordering::Relaxed);
         ticker.await.unwrap();
+    }
+
+    /// Long reads take turns: however many start together, no more than the gate's share of
+    /// the cores run at once, and every one of them ends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn long_reads_take_turns() {
+        let inside = Arc::new(AtomicU64::new(0));
+        let most = Arc::new(AtomicU64::new(0));
+        let reads: Vec<_> = (0..8)
+            .map(|_| {
+                let (inside, most) = (inside.clone(), most.clone());
+                tokio::spawn(async move {
+                    let (n, handed) = run(
+                        || {
+                            let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                            7
+                        },
+                        true,
+                    );
+                    assert_eq!((n, handed), (7, true));
+                })
+            })
+            .collect();
+        for r in reads {
+            r.await.unwrap();
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            most >= 1 && most <= LONG_READS.turns as u64,
+            "{most} at once, at most {}",
+            LONG_READS.turns
+        );
     }
 
     /// A short read is not interrupted; neither is a long one outside a multi-thread runtime;
