@@ -36,7 +36,7 @@ while len(ids) < 1000:
         break
 words = collections.Counter()
 for i in ids[:300]:
-    for m in get(f"/v1/conversations/{i}/messages?limit=200")["data"]:
+    for m in get(f"/v1/conversations/{i}/messages?limit=100")["data"]:
         words.update(set(re.findall(r"\w+", m["content"].lower())))
 open(f"{w}/gets", "w").write("".join(f"--path\n/v1/conversations/{i}\n" for i in ids))
 open(f"{w}/pages", "w").write("".join(f"--path\n/v1/conversations/{i}/messages?limit=50\n" for i in ids))
