@@ -254,10 +254,15 @@ pub async fn serve_child(database: &str) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    let store = Store::open(database, StoreOptions::default()).await?;
+    let config = ServerConfig::default();
+    let opts = StoreOptions {
+        read_timeout: Some(config.request_timeout),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(database, opts).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("{}", listener.local_addr()?);
-    let state = AppState::new(store, ServerConfig::default());
+    let state = AppState::new(store, config);
     confab_server::serve(listener, state, async {
         let mut sink = Vec::new();
         let _ = tokio::io::stdin().read_to_end(&mut sink).await;

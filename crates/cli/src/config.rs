@@ -129,6 +129,8 @@ impl Config {
             } else {
                 None
             },
+            // A read past the request timeout is stopped: its answer could not be sent.
+            read_timeout: self.serving.then_some(self.server.request_timeout),
             ..StoreOptions::default()
         }
     }
@@ -148,5 +150,18 @@ mod tests {
             StoreOptions::default().search_merge_idle
         );
         assert!(cfg.store_options().search_merge_idle.is_some());
+    }
+
+    #[test]
+    fn only_the_server_stops_reads_at_its_request_timeout() {
+        let mut cfg = Config::resolve(None, None, &FileConfig::default()).unwrap();
+        assert_eq!(cfg.store_options().read_timeout, None);
+        cfg.serving = true;
+        cfg.apply_serve(None, None, Some(7), &FileConfig::default())
+            .unwrap();
+        assert_eq!(
+            cfg.store_options().read_timeout,
+            Some(Duration::from_secs(7))
+        );
     }
 }

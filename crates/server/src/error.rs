@@ -125,6 +125,13 @@ impl From<StoreError> for ApiError {
                 "CONFLICT",
                 format!("{what} already exists"),
             ),
+            // The same answer as the request timeout's own (lib.rs), which this one beats to
+            // it: a read on a thread of its own cannot be dropped when the timer fires.
+            StoreError::ReadTimeout => ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "TIMEOUT",
+                "the request took too long",
+            ),
             StoreError::Closed => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "UNAVAILABLE",

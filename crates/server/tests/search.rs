@@ -433,6 +433,19 @@ async fn the_index_is_merged_once_writes_stop() {
     assert_eq!(search(&app, &t, "refund", "&limit=100").await, before);
 }
 
+/// A tenant with 12,003 messages holding `okra`: the three oldest, in a conversation of
+/// agent `old`, under all the others, of agent `new`. Its token and that conversation's id.
+async fn okra(app: &TestApp) -> (String, String) {
+    let t = app.token("acme").await;
+    let many: Vec<(&str, String)> = (0..2_000).map(|i| ("user", format!("okra {i}"))).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(r, c)| (*r, c.as_str())).collect();
+    let oldest = conv(app, &t, json!({"agent_id": "old"}), &many[..3]).await;
+    for _ in 0..6 {
+        conv(app, &t, json!({"agent_id": "new"}), &many).await;
+    }
+    (t, oldest)
+}
+
 /// `confab_store_reads_handed_over_total` as `/metrics` shows it (0 before the first).
 async fn handed_over(app: &TestApp) -> u64 {
     let m = app.metrics().await;
@@ -449,13 +462,7 @@ async fn handed_over(app: &TestApp) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_search_gives_its_worker_away_and_answers_the_same() {
     let app = TestApp::spawn().await;
-    let t = app.token("acme").await;
-    let many: Vec<(&str, String)> = (0..2_000).map(|i| ("user", format!("okra {i}"))).collect();
-    let many: Vec<(&str, &str)> = many.iter().map(|(r, c)| (*r, c.as_str())).collect();
-    let oldest = conv(&app, &t, json!({"agent_id": "old"}), &many[..3]).await;
-    for _ in 0..6 {
-        conv(&app, &t, json!({"agent_id": "new"}), &many).await;
-    }
+    let (t, oldest) = okra(&app).await;
     let before = handed_over(&app).await;
     let v = search(&app, &t, "okra", "&agent_id=old").await;
     let hits = v["data"].as_array().unwrap();
@@ -472,4 +479,41 @@ async fn a_long_search_gives_its_worker_away_and_answers_the_same() {
     } else {
         assert!(after >= before + 3, "{before} → {after}");
     }
+}
+
+/// A read past the store's time limit (`confab serve` sets it to the request timeout) is
+/// stopped and answered 408, as the request timeout answers; the reads within it are not, and
+/// the server goes on serving. PostgreSQL has no such limit of its own: its reads are not on
+/// the runtime's workers, so the request timeout itself drops them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_past_its_time_limit_answers_408() {
+    let dir = common::TestDir::new().await;
+    let db = dir.path().join("confab.db");
+    let opts = confab_store::StoreOptions {
+        read_timeout: Some(std::time::Duration::from_millis(1)),
+        ..confab_store::StoreOptions::default()
+    };
+    let app = TestApp::start(dir, db, confab_server::ServerConfig::default(), opts).await;
+    let (t, oldest) = okra(&app).await;
+    let long = app.get("/v1/search?q=okra&agent_id=old", &t).await;
+    if app.is_pg() {
+        long.expect(200);
+        return;
+    }
+    let long = long.expect(408);
+    assert_eq!(long.body["error"]["code"], "TIMEOUT", "{}", long.body);
+    let prefix = app.get("/v1/search?q=okr*", &t).await.expect(408);
+    assert_eq!(prefix.body["error"]["code"], "TIMEOUT");
+    // Short reads are within any limit: they are never handed over.
+    let v = search(&app, &t, "okra", "&limit=5").await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 5);
+    app.get(&format!("/v1/conversations/{oldest}"), &t)
+        .await
+        .expect(200);
+    let m = app.metrics().await;
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("confab_store_reads_timed_out_total ")),
+        "{m}"
+    );
 }

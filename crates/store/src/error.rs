@@ -38,6 +38,9 @@ pub enum StoreError {
     /// The writer is gone (the store is shutting down).
     #[error("the store is shutting down")]
     Closed,
+    /// A read ran past `StoreOptions::read_timeout` and was stopped.
+    #[error("the read took longer than its time limit")]
+    ReadTimeout,
 }
 
 /// Shorthand.

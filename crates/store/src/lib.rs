@@ -73,6 +73,11 @@ pub struct StoreOptions {
     /// full-text index into one segment, step by step (sqlite/merge.rs); None: never.
     /// PostgreSQL ignores it.
     pub search_merge_idle: Option<std::time::Duration>,
+    /// SQLite: a read still running after this long is stopped, and fails with
+    /// [`StoreError::ReadTimeout`] (the server sets its request timeout here: past it, the
+    /// answer would be thrown away, and the read would only hold a core; sqlite/handoff.rs).
+    /// None: reads run to their end. PostgreSQL ignores it.
+    pub read_timeout: Option<std::time::Duration>,
 }
 
 impl Default for StoreOptions {
@@ -82,6 +87,7 @@ impl Default for StoreOptions {
             clock: Arc::new(confab_core::timefmt::now),
             read_connections: 8,
             search_merge_idle: Some(std::time::Duration::from_secs(1)),
+            read_timeout: None,
         }
     }
 }

@@ -4,16 +4,20 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::Result;
+use super::handoff::Ran;
+use crate::error::{Result, StoreError};
 
 /// Idle connections kept; more are opened under load and closed when returned to a full pool.
 const KEEP: usize = 16;
 
 pub struct Readers {
     path: PathBuf,
+    /// How long a read may run (`StoreOptions::read_timeout`).
+    limit: Option<Duration>,
     idle: Mutex<Vec<Connection>>,
     /// Messages' lengths for ranked search, shared by every connection (doclen.rs).
     pub lengths: Arc<super::doclen::DocLengths>,
@@ -22,9 +26,10 @@ pub struct Readers {
 }
 
 impl Readers {
-    pub fn new(path: PathBuf) -> Readers {
+    pub fn new(path: PathBuf, limit: Option<Duration>) -> Readers {
         Readers {
             path,
+            limit,
             idle: Mutex::new(Vec::new()),
             lengths: Arc::default(),
             windows: Default::default(),
@@ -79,10 +84,18 @@ impl Readers {
             None => self.open()?,
         };
         // A read interrupted inside its snapshot's transaction has ended it (`snapshot`).
-        let (out, handed) = super::handoff::run(|| f(&conn), long);
-        if handed {
-            metrics::counter!("confab_store_reads_handed_over_total").increment(1);
-        }
+        let out = match super::handoff::run(|| f(&conn), long, self.limit) {
+            Ran::Inline(out) => out,
+            Ran::HandedOver(out) => {
+                metrics::counter!("confab_store_reads_handed_over_total").increment(1);
+                out
+            }
+            Ran::TimedOut => {
+                metrics::counter!("confab_store_reads_handed_over_total").increment(1);
+                metrics::counter!("confab_store_reads_timed_out_total").increment(1);
+                Err(StoreError::ReadTimeout)
+            }
+        };
         // A connection left inside a transaction would hold its snapshot (and the WAL) forever.
         if conn.is_autocommit() {
             let mut idle = self.idle.lock().expect("reader pool lock");

@@ -9,7 +9,8 @@
 //!
 //! So a hot read starts with a budget of SQLite virtual-machine steps ([`BUDGET`]: some
 //! milliseconds of work, more than any hot read of the benchmark takes). SQLite calls [`progress`]
-//! every [`EVERY_OPS`] steps; a read that spends its budget is interrupted, and
+//! every [`EVERY_OPS`] steps of a statement (so never in the short ones: `BEGIN`, `COMMIT`, a
+//! lookup by key); a read that spends its budget is interrupted, and
 //! `Readers::with` runs it again from the start inside `tokio::task::block_in_place`, which
 //! hands the worker's other tasks to another thread for as long as the read takes. (Handing
 //! over in the middle of a statement is not possible: `block_in_place` takes the worker back
@@ -22,6 +23,7 @@
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::sync::{Condvar, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ffi};
 
@@ -70,12 +72,20 @@ impl Drop for Turn {
     }
 }
 
-/// Runs `read` where it may block, once [`LONG_READS`] gives it a turn, with no budget.
-fn blocking<T>(read: impl Fn() -> T) -> T {
-    let before = STATE.with(|s| s.replace(State::Off));
+/// Runs `read` where it may block, once [`LONG_READS`] gives it a turn, with no budget but
+/// the `deadline`, if any. The answer, or `None` when the deadline stopped it.
+fn blocking<T>(read: impl Fn() -> T, deadline: Option<Instant>) -> Option<T> {
+    let before = STATE.with(|s| s.get());
     let out = tokio::task::block_in_place(|| {
         let _turn = LONG_READS.enter();
-        read()
+        // The deadline runs from the read's start: time spent waiting for a turn counts.
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+        STATE.with(|s| s.set(deadline.map_or(State::Off, State::Until)));
+        let out = read();
+        let stopped = matches!(STATE.with(|s| s.get()), State::Stopped);
+        (!stopped).then_some(out)
     });
     STATE.with(|s| s.set(before));
     out
@@ -89,6 +99,10 @@ enum State {
     Left(u32),
     /// A hot read that spent its budget and was interrupted.
     Spent,
+    /// A long read that may run until then.
+    Until(Instant),
+    /// A long read stopped at its deadline.
+    Stopped,
 }
 
 thread_local! {
@@ -112,25 +126,37 @@ fn can_hand_over() -> bool {
     Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
 }
 
-/// Runs `read` inline with a budget; if it spends it, runs it again where it may block, and
-/// says so (`true`). A read known to be `long` goes where it may block at once: one step of
-/// SQLite's can itself be long (FTS5 expands a prefix term within one), and a step is never
-/// interrupted halfway.
-pub fn run<T>(read: impl Fn() -> T, long: bool) -> (T, bool) {
+/// How a read ran.
+pub enum Ran<T> {
+    /// On the calling thread, within its budget.
+    Inline(T),
+    /// Where it may block, after spending its budget or at once.
+    HandedOver(T),
+    /// Stopped at its time limit.
+    TimedOut,
+}
+
+/// Runs `read` inline with a budget; if it spends it, runs it again where it may block. A read
+/// known to be `long` goes where it may block at once: one step of SQLite's can itself be long
+/// (FTS5 expands a prefix term within one), and a step is never interrupted halfway. Handed
+/// over, a read is stopped once it has run for `limit` since it started.
+pub fn run<T>(read: impl Fn() -> T, long: bool, limit: Option<Duration>) -> Ran<T> {
     if !can_hand_over() {
-        return (read(), false);
+        return Ran::Inline(read());
     }
+    let deadline = limit.and_then(|l| Instant::now().checked_add(l));
+    let over = |out: Option<T>| out.map_or(Ran::TimedOut, Ran::HandedOver);
     if long {
-        return (blocking(read), true);
+        return over(blocking(read, deadline));
     }
     let before = STATE.with(|s| s.replace(State::Left(BUDGET)));
     let out = read();
     let spent = matches!(STATE.with(|s| s.replace(before)), State::Spent);
     if !spent {
-        return (out, false);
+        return Ran::Inline(out);
     }
     drop(out);
-    (blocking(read), true)
+    over(blocking(read, deadline))
 }
 
 /// SQLite's progress callback: non-zero interrupts the statement.
@@ -144,7 +170,12 @@ unsafe extern "C" fn progress(_: *mut c_void) -> c_int {
             s.set(State::Left(n - 1));
             0
         }
-        State::Off => 0,
+        State::Until(t) if Instant::now() >= t => {
+            s.set(State::Stopped);
+            1
+        }
+        State::Stopped => 1,
+        State::Until(_) | State::Off => 0,
     })
 }
 
@@ -161,6 +192,15 @@ mod tests {
 
     fn counted(c: &Connection) -> rusqlite::Result<i64> {
         c.query_row(LONG, [], |r| r.get(0))
+    }
+
+    /// What `run` answered, and how: 0 inline, 1 handed over; `None` timed out.
+    fn ran<T>(r: Ran<T>) -> Option<(T, u8)> {
+        match r {
+            Ran::Inline(t) => Some((t, 0)),
+            Ran::HandedOver(t) => Some((t, 1)),
+            Ran::TimedOut => None,
+        }
     }
 
     fn connection() -> Connection {
@@ -194,13 +234,13 @@ mod tests {
             async move {
                 let c = connection();
                 let before = ticks.load(Ordering::Relaxed);
-                let (n, handed) = run(|| counted(&c), false);
+                let (n, handed) = ran(run(|| counted(&c), false, None)).unwrap();
                 (n.unwrap(), handed, before, ticks.load(Ordering::Relaxed))
             }
         })
         .await
         .unwrap();
-        assert_eq!((n, handed), (2_000_000, true));
+        assert_eq!((n, handed), (2_000_000, 1));
         assert!(after > before, "no other task ran during the read");
         stop.store(true, Ordering::Relaxed);
         ticker.await.unwrap();
@@ -216,17 +256,14 @@ mod tests {
             .map(|_| {
                 let (inside, most) = (inside.clone(), most.clone());
                 tokio::spawn(async move {
-                    let (n, handed) = run(
-                        || {
-                            let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
-                            most.fetch_max(now, Ordering::SeqCst);
-                            std::thread::sleep(std::time::Duration::from_millis(20));
-                            inside.fetch_sub(1, Ordering::SeqCst);
-                            7
-                        },
-                        true,
-                    );
-                    assert_eq!((n, handed), (7, true));
+                    let read = || {
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(20));
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        7
+                    };
+                    assert_eq!(ran(run(read, true, None)), Some((7, 1)));
                 })
             })
             .collect();
@@ -247,21 +284,41 @@ mod tests {
     async fn short_reads_and_reads_off_the_workers_run_once() {
         tokio::spawn(async {
             let c = connection();
-            let (n, handed) = run(
-                || c.query_row("SELECT 7", [], |r| r.get::<_, i64>(0)),
-                false,
-            );
-            assert_eq!((n.unwrap(), handed), (7, false));
+            let seven = || c.query_row("SELECT 7", [], |r| r.get::<_, i64>(0)).unwrap();
+            // A time limit touches only reads handed over.
+            let limit = Some(Duration::ZERO);
+            assert_eq!(ran(run(seven, false, limit)), Some((7, 0)));
         })
         .await
         .unwrap();
         let c = connection();
         let outside = std::thread::spawn(move || {
-            let (n, handed) = run(|| counted(&c), true);
-            (n.unwrap(), handed)
+            ran(run(|| counted(&c).unwrap(), true, Some(Duration::ZERO)))
         });
-        assert_eq!(outside.join().unwrap(), (2_000_000, false));
+        assert_eq!(outside.join().unwrap(), Some((2_000_000, 0)));
         let c = connection();
         assert_eq!(counted(&c).unwrap(), 2_000_000);
+    }
+
+    /// A read handed over is stopped at its time limit, counted from its start, whether it
+    /// was found long by its budget or known long; a read within the limit is not; and the
+    /// connection runs the next statement as usual.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_read_past_its_time_limit_is_stopped() {
+        tokio::spawn(async {
+            let c = connection();
+            for long in [false, true] {
+                let r = run(|| counted(&c), long, Some(Duration::from_millis(5)));
+                assert!(matches!(r, Ran::TimedOut), "long: {long}");
+            }
+            let r = run(|| counted(&c), false, Some(Duration::from_secs(600)));
+            assert_eq!(
+                ran(r).map(|(n, how)| (n.unwrap(), how)),
+                Some((2_000_000, 1))
+            );
+            assert_eq!(counted(&c).unwrap(), 2_000_000);
+        })
+        .await
+        .unwrap();
     }
 }

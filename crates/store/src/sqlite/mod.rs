@@ -205,7 +205,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer,
             read,
-            fast: std::sync::Arc::new(fastread::Readers::new(path)),
+            fast: std::sync::Arc::new(fastread::Readers::new(path, opts.read_timeout)),
             pepper: opts.pepper,
         })
     }
