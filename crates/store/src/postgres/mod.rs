@@ -75,6 +75,9 @@ pub(crate) struct PgStore {
     checks: kept::Checks,
     /// First reads of a query's window in flight, so concurrent searches read it once.
     flights: flights::Flights,
+    /// Searches that read rows (all but a kept window's page) hold at most half the pool's
+    /// connections at once (search.rs, `search`).
+    reading_searches: tokio::sync::Semaphore,
 }
 
 /// True when every one of `names` is a trigger on `table`: the statement triggers that keep
@@ -216,6 +219,9 @@ impl PgStore {
             windows: kept::Windows::default(),
             flights: flights::Flights::default(),
             checks,
+            reading_searches: tokio::sync::Semaphore::new(
+                (opts.read_connections.max(2) / 2) as usize,
+            ),
         })
     }
 

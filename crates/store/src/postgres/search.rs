@@ -752,6 +752,17 @@ impl PgStore {
         } else {
             None
         };
+        // A search that reads rows can run long (a role or date filter that matches little of
+        // a common word reads most of its matches: 0.3–0.75 s on a million messages), and each
+        // holds a connection meanwhile. Half the pool at most, so that however many run, the
+        // other requests still find connections: sixteen at once had held all eight, and get
+        // conversation beside them fell from 35,056 to 9 req/s (docs/performance.md,
+        // twenty-eighth session). The others wait here holding nothing.
+        let _turn = self
+            .reading_searches
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         let mut conn = self.pool.acquire().await?;
         let limit = req.limit;
         let tag = tenant_tag(tenant.0.as_bytes());
