@@ -306,19 +306,34 @@ fn stretch(
     opts: &StoreOptions,
     results: &mut Vec<Result<WriteOut>>,
 ) -> std::result::Result<(Tx, bool), Failed> {
-    let tx = match tx {
-        Some(t) => t,
+    // The largest rowid now: a delete of the newest messages lowers it, and SQLite then gives
+    // their rowids to the next inserts, at or below the mark taken at BEGIN. The mark follows
+    // it down, so that those inserts are indexed too (rows above the lowest it has been since
+    // BEGIN can only be this batch's): with the mark at BEGIN alone, an append that followed
+    // such a delete in one batch was never indexed, and no search found it (the concurrent
+    // test in search_kept.rs, twenty-eighth session).
+    let max_rowid = || {
+        raw::one(
+            rc,
+            "SELECT COALESCE(MAX(rowid), 0) FROM messages",
+            [],
+            |r| Ok(r.get::<_, i64>(0)?),
+        )
+        .map(|m| m.unwrap_or(0))
+    };
+    let mut tx = match tx {
+        Some(mut t) => {
+            // A closure may have deleted messages since the last stretch.
+            let max = max_rowid()
+                .map_err(|e| Failed::Open("could not read the last message rowid", e))?;
+            t.mark = t.mark.min(max);
+            t
+        }
         None => {
             let changes = rc.total_changes();
             raw::exec(rc, "BEGIN IMMEDIATE", []).map_err(Failed::Begin)?;
-            let mark = raw::one(
-                rc,
-                "SELECT COALESCE(MAX(rowid), 0) FROM messages",
-                [],
-                |r| Ok(r.get::<_, i64>(0)?),
-            )
-            .map_err(|e| Failed::Open("could not read the last message rowid", e))?
-            .unwrap_or(0);
+            let mark = max_rowid()
+                .map_err(|e| Failed::Open("could not read the last message rowid", e))?;
             Tx { mark, changes }
         }
     };
@@ -333,6 +348,9 @@ fn stretch(
         }
         raw::exec(rc, "RELEASE op", []).map_err(savepoint)?;
         results.push(result);
+        let max =
+            max_rowid().map_err(|e| Failed::Open("could not read the last message rowid", e))?;
+        tx.mark = tx.mark.min(max);
     }
     if last {
         raw::exec(rc, INDEX_NEW_MESSAGES, [tx.mark])
