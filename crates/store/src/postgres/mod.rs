@@ -204,6 +204,9 @@ impl PgStore {
             kept::spawn_pruning(pool.clone());
         }
         let checks = kept::Checks::start(pool.clone());
+        // Half the pool (search.rs, `search`).
+        let reading_searches =
+            tokio::sync::Semaphore::new((pool.options().get_max_connections() / 2) as usize);
         Ok(PgStore {
             appends: append_batch::Batcher::start(pool.clone(), opts.clock.clone()),
             lookups: read_batch::Lookups::start(pool.clone()),
@@ -219,9 +222,7 @@ impl PgStore {
             windows: kept::Windows::default(),
             flights: flights::Flights::default(),
             checks,
-            reading_searches: tokio::sync::Semaphore::new(
-                (opts.read_connections.max(2) / 2) as usize,
-            ),
+            reading_searches,
         })
     }
 
