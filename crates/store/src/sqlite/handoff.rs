@@ -54,14 +54,26 @@ static LONG_READS: LazyLock<Gate> = LazyLock::new(|| Gate {
 struct Turn(&'static Gate);
 
 impl Gate {
-    /// Waits (blocking this thread, which is off the runtime's workers by then) for a turn.
-    fn enter(&'static self) -> Turn {
+    /// Waits (blocking this thread, which is off the runtime's workers by then) for a turn,
+    /// until `deadline` if there is one: `None` when it passed first. A read cannot be dropped
+    /// while it blocks a thread (the request's own timeout has no say until it returns), so
+    /// the wait must end at the read's deadline by itself.
+    fn enter(&'static self, deadline: Option<Instant>) -> Option<Turn> {
         let mut n = self.running.lock().unwrap_or_else(|e| e.into_inner());
         while *n >= self.turns {
-            n = self.freed.wait(n).unwrap_or_else(|e| e.into_inner());
+            n = match deadline {
+                None => self.freed.wait(n).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.checked_duration_since(Instant::now())?;
+                    self.freed
+                        .wait_timeout(n, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
         }
         *n += 1;
-        Turn(self)
+        Some(Turn(self))
     }
 }
 
@@ -77,8 +89,8 @@ impl Drop for Turn {
 fn blocking<T>(read: impl Fn() -> T, deadline: Option<Instant>) -> Option<T> {
     let before = STATE.with(|s| s.get());
     let out = tokio::task::block_in_place(|| {
-        let _turn = LONG_READS.enter();
         // The deadline runs from the read's start: time spent waiting for a turn counts.
+        let _turn = LONG_READS.enter(deadline)?;
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return None;
         }
@@ -276,6 +288,23 @@ mod tests {
             "{most} at once, at most {}",
             LONG_READS.turns
         );
+    }
+
+    /// A read waiting for a turn stops waiting at its time limit: while every turn is taken, a
+    /// long read with a limit of 50 ms answers that it timed out, well before any turn is free.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_waiting_for_a_turn_stops_at_its_time_limit() {
+        let held: Vec<Turn> = (0..LONG_READS.turns)
+            .map(|_| LONG_READS.enter(None).unwrap())
+            .collect();
+        let read =
+            tokio::spawn(async { ran(run(|| 7, true, Some(Duration::from_millis(50)))).is_none() });
+        let answered = tokio::time::timeout(Duration::from_secs(10), read).await;
+        // Given back before any assertion, so that a failure here cannot hold up other tests'
+        // reads (or this one's, which would then finish).
+        drop(held);
+        let timed_out = answered.expect("the read still waits for a turn after 10 s");
+        assert!(timed_out.unwrap(), "the read ran although no turn was free");
     }
 
     /// A short read is not interrupted; neither is a long one outside a multi-thread runtime;
