@@ -483,8 +483,9 @@ async fn a_long_search_gives_its_worker_away_and_answers_the_same() {
 
 /// A read past the store's time limit (`confab serve` sets it to the request timeout) is
 /// stopped and answered 408, as the request timeout answers; the reads within it are not, and
-/// the server goes on serving. PostgreSQL has no such limit of its own: its reads are not on
-/// the runtime's workers, so the request timeout itself drops them.
+/// the server goes on serving. On PostgreSQL the limit is each search statement's
+/// `statement_timeout` (1 ms at least: PostgreSQL reads 0 as none), so a search held by a lock
+/// on `messages` is stopped there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_past_its_time_limit_answers_408() {
     let dir = common::TestDir::new().await;
@@ -497,11 +498,29 @@ async fn a_read_past_its_time_limit_answers_408() {
     };
     let app = TestApp::start(dir, db, confab_server::ServerConfig::default(), opts).await;
     let (t, oldest) = okra(&app).await;
-    let long = app.get("/v1/search?q=okra&agent_id=old", &t).await;
     if app.is_pg() {
-        long.expect(200);
+        use sqlx::Connection;
+        let mut lock = sqlx::PgConnection::connect(&app.db_url).await.unwrap();
+        sqlx::raw_sql("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut lock)
+            .await
+            .unwrap();
+        let long = app.get("/v1/search?q=okra&agent_id=old", &t).await;
+        sqlx::raw_sql("COMMIT").execute(&mut lock).await.unwrap();
+        let long = long.expect(408);
+        assert_eq!(long.body["error"]["code"], "TIMEOUT", "{}", long.body);
+        app.get(&format!("/v1/conversations/{oldest}"), &t)
+            .await
+            .expect(200);
+        let m = app.metrics().await;
+        assert!(
+            m.lines()
+                .any(|l| l.starts_with("confab_store_reads_timed_out_total ")),
+            "{m}"
+        );
         return;
     }
+    let long = app.get("/v1/search?q=okra&agent_id=old", &t).await;
     let long = long.expect(408);
     assert_eq!(long.body["error"]["code"], "TIMEOUT", "{}", long.body);
     let prefix = app.get("/v1/search?q=okr*", &t).await.expect(408);

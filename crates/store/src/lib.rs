@@ -73,10 +73,11 @@ pub struct StoreOptions {
     /// full-text index into one segment, step by step (sqlite/merge.rs); None: never.
     /// PostgreSQL ignores it.
     pub search_merge_idle: Option<std::time::Duration>,
-    /// SQLite: a read still running after this long is stopped, and fails with
+    /// A read still running after this long is stopped, and fails with
     /// [`StoreError::ReadTimeout`] (the server sets its request timeout here: past it, the
-    /// answer would be thrown away, and the read would only hold a core; sqlite/handoff.rs).
-    /// None: reads run to their end. PostgreSQL ignores it.
+    /// answer would be thrown away, and the read would only hold a core). SQLite: any read
+    /// handed over (sqlite/handoff.rs); PostgreSQL: each statement of a search with filters
+    /// (postgres/search.rs). None: reads run to their end.
     pub read_timeout: Option<std::time::Duration>,
 }
 

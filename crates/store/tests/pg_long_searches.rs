@@ -90,3 +90,95 @@ async fn searches_that_read_rows_leave_connections_to_the_rest() {
     let _ = lock.close().await;
     std::sync::Arc::into_inner(store).unwrap().close().await;
 }
+
+/// A search with filters past `read_timeout` is stopped by PostgreSQL itself, not left running there after
+/// its request is gone: it fails with `ReadTimeout` while the lock still holds it, and nothing
+/// of this database waits on the lock afterwards. The limit ends with the search: the store's
+/// connections then wait on another lock for longer than it, and answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_past_its_time_limit_is_stopped_by_postgresql() {
+    let Some(admin) =
+        testdb::pg_admin_or_skip("a_search_past_its_time_limit_is_stopped_by_postgresql")
+    else {
+        return;
+    };
+    let db = TestDb::new_pg(&admin).await;
+    let opts = StoreOptions {
+        read_connections: 2,
+        read_timeout: Some(Duration::from_millis(200)),
+        ..StoreOptions::default()
+    };
+    let store = std::sync::Arc::new(Store::open(&db.url, opts).await.unwrap());
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let mut conv = NewConversation::new(Status::Active);
+    conv.messages = vec![NewMessage {
+        role: Some(Role::User),
+        content: "walrus".into(),
+        ..NewMessage::default()
+    }];
+    let id = store
+        .create_conversation(&t, conv, None)
+        .await
+        .unwrap()
+        .conversation()
+        .id;
+    // Filtered: the searches that can run long, and the ones the limit is set for.
+    let req = SearchRequest {
+        query: parse_query("walrus").unwrap(),
+        filter: SearchFilter {
+            role: Some(Role::User),
+            ..SearchFilter::default()
+        },
+        sort: SearchSort::Relevance,
+        limit: 20,
+        cursor: None,
+    };
+
+    let mut lock = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let out = tokio::time::timeout(Duration::from_secs(20), store.search(&t, &req))
+        .await
+        .expect("the search still waits on the lock after 20 s");
+    assert!(
+        matches!(out, Err(confab_store::StoreError::ReadTimeout)),
+        "{out:?} after {:?}",
+        started.elapsed()
+    );
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(&mut lock)
+    .await
+    .unwrap();
+    assert_eq!(
+        waiting, 0,
+        "a statement of the search still waits in PostgreSQL"
+    );
+    sqlx::raw_sql("COMMIT").execute(&mut lock).await.unwrap();
+    assert_eq!(store.search(&t, &req).await.unwrap().hits.len(), 1);
+
+    // Both connections wait 600 ms on a lock of `conversations`: past the search's limit,
+    // which must not have stayed on either.
+    sqlx::raw_sql("BEGIN; LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let gets: Vec<_> = (0..2)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.get_conversation(&t, id).await.map(|c| c.id) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    sqlx::raw_sql("COMMIT").execute(&mut lock).await.unwrap();
+    for g in gets {
+        assert_eq!(g.await.unwrap().unwrap(), id);
+    }
+    let _ = lock.close().await;
+    std::sync::Arc::into_inner(store).unwrap().close().await;
+}

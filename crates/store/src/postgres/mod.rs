@@ -78,6 +78,9 @@ pub(crate) struct PgStore {
     /// Searches that read rows (all but a kept window's page) hold at most half the pool's
     /// connections at once (search.rs, `search`).
     reading_searches: tokio::sync::Semaphore,
+    /// Each statement of a search with filters is stopped by PostgreSQL past this
+    /// (`StoreOptions::read_timeout`; search.rs, `search`).
+    read_timeout: Option<Duration>,
 }
 
 /// True when every one of `names` is a trigger on `table`: the statement triggers that keep
@@ -223,6 +226,7 @@ impl PgStore {
             flights: flights::Flights::default(),
             checks,
             reading_searches,
+            read_timeout: opts.read_timeout,
         })
     }
 

@@ -764,17 +764,65 @@ impl PgStore {
             .await
             .map_err(|_| StoreError::Closed)?;
         let mut conn = self.pool.acquire().await?;
-        let limit = req.limit;
         let tag = tenant_tag(tenant.0.as_bytes());
         let shares = self.frequencies.get(&mut conn).await;
         let plan = plan(req, &tag, &shares);
+        // Only a search with filters can run long: without, every plan reads a bounded window
+        // (or, newest first, one page), and the limit's two round trips cost a fifth of the
+        // searches beside appends, whose kept windows are brought forward (measured,
+        // twenty-ninth session).
+        let Some(limit) = self.read_timeout.filter(|_| !req.filter.is_empty()) else {
+            return self
+                .reading(&mut conn, tenant, req, &tsq, plan, keeps)
+                .await;
+        };
+        // Past the request's time limit its answer is thrown away, but a statement that has
+        // started runs on in PostgreSQL, holding a core and (until it ends) this connection,
+        // whatever happens to the request: so PostgreSQL stops it there itself. `SET LOCAL`
+        // in a transaction of the search's own, so that the limit ends with it even when the
+        // request is dropped midway (sqlx rolls a dropped transaction back before the
+        // connection is used again). A limit on each statement rather than on the search: a
+        // search is a few statements, and what matters is that none runs on for long after the
+        // request is gone. Two round trips more than before (`BEGIN` and the `SET` go as one;
+        // the `ROLLBACK`).
+        let ms = limit.as_millis().clamp(1, i32::MAX as u128);
+        let mut tx = sqlx::Connection::begin_with(
+            &mut *conn,
+            sqlx::AssertSqlSafe(format!("BEGIN; SET LOCAL statement_timeout = {ms}")),
+        )
+        .await?;
+        let out = self.reading(&mut tx, tenant, req, &tsq, plan, keeps).await;
+        let rolled_back = tx.rollback().await;
+        let page = out.map_err(|e| match &e {
+            // query_canceled: here, only by the limit just set.
+            StoreError::Database(sqlx::Error::Database(d))
+                if d.code().as_deref() == Some("57014") =>
+            {
+                metrics::counter!("confab_store_reads_timed_out_total").increment(1);
+                StoreError::ReadTimeout
+            }
+            _ => e,
+        })?;
+        rolled_back?;
+        Ok(page)
+    }
+
+    /// A search that reads rows, on `conn` (a turn taken, see [`PgStore::search`]).
+    async fn reading(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        req: &SearchRequest,
+        tsq: &str,
+        plan: Plan,
+        keeps: bool,
+    ) -> Result<SearchPage> {
+        let limit = req.limit;
         match req.sort {
             SearchSort::Relevance => {
                 let cursor = ranked_cursor(req);
                 if keeps {
-                    return self
-                        .kept_search(&mut conn, tenant, req, &tsq, plan, cursor)
-                        .await;
+                    return self.kept_search(conn, tenant, req, tsq, plan, cursor).await;
                 }
                 metrics::counter!("confab_store_search_windows_total", "outcome" => "walked")
                     .increment(1);
@@ -790,13 +838,13 @@ impl PgStore {
                 };
                 let (hits, more) = match plan {
                     Plan::Bands(_) => {
-                        let scored = window(&mut conn, tenant, req, &tsq, plan, snapshot).await?;
+                        let scored = window(conn, tenant, req, tsq, plan, snapshot).await?;
                         let (page, more) = page_of(&scored, offset, limit);
-                        (hits(&mut conn, tenant, req, page).await?, more)
+                        (hits(conn, tenant, req, page).await?, more)
                     }
                     p => {
                         let walk = p == Plan::Walk;
-                        ranked_page(&mut conn, tenant, req, &tsq, snapshot, walk, offset).await?
+                        ranked_page(conn, tenant, req, tsq, snapshot, walk, offset).await?
                     }
                 };
                 let next_cursor = more.then_some(SearchCursor::Ranked {
@@ -809,14 +857,14 @@ impl PgStore {
                 let mut q = QueryBuilder::<Postgres>::new(
                     "SELECT m.rowid, m.conversation_id, m.id, m.seq, m.role, m.content, m.created_at, ts_rank(m.fts, ",
                 );
-                q.push_bind(tsq.clone()).push("::tsquery)::float8");
+                q.push_bind(tsq.to_owned()).push("::tsquery)::float8");
                 let all = Range {
                     hi: None,
                     lo: None,
                     bands: None,
                     walk: plan == Plan::Walk,
                 };
-                push_candidates(&mut q, tenant, req, &tsq, all);
+                push_candidates(&mut q, tenant, req, tsq, all);
                 q.push(" ORDER BY m.rowid DESC LIMIT ").push_bind(limit + 1);
                 let rows = q.build().persistent(false).fetch_all(&mut *conn).await?;
                 let more = rows.len() as i64 > limit;
