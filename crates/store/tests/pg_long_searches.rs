@@ -1,37 +1,34 @@
-//! PostgreSQL: searches that read rows hold at most half the pool's connections, however many
-//! run at once, so the other reads still find one (postgres/search.rs, `search`). Searches
+//! PostgreSQL: searches that read rows run on a pool of their own, however many run at once,
+//! so the other reads still find a connection (postgres/mod.rs, `open`). Searches
 //! are made to wait as long as the test likes by a lock on `messages` that another connection
 //! holds; a conversation's lookup does not read `messages`, so only a free connection stands
-//! between it and its answer.
+//! between it and its answer. And one of them past its time limit is stopped by PostgreSQL.
 
 use std::time::Duration;
 
 use confab_core::input::{NewConversation, NewMessage};
 use confab_core::search::parse_query;
 use confab_core::{Role, Status};
-use confab_store::{SearchFilter, SearchRequest, SearchSort, Store, StoreOptions};
+use confab_store::{SearchFilter, SearchRequest, SearchSort, Store, StoreOptions, TenantId};
 use sqlx::Connection;
 
 #[path = "support/testdb.rs"]
 mod testdb;
 use testdb::TestDb;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn searches_that_read_rows_leave_connections_to_the_rest() {
-    let Some(admin) =
-        testdb::pg_admin_or_skip("searches_that_read_rows_leave_connections_to_the_rest")
-    else {
-        return;
-    };
+/// A store on a PostgreSQL database of its own (or `None`, the test skipped), with one
+/// conversation of `n` messages, `walrus 0`, `walrus 1`…, the even ones the user's.
+async fn walruses(
+    test: &str,
+    opts: StoreOptions,
+    n: usize,
+) -> Option<(TestDb, std::sync::Arc<Store>, TenantId, uuid::Uuid)> {
+    let admin = testdb::pg_admin_or_skip(test)?;
     let db = TestDb::new_pg(&admin).await;
-    let opts = StoreOptions {
-        read_connections: 4,
-        ..StoreOptions::default()
-    };
     let store = std::sync::Arc::new(Store::open(&db.url, opts).await.unwrap());
     let t = store.ensure_tenant("acme").await.unwrap();
     let mut conv = NewConversation::new(Status::Active);
-    conv.messages = (0..5)
+    conv.messages = (0..n)
         .map(|i| NewMessage {
             role: Some(if i % 2 == 0 {
                 Role::User
@@ -48,35 +45,62 @@ async fn searches_that_read_rows_leave_connections_to_the_rest() {
         .unwrap()
         .conversation()
         .id;
+    Some((db, store, t, id))
+}
 
-    let mut lock = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    sqlx::raw_sql("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+/// `walrus`, the user's messages only: a filtered search, never answered from a kept window.
+fn users_walruses() -> SearchRequest {
+    SearchRequest {
+        query: parse_query("walrus").unwrap(),
+        filter: SearchFilter {
+            role: Some(Role::User),
+            ..SearchFilter::default()
+        },
+        sort: SearchSort::Relevance,
+        limit: 20,
+        cursor: None,
+    }
+}
+
+/// Holds an ACCESS EXCLUSIVE lock on `table` until `COMMIT` on the answer.
+async fn locked(url: &str, table: &str) -> sqlx::PgConnection {
+    let mut lock = sqlx::PgConnection::connect(url).await.unwrap();
+    let sql = format!("BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .execute(&mut lock)
         .await
         .unwrap();
-    // Eight filtered searches (never from a kept window), each stuck on the lock once it has
-    // a connection.
+    lock
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_that_read_rows_leave_connections_to_the_rest() {
+    let opts = StoreOptions {
+        read_connections: 4,
+        ..StoreOptions::default()
+    };
+    let test = "searches_that_read_rows_leave_connections_to_the_rest";
+    let Some((db, store, t, id)) = walruses(test, opts, 5).await else {
+        return;
+    };
+    let mut lock = locked(&db.url, "messages").await;
+    // Eight filtered searches, each stuck on the lock once it has a connection.
     let searches: Vec<_> = (0..8)
         .map(|_| {
             let store = store.clone();
             tokio::spawn(async move {
-                let req = SearchRequest {
-                    query: parse_query("walrus").unwrap(),
-                    filter: SearchFilter {
-                        role: Some(Role::User),
-                        ..SearchFilter::default()
-                    },
-                    sort: SearchSort::Relevance,
-                    limit: 20,
-                    cursor: None,
-                };
-                store.search(&t, &req).await.unwrap().hits.len()
+                store
+                    .search(&t, &users_walruses())
+                    .await
+                    .unwrap()
+                    .hits
+                    .len()
             })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // Without the limit all four connections would be the searches', and this would wait for
-    // the lock's end (the pool's own wait is 30 s; this guard only keeps a failure from
+    // Were the searches on the main pool, all four of its connections would be theirs, and
+    // this would wait for the lock's end (the pool's own wait is 30 s; this guard only keeps a failure from
     // hanging the suite).
     let found = tokio::time::timeout(Duration::from_secs(20), store.get_conversation(&t, id))
         .await
@@ -91,56 +115,24 @@ async fn searches_that_read_rows_leave_connections_to_the_rest() {
     std::sync::Arc::into_inner(store).unwrap().close().await;
 }
 
-/// A search with filters past `read_timeout` is stopped by PostgreSQL itself, not left running there after
+/// A search past `read_timeout` is stopped by PostgreSQL itself, not left running there after
 /// its request is gone: it fails with `ReadTimeout` while the lock still holds it, and nothing
-/// of this database waits on the lock afterwards. The limit ends with the search: the store's
-/// connections then wait on another lock for longer than it, and answer.
+/// of this database waits on the lock afterwards. The limit is the searches' alone: the
+/// store's other connections then wait on another lock for longer than it, and answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_past_its_time_limit_is_stopped_by_postgresql() {
-    let Some(admin) =
-        testdb::pg_admin_or_skip("a_search_past_its_time_limit_is_stopped_by_postgresql")
-    else {
-        return;
-    };
-    let db = TestDb::new_pg(&admin).await;
     let opts = StoreOptions {
         read_connections: 2,
         read_timeout: Some(Duration::from_millis(200)),
         ..StoreOptions::default()
     };
-    let store = std::sync::Arc::new(Store::open(&db.url, opts).await.unwrap());
-    let t = store.ensure_tenant("acme").await.unwrap();
-    let mut conv = NewConversation::new(Status::Active);
-    conv.messages = vec![NewMessage {
-        role: Some(Role::User),
-        content: "walrus".into(),
-        ..NewMessage::default()
-    }];
-    let id = store
-        .create_conversation(&t, conv, None)
-        .await
-        .unwrap()
-        .conversation()
-        .id;
-    // Filtered: the searches that can run long, and the ones the limit is set for.
-    let req = SearchRequest {
-        query: parse_query("walrus").unwrap(),
-        filter: SearchFilter {
-            role: Some(Role::User),
-            ..SearchFilter::default()
-        },
-        sort: SearchSort::Relevance,
-        limit: 20,
-        cursor: None,
+    let test = "a_search_past_its_time_limit_is_stopped_by_postgresql";
+    let Some((db, store, t, id)) = walruses(test, opts, 1).await else {
+        return;
     };
-
-    let mut lock = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    sqlx::raw_sql("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut lock)
-        .await
-        .unwrap();
+    let mut lock = locked(&db.url, "messages").await;
     let started = std::time::Instant::now();
-    let out = tokio::time::timeout(Duration::from_secs(20), store.search(&t, &req))
+    let out = tokio::time::timeout(Duration::from_secs(20), store.search(&t, &users_walruses()))
         .await
         .expect("the search still waits on the lock after 20 s");
     assert!(
@@ -160,14 +152,13 @@ async fn a_search_past_its_time_limit_is_stopped_by_postgresql() {
         "a statement of the search still waits in PostgreSQL"
     );
     sqlx::raw_sql("COMMIT").execute(&mut lock).await.unwrap();
-    assert_eq!(store.search(&t, &req).await.unwrap().hits.len(), 1);
+    let _ = lock.close().await;
+    let found = store.search(&t, &users_walruses()).await.unwrap();
+    assert_eq!(found.hits.len(), 1);
 
-    // Both connections wait 600 ms on a lock of `conversations`: past the search's limit,
-    // which must not have stayed on either.
-    sqlx::raw_sql("BEGIN; LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut lock)
-        .await
-        .unwrap();
+    // Both connections of the main pool wait 600 ms on a lock of `conversations`: past the
+    // searches' limit, which is not theirs.
+    let mut lock = locked(&db.url, "conversations").await;
     let gets: Vec<_> = (0..2)
         .map(|_| {
             let store = store.clone();

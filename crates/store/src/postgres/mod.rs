@@ -75,12 +75,10 @@ pub(crate) struct PgStore {
     checks: kept::Checks,
     /// First reads of a query's window in flight, so concurrent searches read it once.
     flights: flights::Flights,
-    /// Searches that read rows (all but a kept window's page) hold at most half the pool's
-    /// connections at once (search.rs, `search`).
-    reading_searches: tokio::sync::Semaphore,
-    /// Each statement of a search with filters is stopped by PostgreSQL past this
-    /// (`StoreOptions::read_timeout`; search.rs, `search`).
-    read_timeout: Option<Duration>,
+    /// The connections of searches that read rows (all but a kept window's page): a pool of
+    /// their own, half the size of `pool`, whose statements PostgreSQL stops at
+    /// `StoreOptions::read_timeout` (search.rs, `search`).
+    searching: PgPool,
 }
 
 /// True when every one of `names` is a trigger on `table`: the statement triggers that keep
@@ -99,6 +97,26 @@ pub(crate) async fn triggers_present(
     .fetch_one(&mut *c)
     .await?;
     Ok(n == names.len() as i64)
+}
+
+/// A pool of `max` connections (one kept open).
+fn pool_options(max: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        // sqlx pings every connection it hands out: one more round trip on every request,
+        // which cost a fifth of a `get conversation` under load. A connection used within the
+        // last second is known to be alive; only one idle for longer is pinged (the rule
+        // HikariCP applies), so a database restart still costs no request an error.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                // A dead connection is closed and the pool hands out another.
+                Ok(meta.idle_for < Duration::from_secs(1)
+                    || sqlx::Connection::ping(conn).await.is_ok())
+            })
+        })
 }
 
 /// Connection options for `url`, statements logged at trace level like the SQLite backend's.
@@ -182,24 +200,24 @@ impl PgStore {
         let keeps_windows = kept::logged(&mut conn).await?;
         pending::merge_left_over(&mut conn).await;
         let _ = sqlx::Connection::close(conn).await;
-        let pool = PgPoolOptions::new()
-            .max_connections(opts.read_connections.max(2))
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            // sqlx pings every connection it hands out: one more round trip on every request,
-            // which cost a fifth of a `get conversation` under load. A connection used within
-            // the last second is known to be alive; only one idle for longer is pinged (the
-            // rule HikariCP applies), so a database restart still costs no request an error.
-            .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(async move {
-                    // A dead connection is closed and the pool hands out another.
-                    Ok(meta.idle_for < Duration::from_secs(1)
-                        || sqlx::Connection::ping(conn).await.is_ok())
-                })
-            })
-            .connect_with(base)
-            .await?;
+        let size = opts.read_connections.max(2);
+        // Searches that read rows can run long (a role or date filter that matches little of
+        // a common word reads most of its matches: 0.3–0.75 s on a million messages), and
+        // each holds a connection meanwhile. Half as many connections as the main pool, and
+        // apart from it, so that however many run, the other requests still find connections:
+        // sixteen at once had held all eight, and get conversation beside them fell from
+        // 35,056 to 9 req/s (docs/performance.md, twenty-eighth session). And PostgreSQL stops
+        // their statements at the read timeout: a dropped request cannot stop a statement
+        // PostgreSQL is running, which went on holding a core there and a connection here
+        // (twenty-ninth session). Set when the connection starts, so no search pays a round
+        // trip for it.
+        let mut searching = base.clone();
+        if let Some(limit) = opts.read_timeout {
+            let ms = limit.as_millis().clamp(1, i32::MAX as u128);
+            searching = searching.options([("statement_timeout", ms)]);
+        }
+        let searching = pool_options(size / 2).connect_with(searching).await?;
+        let pool = pool_options(size).connect_with(base).await?;
         if counted {
             stats::spawn_compaction(pool.clone());
         }
@@ -207,9 +225,6 @@ impl PgStore {
             kept::spawn_pruning(pool.clone());
         }
         let checks = kept::Checks::start(pool.clone());
-        // Half the pool (search.rs, `search`).
-        let reading_searches =
-            tokio::sync::Semaphore::new((pool.options().get_max_connections() / 2) as usize);
         Ok(PgStore {
             appends: append_batch::Batcher::start(pool.clone(), opts.clock.clone()),
             lookups: read_batch::Lookups::start(pool.clone()),
@@ -225,8 +240,7 @@ impl PgStore {
             windows: kept::Windows::default(),
             flights: flights::Flights::default(),
             checks,
-            reading_searches,
-            read_timeout: opts.read_timeout,
+            searching,
         })
     }
 
@@ -261,6 +275,7 @@ impl PgStore {
         if self.bulk_written.load(std::sync::atomic::Ordering::Acquire) {
             pending::Flusher::default().flush(&self.pool).await;
         }
+        self.searching.close().await;
         self.pool.close().await;
     }
 

@@ -752,62 +752,27 @@ impl PgStore {
         } else {
             None
         };
-        // A search that reads rows can run long (a role or date filter that matches little of
-        // a common word reads most of its matches: 0.3–0.75 s on a million messages), and each
-        // holds a connection meanwhile. Half the pool at most, so that however many run, the
-        // other requests still find connections: sixteen at once had held all eight, and get
-        // conversation beside them fell from 35,056 to 9 req/s (docs/performance.md,
-        // twenty-eighth session). The others wait here holding nothing.
-        let _turn = self
-            .reading_searches
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        let mut conn = self.pool.acquire().await?;
+        // On a connection of the searches' own pool (mod.rs, `open`, says why); the others
+        // wait for one here, holding nothing.
+        let mut conn = self.searching.acquire().await?;
         let tag = tenant_tag(tenant.0.as_bytes());
         let shares = self.frequencies.get(&mut conn).await;
         let plan = plan(req, &tag, &shares);
-        // Only a search with filters can run long: without, every plan reads a bounded window
-        // (or, newest first, one page), and the limit's two round trips cost a fifth of the
-        // searches beside appends, whose kept windows are brought forward (measured,
-        // twenty-ninth session).
-        let Some(limit) = self.read_timeout.filter(|_| !req.filter.is_empty()) else {
-            return self
-                .reading(&mut conn, tenant, req, &tsq, plan, keeps)
-                .await;
-        };
-        // Past the request's time limit its answer is thrown away, but a statement that has
-        // started runs on in PostgreSQL, holding a core and (until it ends) this connection,
-        // whatever happens to the request: so PostgreSQL stops it there itself. `SET LOCAL`
-        // in a transaction of the search's own, so that the limit ends with it even when the
-        // request is dropped midway (sqlx rolls a dropped transaction back before the
-        // connection is used again). A limit on each statement rather than on the search: a
-        // search is a few statements, and what matters is that none runs on for long after the
-        // request is gone. Two round trips more than before (`BEGIN` and the `SET` go as one;
-        // the `ROLLBACK`).
-        let ms = limit.as_millis().clamp(1, i32::MAX as u128);
-        let mut tx = sqlx::Connection::begin_with(
-            &mut *conn,
-            sqlx::AssertSqlSafe(format!("BEGIN; SET LOCAL statement_timeout = {ms}")),
-        )
-        .await?;
-        let out = self.reading(&mut tx, tenant, req, &tsq, plan, keeps).await;
-        let rolled_back = tx.rollback().await;
-        let page = out.map_err(|e| match &e {
-            // query_canceled: here, only by the limit just set.
-            StoreError::Database(sqlx::Error::Database(d))
-                if d.code().as_deref() == Some("57014") =>
-            {
-                metrics::counter!("confab_store_reads_timed_out_total").increment(1);
-                StoreError::ReadTimeout
-            }
-            _ => e,
-        })?;
-        rolled_back?;
-        Ok(page)
+        self.reading(&mut conn, tenant, req, &tsq, plan, keeps)
+            .await
+            .map_err(|e| match &e {
+                // query_canceled: on these connections, by their statement_timeout.
+                StoreError::Database(sqlx::Error::Database(d))
+                    if d.code().as_deref() == Some("57014") =>
+                {
+                    metrics::counter!("confab_store_reads_timed_out_total").increment(1);
+                    StoreError::ReadTimeout
+                }
+                _ => e,
+            })
     }
 
-    /// A search that reads rows, on `conn` (a turn taken, see [`PgStore::search`]).
+    /// A search that reads rows, on `conn` (one of the searches' own, see [`PgStore::search`]).
     async fn reading(
         &self,
         conn: &mut PgConnection,
