@@ -115,10 +115,10 @@ async fn searches_that_read_rows_leave_connections_to_the_rest() {
     std::sync::Arc::into_inner(store).unwrap().close().await;
 }
 
-/// A search past `read_timeout` is stopped by PostgreSQL itself, not left running there after
+/// A search with filters past `read_timeout` is stopped by PostgreSQL itself, not left running there after
 /// its request is gone: it fails with `ReadTimeout` while the lock still holds it, and nothing
-/// of this database waits on the lock afterwards. The limit is the searches' alone: the
-/// store's other connections then wait on another lock for longer than it, and answer.
+/// of this database waits on the lock afterwards. The limit ends with the search: the store's
+/// connections then wait on a lock for longer than it, and answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_past_its_time_limit_is_stopped_by_postgresql() {
     let opts = StoreOptions {
@@ -156,9 +156,18 @@ async fn a_search_past_its_time_limit_is_stopped_by_postgresql() {
     let found = store.search(&t, &users_walruses()).await.unwrap();
     assert_eq!(found.hits.len(), 1);
 
-    // Both connections of the main pool wait 600 ms on a lock of `conversations`: past the
-    // searches' limit, which is not theirs.
-    let mut lock = locked(&db.url, "conversations").await;
+    // The limit ends with its search: an unfiltered search (on the searches' one connection,
+    // which had the limit) and both connections of the main pool wait 600 ms on a lock of
+    // `messages` and `conversations`, past it, and answer.
+    let mut lock = locked(&db.url, "messages, conversations").await;
+    let unfiltered = SearchRequest {
+        filter: SearchFilter::default(),
+        ..users_walruses()
+    };
+    let search = {
+        let store = store.clone();
+        tokio::spawn(async move { store.search(&t, &unfiltered).await.map(|p| p.hits.len()) })
+    };
     let gets: Vec<_> = (0..2)
         .map(|_| {
             let store = store.clone();
@@ -167,6 +176,7 @@ async fn a_search_past_its_time_limit_is_stopped_by_postgresql() {
         .collect();
     tokio::time::sleep(Duration::from_millis(600)).await;
     sqlx::raw_sql("COMMIT").execute(&mut lock).await.unwrap();
+    assert_eq!(search.await.unwrap().unwrap(), 1);
     for g in gets {
         assert_eq!(g.await.unwrap().unwrap(), id);
     }

@@ -76,9 +76,11 @@ pub(crate) struct PgStore {
     /// First reads of a query's window in flight, so concurrent searches read it once.
     flights: flights::Flights,
     /// The connections of searches that read rows (all but a kept window's page): a pool of
-    /// their own, half the size of `pool`, whose statements PostgreSQL stops at
-    /// `StoreOptions::read_timeout` (search.rs, `search`).
+    /// their own, half the size of `pool` (search.rs, `search`).
     searching: PgPool,
+    /// Each statement of a search with filters is stopped by PostgreSQL past this
+    /// (`StoreOptions::read_timeout`; search.rs, `search`).
+    read_timeout: Option<Duration>,
 }
 
 /// True when every one of `names` is a trigger on `table`: the statement triggers that keep
@@ -206,17 +208,8 @@ impl PgStore {
         // each holds a connection meanwhile. Half as many connections as the main pool, and
         // apart from it, so that however many run, the other requests still find connections:
         // sixteen at once had held all eight, and get conversation beside them fell from
-        // 35,056 to 9 req/s (docs/performance.md, twenty-eighth session). And PostgreSQL stops
-        // their statements at the read timeout: a dropped request cannot stop a statement
-        // PostgreSQL is running, which went on holding a core there and a connection here
-        // (twenty-ninth session). Set when the connection starts, so no search pays a round
-        // trip for it.
-        let mut searching = base.clone();
-        if let Some(limit) = opts.read_timeout {
-            let ms = limit.as_millis().clamp(1, i32::MAX as u128);
-            searching = searching.options([("statement_timeout", ms)]);
-        }
-        let searching = pool_options(size / 2).connect_with(searching).await?;
+        // 35,056 to 9 req/s (docs/performance.md, twenty-eighth session).
+        let searching = pool_options(size / 2).connect_with(base.clone()).await?;
         let pool = pool_options(size).connect_with(base).await?;
         if counted {
             stats::spawn_compaction(pool.clone());
@@ -241,6 +234,7 @@ impl PgStore {
             flights: flights::Flights::default(),
             checks,
             searching,
+            read_timeout: opts.read_timeout,
         })
     }
 

@@ -758,18 +758,43 @@ impl PgStore {
         let tag = tenant_tag(tenant.0.as_bytes());
         let shares = self.frequencies.get(&mut conn).await;
         let plan = plan(req, &tag, &shares);
-        self.reading(&mut conn, tenant, req, &tsq, plan, keeps)
-            .await
-            .map_err(|e| match &e {
-                // query_canceled: on these connections, by their statement_timeout.
-                StoreError::Database(sqlx::Error::Database(d))
-                    if d.code().as_deref() == Some("57014") =>
-                {
-                    metrics::counter!("confab_store_reads_timed_out_total").increment(1);
-                    StoreError::ReadTimeout
-                }
-                _ => e,
-            })
+        // Only a search with filters can run long: without, every plan reads a bounded window
+        // (or, newest first, one page).
+        let Some(limit) = self.read_timeout.filter(|_| !req.filter.is_empty()) else {
+            return self
+                .reading(&mut conn, tenant, req, &tsq, plan, keeps)
+                .await;
+        };
+        // Past the request's time limit its answer is thrown away, but a statement that has
+        // started runs on in PostgreSQL, holding a core there and this connection here,
+        // whatever happens to the request: so PostgreSQL stops it there itself. `SET LOCAL` in
+        // a transaction of the search's own, so that the limit ends with it even when the
+        // request is dropped midway (sqlx rolls a dropped transaction back before the
+        // connection is used again), and so that it holds behind PgBouncer's transaction
+        // pooling too, where a connection's session settings would reach other clients. A
+        // limit on each statement rather than on the search: a search is a few statements,
+        // and what matters is that none runs on long after the request is gone. One round
+        // trip more: `BEGIN` and the `SET` go as one.
+        let ms = limit.as_millis().clamp(1, i32::MAX as u128);
+        let mut tx = sqlx::Connection::begin_with(
+            &mut *conn,
+            sqlx::AssertSqlSafe(format!("BEGIN; SET LOCAL statement_timeout = {ms}")),
+        )
+        .await?;
+        let out = self.reading(&mut tx, tenant, req, &tsq, plan, keeps).await;
+        // Dropped, not rolled back here: sqlx queues the `ROLLBACK`, and sends it with the
+        // ping it makes of every connection given back to the pool, off this request's path.
+        drop(tx);
+        out.map_err(|e| match &e {
+            // query_canceled: here, only by the limit just set.
+            StoreError::Database(sqlx::Error::Database(d))
+                if d.code().as_deref() == Some("57014") =>
+            {
+                metrics::counter!("confab_store_reads_timed_out_total").increment(1);
+                StoreError::ReadTimeout
+            }
+            _ => e,
+        })
     }
 
     /// A search that reads rows, on `conn` (one of the searches' own, see [`PgStore::search`]).
