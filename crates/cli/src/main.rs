@@ -37,7 +37,8 @@ struct Cli {
     database: Option<String>,
 
     /// Database connections: SQLite's pool of readers beside its one writer, or the size of
-    /// the PostgreSQL pool (every request holds one while it runs). Default 8.
+    /// the PostgreSQL pool (every request holds one while it runs; searches have half as many
+    /// again of their own). Default 8.
     #[arg(long, global = true, env = "CONFAB_POOL_SIZE", value_name = "N")]
     pool_size: Option<u32>,
 
