@@ -77,8 +77,8 @@ pub struct StoreOptions {
     /// A read still running after this long is stopped, and fails with
     /// [`StoreError::ReadTimeout`] (the server sets its request timeout here: past it, the
     /// answer would be thrown away, and the read would only hold a core). SQLite: any read
-    /// handed over (sqlite/handoff.rs); PostgreSQL: each statement of a search with filters
-    /// (postgres/search.rs). None: reads run to their end.
+    /// handed over (sqlite/handoff.rs); PostgreSQL: each statement of a search with filters or
+    /// sorted newest first (postgres/search.rs). None: reads run to their end.
     pub read_timeout: Option<std::time::Duration>,
 }
 

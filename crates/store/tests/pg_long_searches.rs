@@ -115,7 +115,7 @@ async fn searches_that_read_rows_leave_connections_to_the_rest() {
     std::sync::Arc::into_inner(store).unwrap().close().await;
 }
 
-/// A search with filters past `read_timeout` is stopped by PostgreSQL itself, not left running there after
+/// A search with filters (or newest first) past `read_timeout` is stopped by PostgreSQL itself, not left running there after
 /// its request is gone: it fails with `ReadTimeout` while the lock still holds it, and nothing
 /// of this database waits on the lock afterwards. The limit ends with the search: the store's
 /// connections then wait on a lock for longer than it, and answer.
@@ -139,6 +139,20 @@ async fn a_search_past_its_time_limit_is_stopped_by_postgresql() {
         matches!(out, Err(confab_store::StoreError::ReadTimeout)),
         "{out:?} after {:?}",
         started.elapsed()
+    );
+    // Newest first, unfiltered: limited too (a word read through the index has every match
+    // read and sorted).
+    let recent = SearchRequest {
+        filter: SearchFilter::default(),
+        sort: SearchSort::Recent,
+        ..users_walruses()
+    };
+    let out = tokio::time::timeout(Duration::from_secs(20), store.search(&t, &recent))
+        .await
+        .expect("the newest-first search still waits on the lock after 20 s");
+    assert!(
+        matches!(out, Err(confab_store::StoreError::ReadTimeout)),
+        "{out:?}"
     );
     let waiting: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_stat_activity \

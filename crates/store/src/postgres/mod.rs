@@ -78,8 +78,8 @@ pub(crate) struct PgStore {
     /// The connections of searches that read rows (all but a kept window's page): a pool of
     /// their own, half the size of `pool` (search.rs, `search`).
     searching: PgPool,
-    /// Each statement of a search with filters is stopped by PostgreSQL past this
-    /// (`StoreOptions::read_timeout`; search.rs, `search`).
+    /// Each statement of a search with filters or sorted newest first is stopped by
+    /// PostgreSQL past this (`StoreOptions::read_timeout`; search.rs, `search`).
     read_timeout: Option<Duration>,
 }
 
