@@ -43,5 +43,14 @@ pub enum StoreError {
     ReadTimeout,
 }
 
+impl StoreError {
+    /// A read stopped at `StoreOptions::read_timeout`, counted in
+    /// `confab_store_reads_timed_out_total` (one rule for both backends).
+    pub(crate) fn read_timed_out() -> StoreError {
+        metrics::counter!("confab_store_reads_timed_out_total").increment(1);
+        StoreError::ReadTimeout
+    }
+}
+
 /// Shorthand.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

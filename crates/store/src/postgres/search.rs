@@ -788,15 +788,13 @@ impl PgStore {
         // Dropped, not rolled back here: sqlx queues the `ROLLBACK`, and sends it with the
         // ping it makes of every connection given back to the pool, off this request's path.
         drop(tx);
-        out.map_err(|e| match &e {
-            // query_canceled: here, only by the limit just set.
-            StoreError::Database(sqlx::Error::Database(d))
-                if d.code().as_deref() == Some("57014") =>
-            {
-                metrics::counter!("confab_store_reads_timed_out_total").increment(1);
-                StoreError::ReadTimeout
+        // Canceled here: by the limit just set.
+        out.map_err(|e| {
+            if super::canceled(&e) {
+                StoreError::read_timed_out()
+            } else {
+                e
             }
-            _ => e,
         })
     }
 

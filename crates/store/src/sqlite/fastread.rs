@@ -92,8 +92,7 @@ impl Readers {
             }
             Ran::TimedOut => {
                 metrics::counter!("confab_store_reads_handed_over_total").increment(1);
-                metrics::counter!("confab_store_reads_timed_out_total").increment(1);
-                Err(StoreError::ReadTimeout)
+                Err(StoreError::read_timed_out())
             }
         };
         // A connection left inside a transaction would hold its snapshot (and the WAL) forever.

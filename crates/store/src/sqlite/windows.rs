@@ -12,7 +12,10 @@
 //! matches in `(s1, s2]`, newest first, followed by its window at `s1`, cut to `RANK_WINDOW`:
 //! exactly what walking the index would give. A search that finds its query's window kept for
 //! its epoch, at its own snapshot or an older one, walks only the matches above that snapshot
-//! (none when nothing was written since), and keeps the result for the next search.
+//! (none when nothing was written since), and keeps the result for the next search. "Above
+//! every row there is" can lie below a snapshot: an old cursor's, after the newest messages
+//! were deleted. So a window is kept as of its snapshot or the largest rowid, whichever is
+//! lower (search.rs, `kept_window`).
 //!
 //! Only searches without filters are kept (their window is the index's alone). The key is the
 //! FTS5 query, which holds the tenant's search tag, so two tenants never share an entry. At most
