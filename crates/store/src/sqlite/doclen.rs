@@ -87,6 +87,32 @@ impl DocLengths {
         Some(u32::from(v) - 1)
     }
 
+    /// Whether `rowid`'s entry is in a chunk of `epoch`: whether [`DocLengths::get`] may know
+    /// it. Reads only the chunk's header, which every candidate of a search shares.
+    pub fn covers(&self, epoch: i64, rowid: i64) -> bool {
+        slot(rowid)
+            .and_then(|(c, _)| self.chunks[c].get())
+            .is_some_and(|chunk| chunk.epoch.load(Ordering::Acquire) == epoch)
+    }
+
+    /// Asks the CPU to start loading `rowid`'s entry, so that a [`DocLengths::get`] of it a
+    /// little later finds it in cache.
+    pub fn prefetch(&self, rowid: i64) {
+        let Some((c, i)) = slot(rowid) else { return };
+        let Some(chunk) = self.chunks[c].get() else {
+            return;
+        };
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint that never faults, and the address is an element of a
+        // live slice besides.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            _mm_prefetch::<_MM_HINT_T0>(chunk.entries.as_ptr().add(i).cast());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (chunk, i);
+    }
+
     /// Stores lengths read in a snapshot of `epoch`; dropped unless it is the newest epoch seen.
     pub fn store(&self, epoch: i64, lengths: &[(i64, u32)]) {
         if lengths.is_empty() {

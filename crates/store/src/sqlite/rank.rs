@@ -9,7 +9,8 @@
 //! construction, the very statistics FTS5's own `bm25()` uses (search_rank.rs compares the two).
 //!
 //! The length is looked up in `_docsize` only when the in-memory copy (doclen.rs) lacks it:
-//! such lengths are handed over too, and the search stores them there.
+//! such lengths are handed over too, and the search stores them there. Where the copy may hold
+//! it, it is looked up after the walk, all lengths together ([`Candidates::resolve`]).
 //!
 //! The function puts what it read into the [`Candidates`] being gathered on the thread that
 //! steps its statement ([`gather`]) and answers whether they now fill the window (1) or not
@@ -32,6 +33,8 @@ use libsqlite3_sys as ffi;
 use rusqlite::Connection;
 
 use super::doclen::DocLengths;
+use super::raw;
+use super::search::varint;
 use crate::error::{Result, StoreError};
 
 /// What `confab_counts` gathers, row after row, on the thread that steps its statement.
@@ -41,13 +44,21 @@ pub struct Candidates {
     k: usize,
     /// How many candidates make the window full: from then on the function answers 1.
     window: usize,
-    /// Each candidate's rowid and length in tokens, in the order visited.
+    /// Each candidate's rowid and length in tokens, in the order visited; [`DEFERRED`] until
+    /// [`Candidates::resolve`] for a length left to the memory.
     pub rows: Vec<(i64, u32)>,
     /// `k` phrase counts per candidate, candidate after candidate.
     pub counts: Vec<u32>,
     /// The lengths that had to be read from the index (worth keeping in [`DocLengths`]).
     pub learned: Vec<(i64, u32)>,
 }
+
+/// A length not looked up yet (no message has 4 billion tokens).
+const DEFERRED: u32 = u32::MAX;
+
+/// How many candidates ahead [`Candidates::resolve`] asks for an entry: enough loads in flight
+/// to cover a miss to memory.
+const AHEAD: usize = 16;
 
 thread_local! {
     static GATHERING: RefCell<Option<Candidates>> = const { RefCell::new(None) };
@@ -72,6 +83,54 @@ impl Candidates {
         self.counts.truncate(limit * self.k);
         self
     }
+
+    /// Fills in the lengths the walk left to the memory: from `lengths` as of `epoch` where it
+    /// has them, else from `read` (the index's `_docsize` row of a rowid, in the snapshot the
+    /// walk read), and lists those as learned.
+    ///
+    /// Why after the walk: a search's candidates lie far apart in the table (a word in one
+    /// message in a thousand has its newest thousand spread over all of it), so each entry is
+    /// a miss to memory. Looked up as FTS5 stepped, each miss held up the walk (three quarters
+    /// of `confab_counts`'s own time, a tenth of a ranked search's: perf, docs/performance.md
+    /// 2026-12-03); here, a loop of independent loads started [`AHEAD`] of their use, the
+    /// misses overlap.
+    pub fn resolve(
+        &mut self,
+        lengths: &DocLengths,
+        epoch: i64,
+        mut read: impl FnMut(i64) -> Result<u32>,
+    ) -> Result<()> {
+        let rows = &mut self.rows;
+        for i in 0..rows.len() {
+            if let Some(&(ahead, DEFERRED)) = rows.get(i + AHEAD) {
+                lengths.prefetch(ahead);
+            }
+            let (id, len) = &mut rows[i];
+            if *len == DEFERRED {
+                *len = match lengths.get(epoch, *id) {
+                    Some(known) => known,
+                    None => {
+                        let read = read(*id)?;
+                        self.learned.push((*id, read));
+                        read
+                    }
+                };
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a message's `_docsize` row for [`indexed_length`].
+pub const LENGTH_SQL: &str = "SELECT sz FROM messages_fts_docsize WHERE id = ?1";
+
+/// A message's length in index tokens as FTS5 keeps it, what `xColumnSize` reads: the row
+/// `sql` selects from the `_docsize` table (one SQLite varint per column; the first is the
+/// one column's).
+pub fn indexed_length(c: &Connection, sql: &str, rowid: i64) -> Result<u32> {
+    let sz = raw::one(c, sql, [rowid], |r| Ok(r.get::<_, Vec<u8>>(0)?))?
+        .ok_or_else(|| StoreError::Corrupt(format!("no index length for message row {rowid}")))?;
+    Ok(u32::try_from(varint(&sz).0).map_or(DEFERRED - 1, |len| len.min(DEFERRED - 1)))
 }
 
 /// Runs `step` (which steps a statement calling `confab_counts` on this thread) with a fresh
@@ -197,27 +256,13 @@ unsafe extern "C" fn counts(
         };
         let n = usize::try_from(phrases(fts)).unwrap_or(0);
         let lengths = &*user(fts).cast_const().cast::<DocLengths>();
-        let known = (argc >= 1)
-            .then(|| ffi::sqlite3_value_int64(*argv))
-            .and_then(|epoch| lengths.get(epoch, rowid(fts)));
-        let (len, from_index) = match known {
-            Some(len) => (len, false),
-            None => {
-                let mut len: c_int = 0;
-                let rc = size(fts, 0, &mut len);
-                if rc != ffi::SQLITE_OK {
-                    ffi::sqlite3_result_error_code(ctx, rc);
-                    return;
-                }
-                (u32::try_from(len).unwrap_or(0), true)
-            }
-        };
+        let epoch = (argc >= 1).then(|| ffi::sqlite3_value_int64(*argv));
+        let id = rowid(fts);
         // The scored phrases come first in a query's FTS5 expression, excluded ones after;
         // only theirs are counted, straight into the candidates being gathered.
         let one_column = columns(fts) == 1;
         let gathered = GATHERING.with(|g| match g.borrow_mut().as_mut() {
             Some(c) if c.k <= n => {
-                let id = rowid(fts);
                 let before = c.counts.len();
                 for p in 0..c.k {
                     let mut it = ffi::Fts5PhraseIter {
@@ -243,10 +288,24 @@ unsafe extern "C" fn counts(
                         tf
                     });
                 }
+                // A length the memory may hold is looked up after the walk, all together
+                // ([`Candidates::resolve`]); only one it cannot is read here, while FTS5 is
+                // on the row.
+                let len = match epoch.filter(|&epoch| lengths.covers(epoch, id)) {
+                    Some(_) => DEFERRED,
+                    None => {
+                        let mut len: c_int = 0;
+                        let rc = size(fts, 0, &mut len);
+                        if rc != ffi::SQLITE_OK {
+                            c.counts.truncate(before);
+                            return Some(Err(rc));
+                        }
+                        let len = u32::try_from(len).unwrap_or(0);
+                        c.learned.push((id, len));
+                        len
+                    }
+                };
                 c.rows.push((id, len));
-                if from_index {
-                    c.learned.push((id, len));
-                }
                 Some(Ok(c.rows.len() >= c.window))
             }
             _ => None,
@@ -301,9 +360,16 @@ mod tests {
         (c, lengths)
     }
 
+    /// Reads `f`'s lengths from the index, for [`indexed_length`].
+    const DOCSIZE: &str = "SELECT sz FROM f_docsize WHERE id = ?1";
+
     /// Gathers with `k` scored phrases what `sql` (which calls `confab_counts(f, 5)`) visits.
     fn gathered(c: &Connection, k: usize, sql: &str) -> Result<Candidates> {
         gathered_rows(c, k, 2, sql).map(|(found, _)| found)
+    }
+
+    fn gathered_as(c: &Connection, k: usize, sql: String) -> Result<Candidates> {
+        gathered(c, k, &sql)
     }
 
     /// The same with a window of `window` candidates, and the statement's rows alongside.
@@ -343,7 +409,15 @@ mod tests {
         c.execute("INSERT INTO f (rowid, body) VALUES (9, ?1)", [&long])
             .unwrap();
         let sql = "SELECT confab_counts(f, 5) FROM f WHERE f MATCH 'a' AND rowid = 9";
-        assert_eq!(gathered(&c, 1, sql).unwrap().counts, [3]);
+        let found = gathered(&c, 1, sql).unwrap();
+        assert_eq!(found.counts, [3]);
+        // Its length, 20,303 tokens, read while on the row and from `_docsize` (a varint of
+        // three bytes) agree.
+        assert_eq!(found.rows, [(9, 20_303)]);
+        assert_eq!(indexed_length(&c, DOCSIZE, 9).unwrap(), 20_303);
+        assert_eq!(indexed_length(&c, DOCSIZE, 2).unwrap(), 2);
+        let missing = indexed_length(&c, DOCSIZE, 99).unwrap_err();
+        assert!(missing.to_string().contains("row 99"), "{missing}");
         // A table of two columns: counted by stepping through the list, column markers and all.
         c.execute_batch(
             "CREATE VIRTUAL TABLE g USING fts5(x, y);
@@ -368,9 +442,20 @@ mod tests {
         // A length kept in memory is the one used (4 here, to tell them apart), and is not
         // learned again.
         lengths.store(5, &[(1, 4)]);
-        let found = gathered(&c, 2, BOTH).unwrap();
+        let mut found = gathered(&c, 2, BOTH).unwrap();
+        // Both in a chunk the memory holds: left to `resolve`, which finds 1 there and reads
+        // 3 from the index.
+        assert_eq!(found.rows, [(1, DEFERRED), (3, DEFERRED)]);
+        assert_eq!(found.learned, []);
+        found
+            .resolve(&lengths, 5, |id| indexed_length(&c, DOCSIZE, id))
+            .unwrap();
         assert_eq!(found.rows, [(1, 4), (3, 5)]);
         assert_eq!(found.learned, [(3, 5)]);
+        // An epoch the memory does not hold: every length read while FTS5 is on the row.
+        let found = gathered_as(&c, 2, BOTH.replace("(f, 5)", "(f, 6)")).unwrap();
+        assert_eq!(found.rows, [(1, 5), (3, 5)]);
+        assert_eq!(found.learned, [(1, 5), (3, 5)]);
         // Only the scored phrases are kept: the first k.
         assert_eq!(gathered(&c, 1, BOTH).unwrap().counts, [3, 2]);
         // The connection holds one count of the lengths until it closes.

@@ -109,7 +109,7 @@ pub(super) fn index_totals(c: &Connection) -> Result<(f64, f64)> {
 
 /// A SQLite varint (big-endian groups of 7 bits, the ninth byte whole) and its length; 0 on
 /// an empty or cut input.
-fn varint(b: &[u8]) -> (u64, usize) {
+pub(super) fn varint(b: &[u8]) -> (u64, usize) {
     let mut v = 0u64;
     for (i, &byte) in b.iter().enumerate().take(9) {
         if i == 8 {
@@ -289,8 +289,12 @@ fn gather(
         while rows.next().map_err(fts_error)?.is_some() {}
         Ok(())
     })?;
+    let mut found = found.newest(window);
+    found.resolve(lengths, epoch, |rowid| {
+        rank::indexed_length(c, rank::LENGTH_SQL, rowid)
+    })?;
     lengths.store(epoch, &found.learned);
-    Ok(found.newest(window))
+    Ok(found)
 }
 
 /// A window walked in full.
