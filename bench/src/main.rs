@@ -197,20 +197,45 @@ impl<'a> WorkDir<'a> {
 async fn measure(pid: u32, s: &Scenario, runs: usize, budget: Duration) -> Vec<Run> {
     let mut out = Vec::new();
     for k in 0..runs {
-        let r = load::run(pid, s.concurrency, s.requests, budget, s.op.clone()).await;
-        eprintln!(
-            "  {} run {}: {:.0} {} p50 {:.2} ms p99 {:.2} ms errors {}",
-            s.name,
-            k + 1,
-            r.throughput(),
-            s.unit,
-            r.pct_ms(50.0),
-            r.pct_ms(99.0),
-            r.errors
-        );
-        out.push(r);
+        out.push(measure_one(pid, s, k, budget).await);
     }
     out
+}
+
+/// Run `k` of `s`, logged.
+async fn measure_one(pid: u32, s: &Scenario, k: usize, budget: Duration) -> Run {
+    let r = load::run(pid, s.concurrency, s.requests, budget, s.op.clone()).await;
+    eprintln!(
+        "  {} run {}: {:.0} {} p50 {:.2} ms p99 {:.2} ms errors {}",
+        s.name,
+        k + 1,
+        r.throughput(),
+        s.unit,
+        r.pct_ms(50.0),
+        r.pct_ms(99.0),
+        r.errors
+    );
+    r
+}
+
+/// The runs of `s`, each after a run of the HTTP floor `floor`, and the median of those floor
+/// runs: the reference of the same minutes as the row's own runs. The reads take minutes, and
+/// a shared machine's speed moves within them (a floor measured once before them all was 0.10
+/// of the 1,024 words' rate where loads of those minutes gave 0.13–0.14, docs/performance.md
+/// 2026-12-03).
+async fn measure_beside_floor(
+    pid: u32,
+    s: &Scenario,
+    floor: &Scenario,
+    runs: usize,
+    budget: Duration,
+) -> (Vec<Run>, f64) {
+    let (mut out, mut floors) = (Vec::new(), Vec::new());
+    for k in 0..runs {
+        floors.push(measure_one(pid, floor, k, budget).await.throughput());
+        out.push(measure_one(pid, s, k, budget).await);
+    }
+    (out, stats::median(&floors).unwrap_or(0.0))
 }
 
 /// A scenario's row, its throughput divided by the reference that applies to it: `ceiling`
@@ -339,22 +364,34 @@ async fn all(a: Args) -> anyhow::Result<()> {
     .into_iter()
     .filter(|(s, _)| selected(&s.name))
     .collect();
-    // The reads' reference, measured just before them whenever one of them runs.
+    // The reads' reference: its own row, measured just before them whenever one of them
+    // runs, and again before each run of each read, whose ratio divides by those runs.
     let mut floor = 0.0;
+    let floor_scenario = ctx.floor(&server);
     if !chosen.is_empty() || !pairs.is_empty() {
-        let s = ctx.floor(&server);
-        let runs = measure(server.pid(), &s, a.runs, budget).await;
+        let runs = measure(server.pid(), &floor_scenario, a.runs, budget).await;
         floor = stats::median(&runs.iter().map(Run::throughput).collect::<Vec<_>>()).unwrap_or(0.0);
-        reads.push(summarise(&s, &runs, 0.0, floor));
+        reads.push(summarise(&floor_scenario, &runs, 0.0, floor));
     }
     for s in chosen {
-        let runs = measure(server.pid(), &s, a.runs, budget).await;
-        reads.push(summarise(&s, &runs, 0.0, floor));
+        if s.compare == Compare::Floor {
+            let (runs, beside) =
+                measure_beside_floor(server.pid(), &s, &floor_scenario, a.runs, budget).await;
+            reads.push(summarise(&s, &runs, 0.0, beside));
+        } else {
+            let runs = measure(server.pid(), &s, a.runs, budget).await;
+            reads.push(summarise(&s, &runs, 0.0, floor));
+        }
     }
     for (s, w) in &pairs {
-        let (mut first, mut second) = (Vec::new(), Vec::new());
+        let (mut first, mut second, mut floors) = (Vec::new(), Vec::new(), Vec::new());
         for k in 0..a.runs {
             let pid = server.pid();
+            floors.push(
+                measure_one(pid, &floor_scenario, k, budget)
+                    .await
+                    .throughput(),
+            );
             let (sr, wr) = tokio::join!(
                 load::run(pid, s.concurrency, s.requests, budget, s.op.clone()),
                 load::run(pid, w.concurrency, w.requests, budget, w.op.clone()),
@@ -374,8 +411,9 @@ async fn all(a: Args) -> anyhow::Result<()> {
             first.push(sr);
             second.push(wr);
         }
-        reads.push(summarise(s, &first, 0.0, floor));
-        reads.push(summarise(w, &second, 0.0, floor));
+        let beside = stats::median(&floors).unwrap_or(0.0);
+        reads.push(summarise(s, &first, 0.0, beside));
+        reads.push(summarise(w, &second, 0.0, beside));
     }
 
     eprintln!("storage ceiling …");
@@ -491,7 +529,8 @@ async fn all(a: Args) -> anyhow::Result<()> {
     print!("{}", report::table(&rows));
     println!(
         "\nserver process: idle RSS after start {:.1} MiB, peak (VmHWM) {:.1} MiB. The two \
-         no-HTTP reference rows run in the benchmark's own process; their RSS is that process's.",
+         no-HTTP reference rows run in the benchmark's own process; their RSS is that process's. \
+         A read's × floor divides by the floor's runs made one before each of its own runs.",
         idle_rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
@@ -515,6 +554,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
         "peak_rss_hwm_mib": hwm as f64 / 1024.0,
         "ceiling_msg_per_s": ceiling,
         "http_floor_req_per_s": floor,
+        "http_floor_note": "each read row's floor_ratio divides by the median of floor runs made one before each of its own runs (its floor_req_per_s); http_floor_req_per_s is the floor row's, measured before all reads",
         "rows": rows,
     });
     if let Some(parent) = a.out.parent() {

@@ -38,6 +38,8 @@ pub struct Row {
     pub ceiling_ratio: Option<f64>,
     /// Median throughput over the HTTP floor's median (`GET /healthz`), for read paths.
     pub floor_ratio: Option<f64>,
+    /// That floor, req/s: the median of the floor's runs made beside the row's own.
+    pub floor_req_per_s: Option<f64>,
     /// The target.
     pub target: String,
 }
@@ -95,6 +97,7 @@ pub fn row(
         }),
         ceiling_ratio: ratio(ceiling, throughput),
         floor_ratio: ratio(floor, throughput),
+        floor_req_per_s: floor,
         target: target.to_owned(),
     }
 }
