@@ -100,8 +100,8 @@ async fn searches_that_read_rows_leave_connections_to_the_rest() {
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Were the searches on the main pool, all four of its connections would be theirs, and
-    // this would wait for the lock's end (the pool's own wait is 30 s; this guard only keeps a failure from
-    // hanging the suite).
+    // this would wait for the lock's end (the pool's own wait is 30 s; this guard only keeps
+    // a failure from hanging the suite).
     let found = tokio::time::timeout(Duration::from_secs(20), store.get_conversation(&t, id))
         .await
         .expect("no connection was left for a conversation's lookup")
@@ -115,10 +115,11 @@ async fn searches_that_read_rows_leave_connections_to_the_rest() {
     std::sync::Arc::into_inner(store).unwrap().close().await;
 }
 
-/// A search with filters (or newest first) past `read_timeout` is stopped by PostgreSQL itself, not left running there after
-/// its request is gone: it fails with `ReadTimeout` while the lock still holds it, and nothing
-/// of this database waits on the lock afterwards. The limit ends with the search: the store's
-/// connections then wait on a lock for longer than it, and answer.
+/// A search with filters (or newest first) past `read_timeout` is stopped by PostgreSQL
+/// itself, not left running there after its request is gone: it fails with `ReadTimeout` while
+/// the lock still holds it, and nothing of this database waits on the lock afterwards. The
+/// limit ends with the search: the store's connections then wait on a lock for longer than it,
+/// and answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_past_its_time_limit_is_stopped_by_postgresql() {
     let opts = StoreOptions {

@@ -141,7 +141,10 @@ pub(crate) fn append_batch_sql() -> [&'static str; 3] {
 /// True when `e` is PostgreSQL's `query_canceled`: a statement stopped by its
 /// `statement_timeout` (or by someone's `pg_cancel_backend`).
 pub(crate) fn canceled(e: &StoreError) -> bool {
-    matches!(e, StoreError::Database(sqlx::Error::Database(d)) if d.code().as_deref() == Some("57014"))
+    match e {
+        StoreError::Database(sqlx::Error::Database(d)) => d.code().as_deref() == Some("57014"),
+        _ => false,
+    }
 }
 
 /// True when `e` is a unique violation of the constraint or index `name`.

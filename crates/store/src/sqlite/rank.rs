@@ -327,8 +327,8 @@ unsafe extern "C" fn counts(
 
 /// How many positions follow the current one in `it`, counted on the position list's bytes
 /// instead of stepping `xPhraseNext` through them (6 % of a common word's search in perf, and
-/// 3–5 % faster without, docs/performance.md): each position is one varint, and a varint's last byte is its only one below
-/// 0x80. Right only for a one-column table: FTS5 marks a change of column in the list (0x01
+/// 3–5 % faster without, docs/performance.md): each position is one varint, and a varint's
+/// last byte is its only one below 0x80. Right only for a one-column table: FTS5 marks a change of column in the list (0x01
 /// and the column), and never for column 0.
 ///
 /// # Safety
