@@ -27,6 +27,7 @@ mod sensay;
 mod stats;
 mod summary_batch;
 mod tenant_keys;
+mod warm;
 mod webhooks;
 
 use std::str::FromStr;
@@ -55,6 +56,8 @@ pub(crate) struct PgStore {
     lookups: read_batch::Lookups,
     /// Analytics summaries, one query per tenant for all waiting (`summary_batch.rs`).
     summaries: summary_batch::Summaries,
+    /// Connections reads hand on to one another untested (`warm.rs`).
+    warm: warm::Warm,
     pepper: Vec<u8>,
     clock: Clock,
     /// When this process last refreshed the planner's statistics after a bulk import.
@@ -99,6 +102,12 @@ pub(crate) async fn triggers_present(
     .fetch_one(&mut *c)
     .await?;
     Ok(n == names.len() as i64)
+}
+
+/// How many of a pool of `size` connections reads may keep between them (`warm.rs`): half,
+/// so that the queue workers, which keep one each while busy, always find theirs.
+fn lendable(size: u32) -> usize {
+    (size as usize / 2).max(1)
 }
 
 /// A pool of `max` connections (one kept open).
@@ -231,6 +240,7 @@ impl PgStore {
             appends: append_batch::Batcher::start(pool.clone(), opts.clock.clone()),
             lookups: read_batch::Lookups::start(pool.clone()),
             summaries: summary_batch::Summaries::start(pool.clone(), counted),
+            warm: warm::Warm::new(pool.clone(), lendable(size)),
             pool,
             pepper: opts.pepper,
             clock: opts.clock,
@@ -279,6 +289,7 @@ impl PgStore {
             pending::Flusher::default().flush(&self.pool).await;
         }
         self.searching.close().await;
+        self.warm.close();
         self.pool.close().await;
     }
 
@@ -423,7 +434,10 @@ impl PgStore {
         filter: &ConversationFilter,
         page: ConversationPage,
     ) -> Result<Vec<Conversation>> {
-        read::conversations(&self.pool, tenant, filter, page).await
+        let mut c = self.warm.lend().await?;
+        let rows = read::conversations(c.conn(), tenant, filter, page).await?;
+        c.done();
+        Ok(rows)
     }
 
     pub async fn count_conversations(
@@ -431,7 +445,10 @@ impl PgStore {
         tenant: TenantId,
         filter: &ConversationFilter,
     ) -> Result<i64> {
-        read::count_conversations(&self.pool, tenant, filter).await
+        let mut c = self.warm.lend().await?;
+        let n = read::count_conversations(c.conn(), tenant, filter).await?;
+        c.done();
+        Ok(n)
     }
 
     pub async fn list_messages(
@@ -440,7 +457,10 @@ impl PgStore {
         conversation: Uuid,
         q: &MessageQuery,
     ) -> Result<Vec<confab_core::Message>> {
-        read::messages(&self.pool, tenant, conversation, q).await
+        let mut c = self.warm.lend().await?;
+        let rows = read::messages(c.conn(), tenant, conversation, q).await?;
+        c.done();
+        Ok(rows)
     }
 
     pub async fn message_seq(
@@ -449,14 +469,16 @@ impl PgStore {
         conversation: Uuid,
         message: Uuid,
     ) -> Result<Option<i64>> {
+        let mut c = self.warm.lend().await?;
         let seq = sqlx::query_scalar(
             "SELECT seq FROM messages WHERE tenant_id = $1 AND id = $2 AND conversation_id = $3",
         )
         .bind(tenant.0)
         .bind(message)
         .bind(conversation)
-        .fetch_optional(&self.pool)
+        .fetch_optional(c.conn())
         .await?;
+        c.done();
         Ok(seq)
     }
 }

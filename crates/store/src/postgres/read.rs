@@ -2,6 +2,7 @@
 
 use confab_core::timefmt::{from_micros, rfc3339, to_micros};
 use confab_core::{Conversation, Message};
+use sqlx::PgConnection;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, QueryBuilder, Row};
 use uuid::Uuid;
@@ -77,7 +78,7 @@ pub(super) fn push_filter(
 }
 
 pub async fn conversations(
-    pool: &PgPool,
+    c: &mut PgConnection,
     tenant: TenantId,
     f: &ConversationFilter,
     page: ConversationPage,
@@ -103,22 +104,22 @@ pub async fn conversations(
     q.push(" ORDER BY c.created_at DESC, c.id DESC LIMIT ")
         .push_bind(limit);
     q.push(" OFFSET ").push_bind(offset);
-    let rows = q.build().fetch_all(pool).await?;
+    let rows = q.build().fetch_all(c).await?;
     rows.iter().map(rows::conversation).collect()
 }
 
 pub async fn count_conversations(
-    pool: &PgPool,
+    c: &mut PgConnection,
     tenant: TenantId,
     f: &ConversationFilter,
 ) -> Result<i64> {
     let mut q = QueryBuilder::<Postgres>::new("SELECT COUNT(*) FROM conversations c");
     push_filter(&mut q, tenant, f);
-    Ok(q.build().fetch_one(pool).await?.try_get(0)?)
+    Ok(q.build().fetch_one(c).await?.try_get(0)?)
 }
 
 pub async fn messages(
-    pool: &PgPool,
+    c: &mut PgConnection,
     tenant: TenantId,
     conversation: Uuid,
     mq: &MessageQuery,
@@ -152,36 +153,42 @@ pub async fn messages(
         .push_bind(mq.limit) // NULL: no limit
         .push(" OFFSET ")
         .push_bind(mq.offset);
-    let rows = q.build().fetch_all(pool).await?;
+    let rows = q.build().fetch_all(&mut *c).await?;
     if rows.is_empty() {
         // Only an empty page needs to know whether the conversation exists (404 or an empty
         // list); a page with rows proves it, so the common case is one round trip, not two.
-        conversation_exists(pool, tenant, conversation).await?;
+        conversation_exists(c, tenant, conversation).await?;
     }
     rows.iter().map(rows::message).collect()
 }
 
 /// `NotFound` unless the tenant has this conversation.
-pub async fn conversation_exists(pool: &PgPool, tenant: TenantId, id: Uuid) -> Result<()> {
+pub async fn conversation_exists<'c, E>(e: E, tenant: TenantId, id: Uuid) -> Result<()>
+where
+    E: sqlx::PgExecutor<'c>,
+{
     let exists: Option<i64> =
         sqlx::query_scalar("SELECT 1::bigint FROM conversations WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.0)
             .bind(id)
-            .fetch_optional(pool)
+            .fetch_optional(e)
             .await?;
     exists.map(|_| ()).ok_or(StoreError::NotFound)
 }
 
 /// `NotFound` unless the tenant has this conversation and, when `agent` is named, it is that
 /// agent's.
-pub async fn conversation_of(
-    pool: &PgPool,
+pub async fn conversation_of<'c, E>(
+    e: E,
     tenant: TenantId,
     id: Uuid,
     agent: Option<&str>,
-) -> Result<()> {
+) -> Result<()>
+where
+    E: sqlx::PgExecutor<'c>,
+{
     let Some(agent) = agent else {
-        return conversation_exists(pool, tenant, id).await;
+        return conversation_exists(e, tenant, id).await;
     };
     let exists: Option<i64> = sqlx::query_scalar(
         "SELECT 1::bigint FROM conversations WHERE tenant_id = $1 AND id = $2 AND agent_id = $3",
@@ -189,7 +196,7 @@ pub async fn conversation_of(
     .bind(tenant.0)
     .bind(id)
     .bind(agent)
-    .fetch_optional(pool)
+    .fetch_optional(e)
     .await?;
     exists.map(|_| ()).ok_or(StoreError::NotFound)
 }

@@ -13,32 +13,32 @@ use crate::sensay::DailyCounts;
 use crate::types::TenantId;
 
 impl PgStore {
-    async fn conversation_exists(&self, tenant: TenantId, id: Uuid) -> Result<()> {
-        super::read::conversation_exists(&self.pool, tenant, id).await
-    }
-
     pub async fn agent_exists(&self, tenant: TenantId, agent_id: &str) -> Result<bool> {
+        let mut c = self.warm.lend().await?;
         let one: Option<i64> =
             sqlx::query_scalar("SELECT 1::bigint FROM agents WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.0)
                 .bind(agent_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(c.conn())
                 .await?;
+        c.done();
         Ok(one.is_some())
     }
 
     pub async fn message_roles(&self, tenant: TenantId, id: Uuid) -> Result<Vec<(i64, Role)>> {
+        let mut c = self.warm.lend().await?;
         let rows = sqlx::query(
             "SELECT seq, role FROM messages WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY seq",
         )
         .bind(tenant.0)
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(c.conn())
         .await?;
         if rows.is_empty() {
             // Rows prove the conversation exists; only an empty answer needs the check.
-            self.conversation_exists(tenant, id).await?;
+            super::read::conversation_exists(c.conn(), tenant, id).await?;
         }
+        c.done();
         rows.iter()
             .map(|r| {
                 let role: &str = r.try_get(1)?;
@@ -55,6 +55,7 @@ impl PgStore {
     ) -> Result<Vec<Message>> {
         // One array parameter instead of one bind per seq, like the SQLite twin's JSON array.
         let list = seqs.to_vec();
+        let mut c = self.warm.lend().await?;
         let sql = format!(
             "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = $1 AND conversation_id = $2 \
              AND seq = ANY($3) ORDER BY seq"
@@ -63,8 +64,9 @@ impl PgStore {
             .bind(tenant.0)
             .bind(id)
             .bind(list)
-            .fetch_all(&self.pool)
+            .fetch_all(c.conn())
             .await?;
+        c.done();
         rows.iter().map(rows::message).collect()
     }
 
@@ -110,12 +112,14 @@ impl PgStore {
             " ORDER BY seq ASC"
         });
         q.push(" LIMIT ").push_bind(w.limit);
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let mut c = self.warm.lend().await?;
+        let rows = q.build().fetch_all(c.conn()).await?;
         if rows.is_empty() {
             // Rows prove the conversation exists (and is the agent's); only an empty page needs
             // the check.
-            super::read::conversation_of(&self.pool, tenant, id, agent).await?;
+            super::read::conversation_of(c.conn(), tenant, id, agent).await?;
         }
+        c.done();
         let mut out: Vec<Message> = rows.iter().map(rows::message).collect::<Result<_>>()?;
         if !w.newest_end {
             out.reverse();
@@ -156,7 +160,9 @@ impl PgStore {
             " ORDER BY created_at {order}, id {order} LIMIT "
         ))
         .push_bind(limit);
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let mut c = self.warm.lend().await?;
+        let rows = q.build().fetch_all(c.conn()).await?;
+        c.done();
         let mut out: Vec<Conversation> =
             rows.iter().map(rows::conversation).collect::<Result<_>>()?;
         if order == "ASC" {
@@ -177,6 +183,7 @@ impl PgStore {
         // answer it exactly: a few dozen rows instead of every conversation of the agent.
         // (Creation times before 1970 are rounded toward zero into day 0, hence start > 0.)
         let day = confab_core::daily::DAY_US;
+        let mut c = self.warm.lend().await?;
         let rows = if self.counted && start_us > 0 && start_us % day == 0 && end_us % day == 0 {
             sqlx::query(
                 "SELECT CASE WHEN day < $1 THEN -1 ELSE day - $1 END AS d, \
@@ -188,12 +195,12 @@ impl PgStore {
             .bind(tenant.0)
             .bind(agent_id)
             .bind(end_us / day)
-            .fetch_all(&self.pool)
+            .fetch_all(c.conn())
             .await?
         } else {
-            self.agent_daily_counts_scan(tenant, agent_id, start_us, end_us)
-                .await?
+            daily_counts_scan(c.conn(), tenant, agent_id, start_us, end_us).await?
         };
+        c.done();
         let mut before = 0;
         let mut per_day = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -207,36 +214,13 @@ impl PgStore {
         Ok(DailyCounts { before, per_day })
     }
 
-    /// [`Self::agent_daily_counts`] without the agent days (their triggers dropped, as on
-    /// Citus, or a window not on UTC midnights): the agent's conversations counted by day.
-    async fn agent_daily_counts_scan(
-        &self,
-        tenant: TenantId,
-        agent_id: &str,
-        start_us: i64,
-        end_us: i64,
-    ) -> Result<Vec<sqlx::postgres::PgRow>> {
-        Ok(sqlx::query(
-            "SELECT CASE WHEN created_at < $1 THEN -1 ELSE (created_at - $1) / $2 END AS day, \
-             COUNT(*) FROM conversations \
-             WHERE tenant_id = $3 AND agent_id = $4 AND created_at < $5 \
-             GROUP BY day ORDER BY day",
-        )
-        .bind(start_us)
-        .bind(confab_core::daily::DAY_US)
-        .bind(tenant.0)
-        .bind(agent_id)
-        .bind(end_us)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-
     pub async fn agent_sources(
         &self,
         tenant: TenantId,
         agent_id: &str,
         missing: &str,
     ) -> Result<Vec<(String, i64)>> {
+        let mut c = self.warm.lend().await?;
         let rows = sqlx::query(
             "SELECT COALESCE(source, $1) AS s, COUNT(*) AS n FROM conversations \
              WHERE tenant_id = $2 AND agent_id = $3 GROUP BY s ORDER BY n DESC, s ASC",
@@ -244,10 +228,35 @@ impl PgStore {
         .bind(missing)
         .bind(tenant.0)
         .bind(agent_id)
-        .fetch_all(&self.pool)
+        .fetch_all(c.conn())
         .await?;
+        c.done();
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
     }
+}
+
+/// [`PgStore::agent_daily_counts`] without the agent days (their triggers dropped, as on
+/// Citus, or a window not on UTC midnights): the agent's conversations counted by day.
+async fn daily_counts_scan(
+    c: &mut sqlx::PgConnection,
+    tenant: TenantId,
+    agent_id: &str,
+    start_us: i64,
+    end_us: i64,
+) -> Result<Vec<sqlx::postgres::PgRow>> {
+    Ok(sqlx::query(
+        "SELECT CASE WHEN created_at < $1 THEN -1 ELSE (created_at - $1) / $2 END AS day, \
+         COUNT(*) FROM conversations \
+         WHERE tenant_id = $3 AND agent_id = $4 AND created_at < $5 \
+         GROUP BY day ORDER BY day",
+    )
+    .bind(start_us)
+    .bind(confab_core::daily::DAY_US)
+    .bind(tenant.0)
+    .bind(agent_id)
+    .bind(end_us)
+    .fetch_all(c)
+    .await?)
 }
