@@ -38,7 +38,7 @@ struct Cli {
 
     /// Database connections: SQLite's pool of readers beside its one writer, or the size of
     /// the PostgreSQL pool (every request holds one while it runs; searches have half as many
-    /// again of their own). Default 8.
+    /// again of their own, and page reads as many again). Default 8.
     #[arg(long, global = true, env = "CONFAB_POOL_SIZE", value_name = "N")]
     pool_size: Option<u32>,
 

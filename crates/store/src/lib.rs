@@ -68,7 +68,8 @@ pub struct StoreOptions {
     /// Time source.
     pub clock: Clock,
     /// Reader connections (SQLite) or pool size (PostgreSQL; searches that read rows have
-    /// half as many again of their own).
+    /// half as many again of their own, and reads that hand their connection on as many
+    /// again: postgres/warm.rs).
     pub read_connections: u32,
     /// SQLite: once the writer has committed no change for this long, it merges the
     /// full-text index into one segment, step by step (sqlite/merge.rs); None: never.

@@ -17,8 +17,8 @@ use uuid::Uuid;
 mod testdb;
 use testdb::TestDb;
 
-/// A store on a database of its own with a pool of 4 (2 lendable), and one conversation of
-/// `n` messages; `None`: no PostgreSQL, the test skipped.
+/// A store on a database of its own with pools of 4 (the main one, and the reads' own), and
+/// one conversation of `n` messages; `None`: no PostgreSQL, the test skipped.
 async fn store_with(test: &str, n: usize) -> Option<(TestDb, Arc<Store>, TenantId, Uuid)> {
     let admin = testdb::pg_admin_or_skip(test)?;
     let db = TestDb::new_pg(&admin).await;
@@ -64,8 +64,8 @@ async fn reads_dropped_mid_statement_leave_nothing_broken_or_held() {
     for _ in 0..4 {
         assert_eq!(store.list_messages(&t, id, &page()).await.unwrap().len(), 7);
     }
-    // Every page read now waits on the lock, mid-statement, and is dropped there: five times
-    // as many as may be lent, so a connection or a turn kept by a dropped read would show.
+    // Every page read now waits on the lock, mid-statement, and is dropped there: more than
+    // the reads' pool holds, so a connection or a turn kept by a dropped read would show.
     let mut lock = sqlx::PgConnection::connect(&db.url).await.unwrap();
     sqlx::raw_sql("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
         .execute(&mut lock)
@@ -116,8 +116,9 @@ async fn reads_without_a_pause_leave_connections_for_the_appends() {
     let Some((_db, store, t, id)) = store_with(test, 3).await else {
         return;
     };
-    // Sixteen readers that never pause: were every connection of the pool theirs to keep, each
-    // would go from one read straight to the next and the appends would wait until they stop.
+    // Sixteen readers that never pause: each goes from one read straight to the next on the
+    // connection it keeps, so were those the main pool's, the appends' workers would wait for
+    // the readers to stop (they did, when reads kept connections of the main pool).
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..16)
         .map(|_| {

@@ -56,7 +56,7 @@ pub(crate) struct PgStore {
     lookups: read_batch::Lookups,
     /// Analytics summaries, one query per tenant for all waiting (`summary_batch.rs`).
     summaries: summary_batch::Summaries,
-    /// Connections reads hand on to one another untested (`warm.rs`).
+    /// Connections reads hand on to one another untested (`warm.rs`), a pool of their own.
     warm: warm::Warm,
     pepper: Vec<u8>,
     clock: Clock,
@@ -102,12 +102,6 @@ pub(crate) async fn triggers_present(
     .fetch_one(&mut *c)
     .await?;
     Ok(n == names.len() as i64)
-}
-
-/// How many of a pool of `size` connections reads may keep between them (`warm.rs`): half,
-/// so that the queue workers, which keep one each while busy, always find theirs.
-fn lendable(size: u32) -> usize {
-    (size as usize / 2).max(1)
 }
 
 /// A pool of `max` connections (one kept open).
@@ -228,6 +222,10 @@ impl PgStore {
         // sixteen at once had held all eight, and get conversation beside them fell from
         // 35,056 to 9 req/s (docs/performance.md, twenty-eighth session).
         let searching = pool_options(size / 2).connect_with(base.clone()).await?;
+        // Reads that hand their connection on (`warm.rs`) keep it from one read to the next
+        // while reads keep coming: on a pool of their own, so that the queue workers and
+        // transactions of the main pool never wait for them to pause (as many again).
+        let reading = pool_options(size).connect_with(base.clone()).await?;
         let pool = pool_options(size).connect_with(base).await?;
         if counted {
             stats::spawn_compaction(pool.clone());
@@ -240,7 +238,7 @@ impl PgStore {
             appends: append_batch::Batcher::start(pool.clone(), opts.clock.clone()),
             lookups: read_batch::Lookups::start(pool.clone()),
             summaries: summary_batch::Summaries::start(pool.clone(), counted),
-            warm: warm::Warm::new(pool.clone(), lendable(size)),
+            warm: warm::Warm::new(reading, size as usize),
             pool,
             pepper: opts.pepper,
             clock: opts.clock,
@@ -289,7 +287,7 @@ impl PgStore {
             pending::Flusher::default().flush(&self.pool).await;
         }
         self.searching.close().await;
-        self.warm.close();
+        self.warm.close().await;
         self.pool.close().await;
     }
 

@@ -10,10 +10,11 @@
 //! ([`Lent::done`]) once they all finished: only then is the connection known to be between
 //! statements, and it goes to the next read as it is. A read that fails or is dropped half-way
 //! (its client went away) gives its connection to the pool instead, whose test then rolls back
-//! or closes whatever was left. At most [`Warm::new`]'s `lendable` connections are lent or kept
-//! at once, and reads wait for one in turn (first come, first served): the rest of the pool stays
-//! for the queue workers and the other reads. One kept unused for [`LINGER`] goes back to the
-//! pool, so a quiet server holds nothing and a closing one waits for nothing.
+//! or closes whatever was left. Reads wait for a connection in turn (first come, first served).
+//! The pool is the reads' own: a connection kept here is one nobody else can have until no
+//! read asks for it, and on the main pool reads that never pause had kept the appends' workers
+//! waiting (`tests/pg_warm_reads.rs`). One kept unused for [`LINGER`] goes back to the pool, so
+//! a quiet server holds nothing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -49,7 +50,8 @@ pub(super) struct Lent<'a> {
 }
 
 impl Warm {
-    /// Lends at most `lendable` of `pool`'s connections at once (at least one).
+    /// Lends at most `lendable` of `pool`'s connections at once (at least one): all of a pool
+    /// of its own.
     pub fn new(pool: PgPool, lendable: usize) -> Warm {
         let inner = Arc::new(Inner {
             pool,
@@ -81,12 +83,12 @@ impl Warm {
         })
     }
 
-    /// Gives every kept connection back to the pool and keeps none from now on (before the
-    /// pool closes, which waits for its connections).
-    pub fn close(&self) {
+    /// Gives every kept connection back and closes the pool (which waits for the lent ones).
+    pub async fn close(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
         let kept = std::mem::take(&mut *self.inner.idle.lock().expect("idle list"));
         drop(kept);
+        self.inner.pool.close().await;
     }
 }
 
