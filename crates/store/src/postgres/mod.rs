@@ -224,8 +224,14 @@ impl PgStore {
         let searching = pool_options(size / 2).connect_with(base.clone()).await?;
         // Reads that hand their connection on (`warm.rs`) keep it from one read to the next
         // while reads keep coming: on a pool of their own, so that the queue workers and
-        // transactions of the main pool never wait for them to pause (as many again).
-        let reading = pool_options(size).connect_with(base.clone()).await?;
+        // transactions of the main pool never wait for them to pause (as many again). Here
+        // every connection the pool hands out is tested: under load the reads hand theirs on
+        // and take none from the pool, so the test costs them nothing, and one that waited in
+        // the pool since PostgreSQL ended it (a restart) is never a read's error.
+        let reading = pool_options(size)
+            .test_before_acquire(true)
+            .connect_with(base.clone())
+            .await?;
         let pool = pool_options(size).connect_with(base).await?;
         if counted {
             stats::spawn_compaction(pool.clone());
