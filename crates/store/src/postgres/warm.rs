@@ -3,8 +3,9 @@
 //! sqlx tests every connection given back to its pool with a round trip (a `Sync` and its
 //! `ReadyForQuery`), whatever it was used for. `held.rs` spares the queue workers that test;
 //! this spares the reads that run their own statements (a page of messages, above all): under
-//! a page load that test was 8 % of this process's CPU, and as much again of PostgreSQL's
-//! work is the backend waking up to answer it (docs/performance.md, thirty-first session).
+//! a page load that test was 8 % of this process's CPU, besides PostgreSQL's backend woken to
+//! answer it; without it a page took 10–20 % less of the machine's CPU (docs/performance.md,
+//! thirty-first session).
 //!
 //! A read borrows a connection ([`Warm::lend`]), runs its statements on it, and says it is done
 //! ([`Lent::done`]) once they all finished: only then is the connection known to be between
