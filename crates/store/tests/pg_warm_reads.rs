@@ -100,13 +100,19 @@ async fn reads_dropped_mid_statement_leave_nothing_broken_or_held() {
     }
     // A read that fails (another tenant's conversation is a 404) gives its connection back too.
     let other = store.ensure_tenant("globex").await.unwrap();
+    // More failed reads than the pool has connections: one that kept its turn would leave a
+    // later read waiting for ever, so each is bounded and a hang fails with this message.
+    let bounded = Duration::from_secs(20);
     for _ in 0..10 {
-        assert!(matches!(
-            store.list_messages(&other, id, &page()).await,
-            Err(confab_store::StoreError::NotFound)
-        ));
+        let read = tokio::time::timeout(bounded, store.list_messages(&other, id, &page()))
+            .await
+            .expect("a read waited after failed reads: a failed read kept its connection");
+        assert!(matches!(read, Err(confab_store::StoreError::NotFound)));
     }
-    assert_eq!(store.list_messages(&t, id, &page()).await.unwrap().len(), 7);
+    let after = tokio::time::timeout(bounded, store.list_messages(&t, id, &page()))
+        .await
+        .expect("a read waited after failed reads: a failed read kept its connection");
+    assert_eq!(after.unwrap().len(), 7);
     close_promptly(store).await;
 }
 
