@@ -69,6 +69,17 @@ async fn ranks_and_highlights() {
         assert!(hits[0][k].is_string(), "{k}");
     }
     assert!(v["next_cursor"].is_null());
+    // Ranked the same where a filter makes the search read its rows (no kept window; on
+    // PostgreSQL the window's statement ranks them itself, after its limit).
+    let v = search(&app, &t, "refund", &format!("&conversation_id={id}")).await;
+    let hits = v["data"].as_array().unwrap();
+    assert_eq!(hits.len(), 2);
+    assert_eq!(hits[0]["seq"], 1);
+    assert!(hits[0]["score"].as_f64().unwrap() > hits[1]["score"].as_f64().unwrap());
+    assert_eq!(
+        hits[0]["snippet"],
+        "<mark>Refund</mark> approved: <mark>refund</mark> <mark>refund</mark>"
+    );
 }
 
 #[tokio::test]

@@ -245,10 +245,19 @@ async fn candidates(
     range: Range,
     n: i64,
 ) -> Result<Vec<(i64, f64)>> {
-    let mut q = QueryBuilder::<Postgres>::new("SELECT m.rowid, ts_rank(m.fts, ");
-    q.push_bind(tsq.to_owned()).push("::tsquery)::float8");
+    // Ranked after the limit: where the index hands over every match (a word rarer than the
+    // bands pay for), PostgreSQL would otherwise compute ts_rank for each of them before
+    // sorting, three times the window for a word in 0.3 % of messages, and each call reads
+    // the row's tsvector again. A word of 2,998 matches: 28–37 ms → 20 ms alone, all in
+    // `shared_buffers` (docs/performance.md, thirty-second session). The subquery's order
+    // carries through, so the outer `ORDER BY` costs no second sort.
+    let mut q = QueryBuilder::<Postgres>::new("SELECT s.rowid, ts_rank(s.fts, ");
+    q.push_bind(tsq.to_owned())
+        .push("::tsquery)::float8 FROM (SELECT m.rowid, m.fts");
     push_candidates(&mut q, tenant, req, tsq, range);
-    q.push(" ORDER BY m.rowid DESC LIMIT ").push_bind(n);
+    q.push(" ORDER BY m.rowid DESC LIMIT ")
+        .push_bind(n)
+        .push(") s ORDER BY s.rowid DESC");
     // Not a named prepared statement: an unnamed one is planned with the actual tsquery and
     // bounds, so PostgreSQL can walk the rowid index backwards for a common word and use the
     // GIN index for a rare one (a generic plan cannot tell them apart).
@@ -530,12 +539,14 @@ async fn ranked_page(
     offset: i64,
 ) -> Result<(Vec<SearchHit>, bool)> {
     // Every column taken in the window's own pass: joining back to `messages` made the
-    // planner scan the table.
+    // planner scan the table. Ranked outside the window's limit, as in [`candidates`].
     let mut q = QueryBuilder::<Postgres>::new(
-        "SELECT * FROM (SELECT m.rowid AS r, m.conversation_id, m.id, m.seq, m.role, m.content, \
-         m.created_at, ts_rank(m.fts, ",
+        "SELECT r, conversation_id, id, seq, role, content, created_at, ts_rank(f, ",
     );
-    q.push_bind(tsq.to_owned()).push("::tsquery)::float8 AS s");
+    q.push_bind(tsq.to_owned()).push(
+        "::tsquery)::float8 AS s FROM (SELECT m.rowid AS r, m.conversation_id, m.id, m.seq, \
+         m.role, m.content, m.created_at, m.fts AS f",
+    );
     let range = Range {
         hi: Some(snapshot),
         lo: None,
