@@ -52,12 +52,43 @@ fn words(i: usize) -> Vec<&'static str> {
     if [5, 7_000, MESSAGES - 1].contains(&i) {
         w.push("rare");
     }
+    // Every fifth message: with the rowids spread out ([`spread_rowids`]), PostgreSQL's band
+    // step for it spans more bands than it asks for by their lexemes, so it asks for the rowid
+    // range instead.
+    if i.is_multiple_of(5) {
+        w.push("spread");
+    }
     w
 }
 
+/// Rowids skipped before each conversation when the rowids are spread out: a conversation's
+/// 20 messages then take 420 rowids, four of them holding `spread`, so a window of `spread`
+/// spans some 105,000 rowids, 26 bands.
+const GAP: i64 = 400;
+
 async fn load(store: &Store, t: &TenantId) -> Vec<Uuid> {
+    load_spread(store, t, None).await
+}
+
+/// [`load`], skipping [`GAP`] rowids before each conversation when `pg` (a connection to the
+/// store's PostgreSQL database) is given.
+async fn load_spread(
+    store: &Store,
+    t: &TenantId,
+    mut pg: Option<&mut sqlx::PgConnection>,
+) -> Vec<Uuid> {
     let mut ids = Vec::with_capacity(CONVERSATIONS);
     for c in 0..CONVERSATIONS {
+        if let Some(pg) = pg.as_deref_mut() {
+            sqlx::query(
+                "SELECT setval(pg_get_serial_sequence('messages', 'rowid'), \
+                 nextval(pg_get_serial_sequence('messages', 'rowid')) + $1)",
+            )
+            .bind(GAP)
+            .execute(pg)
+            .await
+            .unwrap();
+        }
         let mut conv = NewConversation::new(Status::Active);
         conv.messages = (0..PER_CONVERSATION)
             .map(|j| NewMessage {
@@ -175,6 +206,49 @@ async fn ranked_search_ranks_exactly_the_newest_matches_on_every_path() {
         })
         .collect();
     let want: Vec<usize> = newest("mid").into_iter().rev().take(50).collect();
+    assert_eq!(got, want);
+    store.close().await;
+}
+
+/// A band step too wide for band lexemes asks PostgreSQL for its rowid range (held to bitmap
+/// scans, postgres/search.rs `on_bitmaps`), and the window is still exactly the newest matches.
+#[tokio::test]
+async fn a_wide_band_step_asked_by_its_rowid_range_ranks_the_newest_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir.path().join("spread.db")).await;
+    if !db.is_pg() {
+        return;
+    }
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let convs = load_spread(&store, &t, Some(&mut c)).await;
+    sqlx::query("ANALYZE messages")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    // Planned for bands (postgres/search.rs, `plan`), and spread over more rowids than 16
+    // bands hold.
+    let f = frequency(&mut c, &t, "spread").await.unwrap();
+    assert!((0.1..0.25).contains(&f), "spread: {f}");
+    let lexeme = format!("{}spread", tenant_tag(t.as_uuid().as_bytes()));
+    let (lowest, max): (i64, i64) = sqlx::query_as(
+        "SELECT min(r), (SELECT max(rowid) FROM messages) FROM (SELECT rowid AS r FROM messages \
+         WHERE fts @@ to_tsquery('simple', $1) ORDER BY rowid DESC LIMIT $2) w",
+    )
+    .bind(lexeme)
+    .bind(RANK_WINDOW)
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert!(
+        max - lowest > 16 * 4096,
+        "the window spans {lowest}..={max}"
+    );
+    let _ = c.close().await;
+    let got = ranked(&store, &t, &convs, "spread").await;
+    let want = newest("spread");
+    assert_eq!(got.len(), want.len());
     assert_eq!(got, want);
     store.close().await;
 }

@@ -50,6 +50,11 @@ const DENSE: f64 = 0.25;
 const MAX_BAND_ROWS: i64 = 64 * BAND_ROWS;
 /// Band queries before GIN is left to read the rest.
 const BAND_STEPS: usize = 4;
+/// Most bands a step asks for by their lexemes; a wider step asks for its rowid range, held to
+/// bitmap scans ([`on_bitmaps`]). GIN's cost grows faster than the lexemes OR'd into one
+/// query (33 bands: 32–57 ms, against 18–25 ms for the range's `BitmapAnd`), while at 14–18
+/// bands the two cost the same (docs/performance.md, thirty-second session).
+const LEXEME_BANDS: i64 = 16;
 /// How long the statistics are used before they are read again (ANALYZE runs far less often).
 const STATS_TTL: Duration = Duration::from_secs(60);
 
@@ -267,6 +272,30 @@ async fn candidates(
         .collect()
 }
 
+/// [`candidates`] with PostgreSQL held to bitmap scans, for a band step asked by its rowid
+/// range: it then intersects the range's rows with the word's (`BitmapAnd`), where left to
+/// itself it walked the rowid index testing every row for ranges under about 100,000 rows,
+/// 3–6 × slower than the bands' lexemes (docs/performance.md, thirty-second session). The
+/// setting is `LOCAL` to a transaction of the step's own (a savepoint when the search runs in
+/// one), rolled back after: the step only reads, and the setting goes with it.
+async fn on_bitmaps(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    req: &SearchRequest,
+    tsq: &str,
+    range: Range,
+    n: i64,
+) -> Result<Vec<(i64, f64)>> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    sqlx::query("SET LOCAL enable_indexscan = off")
+        .execute(&mut *tx)
+        .await?;
+    // On an error the dropped transaction is rolled back before the connection's next use.
+    let found = candidates(&mut tx, tenant, req, tsq, range, n).await?;
+    tx.rollback().await?;
+    Ok(found)
+}
+
 /// The newest [`RANK_WINDOW`] candidates up to `snapshot`, newest first, read band by band
 /// from an expected `density` of matches (module docs).
 async fn banded_window(
@@ -303,13 +332,24 @@ async fn banded_window(
             break;
         }
         let lo_band = band((hi - rows + 1).max(0));
-        let bands = Range {
-            hi: Some(hi),
-            lo: None,
-            bands: Some((lo_band, band(hi))),
-            walk: false,
-        };
-        found.extend(candidates(conn, tenant, req, tsq, bands, need).await?);
+        if band(hi) - lo_band < LEXEME_BANDS {
+            let bands = Range {
+                hi: Some(hi),
+                lo: None,
+                bands: Some((lo_band, band(hi))),
+                walk: false,
+            };
+            found.extend(candidates(conn, tenant, req, tsq, bands, need).await?);
+        } else {
+            // The same rows, `rowid >= lo_band * BAND_ROWS`.
+            let range = Range {
+                hi: Some(hi),
+                lo: Some(lo_band * BAND_ROWS - 1),
+                bands: None,
+                walk: false,
+            };
+            found.extend(on_bitmaps(conn, tenant, req, tsq, range, need).await?);
+        }
         let next = lo_band * BAND_ROWS - 1;
         read += hi - next;
         hi = next;
