@@ -52,7 +52,7 @@ fn words(i: usize) -> Vec<&'static str> {
     if [5, 7_000, MESSAGES - 1].contains(&i) {
         w.push("rare");
     }
-    // Every fifth message: with the rowids spread out ([`spread_rowids`]), PostgreSQL's band
+    // Every fifth message: with the rowids spread out ([`load_spread`]), PostgreSQL's band
     // step for it spans more bands than it asks for by their lexemes, so it asks for the rowid
     // range instead.
     if i.is_multiple_of(5) {
@@ -105,12 +105,23 @@ async fn load_spread(
 
 /// Every ranked hit of `word`, page after page, as message positions.
 async fn ranked(store: &Store, t: &TenantId, convs: &[Uuid], word: &str) -> BTreeSet<usize> {
+    ranked_with(store, t, convs, word, SearchFilter::default()).await
+}
+
+/// [`ranked`] with `filter`.
+async fn ranked_with(
+    store: &Store,
+    t: &TenantId,
+    convs: &[Uuid],
+    word: &str,
+    filter: SearchFilter,
+) -> BTreeSet<usize> {
     let mut out = BTreeSet::new();
     let mut cursor: Option<SearchCursor> = None;
     loop {
         let req = SearchRequest {
             query: parse_query(word).unwrap(),
-            filter: SearchFilter::default(),
+            filter: filter.clone(),
             sort: SearchSort::Relevance,
             limit: 100,
             cursor,
@@ -219,7 +230,13 @@ async fn a_wide_band_step_asked_by_its_rowid_range_ranks_the_newest_matches() {
     if !db.is_pg() {
         return;
     }
-    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    // With a read limit, a filtered search runs in a transaction of its own (postgres/search.rs,
+    // `statement_timeout`), so its wide step's own transaction is a savepoint inside it.
+    let opts = StoreOptions {
+        read_timeout: Some(std::time::Duration::from_secs(60)),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&db.url, opts).await.unwrap();
     let t = store.ensure_tenant("acme").await.unwrap();
     let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
     let convs = load_spread(&store, &t, Some(&mut c)).await;
@@ -246,9 +263,16 @@ async fn a_wide_band_step_asked_by_its_rowid_range_ranks_the_newest_matches() {
         "the window spans {lowest}..={max}"
     );
     let _ = c.close().await;
-    let got = ranked(&store, &t, &convs, "spread").await;
     let want = newest("spread");
+    let got = ranked(&store, &t, &convs, "spread").await;
     assert_eq!(got.len(), want.len());
     assert_eq!(got, want);
+    // Every message is a user's: the filter keeps the same window, read without a kept one.
+    let users = SearchFilter {
+        role: Some(Role::User),
+        ..SearchFilter::default()
+    };
+    let got = ranked_with(&store, &t, &convs, "spread", users).await;
+    assert_eq!(got, want, "filtered");
     store.close().await;
 }
