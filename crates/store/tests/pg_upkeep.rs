@@ -1,5 +1,6 @@
 //! PostgreSQL only (skipped, saying so, without `CONFAB_TEST_POSTGRES_URL`): the store merges
-//! the full-text index's pending list once the writes pause, when it closes after an import,
+//! the full-text index's pending list (and summarizes the block ranges written) once the writes
+//! pause, when it closes after an import,
 //! and when it opens over one another process left, so searches stop reading it
 //! (postgres/pending.rs).
 
@@ -126,6 +127,20 @@ async fn the_search_index_pending_list_is_merged_when_writes_pause() {
         now = pending_pages(&mut c).await;
     }
     assert_eq!(now, 0, "pending list still {now} pages (was {before})");
+
+    // The same round summarized the block ranges the write filled (migration 0007), so none is
+    // left for PostgreSQL to summarize. The write filled several ranges of 16 pages (else this
+    // proves nothing), and autovacuum, off here, did not.
+    let pages: i64 = sqlx::query_scalar("SELECT pg_relation_size('messages') / 8192")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert!(pages >= 32, "the write filled only {pages} pages");
+    let left: i32 = sqlx::query_scalar("SELECT brin_summarize_new_values('messages_band_summary')")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "block ranges left unsummarized");
 
     // Merged, the entries are found through the index proper.
     assert_eq!(hits(&store, &t, "w1234c").await, 1);

@@ -3,7 +3,9 @@
 //! frequency (postgres/search.rs): a walk by rowid for a word in most messages, the index for a
 //! rare one, and for one in between a walk of the newest rows then band queries, further ones
 //! when the bands held fewer matches than the density so far promised, and the index for the
-//! rest when the bands needed would be too many. The words below are laid out to take each path;
+//! rest when the bands needed would be too many for the table. Steps wider than 16 bands ask for
+//! their rowid range, beyond 64 bands through the bands' block-range summary; two tests spread
+//! the rowids out to reach those. The words below are laid out to take each path;
 //! on PostgreSQL the test first checks that the planner's statistics put them where intended.
 
 use std::collections::BTreeSet;
@@ -65,17 +67,22 @@ fn words(i: usize) -> Vec<&'static str> {
 /// 20 messages then take 420 rowids, four of them holding `spread`, so a window of `spread`
 /// spans some 105,000 rowids, 26 bands.
 const GAP: i64 = 400;
+/// Rowids skipped before each conversation for a window wider than the rowid index is asked
+/// for (64 bands): a conversation then takes 2,020 rowids, so a window of `spread` spans some
+/// 505,000, 123 bands, in a table of some 2,000,000 rowids.
+const WIDE_GAP: i64 = 2000;
 
 async fn load(store: &Store, t: &TenantId) -> Vec<Uuid> {
-    load_spread(store, t, None).await
+    load_spread(store, t, None, 0).await
 }
 
-/// [`load`], skipping [`GAP`] rowids before each conversation when `pg` (a connection to the
+/// [`load`], skipping `gap` rowids before each conversation when `pg` (a connection to the
 /// store's PostgreSQL database) is given.
 async fn load_spread(
     store: &Store,
     t: &TenantId,
     mut pg: Option<&mut sqlx::PgConnection>,
+    gap: i64,
 ) -> Vec<Uuid> {
     let mut ids = Vec::with_capacity(CONVERSATIONS);
     for c in 0..CONVERSATIONS {
@@ -84,7 +91,7 @@ async fn load_spread(
                 "SELECT setval(pg_get_serial_sequence('messages', 'rowid'), \
                  nextval(pg_get_serial_sequence('messages', 'rowid')) + $1)",
             )
-            .bind(GAP)
+            .bind(gap)
             .execute(pg)
             .await
             .unwrap();
@@ -239,7 +246,7 @@ async fn a_wide_band_step_asked_by_its_rowid_range_ranks_the_newest_matches() {
     let store = Store::open(&db.url, opts).await.unwrap();
     let t = store.ensure_tenant("acme").await.unwrap();
     let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let convs = load_spread(&store, &t, Some(&mut c)).await;
+    let convs = load_spread(&store, &t, Some(&mut c), GAP).await;
     sqlx::query("ANALYZE messages")
         .execute(&mut c)
         .await
@@ -274,5 +281,55 @@ async fn a_wide_band_step_asked_by_its_rowid_range_ranks_the_newest_matches() {
     };
     let got = ranked_with(&store, &t, &convs, "spread", users).await;
     assert_eq!(got, want, "filtered");
+    store.close().await;
+}
+
+/// A step wider than the rowid index is asked for (64 bands) asks the bands' block-range
+/// summary for its range instead (migration 0007, postgres/search.rs `banded_window`), then
+/// narrower steps the rowid index, and the window is still exactly the newest matches.
+#[tokio::test]
+async fn a_step_past_the_rowid_index_asked_by_the_band_summary_ranks_the_newest_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir.path().join("wide.db")).await;
+    if !db.is_pg() {
+        return;
+    }
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let convs = load_spread(&store, &t, Some(&mut c), WIDE_GAP).await;
+    // The summary as the upkeep (or autovacuum) leaves it, and the statistics the planner
+    // weighs it by.
+    sqlx::query("SELECT brin_summarize_new_values('messages_band_summary')")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query("ANALYZE messages")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let f = frequency(&mut c, &t, "spread").await.unwrap();
+    assert!((0.1..0.25).contains(&f), "spread: {f}");
+    let lexeme = format!("{}spread", tenant_tag(t.as_uuid().as_bytes()));
+    let (lowest, max): (i64, i64) = sqlx::query_as(
+        "SELECT min(r), (SELECT max(rowid) FROM messages) FROM (SELECT rowid AS r FROM messages \
+         WHERE fts @@ to_tsquery('simple', $1) ORDER BY rowid DESC LIMIT $2) w",
+    )
+    .bind(lexeme)
+    .bind(RANK_WINDOW)
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    // Wider than 64 bands, and less than half the table: the first step after the walk of the
+    // newest rows is the summary's.
+    assert!(
+        max - lowest > 64 * 4096 && max - lowest < max / 2,
+        "the window spans {lowest}..={max}"
+    );
+    let _ = c.close().await;
+    let want = newest("spread");
+    let got = ranked(&store, &t, &convs, "spread").await;
+    assert_eq!(got.len(), want.len());
+    assert_eq!(got, want);
     store.close().await;
 }

@@ -16,6 +16,9 @@ pub const SEARCH_VECTOR: &str =
     "(m.fts || array_to_tsvector(ARRAY['~b' || (m.rowid / 4096)::text]))";
 /// Rowids per band (migration 0004).
 pub const BAND_ROWS: i64 = 4096;
+/// A message's band as the block-range summary holds it (migration 0007, word for word: a
+/// condition on it uses the summary only when written exactly so).
+pub const BAND_OF_ROW: &str = "(m.rowid / 4096)";
 
 /// The band of `rowid`.
 pub fn band(rowid: i64) -> i64 {
@@ -162,6 +165,13 @@ mod tests {
             "migration 0004 does not index {indexed}"
         );
         assert!(SEARCH_VECTOR.contains(&format!("(m.rowid / {BAND_ROWS})")));
+        let summary = include_str!("../../migrations/postgres/0007_search_band_summary.sql");
+        let summarized = BAND_OF_ROW.replace("m.", "");
+        assert!(
+            summary.contains(&format!("USING brin ({summarized})")),
+            "migration 0007 does not summarize {summarized}"
+        );
+        assert_eq!(BAND_OF_ROW, format!("(m.rowid / {BAND_ROWS})"));
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();

@@ -12,14 +12,23 @@
 //! so the limit stays and the merge moves here: the summary counts' upkeep (stats.rs) calls
 //! [`Flusher::flush`] when the writes pause, and every ten seconds while they go on, which
 //! takes merges an inserting append would otherwise have waited for off its path.
+//!
+//! The same moments summarize the block ranges filled since (the bands' summary, migration
+//! 0007): a range not summarized yet matches every band, so a wide search step would fetch
+//! every match in it. VACUUM does it too, where autovacuum runs; this is for servers where it
+//! is off, and for the ranges filled since its last round.
 
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
-/// Moves the pending list into the index; answers the pages it emptied.
+/// Moves the pending list into the index and summarizes the block ranges filled since;
+/// answers the pages emptied and the ranges summarized, together.
 async fn merge<'c>(e: impl PgExecutor<'c>) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT gin_clean_pending_list('messages_fts'::regclass)")
-        .fetch_one(e)
-        .await
+    sqlx::query_scalar(
+        "SELECT gin_clean_pending_list('messages_fts'::regclass) \
+         + brin_summarize_new_values('messages_band_summary'::regclass)",
+    )
+    .fetch_one(e)
+    .await
 }
 
 /// Merges, as the store opens, a pending list another process left: a command-line import
@@ -30,10 +39,11 @@ async fn merge<'c>(e: impl PgExecutor<'c>) -> sqlx::Result<i64> {
 /// that does not own the index is told once by the upkeep; here that is only a debug line.
 pub(crate) async fn merge_left_over(c: &mut PgConnection) {
     match merge(&mut *c).await {
-        Ok(pages) if pages > 0 => {
+        Ok(done) if done > 0 => {
             tracing::info!(
-                pages,
-                "merged the full-text index's pending list left by another process"
+                pages_and_ranges = done,
+                "merged the full-text index's pending list and summarized the block ranges \
+                 left by another process"
             );
         }
         Ok(_) => {}
@@ -41,26 +51,30 @@ pub(crate) async fn merge_left_over(c: &mut PgConnection) {
     }
 }
 
-/// Flushes the pending list; stops for good if the server refuses (the role does not own the
-/// index), after saying so once.
+/// Flushes the pending list and summarizes the new block ranges; stops for good if the server
+/// refuses (the role does not own the indexes), after saying so once.
 #[derive(Debug, Default)]
 pub(crate) struct Flusher {
     refused: bool,
 }
 
 impl Flusher {
-    /// Merges the pending list into the index; answers the pages it emptied. A failure is
+    /// Merges the pending list into the index and summarizes the new block ranges; answers
+    /// the pages emptied and ranges summarized. A failure is
     /// logged, not returned: the index stays correct either way, only slower to search.
     pub async fn flush(&mut self, pool: &PgPool) -> i64 {
         if self.refused {
             return 0;
         }
         match merge(pool).await {
-            Ok(pages) => {
-                if pages > 0 {
-                    tracing::debug!(pages, "merged the full-text index's pending list");
+            Ok(done) => {
+                if done > 0 {
+                    tracing::debug!(
+                        pages_and_ranges = done,
+                        "merged the full-text index's pending list and summarized block ranges"
+                    );
                 }
-                pages
+                done
             }
             Err(e) => {
                 let denied = e
@@ -71,8 +85,9 @@ impl Flusher {
                     self.refused = true;
                     tracing::warn!(
                         error = %e,
-                        "the database role does not own messages_fts: its pending list is left \
-                         to autovacuum, and searches read it until then"
+                        "the database role does not own the search indexes: messages_fts's \
+                         pending list is left to autovacuum, and searches read it until then, \
+                         as they fetch every match of the block ranges it has not summarized"
                     );
                 } else if !pool.is_closed() {
                     tracing::warn!(error = %e, "merging the full-text index's pending list failed");

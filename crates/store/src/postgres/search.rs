@@ -15,7 +15,10 @@
 //!   lately fills the window there), then the query asks for the word AND the bands that
 //!   should hold the rest of the window by the density found, so GIN reads only those bands'
 //!   postings of it; if they held fewer matches than expected, the next bands are asked for,
-//!   a few times, then GIN reads the rest.
+//!   a few times, then GIN reads the rest. Wider steps ask for their rows by range instead:
+//!   the rowid index's, or beyond 64 bands the bands' block-range summary (migration 0007),
+//!   whose pages PostgreSQL intersects with the word's postings, so that a word in a few
+//!   messages per thousand has only the matches in its range fetched, not all of them.
 //!
 //! Each step reads below the previous one and keeps its newest matches, so the window is
 //! exactly the newest matches up to the snapshot, whichever way it was read; a plan chosen on
@@ -34,7 +37,7 @@ use uuid::Uuid;
 
 use super::PgStore;
 use super::flights::Flight;
-use super::fts::{BAND_ROWS, SEARCH_VECTOR, band, in_bands, tsquery};
+use super::fts::{BAND_OF_ROW, BAND_ROWS, SEARCH_VECTOR, band, in_bands, tsquery};
 use super::kept::{self, Since, Window};
 use crate::error::{Result, StoreError};
 use crate::search::*;
@@ -45,8 +48,9 @@ const PROBE_ROWS: i64 = 1024;
 /// Matches per message from which the window is read by walking rowids (a word this common
 /// fills it within a few thousand rows).
 const DENSE: f64 = 0.25;
-/// Most rows one band query covers: reading this many bands' postings costs about what
-/// fetching a rarer word's every match does (docs/performance.md, 2026-12-01).
+/// Most rows a step asks for by the rowid index ([`on_bitmaps`]): its bitmap lists every row of
+/// the range, 14–19 ms for 290,000. A wider step asks the bands' block-range summary instead
+/// (migration 0007), which names their pages in about a millisecond whatever the width.
 const MAX_BAND_ROWS: i64 = 64 * BAND_ROWS;
 /// Band queries before GIN is left to read the rest.
 const BAND_STEPS: usize = 4;
@@ -104,6 +108,30 @@ enum Plan {
     Bands(f64),
 }
 
+impl Plan {
+    /// The plan for a window up to rowid `snapshot`: bands whose first step would be too wide
+    /// ([`too_wide`]) give way to the index here, before [`banded_window`] walks its probe.
+    fn up_to(self, snapshot: i64) -> Plan {
+        match self {
+            Plan::Bands(share) if too_wide(step_rows(RANK_WINDOW, share), snapshot) => Plan::Index,
+            p => p,
+        }
+    }
+}
+
+/// Rows a band step asks for to find `need` matches at `density`: a quarter more than the
+/// density says, so that one step usually suffices.
+fn step_rows(need: i64, density: f64) -> i64 {
+    (need as f64 / density * 1.25).ceil() as i64
+}
+
+/// Whether a step of `rows` below rowid `hi` saves too little to be asked: beyond the rowid
+/// index's reach, a range over most of what is left saves less than what the step costs on
+/// top (the summary, three round trips); the index reads the rest.
+fn too_wide(rows: i64, hi: i64) -> bool {
+    rows > MAX_BAND_ROWS && rows > hi / 2
+}
+
 /// The share of messages holding `t`, as far as the statistics say: a word's own, at most
 /// the rarest word's for a phrase, the sum of the lexemes it starts for a prefix; 0 for words
 /// not among the most common.
@@ -150,10 +178,10 @@ fn plan(req: &SearchRequest, tag: &str, freq: &HashMap<String, f64>) -> Plan {
         Plan::Index
     } else if share >= DENSE {
         Plan::Walk
-    } else if share * (MAX_BAND_ROWS as f64) >= RANK_WINDOW as f64 {
-        Plan::Bands(share)
     } else {
-        Plan::Index
+        // However rare: a step whose range would reach most of the table gives way to the
+        // index ([`banded_window`]).
+        Plan::Bands(share)
     }
 }
 
@@ -164,6 +192,9 @@ struct Range {
     hi: Option<i64>,
     /// `rowid > lo`.
     lo: Option<i64>,
+    /// `rowid / 4096 >= b`, written as the bands' block-range summary holds it (migration
+    /// 0007) so that PostgreSQL can ask the summary for those bands' pages.
+    from_band: Option<i64>,
     /// Only these bands (`lo..=hi`), through the index.
     bands: Option<(i64, i64)>,
     /// Read by walking rowids backwards, never through the search index: a common word's
@@ -211,6 +242,9 @@ fn push_candidates(
     }
     if let Some(lo) = range.lo {
         q.push(" AND m.rowid > ").push_bind(lo);
+    }
+    if let Some(b) = range.from_band {
+        q.push(" AND ").push(BAND_OF_ROW).push(" >= ").push_bind(b);
     }
     if let Some(SearchCursor::Recent { before }) = req.cursor {
         q.push(" AND m.rowid < ").push_bind(before);
@@ -311,6 +345,7 @@ async fn banded_window(
     let probe = Range {
         hi: Some(snapshot),
         lo: Some(snapshot - PROBE_ROWS),
+        from_band: None,
         bands: None,
         walk: true,
     };
@@ -326,9 +361,8 @@ async fn banded_window(
         if !found.is_empty() {
             density = found.len() as f64 / read as f64;
         }
-        // A quarter more rows than the density says, so one query usually suffices.
-        let rows = (need as f64 / density * 1.25).ceil() as i64;
-        if density <= 0.0 || rows > MAX_BAND_ROWS {
+        let rows = step_rows(need, density);
+        if density <= 0.0 || too_wide(rows, hi) {
             break;
         }
         let lo_band = band((hi - rows + 1).max(0));
@@ -336,15 +370,23 @@ async fn banded_window(
             let bands = Range {
                 hi: Some(hi),
                 lo: None,
+                from_band: None,
                 bands: Some((lo_band, band(hi))),
                 walk: false,
             };
             found.extend(candidates(conn, tenant, req, tsq, bands, need).await?);
         } else {
-            // The same rows, `rowid >= lo_band * BAND_ROWS`.
+            // The same rows, `rowid >= lo_band * BAND_ROWS`: by the rowid index, or wider than
+            // it lists cheaply, by the bands' block-range summary.
+            let (lo, from_band) = if rows <= MAX_BAND_ROWS {
+                (Some(lo_band * BAND_ROWS - 1), None)
+            } else {
+                (None, Some(lo_band))
+            };
             let range = Range {
                 hi: Some(hi),
-                lo: Some(lo_band * BAND_ROWS - 1),
+                lo,
+                from_band,
                 bands: None,
                 walk: false,
             };
@@ -359,6 +401,7 @@ async fn banded_window(
         let rest = Range {
             hi: Some(hi),
             lo: None,
+            from_band: None,
             bands: None,
             walk: false,
         };
@@ -590,6 +633,7 @@ async fn ranked_page(
     let range = Range {
         hi: Some(snapshot),
         lo: None,
+        from_band: None,
         bands: None,
         walk,
     };
@@ -642,12 +686,13 @@ async fn window(
     plan: Plan,
     snapshot: i64,
 ) -> Result<Vec<(i64, f64)>> {
-    let mut scored = match plan {
+    let mut scored = match plan.up_to(snapshot) {
         Plan::Bands(density) => banded_window(conn, tenant, req, tsq, snapshot, density).await?,
         p => {
             let all = Range {
                 hi: Some(snapshot),
                 lo: None,
+                from_band: None,
                 bands: None,
                 walk: p == Plan::Walk,
             };
@@ -878,7 +923,7 @@ impl PgStore {
                         (max, 0)
                     }
                 };
-                let (hits, more) = match plan {
+                let (hits, more) = match plan.up_to(snapshot) {
                     Plan::Bands(_) => {
                         let scored = window(conn, tenant, req, tsq, plan, snapshot).await?;
                         let (page, more) = page_of(&scored, offset, limit);
@@ -903,6 +948,7 @@ impl PgStore {
                 let all = Range {
                     hi: None,
                     lo: None,
+                    from_band: None,
                     bands: None,
                     walk: plan == Plan::Walk,
                 };
@@ -993,8 +1039,11 @@ mod tests {
         let plan = |q| plan(&req(q), "t", &freq);
         assert_eq!(plan("ka"), Plan::Walk);
         assert_eq!(plan("lopo"), Plan::Bands(0.03));
-        // Too rare for bands: a window would span more rows than they are worth.
-        assert_eq!(plan("some"), Plan::Index);
+        // However rare, if known, unless its first step would reach over most of the rows.
+        assert_eq!(plan("some"), Plan::Bands(0.001));
+        assert_eq!(plan("some").up_to(1_000_000), Plan::Index);
+        assert_eq!(plan("some").up_to(3_000_000), Plan::Bands(0.001));
+        assert_eq!(plan("lopo").up_to(1_000), Plan::Bands(0.03));
         // Not among the most common: rare.
         assert_eq!(plan("sinika"), Plan::Index);
         // Every group must match: as common as the rarest; any term of a group: their sum.
