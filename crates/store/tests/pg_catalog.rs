@@ -130,3 +130,41 @@ async fn refuses_to_start_without_synchronous_commit() {
     assert_eq!(fsync, "on");
     c.close().await.unwrap();
 }
+
+/// A long message's search tokens are compressed with lz4, where the server has it (migration
+/// 0008): searches decompress them for every candidate, several times faster than pglz.
+#[tokio::test]
+async fn a_long_message_s_search_tokens_are_compressed_with_lz4() {
+    let Some(admin) = pg_admin_or_skip("the PostgreSQL compression check") else {
+        return;
+    };
+    let db = TestDb::new_pg(&admin).await;
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let mut conv = confab_core::input::NewConversation::new(confab_core::Status::Active);
+    // Some 600 distinct words: a row well past the 2 kB past which PostgreSQL compresses.
+    conv.messages = vec![confab_core::input::NewMessage {
+        role: Some(confab_core::Role::Assistant),
+        content: (0..600).map(|i| format!("word{i} ")).collect(),
+        ..Default::default()
+    }];
+    store.create_conversation(&t, conv, None).await.unwrap();
+    store.close().await;
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    // Without lz4 (older than 14, or built without it) the migration leaves pglz, as before.
+    let lz4 = sqlx::raw_sql("CREATE TEMPORARY TABLE probe (v text COMPRESSION lz4)")
+        .execute(&mut c)
+        .await
+        .is_ok();
+    let method: Option<String> =
+        sqlx::query_scalar("SELECT pg_column_compression(fts) FROM messages")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    if lz4 {
+        assert_eq!(method.as_deref(), Some("lz4"));
+    } else {
+        eprintln!("this PostgreSQL has no lz4: the tokens stay {method:?}");
+    }
+    let _ = c.close().await;
+}
