@@ -110,6 +110,54 @@ async fn load_spread(
     ids
 }
 
+/// After [`load_spread`]: the bands' block-range summary and the statistics as the upkeep and
+/// ANALYZE leave them, a check that they plan `spread` for bands (postgres/search.rs, `plan`),
+/// and the lowest rowid of its window with the highest rowid of all.
+async fn spread_window(c: &mut sqlx::PgConnection, t: &TenantId) -> (i64, i64) {
+    sqlx::query("SELECT brin_summarize_new_values('messages_band_summary')")
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    sqlx::query("ANALYZE messages")
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    let f = frequency(c, t, "spread").await.unwrap();
+    assert!((0.1..0.25).contains(&f), "spread: {f}");
+    let lexeme = format!("{}spread", tenant_tag(t.as_uuid().as_bytes()));
+    sqlx::query_as(
+        "SELECT min(r), (SELECT max(rowid) FROM messages) FROM (SELECT rowid AS r FROM messages \
+         WHERE fts @@ to_tsquery('simple', $1) ORDER BY rowid DESC LIMIT $2) w",
+    )
+    .bind(lexeme)
+    .bind(RANK_WINDOW)
+    .fetch_one(&mut *c)
+    .await
+    .unwrap()
+}
+
+/// Loads a tenant of `store` (at `url`) with `gap` rowids skipped before each conversation,
+/// checks that the window of `spread` spans what `spans(lowest, highest rowid)` asks, and that
+/// its ranked pages are exactly the newest matches; answers the tenant and its conversations.
+async fn spread_and_rank(
+    store: &Store,
+    url: &str,
+    gap: i64,
+    spans: impl Fn(i64, i64) -> bool,
+) -> (TenantId, Vec<Uuid>) {
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+    let convs = load_spread(store, &t, Some(&mut c), gap).await;
+    let (lowest, max) = spread_window(&mut c, &t).await;
+    assert!(spans(lowest, max), "the window spans {lowest}..={max}");
+    let _ = c.close().await;
+    let want = newest("spread");
+    let got = ranked(store, &t, &convs, "spread").await;
+    assert_eq!(got.len(), want.len());
+    assert_eq!(got, want);
+    (t, convs)
+}
+
 /// Every ranked hit of `word`, page after page, as message positions.
 async fn ranked(store: &Store, t: &TenantId, convs: &[Uuid], word: &str) -> BTreeSet<usize> {
     ranked_with(store, t, convs, word, SearchFilter::default()).await
@@ -244,36 +292,10 @@ async fn a_wide_band_step_asked_by_its_rowid_range_ranks_the_newest_matches() {
         ..StoreOptions::default()
     };
     let store = Store::open(&db.url, opts).await.unwrap();
-    let t = store.ensure_tenant("acme").await.unwrap();
-    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let convs = load_spread(&store, &t, Some(&mut c), GAP).await;
-    sqlx::query("ANALYZE messages")
-        .execute(&mut c)
-        .await
-        .unwrap();
-    // Planned for bands (postgres/search.rs, `plan`), and spread over more rowids than 16
-    // bands hold.
-    let f = frequency(&mut c, &t, "spread").await.unwrap();
-    assert!((0.1..0.25).contains(&f), "spread: {f}");
-    let lexeme = format!("{}spread", tenant_tag(t.as_uuid().as_bytes()));
-    let (lowest, max): (i64, i64) = sqlx::query_as(
-        "SELECT min(r), (SELECT max(rowid) FROM messages) FROM (SELECT rowid AS r FROM messages \
-         WHERE fts @@ to_tsquery('simple', $1) ORDER BY rowid DESC LIMIT $2) w",
-    )
-    .bind(lexeme)
-    .bind(RANK_WINDOW)
-    .fetch_one(&mut c)
-    .await
-    .unwrap();
-    assert!(
-        max - lowest > 16 * 4096,
-        "the window spans {lowest}..={max}"
-    );
-    let _ = c.close().await;
+    // Spread over more rowids than 16 bands hold.
+    let (t, convs) =
+        spread_and_rank(&store, &db.url, GAP, |lowest, max| max - lowest > 16 * 4096).await;
     let want = newest("spread");
-    let got = ranked(&store, &t, &convs, "spread").await;
-    assert_eq!(got.len(), want.len());
-    assert_eq!(got, want);
     // Every message is a user's: the filter keeps the same window, read without a kept one.
     let users = SearchFilter {
         role: Some(Role::User),
@@ -295,41 +317,11 @@ async fn a_step_past_the_rowid_index_asked_by_the_band_summary_ranks_the_newest_
         return;
     }
     let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
-    let t = store.ensure_tenant("acme").await.unwrap();
-    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let convs = load_spread(&store, &t, Some(&mut c), WIDE_GAP).await;
-    // The summary as the upkeep (or autovacuum) leaves it, and the statistics the planner
-    // weighs it by.
-    sqlx::query("SELECT brin_summarize_new_values('messages_band_summary')")
-        .execute(&mut c)
-        .await
-        .unwrap();
-    sqlx::query("ANALYZE messages")
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let f = frequency(&mut c, &t, "spread").await.unwrap();
-    assert!((0.1..0.25).contains(&f), "spread: {f}");
-    let lexeme = format!("{}spread", tenant_tag(t.as_uuid().as_bytes()));
-    let (lowest, max): (i64, i64) = sqlx::query_as(
-        "SELECT min(r), (SELECT max(rowid) FROM messages) FROM (SELECT rowid AS r FROM messages \
-         WHERE fts @@ to_tsquery('simple', $1) ORDER BY rowid DESC LIMIT $2) w",
-    )
-    .bind(lexeme)
-    .bind(RANK_WINDOW)
-    .fetch_one(&mut c)
-    .await
-    .unwrap();
     // Wider than 64 bands, and less than half the table: the first step after the walk of the
     // newest rows is the summary's.
-    assert!(
-        max - lowest > 64 * 4096 && max - lowest < max / 2,
-        "the window spans {lowest}..={max}"
-    );
-    let _ = c.close().await;
-    let want = newest("spread");
-    let got = ranked(&store, &t, &convs, "spread").await;
-    assert_eq!(got.len(), want.len());
-    assert_eq!(got, want);
+    spread_and_rank(&store, &db.url, WIDE_GAP, |lowest, max| {
+        max - lowest > 64 * 4096 && max - lowest < max / 2
+    })
+    .await;
     store.close().await;
 }
