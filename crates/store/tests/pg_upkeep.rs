@@ -94,6 +94,49 @@ async fn hits(store: &Store, t: &confab_store::types::TenantId, q: &str) -> usiz
     store.search(t, &req).await.unwrap().hits.len()
 }
 
+/// A VACUUM (or ANALYZE) holding `messages` leaves the block ranges unsummarized for a
+/// round, and never holds up the upkeep: the pending list is merged all the same. Waiting
+/// behind an autovacuum, the upkeep would have PostgreSQL cancel it, round after round.
+#[tokio::test]
+async fn the_upkeep_does_not_wait_behind_a_vacuum() {
+    let Some(admin) = pg_admin_or_skip("the PostgreSQL upkeep check") else {
+        return;
+    };
+    let db = TestDb::new_pg(&admin).await;
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    // The lock VACUUM and ANALYZE take, held as long as this transaction is open.
+    let mut vacuum = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE messages IN SHARE UPDATE EXCLUSIVE MODE")
+        .execute(&mut vacuum)
+        .await
+        .unwrap();
+    // Twice: a round stuck behind the lock after merging would merge nothing more.
+    for round in 0..2 {
+        store
+            .create_conversation(&t, distinct_words(2000), None)
+            .await
+            .unwrap();
+        let before = pending_pages(&mut c).await;
+        assert!(before > 0, "the write should leave a pending list");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut now = before;
+        while now > 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            now = pending_pages(&mut c).await;
+        }
+        assert_eq!(now, 0, "write {round}: the upkeep waited behind the lock");
+    }
+    let _ = vacuum.close().await;
+    let _ = c.close().await;
+    drop(store);
+}
+
 #[tokio::test]
 async fn the_search_index_pending_list_is_merged_when_writes_pause() {
     let Some(admin) = pg_admin_or_skip("the PostgreSQL upkeep check") else {

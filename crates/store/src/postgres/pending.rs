@@ -18,17 +18,44 @@
 //! every match in it. VACUUM does it too, where autovacuum runs; this is for servers where it
 //! is off, and for the ranges filled since its last round.
 
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgPool};
 
-/// Moves the pending list into the index and summarizes the block ranges filled since;
+/// Moves the pending list into the index, then summarizes the block ranges filled since;
 /// answers the pages emptied and the ranges summarized, together.
-async fn merge<'c>(e: impl PgExecutor<'c>) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "SELECT gin_clean_pending_list('messages_fts'::regclass) \
-         + brin_summarize_new_values('messages_band_summary'::regclass)",
+async fn merge(c: &mut PgConnection) -> sqlx::Result<i64> {
+    let pages: i64 = sqlx::query_scalar("SELECT gin_clean_pending_list('messages_fts'::regclass)")
+        .fetch_one(&mut *c)
+        .await?;
+    Ok(pages + summarize(c).await?)
+}
+
+/// Summarizes the block ranges filled since (migration 0007); 0 when something holds
+/// `messages` against it. Summarizing locks the table as VACUUM and ANALYZE do, and a request
+/// left waiting behind an autovacuum past `deadlock_timeout` has PostgreSQL cancel that
+/// autovacuum: at a round every ten seconds while writes go on, `messages` might never be
+/// vacuumed. So it gives up after 100 ms; the next round tries again.
+async fn summarize(c: &mut PgConnection) -> sqlx::Result<i64> {
+    let mut tx = sqlx::Connection::begin(&mut *c).await?;
+    sqlx::query("SET LOCAL lock_timeout = '100ms'")
+        .execute(&mut *tx)
+        .await?;
+    let ranges = sqlx::query_scalar::<_, i32>(
+        "SELECT brin_summarize_new_values('messages_band_summary'::regclass)",
     )
-    .fetch_one(e)
-    .await
+    .fetch_one(&mut *tx)
+    .await;
+    match ranges {
+        Ok(n) => {
+            tx.commit().await?;
+            Ok(i64::from(n))
+        }
+        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("55P03") => {
+            tracing::debug!("summarizing block ranges: messages is locked (a VACUUM?); next round");
+            tx.rollback().await?;
+            Ok(0)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Merges, as the store opens, a pending list another process left: a command-line import
@@ -66,7 +93,11 @@ impl Flusher {
         if self.refused {
             return 0;
         }
-        match merge(pool).await {
+        let done = match pool.acquire().await {
+            Ok(mut c) => merge(&mut c).await,
+            Err(e) => Err(e),
+        };
+        match done {
             Ok(done) => {
                 if done > 0 {
                     tracing::debug!(
