@@ -22,6 +22,39 @@ async fn pending_pages(c: &mut sqlx::PgConnection) -> i64 {
         .unwrap()
 }
 
+/// A store on a new database, a connection to that database able to read the pending list,
+/// and a tenant.
+async fn upkept(
+    admin: &str,
+) -> (
+    TestDb,
+    Store,
+    sqlx::PgConnection,
+    confab_store::types::TenantId,
+) {
+    let db = TestDb::new_pg(admin).await;
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    (db, store, c, t)
+}
+
+/// The pending list's pages now, and once the upkeep has merged it (or after 30 s).
+async fn merged(c: &mut sqlx::PgConnection) -> (i64, i64) {
+    let before = pending_pages(c).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut now = before;
+    while now > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        now = pending_pages(c).await;
+    }
+    (before, now)
+}
+
 /// A conversation of `n` user messages, each with four words of its own.
 fn distinct_words(n: usize) -> NewConversation {
     let mut conv = NewConversation::new(Status::Active);
@@ -102,14 +135,7 @@ async fn the_upkeep_does_not_wait_behind_a_vacuum() {
     let Some(admin) = pg_admin_or_skip("the PostgreSQL upkeep check") else {
         return;
     };
-    let db = TestDb::new_pg(&admin).await;
-    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
-    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    sqlx::query("CREATE EXTENSION IF NOT EXISTS pgstattuple")
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let t = store.ensure_tenant("acme").await.unwrap();
+    let (db, store, mut c, t) = upkept(&admin).await;
     // The lock VACUUM and ANALYZE take, held as long as this transaction is open.
     let mut vacuum = sqlx::PgConnection::connect(&db.url).await.unwrap();
     sqlx::raw_sql("BEGIN; LOCK TABLE messages IN SHARE UPDATE EXCLUSIVE MODE")
@@ -122,14 +148,8 @@ async fn the_upkeep_does_not_wait_behind_a_vacuum() {
             .create_conversation(&t, distinct_words(2000), None)
             .await
             .unwrap();
-        let before = pending_pages(&mut c).await;
+        let (before, now) = merged(&mut c).await;
         assert!(before > 0, "the write should leave a pending list");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let mut now = before;
-        while now > 0 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            now = pending_pages(&mut c).await;
-        }
         assert_eq!(now, 0, "write {round}: the upkeep waited behind the lock");
     }
     let _ = vacuum.close().await;
@@ -142,14 +162,8 @@ async fn the_search_index_pending_list_is_merged_when_writes_pause() {
     let Some(admin) = pg_admin_or_skip("the PostgreSQL upkeep check") else {
         return;
     };
-    let db = TestDb::new_pg(&admin).await;
-    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
-    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    sqlx::query("CREATE EXTENSION IF NOT EXISTS pgstattuple")
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let t = store.ensure_tenant("acme").await.unwrap();
+    // `_db`, not `_`: the database lives as long as it does.
+    let (_db, store, mut c, t) = upkept(&admin).await;
 
     // One write of 2,000 messages of distinct words: its index entries wait in the pending
     // list, which the upkeep merges only a round (a second) after a round that saw the write.
@@ -157,18 +171,11 @@ async fn the_search_index_pending_list_is_merged_when_writes_pause() {
         .create_conversation(&t, distinct_words(2000), None)
         .await
         .unwrap();
-    let before = pending_pages(&mut c).await;
+    let (before, now) = merged(&mut c).await;
     assert!(
         before > 0,
         "the write should leave entries in the pending list (else this test proves nothing)"
     );
-
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let mut now = before;
-    while now > 0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        now = pending_pages(&mut c).await;
-    }
     assert_eq!(now, 0, "pending list still {now} pages (was {before})");
 
     // The same round summarized the block ranges the write filled (migration 0007), so none is
