@@ -207,14 +207,7 @@ async fn an_import_leaves_no_pending_list_and_opening_merges_one_left_over() {
     let Some(admin) = pg_admin_or_skip("the PostgreSQL upkeep check") else {
         return;
     };
-    let db = TestDb::new_pg(&admin).await;
-    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
-    sqlx::query("CREATE EXTENSION IF NOT EXISTS pgstattuple")
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let t = store.ensure_tenant("acme").await.unwrap();
+    let (db, store, mut c, t) = upkept(&admin).await;
     let out = store
         .import_records(&t, vec![exported(2000)])
         .await

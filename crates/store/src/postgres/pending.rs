@@ -49,13 +49,21 @@ async fn summarize(c: &mut PgConnection) -> sqlx::Result<i64> {
             tx.commit().await?;
             Ok(i64::from(n))
         }
-        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("55P03") => {
+        // lock_not_available: `lock_timeout` ran out.
+        Err(e) if sqlstate(&e, "55P03") => {
             tracing::debug!("summarizing block ranges: messages is locked (a VACUUM?); next round");
             tx.rollback().await?;
             Ok(0)
         }
         Err(e) => Err(e),
     }
+}
+
+/// Whether PostgreSQL answered `e` with SQLSTATE `code`.
+fn sqlstate(e: &sqlx::Error, code: &str) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == code)
 }
 
 /// Merges, as the store opens, a pending list another process left: a command-line import
@@ -108,11 +116,8 @@ impl Flusher {
                 done
             }
             Err(e) => {
-                let denied = e
-                    .as_database_error()
-                    .and_then(|d| d.code())
-                    .is_some_and(|c| c == "42501");
-                if denied {
+                // insufficient_privilege: the role does not own the indexes.
+                if sqlstate(&e, "42501") {
                     self.refused = true;
                     tracing::warn!(
                         error = %e,
