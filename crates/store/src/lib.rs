@@ -73,7 +73,9 @@ pub struct StoreOptions {
     pub read_connections: u32,
     /// SQLite: once the writer has committed no change for this long, it merges the
     /// full-text index into one segment, step by step (sqlite/merge.rs); None: never.
-    /// PostgreSQL ignores it.
+    /// PostgreSQL: Some builds the search postings in the background (postgres/postings.rs),
+    /// whatever the duration; None leaves that to the processes that do (searches read
+    /// whatever is built either way).
     pub search_merge_idle: Option<std::time::Duration>,
     /// A read still running after this long is stopped, and fails with
     /// [`StoreError::ReadTimeout`] (the server sets its request timeout here: past it, the

@@ -132,6 +132,16 @@ impl Store {
     pub async fn rebuild_search_index(&self) -> Result<()> {
         dispatch!(self, b => b.rebuild_search_index().await)
     }
+
+    /// Builds the search postings of every segment of rowids all handed out (PostgreSQL,
+    /// postgres/postings.rs; a server does it in the background) and answers how many it
+    /// built. SQLite's full-text index needs none: 0.
+    pub async fn build_search_postings(&self) -> Result<usize> {
+        match &*self.backend {
+            crate::Backend::Sqlite(_) => Ok(0),
+            crate::Backend::Postgres(b) => b.build_search_postings().await,
+        }
+    }
 }
 
 /// Okapi BM25 with FTS5's constants and IDF floor, computed from term frequencies the core

@@ -289,6 +289,8 @@ async fn a_wide_band_step_asked_by_its_rowid_range_ranks_the_newest_matches() {
     // `statement_timeout`), so its wide step's own transaction is a savepoint inside it.
     let opts = StoreOptions {
         read_timeout: Some(std::time::Duration::from_secs(60)),
+        // The index's paths are under test: no search postings built behind it.
+        search_merge_idle: None,
         ..StoreOptions::default()
     };
     let store = Store::open(&db.url, opts).await.unwrap();
@@ -316,7 +318,12 @@ async fn a_step_past_the_rowid_index_asked_by_the_band_summary_ranks_the_newest_
     if !db.is_pg() {
         return;
     }
-    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    // The index's paths are under test: no search postings built behind it.
+    let opts = StoreOptions {
+        search_merge_idle: None,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&db.url, opts).await.unwrap();
     // Wider than 64 bands, and less than half the table: the first step after the walk of the
     // newest rows is the summary's.
     spread_and_rank(&store, &db.url, WIDE_GAP, |lowest, max| {

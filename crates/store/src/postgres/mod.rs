@@ -18,6 +18,7 @@ mod jobs;
 mod kept;
 mod ops;
 mod pending;
+mod postings;
 mod queue;
 mod read;
 mod read_batch;
@@ -72,6 +73,9 @@ pub(crate) struct PgStore {
     /// Whether migration 0005's triggers log the changes that kept windows are checked
     /// against (`kept::logged`).
     keeps_windows: bool,
+    /// Whether migration 0009's triggers keep the search segments' marks, so that one-word
+    /// searches may read the postings of the segments built (`postings::kept`).
+    postings: bool,
     /// Ranked search's windows kept between searches (kept.rs).
     windows: kept::Windows,
     /// Whether kept windows are still right, many searches per statement (kept.rs).
@@ -212,6 +216,7 @@ impl PgStore {
             .await?;
         let counted = stats::groups_counted(&mut conn).await?;
         let keeps_windows = kept::logged(&mut conn).await?;
+        let posted = postings::kept(&mut conn).await?;
         pending::merge_left_over(&mut conn).await;
         let _ = sqlx::Connection::close(conn).await;
         let size = opts.read_connections.max(2);
@@ -239,6 +244,9 @@ impl PgStore {
         if keeps_windows {
             kept::spawn_pruning(pool.clone());
         }
+        if posted && opts.search_merge_idle.is_some() {
+            postings::spawn_builder(pool.clone());
+        }
         let checks = kept::Checks::start(pool.clone());
         Ok(PgStore {
             appends: append_batch::Batcher::start(pool.clone(), opts.clock.clone()),
@@ -253,6 +261,7 @@ impl PgStore {
             bulk_written: std::sync::atomic::AtomicBool::new(false),
             frequencies: search::Frequencies::default(),
             keeps_windows,
+            postings: posted,
             windows: kept::Windows::default(),
             flights: flights::Flights::default(),
             checks,

@@ -60,7 +60,7 @@ async fn summarize(c: &mut PgConnection) -> sqlx::Result<i64> {
 }
 
 /// Whether PostgreSQL answered `e` with SQLSTATE `code`.
-fn sqlstate(e: &sqlx::Error, code: &str) -> bool {
+pub(super) fn sqlstate(e: &sqlx::Error, code: &str) -> bool {
     e.as_database_error()
         .and_then(|d| d.code())
         .is_some_and(|c| c == code)

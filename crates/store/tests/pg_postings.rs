@@ -1,0 +1,379 @@
+//! PostgreSQL only (skipped, saying so, without `CONFAB_TEST_POSTGRES_URL`): one-word ranked
+//! searches read each word's postings from the segments built (postgres/postings.rs) and answer
+//! exactly what the GIN index answers, scores included; a built segment's postings are always
+//! exactly its messages' tokens, whatever writes race the build; the server builds them in the
+//! background.
+//!
+//! The messages are laid out over four segments of rowids (32,768 each) by moving the rowid
+//! identity on before each era, so that three segments are complete and the newest rows are
+//! above them, as on a live server.
+
+use confab_core::input::{NewConversation, NewMessage};
+use confab_core::search::{parse_query, tenant_tag};
+use confab_core::{Role, Status};
+use confab_store::types::TenantId;
+use confab_store::{SearchFilter, SearchHit, SearchRequest, SearchSort, Store, StoreOptions};
+use sqlx::Connection;
+use uuid::Uuid;
+
+#[path = "support/testdb.rs"]
+mod testdb;
+use testdb::{TestDb, pg_admin_or_skip};
+
+const SEG_ROWS: i64 = 32_768;
+const ERAS: usize = 4;
+const CONVERSATIONS: usize = 12;
+const PER_CONVERSATION: usize = 10;
+
+/// The text of message `j` of conversation `c` of era `e`: `seg` in a third of them, as many
+/// times as `(c + j) % 5 + 1` says (ts_rank ranks by the count), 300 times in one (a tsvector
+/// keeps 256 positions); `lone` in two.
+fn text(e: usize, c: usize, j: usize) -> String {
+    let mut w = vec!["every"];
+    let i = (e * CONVERSATIONS + c) * PER_CONVERSATION + j;
+    if i.is_multiple_of(3) {
+        let times = if i == 3 * 77 { 300 } else { (c + j) % 5 + 1 };
+        w.extend(std::iter::repeat_n("seg", times));
+    }
+    if i == 17 || i == 250 {
+        w.push("lone");
+    }
+    w.push("filler");
+    w.join(" ")
+}
+
+/// A store that builds nothing by itself (the tests build when they mean to).
+async fn open(url: &str) -> Store {
+    let opts = StoreOptions {
+        search_merge_idle: None,
+        ..StoreOptions::default()
+    };
+    Store::open(url, opts).await.unwrap()
+}
+
+/// Moves the rowid identity so that the next message takes rowid `next`.
+async fn next_rowid(c: &mut sqlx::PgConnection, next: i64) {
+    sqlx::query("SELECT setval(pg_get_serial_sequence('messages', 'rowid'), $1)")
+        .bind(next - 1)
+        .execute(c)
+        .await
+        .unwrap();
+}
+
+/// The eras' conversations of `t` (era by era), and a few of `other`'s, which hold `seg` in
+/// every message: a search of `t` must never see them.
+async fn load(
+    store: &Store,
+    c: &mut sqlx::PgConnection,
+    t: &TenantId,
+    other: &TenantId,
+) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for e in 0..ERAS {
+        next_rowid(c, e as i64 * SEG_ROWS + 100).await;
+        for k in 0..CONVERSATIONS {
+            let mut conv = NewConversation::new(Status::Active);
+            conv.messages = (0..PER_CONVERSATION)
+                .map(|j| NewMessage {
+                    role: Some(Role::User),
+                    content: text(e, k, j),
+                    ..NewMessage::default()
+                })
+                .collect();
+            ids.push(
+                store
+                    .create_conversation(t, conv, None)
+                    .await
+                    .unwrap()
+                    .conversation()
+                    .id,
+            );
+        }
+        let mut conv = NewConversation::new(Status::Active);
+        conv.messages = (0..5)
+            .map(|_| NewMessage {
+                role: Some(Role::User),
+                content: "seg seg lone every".into(),
+                ..NewMessage::default()
+            })
+            .collect();
+        store.create_conversation(other, conv, None).await.unwrap();
+    }
+    ids
+}
+
+/// Every ranked hit of `word` for `t`, page after page, on a store of its own (a store keeps
+/// its windows: a second search there would not read again).
+async fn ranked(url: &str, t: &TenantId, word: &str) -> Vec<(Uuid, i64, f64)> {
+    let store = open(url).await;
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let req = SearchRequest {
+            query: parse_query(word).unwrap(),
+            filter: SearchFilter::default(),
+            sort: SearchSort::Relevance,
+            limit: 25,
+            cursor,
+        };
+        let page = store.search(t, &req).await.unwrap();
+        out.extend(
+            page.hits
+                .iter()
+                .map(|h: &SearchHit| (h.conversation_id, h.seq, h.score)),
+        );
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    store.close().await;
+    out
+}
+
+/// The messages of `t` holding `word` by the model, as (conversation, seq), without the
+/// conversations in `gone`.
+fn expected(ids: &[Uuid], word: &str, gone: &[Uuid]) -> std::collections::BTreeSet<(Uuid, i64)> {
+    let mut out = std::collections::BTreeSet::new();
+    for e in 0..ERAS {
+        for k in 0..CONVERSATIONS {
+            let id = ids[e * CONVERSATIONS + k];
+            if gone.contains(&id) {
+                continue;
+            }
+            for j in 0..PER_CONVERSATION {
+                if text(e, k, j).split(' ').any(|w| w == word) {
+                    out.insert((id, j as i64));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn as_set(hits: &[(Uuid, i64, f64)]) -> std::collections::BTreeSet<(Uuid, i64)> {
+    hits.iter().map(|h| (h.0, h.1)).collect()
+}
+
+/// Built segments.
+async fn built(c: &mut sqlx::PgConnection) -> Vec<i64> {
+    sqlx::query_scalar("SELECT seg FROM search_segments WHERE built ORDER BY seg")
+        .fetch_all(c)
+        .await
+        .unwrap()
+}
+
+/// Postings of built segments that are not the messages' tokens, and tokens of messages in
+/// built segments that have no posting: both empty while the postings are right.
+async fn mismatches(c: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "WITH tokens AS ( \
+           SELECT m.tenant_id, u.lexeme, m.rowid, greatest(cardinality(u.positions), 1) AS tf \
+           FROM messages m, unnest(m.fts) u \
+           WHERE m.rowid / 32768 IN (SELECT seg FROM search_segments WHERE built)), \
+         posted AS ( \
+           SELECT p.tenant_id, p.lexeme, p.seg * 32768 + x / 512 AS rowid, x % 512 AS tf \
+           FROM search_postings p JOIN search_segments g ON g.seg = p.seg AND g.built, \
+           unnest(p.postings) x) \
+         SELECT (SELECT count(*) FROM (TABLE tokens EXCEPT TABLE posted) a) \
+              + (SELECT count(*) FROM (TABLE posted EXCEPT TABLE tokens) b)",
+    )
+    .fetch_one(c)
+    .await
+    .unwrap()
+}
+
+/// A database of two tenants laid out over the segments: its URL holder, a connection, the
+/// tenant searched, its conversations.
+async fn laid_out(admin: &str) -> (TestDb, sqlx::PgConnection, TenantId, Vec<Uuid>) {
+    let db = TestDb::new_pg(admin).await;
+    let store = open(&db.url).await;
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let other = store.ensure_tenant("other").await.unwrap();
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let ids = load(&store, &mut c, &t, &other).await;
+    store.close().await;
+    (db, c, t, ids)
+}
+
+#[tokio::test]
+async fn one_word_searches_read_the_built_segments_and_answer_as_the_index_does() {
+    let Some(admin) = pg_admin_or_skip("search postings") else {
+        return;
+    };
+    let (db, mut c, t, ids) = laid_out(&admin).await;
+    let before = ranked(&db.url, &t, "seg").await;
+    assert_eq!(as_set(&before), expected(&ids, "seg", &[]));
+
+    let store = open(&db.url).await;
+    // The three segments below the newest rows; the fourth holds rowids not handed out yet.
+    assert_eq!(store.build_search_postings().await.unwrap(), 3);
+    assert_eq!(built(&mut c).await, vec![0, 1, 2]);
+    assert_eq!(mismatches(&mut c).await, 0);
+    assert_eq!(
+        store.build_search_postings().await.unwrap(),
+        0,
+        "nothing left to build"
+    );
+    store.close().await;
+
+    // The same hits in the same order with the same scores: ts_rank's, computed from the
+    // count of positions (1–5, and 256 for the message that says it 300 times).
+    let after = ranked(&db.url, &t, "seg").await;
+    assert_eq!(after, before);
+    assert!(after.iter().any(|h| h.2 > before.last().unwrap().2));
+
+    // And they are read from the postings: a word's postings taken away, its matches in the
+    // built segments are not found (of `lone`'s two, in segment 0, none).
+    let lexeme = format!("{}lone", tenant_tag(t.as_uuid().as_bytes()));
+    assert_eq!(
+        as_set(&ranked(&db.url, &t, "lone").await),
+        expected(&ids, "lone", &[])
+    );
+    sqlx::query("UPDATE search_postings SET postings = '{}' WHERE lexeme = $1")
+        .bind(&lexeme)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(ranked(&db.url, &t, "lone").await, vec![]);
+    let _ = c.close().await;
+}
+
+#[tokio::test]
+async fn a_deleted_conversation_leaves_the_search_at_once_and_its_segment_is_built_again() {
+    let Some(admin) = pg_admin_or_skip("search postings") else {
+        return;
+    };
+    let (db, mut c, t, ids) = laid_out(&admin).await;
+    let store = open(&db.url).await;
+    assert_eq!(store.build_search_postings().await.unwrap(), 3);
+    // A conversation of era 1 (segment 1).
+    let gone = ids[CONVERSATIONS + 3];
+    store.delete_conversation(&t, gone).await.unwrap();
+    assert_eq!(
+        built(&mut c).await,
+        vec![0, 2],
+        "its segment is no longer read"
+    );
+    let hits = ranked(&db.url, &t, "seg").await;
+    assert_eq!(as_set(&hits), expected(&ids, "seg", &[gone]));
+
+    assert_eq!(store.build_search_postings().await.unwrap(), 1);
+    assert_eq!(built(&mut c).await, vec![0, 1, 2]);
+    assert_eq!(mismatches(&mut c).await, 0);
+    assert_eq!(ranked(&db.url, &t, "seg").await, hits);
+
+    // Tokens rewritten (`confab reindex`, a restore): every segment is built again.
+    store.rebuild_search_index().await.unwrap();
+    assert_eq!(built(&mut c).await, Vec::<i64>::new());
+    assert_eq!(ranked(&db.url, &t, "seg").await, hits);
+    assert_eq!(store.build_search_postings().await.unwrap(), 3);
+    assert_eq!(mismatches(&mut c).await, 0);
+    store.close().await;
+    let _ = c.close().await;
+}
+
+/// A change a build's snapshot cannot see yet: a transaction that rewrote a message's tokens
+/// before the segment's row existed (so its trigger marked nothing) and has not committed.
+/// The build waits for it, and builds from what it committed.
+#[tokio::test]
+async fn a_build_waits_for_the_writes_in_flight_and_builds_what_they_committed() {
+    let Some(admin) = pg_admin_or_skip("search postings") else {
+        return;
+    };
+    let (db, mut c, t, ids) = laid_out(&admin).await;
+    let mut writer = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut tx = writer.begin().await.unwrap();
+    let rewritten: i64 = sqlx::query_scalar(
+        "UPDATE messages SET fts = 'unrelated'::tsvector \
+         WHERE rowid = (SELECT min(rowid) FROM messages WHERE rowid >= $1) RETURNING rowid",
+    )
+    .bind(SEG_ROWS)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    let store = open(&db.url).await;
+    let build = tokio::spawn(async move {
+        let n = store.build_search_postings().await.unwrap();
+        store.close().await;
+        n
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tx.commit().await.unwrap();
+    let n = build.await.unwrap();
+    assert!(n >= 2, "built {n}");
+    assert_eq!(mismatches(&mut c).await, 0, "built from what was committed");
+    let store = open(&db.url).await;
+    store.build_search_postings().await.unwrap();
+    store.close().await;
+    assert_eq!(built(&mut c).await, vec![0, 1, 2]);
+    assert_eq!(mismatches(&mut c).await, 0);
+    // The message rewritten was era 1's first, which held `seg`.
+    let mut want = expected(&ids, "seg", &[]);
+    assert!(want.remove(&(ids[CONVERSATIONS], 0)));
+    assert_eq!(as_set(&ranked(&db.url, &t, "seg").await), want);
+    assert!(
+        sqlx::query_scalar::<_, bool>(
+            "SELECT fts = 'unrelated'::tsvector FROM messages WHERE rowid = $1"
+        )
+        .bind(rewritten)
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+    );
+    let _ = writer.close().await;
+    let _ = c.close().await;
+}
+
+/// Conversations deleted while segments are built over and over: after every round, each
+/// built segment's postings are exactly its messages' tokens.
+#[tokio::test]
+async fn builds_racing_deletes_never_leave_a_built_segment_stale() {
+    let Some(admin) = pg_admin_or_skip("search postings") else {
+        return;
+    };
+    let (db, mut c, t, ids) = laid_out(&admin).await;
+    let store = std::sync::Arc::new(open(&db.url).await);
+    for (round, id) in ids.iter().take(3 * CONVERSATIONS).step_by(3).enumerate() {
+        let builder = store.clone();
+        let build = tokio::spawn(async move { builder.build_search_postings().await.unwrap() });
+        if round % 2 == 1 {
+            tokio::task::yield_now().await;
+        }
+        store.delete_conversation(&t, *id).await.unwrap();
+        build.await.unwrap();
+        assert_eq!(mismatches(&mut c).await, 0, "round {round}");
+    }
+    store.build_search_postings().await.unwrap();
+    assert_eq!(built(&mut c).await, vec![0, 1, 2]);
+    assert_eq!(mismatches(&mut c).await, 0);
+    let gone: Vec<Uuid> = ids
+        .iter()
+        .take(3 * CONVERSATIONS)
+        .step_by(3)
+        .copied()
+        .collect();
+    assert_eq!(
+        as_set(&ranked(&db.url, &t, "seg").await),
+        expected(&ids, "seg", &gone)
+    );
+    let _ = c.close().await;
+}
+
+/// A server's store builds the segments by itself, without being asked.
+#[tokio::test]
+async fn the_server_builds_the_segments_in_the_background() {
+    let Some(admin) = pg_admin_or_skip("search postings") else {
+        return;
+    };
+    let (db, mut c, _t, _ids) = laid_out(&admin).await;
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while built(&mut c).await.len() < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(built(&mut c).await, vec![0, 1, 2]);
+    assert_eq!(mismatches(&mut c).await, 0);
+    store.close().await;
+    let _ = c.close().await;
+}
