@@ -6,18 +6,21 @@
 -- sessions). Here the same window is a dozen rows of this table.
 --
 -- The rowids are cut into segments of 32,768. A segment's postings are built off the
--- request path (postings.rs) once every rowid in it has been handed out, from the tokens the
--- messages already store (`fts`), and are never written by an append: the newest rowids, above
--- the built segments, are read through the GIN index as before.
+-- request path (postings.rs) once every rowid in it has been handed out, and the newest
+-- segment's up to its newest rowid when the writes pause, from the tokens the messages already
+-- store (`fts`); an append never writes here. Rowids above what is built are read through the
+-- GIN index as before.
 
 -- A row per segment being built or built. `built` is true while the segment's postings are
--- exactly its messages' tokens; any statement that inserts, deletes or updates a message of the
--- segment sets it false (the triggers below), and the builder builds it again. The update also
--- tells a builder that raced the change (its snapshot did not see it) to give up: it marks its
--- work built at REPEATABLE READ, where a row changed since its snapshot is a serialization
--- failure.
+-- exactly the tokens of its messages up to rowid `upto` (its last rowid, or the newest one when
+-- the segment was built); any statement that inserts, deletes or updates a message of the
+-- segment at or below `upto` sets it false (the triggers below), and the builder builds it
+-- again. An append's rows are above `upto` and touch nothing. The update also tells a builder
+-- that raced the change (its snapshot did not see it) to give up: it marks its work built at
+-- REPEATABLE READ, where a row changed since its snapshot is a serialization failure.
 CREATE TABLE search_segments (
     seg    bigint   PRIMARY KEY,
+    upto   bigint   NOT NULL,
     built  boolean  NOT NULL DEFAULT false
 );
 
@@ -45,20 +48,24 @@ EXCEPTION WHEN feature_not_supported THEN
 END $$;
 
 -- Statement triggers with transition tables, as 0005's: every path that writes messages marks
--- the segments it touched. An append's rows are above every built segment (rowids come from
--- the identity, and a segment is built only once all its rowids are handed out), so its
--- update finds no row: one probe of a table of a few dozen rows.
+-- the segments whose built part it touched. A statement's lowest rowid stands for all of its
+-- rows: a segment is marked if the statement has a row in it and any row at or below its
+-- `upto`, which marks no less than each row's own test would (and sometimes more, harmlessly).
+-- An append's rows are above every `upto` (rowids come from the identity in order): its update
+-- probes a table of a few dozen rows and changes none.
 CREATE FUNCTION search_segments_new() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE search_segments SET built = false
-     WHERE seg IN (SELECT DISTINCT rowid / 32768 FROM new_rows);
+     WHERE seg IN (SELECT DISTINCT rowid / 32768 FROM new_rows)
+       AND upto >= (SELECT min(rowid) FROM new_rows);
     RETURN NULL;
 END $$;
 
 CREATE FUNCTION search_segments_old() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE search_segments SET built = false
-     WHERE seg IN (SELECT DISTINCT rowid / 32768 FROM old_rows);
+     WHERE seg IN (SELECT DISTINCT rowid / 32768 FROM old_rows)
+       AND upto >= (SELECT min(rowid) FROM old_rows);
     RETURN NULL;
 END $$;
 

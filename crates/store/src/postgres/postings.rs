@@ -69,9 +69,11 @@ pub(super) fn rank_of(tf: u32) -> f64 {
 }
 
 /// One segment below a search's snapshot: `None` while it is not built (the GIN index reads
-/// it), else the word's postings in it, `(rowid, tf)` in ascending rowid order.
+/// it), else the word's postings in it up to rowid `upto`, `(rowid, tf)` in ascending rowid
+/// order.
 pub(super) struct Segment {
     pub seg: i64,
+    pub upto: i64,
     pub postings: Option<Vec<(i64, u32)>>,
 }
 
@@ -85,7 +87,7 @@ pub(super) async fn segments(
     limit: i64,
 ) -> Result<Vec<Segment>> {
     let rows = sqlx::query(
-        "SELECT g.seg, g.built, p.postings FROM search_segments g \
+        "SELECT g.seg, g.built, p.postings, g.upto FROM search_segments g \
          LEFT JOIN search_postings p ON g.built AND p.tenant_id = $1 AND p.lexeme = $2 \
          AND p.seg = g.seg \
          WHERE g.seg <= $3 ORDER BY g.seg DESC LIMIT $4",
@@ -113,7 +115,11 @@ pub(super) async fn segments(
                     })
                     .collect()
             });
-            Ok(Segment { seg, postings })
+            Ok(Segment {
+                seg,
+                upto: r.try_get(3)?,
+                postings,
+            })
         })
         .collect()
 }
@@ -142,13 +148,19 @@ fn lexemes(bytes: &[u8], mut each: impl FnMut(&str, u32)) -> Result<()> {
 /// Tenant → lexeme → packed postings.
 type Grouped = HashMap<Uuid, HashMap<String, Vec<i32>>>;
 
-/// Builds segment `seg`; false when it was left for a later round (writers still in flight,
-/// another builder on it, or a change raced it).
-async fn build_segment(pool: &PgPool, seg: i64) -> Result<bool> {
-    sqlx::query("INSERT INTO search_segments (seg) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(seg)
-        .execute(pool)
-        .await?;
+/// Builds segment `seg` up to rowid `upto` (its last, or the newest one); false when it was
+/// left for a later round (writers still in flight, another builder on it, or a change raced
+/// it).
+async fn build_segment(pool: &PgPool, seg: i64, upto: i64) -> Result<bool> {
+    // Not built while it is built again: what its postings cover changes.
+    sqlx::query(
+        "INSERT INTO search_segments (seg, upto) VALUES ($1, $2) \
+         ON CONFLICT (seg) DO UPDATE SET built = false, upto = EXCLUDED.upto",
+    )
+    .bind(seg)
+    .bind(upto)
+    .execute(pool)
+    .await?;
     if !writers_done(pool).await? {
         return Ok(false);
     }
@@ -160,12 +172,14 @@ async fn build_segment(pool: &PgPool, seg: i64) -> Result<bool> {
         .bind(seg as i32)
         .fetch_one(&mut *tx)
         .await?;
-    let built: Option<bool> =
-        sqlx::query_scalar("SELECT built FROM search_segments WHERE seg = $1")
+    // As this builder left it: another one may have built it since, or asked for more rows
+    // (whose writers this one has not waited for).
+    let row: Option<(bool, i64)> =
+        sqlx::query_as("SELECT built, upto FROM search_segments WHERE seg = $1")
             .bind(seg)
             .fetch_optional(&mut *tx)
             .await?;
-    if !locked || built != Some(false) {
+    if !locked || row != Some((false, upto)) {
         return Ok(false);
     }
     sqlx::query("DELETE FROM search_postings WHERE seg = $1")
@@ -174,10 +188,10 @@ async fn build_segment(pool: &PgPool, seg: i64) -> Result<bool> {
         .await?;
     let rows = sqlx::query(
         "SELECT tenant_id, rowid, tsvectorsend(fts) FROM messages \
-         WHERE rowid >= $1 AND rowid < $2",
+         WHERE rowid >= $1 AND rowid <= $2",
     )
     .bind(seg_start(seg))
-    .bind(seg_start(seg + 1))
+    .bind(upto)
     .fetch_all(&mut *tx)
     .await?;
     let mut grouped = Grouped::new();
@@ -216,12 +230,15 @@ async fn build_segment(pool: &PgPool, seg: i64) -> Result<bool> {
     .bind(seg)
     .execute(&mut *tx)
     .await?;
-    let marked = sqlx::query("UPDATE search_segments SET built = true WHERE seg = $1")
-        .bind(seg)
-        .execute(&mut *tx)
-        .await;
+    let marked =
+        sqlx::query("UPDATE search_segments SET built = true WHERE seg = $1 AND upto = $2")
+            .bind(seg)
+            .bind(upto)
+            .execute(&mut *tx)
+            .await;
     match marked {
-        Ok(_) => {}
+        Ok(done) if done.rows_affected() == 1 => {}
+        Ok(_) => return Ok(false),
         // serialization_failure: a message of the segment changed since the snapshot.
         Err(e) if super::pending::sqlstate(&e, "40001") => {
             tracing::debug!(
@@ -280,41 +297,91 @@ async fn writers_done(pool: &PgPool) -> Result<bool> {
     }
 }
 
-/// Builds the search postings of the segments whose rowids have all been handed out, newest
-/// first; answers how many it built.
-pub(crate) async fn build(pool: &PgPool) -> Result<usize> {
+/// Rows of the newest segment not built yet from which a pause has them built
+/// ([`spawn_builder`]): a band's worth, what a search reads through the GIN index in about
+/// half a millisecond.
+const HEAD_ROWS: i64 = super::fts::BAND_ROWS;
+
+/// Whether [`build`] builds the newest segment, which is not complete.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Head {
+    /// No: writes go on.
+    Skip,
+    /// Up to the newest rowid, if any of its rows is not built.
+    All,
+    /// Up to the newest rowid, once enough of its rows wait: [`HEAD_ROWS`] and half as many
+    /// as are built. Each build reads the segment from its start, so a segment built at every
+    /// pause of bursty writes is read about three times over in all, not once per pause.
+    Worth,
+}
+
+/// Builds the search postings of the newest segment as `head` says, then of the segments whose
+/// rowids have all been handed out, newest first. Answers how many it built.
+pub(crate) async fn build(pool: &PgPool, head: Head) -> Result<usize> {
     let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM messages")
         .fetch_one(pool)
         .await?;
     // Rowids come from the identity in order: every rowid up to the largest committed one has
     // been handed out. A segment is complete once its last rowid is among them.
     let top = (max + 1).div_euclid(SEG_ROWS) - 1;
-    if top < 0 {
-        return Ok(0);
+    let mut todo: Vec<(i64, i64)> = Vec::new();
+    let newest = seg_of(max);
+    if head != Head::Skip && max > 0 && newest > top {
+        let row: Option<(bool, i64)> =
+            sqlx::query_as("SELECT built, upto FROM search_segments WHERE seg = $1")
+                .bind(newest)
+                .fetch_optional(pool)
+                .await?;
+        let covered = match row {
+            Some((true, upto)) => upto,
+            _ => seg_start(newest) - 1,
+        };
+        let least = match head {
+            Head::Worth => HEAD_ROWS.max((covered - seg_start(newest) + 1) / 2),
+            _ => 1,
+        };
+        if max - covered >= least {
+            todo.push((newest, max));
+        }
     }
-    let todo: Vec<i64> = sqlx::query_scalar(
-        "SELECT s FROM generate_series($1::bigint, 0, -1) AS s \
-         WHERE NOT EXISTS (SELECT 1 FROM search_segments g WHERE g.seg = s AND g.built)",
-    )
-    .bind(top)
-    .fetch_all(pool)
-    .await?;
+    if top >= 0 {
+        let complete: Vec<i64> = sqlx::query_scalar(
+            "SELECT s FROM generate_series($1::bigint, 0, -1) AS s \
+             WHERE NOT EXISTS (SELECT 1 FROM search_segments g \
+                               WHERE g.seg = s AND g.built AND g.upto >= (s + 1) * $2 - 1)",
+        )
+        .bind(top)
+        .bind(SEG_ROWS)
+        .fetch_all(pool)
+        .await?;
+        todo.extend(complete.into_iter().map(|s| (s, seg_start(s + 1) - 1)));
+    }
     let mut built = 0;
-    for seg in todo {
+    for (seg, upto) in todo {
         if pool.is_closed() {
             break;
         }
         let started = Instant::now();
-        if build_segment(pool, seg).await? {
+        if build_segment(pool, seg, upto).await? {
             built += 1;
             tracing::debug!(
                 seg,
+                upto,
                 ms = started.elapsed().as_millis() as u64,
                 "built a search segment"
             );
         }
     }
     Ok(built)
+}
+
+/// The newest rowid.
+async fn newest_rowid(pool: &PgPool) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM messages")
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// True when migration 0009's triggers mark the segments messages are written to. They can be
@@ -337,18 +404,27 @@ pub(crate) async fn kept(c: &mut PgConnection) -> Result<bool> {
 /// How often the builder looks for segments to build.
 const BUILD_EVERY: Duration = Duration::from_secs(1);
 
-/// Builds the segments every [`BUILD_EVERY`] until the pool is closed. A failed round is
-/// logged and the next one tries again: searches read what is not built through the index.
+/// Builds the segments every [`BUILD_EVERY`] until the pool is closed: each as soon as it is
+/// complete, the newest one as far as it goes once the writes have paused for a round. A failed
+/// round is logged and the next one tries again: searches read what is not built through the
+/// index.
 pub(crate) fn spawn_builder(pool: PgPool) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(BUILD_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The newest rowid at the last round: the same at this one, the writes have paused,
+        // and the newest segment is built as far as it goes.
+        let mut last = None;
         loop {
             tick.tick().await;
             if pool.is_closed() {
                 return;
             }
-            match build(&pool).await {
+            let now = newest_rowid(&pool).await.ok();
+            let paused = now.is_some() && now == last;
+            last = now;
+            let head = if paused { Head::Worth } else { Head::Skip };
+            match build(&pool, head).await {
                 Ok(n) => {
                     if n > 0 {
                         metrics::counter!("confab_store_search_segments_built_total")
