@@ -152,10 +152,12 @@ type Grouped = HashMap<Uuid, HashMap<String, Vec<i32>>>;
 /// left for a later round (writers still in flight, another builder on it, or a change raced
 /// it).
 async fn build_segment(pool: &PgPool, seg: i64, upto: i64) -> Result<bool> {
-    // Not built while it is built again: what its postings cover changes.
+    // Not built while it is built again: what its postings cover changes. Left as it is when
+    // another server has just built it so.
     sqlx::query(
         "INSERT INTO search_segments (seg, upto) VALUES ($1, $2) \
-         ON CONFLICT (seg) DO UPDATE SET built = false, upto = EXCLUDED.upto",
+         ON CONFLICT (seg) DO UPDATE SET built = false, upto = EXCLUDED.upto \
+         WHERE NOT (search_segments.built AND search_segments.upto = EXCLUDED.upto)",
     )
     .bind(seg)
     .bind(upto)

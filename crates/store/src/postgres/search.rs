@@ -117,8 +117,6 @@ enum Plan {
 }
 
 impl Plan {
-    /// The plan for a window up to rowid `snapshot`: bands whose first step would be too wide
-    /// ([`too_wide`]) give way to the index here, before [`banded_window`] walks its probe.
     /// The plan for a ranked search of one word without filters when the search postings are
     /// kept (postings.rs): any but the walk (a word that common fills its window from the
     /// newest rows alone) reads them.
@@ -139,6 +137,8 @@ impl Plan {
         }
     }
 
+    /// The plan for a window up to rowid `snapshot`: bands whose first step would be too wide
+    /// ([`too_wide`]) give way to the index here, before [`banded_window`] walks its probe.
     fn up_to(self, snapshot: i64) -> Plan {
         match self {
             Plan::Bands(share) if too_wide(step_rows(RANK_WINDOW, share), snapshot) => Plan::Index,
