@@ -60,6 +60,20 @@ async fn next_rowid(c: &mut sqlx::PgConnection, next: i64) {
         .unwrap();
 }
 
+/// Conversation `k` of era `e`, written for `t` where the rowids are now; answers its id.
+async fn new_conversation(store: &Store, t: &TenantId, e: usize, k: usize) -> Uuid {
+    let mut conv = NewConversation::new(Status::Active);
+    conv.messages = (0..PER_CONVERSATION)
+        .map(|j| NewMessage {
+            role: Some(Role::User),
+            content: text(e, k, j),
+            ..NewMessage::default()
+        })
+        .collect();
+    let written = store.create_conversation(t, conv, None).await.unwrap();
+    written.conversation().id
+}
+
 /// The eras' conversations of `t` (era by era), and a few of `other`'s, which hold `seg` in
 /// every message: a search of `t` must never see them.
 async fn load(
@@ -72,22 +86,7 @@ async fn load(
     for e in 0..ERAS {
         next_rowid(c, e as i64 * SEG_ROWS + 100).await;
         for k in 0..CONVERSATIONS {
-            let mut conv = NewConversation::new(Status::Active);
-            conv.messages = (0..PER_CONVERSATION)
-                .map(|j| NewMessage {
-                    role: Some(Role::User),
-                    content: text(e, k, j),
-                    ..NewMessage::default()
-                })
-                .collect();
-            ids.push(
-                store
-                    .create_conversation(t, conv, None)
-                    .await
-                    .unwrap()
-                    .conversation()
-                    .id,
-            );
+            ids.push(new_conversation(store, t, e, k).await);
         }
         let mut conv = NewConversation::new(Status::Active);
         conv.messages = (0..5)
@@ -403,22 +402,7 @@ async fn the_newest_segment_is_built_as_far_as_it_goes_and_appends_leave_it_buil
     let first = upto(&mut c, 3).await;
     // Another era's worth of conversations, in the same segment, above what it covers.
     for k in 0..CONVERSATIONS {
-        let mut conv = NewConversation::new(Status::Active);
-        conv.messages = (0..PER_CONVERSATION)
-            .map(|j| NewMessage {
-                role: Some(Role::User),
-                content: text(3, k, j),
-                ..NewMessage::default()
-            })
-            .collect();
-        ids.push(
-            store
-                .create_conversation(&t, conv, None)
-                .await
-                .unwrap()
-                .conversation()
-                .id,
-        );
+        ids.push(new_conversation(&store, &t, 3, k).await);
     }
     assert_eq!(
         built(&mut c).await,
