@@ -434,3 +434,35 @@ async fn the_newest_segment_is_built_as_far_as_it_goes_and_appends_leave_it_buil
     store.close().await;
     let _ = c.close().await;
 }
+
+/// A word the statistics do not know, in a table of more segments than a statement asks for
+/// (64): after those, the GIN index reads the rest at once rather than every segment's row
+/// being asked for. Its matches below them are found all the same.
+#[tokio::test]
+async fn a_rare_word_below_a_statement_s_worth_of_segments_is_read_through_the_index() {
+    let Some(admin) = pg_admin_or_skip("search postings") else {
+        return;
+    };
+    let (db, mut c, t, mut ids) = laid_out(&admin).await;
+    let store = open(&db.url).await;
+    // Seventy segments on: the newest conversation far above the eras.
+    next_rowid(&mut c, 70 * SEG_ROWS + 5).await;
+    ids.push(new_conversation(&store, &t, 0, 0).await);
+    store.build_search_postings().await.unwrap();
+    assert!(built(&mut c).await.len() > 64);
+    assert_eq!(mismatches(&mut c).await, 0);
+    // `lone` is only in segment 0, below the 64 newest segments.
+    assert_eq!(
+        as_set(&ranked(&db.url, &t, "lone").await),
+        expected(&ids, "lone", &[])
+    );
+    let mut want = expected(&ids, "seg", &[]);
+    for j in 0..PER_CONVERSATION {
+        if text(0, 0, j).split(' ').any(|w| w == "seg") {
+            want.insert((*ids.last().unwrap(), j as i64));
+        }
+    }
+    assert_eq!(as_set(&ranked(&db.url, &t, "seg").await), want);
+    store.close().await;
+    let _ = c.close().await;
+}

@@ -828,9 +828,11 @@ async fn posted_window(
             }
             hi = start - 1;
         }
-        if exhausted {
-            // Below every segment built or being built: never built (all of a table smaller
-            // than a segment). Read as without postings.
+        // Below every segment built or being built: never built (all of a table smaller than
+        // a segment). And a word the statistics do not know after a statement's worth of
+        // segments: a rare word in a large table, whose every segment would be asked for, a
+        // probe each, where the GIN index hands over its few matches at once.
+        if exhausted || share <= 0.0 {
             let n = need(&found);
             if n > 0 && hi >= 1 {
                 let plan = unposted(share);
