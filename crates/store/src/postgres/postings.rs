@@ -7,11 +7,12 @@
 //! segment holds one row per lexeme with its matches packed in rowid order, each with the count
 //! of positions that ts_rank ranks by: the same window is read from a dozen rows.
 //!
-//! **Built, not maintained.** No append writes here. The upkeep ([`Builder`]) builds a segment
-//! once every rowid in it has been handed out, from the tokens the messages store (`fts`, sent
-//! in PostgreSQL's binary form and grouped here, a tenth of what grouping them in SQL cost).
-//! Searches read the rowids above the newest built segment (and any segment not built)
-//! through the GIN index, as before.
+//! **Built, not maintained.** No append writes here. The upkeep ([`spawn_builder`]) builds a
+//! segment once every rowid in it has been handed out, and the newest segment up to the newest
+//! rowid when the writes pause, from the tokens the messages store (`fts`, sent in PostgreSQL's
+//! binary form and grouped here, a third of what grouping them in SQL cost). Searches read the
+//! rowids above what a segment covers (`upto`), and any segment not built, through the GIN
+//! index, as before.
 //!
 //! **Never stale.** A segment counts only while `search_segments.built` is true. Every statement
 //! that inserts, deletes or updates messages sets it false for the segments it touched
@@ -317,12 +318,21 @@ pub(crate) enum Head {
     Worth,
 }
 
+impl Head {
+    /// Whether the newest segment is built now, `covered` of its rows built and `waiting` not.
+    fn due(self, covered: i64, waiting: i64) -> bool {
+        match self {
+            Head::Skip => false,
+            Head::All => waiting >= 1,
+            Head::Worth => waiting >= HEAD_ROWS.max(covered / 2),
+        }
+    }
+}
+
 /// Builds the search postings of the newest segment as `head` says, then of the segments whose
 /// rowids have all been handed out, newest first. Answers how many it built.
 pub(crate) async fn build(pool: &PgPool, head: Head) -> Result<usize> {
-    let max: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM messages")
-        .fetch_one(pool)
-        .await?;
+    let max = newest_rowid(pool).await?;
     // Rowids come from the identity in order: every rowid up to the largest committed one has
     // been handed out. A segment is complete once its last rowid is among them.
     let top = (max + 1).div_euclid(SEG_ROWS) - 1;
@@ -338,11 +348,7 @@ pub(crate) async fn build(pool: &PgPool, head: Head) -> Result<usize> {
             Some((true, upto)) => upto,
             _ => seg_start(newest) - 1,
         };
-        let least = match head {
-            Head::Worth => HEAD_ROWS.max((covered - seg_start(newest) + 1) / 2),
-            _ => 1,
-        };
-        if max - covered >= least {
+        if head.due(covered - seg_start(newest) + 1, max - covered) {
             todo.push((newest, max));
         }
     }
@@ -461,6 +467,17 @@ mod tests {
         assert_eq!(seen, vec![("ab".to_owned(), 2), ("c".to_owned(), 1)]);
         assert!(lexemes(&b[..b.len() - 1], |_, _| {}).is_err());
         assert!(lexemes(&[0, 0], |_, _| {}).is_err());
+    }
+
+    #[test]
+    fn the_newest_segment_is_built_at_a_pause_once_a_band_and_half_its_built_rows_wait() {
+        assert!(!Head::Skip.due(0, 1_000_000));
+        assert!(Head::All.due(30_000, 1));
+        assert!(!Head::All.due(30_000, 0));
+        assert!(!Head::Worth.due(0, HEAD_ROWS - 1));
+        assert!(Head::Worth.due(0, HEAD_ROWS));
+        assert!(!Head::Worth.due(20_000, 9_999));
+        assert!(Head::Worth.due(20_000, 10_000));
     }
 
     #[test]
