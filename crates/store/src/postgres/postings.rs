@@ -319,6 +319,17 @@ pub(crate) enum Head {
 }
 
 impl Head {
+    /// What the builder's round does with the newest segment, given the newest rowid at the
+    /// round before (`last`) and at this one (`now`; `None` when it could not be read): built
+    /// once the writes have paused for a round, else left for the index to read.
+    fn after(last: Option<i64>, now: Option<i64>) -> Head {
+        if now.is_some() && now == last {
+            Head::Worth
+        } else {
+            Head::Skip
+        }
+    }
+
     /// Whether the newest segment is built now, `covered` of its rows built and `waiting` not.
     fn due(self, covered: i64, waiting: i64) -> bool {
         match self {
@@ -429,9 +440,8 @@ pub(crate) fn spawn_builder(pool: PgPool) {
                 return;
             }
             let now = newest_rowid(&pool).await.ok();
-            let paused = now.is_some() && now == last;
+            let head = Head::after(last, now);
             last = now;
-            let head = if paused { Head::Worth } else { Head::Skip };
             match build(&pool, head).await {
                 Ok(n) => {
                     if n > 0 {
@@ -453,6 +463,7 @@ pub(crate) fn spawn_builder(pool: PgPool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::Connection;
 
     #[test]
     fn a_tsvector_s_binary_form_is_read_lexeme_by_lexeme() {
@@ -486,6 +497,46 @@ mod tests {
         assert!(rank_of(2) > rank_of(1));
         assert!(rank_of(256) < 0.1);
         assert_eq!(rank_of(0), rank_of(1));
+    }
+
+    #[test]
+    fn the_newest_segment_waits_while_the_writes_go_on() {
+        assert!(
+            Head::after(Some(7), Some(7)) == Head::Worth,
+            "paused for a round"
+        );
+        assert!(
+            Head::after(Some(7), Some(9)) == Head::Skip,
+            "written meanwhile"
+        );
+        assert!(Head::after(None, Some(7)) == Head::Skip, "the first round");
+        assert!(Head::after(None, None) == Head::Skip, "the rowid not read");
+    }
+
+    /// `rank_of` is ts_rank to the bit for every count of positions a tsvector can hold
+    /// (1–256), as PostgreSQL computes it and the index path returns it (`::float8`).
+    #[tokio::test]
+    async fn ranks_are_ts_rank_s_for_every_count_of_positions() {
+        let Some(url) = std::env::var("CONFAB_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+        else {
+            eprintln!("skipped: set CONFAB_TEST_POSTGRES_URL to compare ranks with ts_rank");
+            return;
+        };
+        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+        let ranks: Vec<(i32, f64)> = sqlx::query_as(
+            "SELECT n, ts_rank(('w:' || string_agg(i::text, ',' ORDER BY i))::tsvector, \
+             'w'::tsquery)::float8 FROM generate_series(1, 256) n, generate_series(1, n) i \
+             GROUP BY n ORDER BY n",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        assert_eq!(ranks.len(), 256);
+        for (n, rank) in ranks {
+            assert_eq!(rank_of(n as u32).to_bits(), rank.to_bits(), "{n} positions");
+        }
     }
 
     #[test]
