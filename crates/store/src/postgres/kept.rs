@@ -661,11 +661,7 @@ mod tests {
     /// once that round is old enough.
     #[tokio::test]
     async fn pruning_deletes_only_changes_older_than_the_last_horizon() {
-        let Some(admin) = std::env::var("CONFAB_TEST_POSTGRES_URL")
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-        else {
-            eprintln!("skipped: set CONFAB_TEST_POSTGRES_URL to run the pruning test");
+        let Some(admin) = super::super::test_url("run the pruning test") else {
             return;
         };
         let name = format!("confab_t_{}", uuid::Uuid::now_v7().simple());

@@ -496,6 +496,20 @@ impl PgStore {
     }
 }
 
+/// The PostgreSQL admin URL the unit tests that need a server run against
+/// (`CONFAB_TEST_POSTGRES_URL`, as the integration tests' `support/testdb.rs` reads it); `None`,
+/// said on standard error with what is skipped (`what`), when it is not set.
+#[cfg(test)]
+pub(crate) fn test_url(what: &str) -> Option<String> {
+    let url = std::env::var("CONFAB_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.trim().is_empty());
+    if url.is_none() {
+        eprintln!("skipped: set CONFAB_TEST_POSTGRES_URL to {what}");
+    }
+    url
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

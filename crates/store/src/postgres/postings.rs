@@ -519,11 +519,7 @@ mod tests {
     /// (1–256), as PostgreSQL computes it and the index path returns it (`::float8`).
     #[tokio::test]
     async fn ranks_are_ts_rank_s_for_every_count_of_positions() {
-        let Some(url) = std::env::var("CONFAB_TEST_POSTGRES_URL")
-            .ok()
-            .filter(|s| !s.trim().is_empty())
-        else {
-            eprintln!("skipped: set CONFAB_TEST_POSTGRES_URL to compare ranks with ts_rank");
+        let Some(url) = super::super::test_url("compare ranks with ts_rank") else {
             return;
         };
         let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
