@@ -8,6 +8,7 @@
 //! identity on before each era, so that three segments are complete and the newest rows are
 //! above them, as on a live server.
 
+use confab_core::cursor::SearchCursor;
 use confab_core::input::{NewConversation, NewMessage};
 use confab_core::search::{parse_query, tenant_tag};
 use confab_core::{Role, Status};
@@ -104,9 +105,18 @@ async fn load(
 /// Every ranked hit of `word` for `t`, page after page, on a store of its own (a store keeps
 /// its windows: a second search there would not read again).
 async fn ranked(url: &str, t: &TenantId, word: &str) -> Vec<(Uuid, i64, f64)> {
+    ranked_from(url, t, word, None).await
+}
+
+/// [`ranked`] from the page `cursor` points at on.
+async fn ranked_from(
+    url: &str,
+    t: &TenantId,
+    word: &str,
+    mut cursor: Option<SearchCursor>,
+) -> Vec<(Uuid, i64, f64)> {
     let store = open(url).await;
     let mut out = Vec::new();
-    let mut cursor = None;
     loop {
         let req = SearchRequest {
             query: parse_query(word).unwrap(),
@@ -183,7 +193,9 @@ async fn mismatches(c: &mut sqlx::PgConnection) -> i64 {
          posted AS ( \
            SELECT p.tenant_id, p.lexeme, p.seg * 32768 + x / 512 AS rowid, x % 512 AS tf \
            FROM search_postings p JOIN search_segments g ON g.seg = p.seg AND g.built, \
-           unnest(p.postings) x) \
+           LATERAL (SELECT (get_byte(p.postings, i) << 16) | (get_byte(p.postings, i + 1) << 8) \
+                           | get_byte(p.postings, i + 2) AS x \
+                    FROM generate_series(0, octet_length(p.postings) - 3, 3) i) u) \
          SELECT (SELECT count(*) FROM (TABLE tokens EXCEPT TABLE posted) a) \
               + (SELECT count(*) FROM (TABLE posted EXCEPT TABLE tokens) b)",
     )
@@ -239,12 +251,87 @@ async fn one_word_searches_read_the_built_segments_and_answer_as_the_index_does(
         as_set(&ranked(&db.url, &t, "lone").await),
         expected(&ids, "lone", &[])
     );
-    sqlx::query("UPDATE search_postings SET postings = '{}' WHERE lexeme = $1")
+    sqlx::query("UPDATE search_postings SET postings = '' WHERE lexeme = $1")
         .bind(&lexeme)
         .execute(&mut c)
         .await
         .unwrap();
     assert_eq!(ranked(&db.url, &t, "lone").await, vec![]);
+    let _ = c.close().await;
+}
+
+/// `conversations` conversations of 100 messages for `t`, each holding `many` one to three
+/// times (ts_rank ranks by the count).
+async fn many(store: &Store, t: &TenantId, conversations: usize) {
+    for _ in 0..conversations {
+        let mut conv = NewConversation::new(Status::Active);
+        conv.messages = (0..100)
+            .map(|j| NewMessage {
+                role: Some(Role::User),
+                content: vec!["many"; j % 3 + 1].join(" ") + " filler",
+                ..NewMessage::default()
+            })
+            .collect();
+        store.create_conversation(t, conv, None).await.unwrap();
+    }
+}
+
+/// A word in more messages of a segment than a window holds: a search reads only the newest of
+/// its postings there (migration 0010), which must be exactly the window's; and a page bounded
+/// by a cursor's older snapshot, whose segment was built since up to newer rowids, must read
+/// that segment whole, or the postings above its snapshot would crowd out the ones below.
+#[tokio::test]
+async fn a_window_reads_the_newest_postings_of_a_segment_and_an_older_page_all_of_them() {
+    let Some(admin) = pg_admin_or_skip("search postings") else {
+        return;
+    };
+    let db = TestDb::new_pg(&admin).await;
+    let store = open(&db.url).await;
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    // 1,300 matches, all in segment 0; a first page's cursor holds their snapshot.
+    many(&store, &t, 13).await;
+    let req = SearchRequest {
+        query: parse_query("many").unwrap(),
+        filter: SearchFilter::default(),
+        sort: SearchSort::Relevance,
+        limit: 25,
+        cursor: None,
+    };
+    let older = open(&db.url).await;
+    let cursor = older.search(&t, &req).await.unwrap().next_cursor;
+    older.close().await;
+    assert!(cursor.is_some());
+    // 500 more, then the segment is built up to them.
+    many(&store, &t, 5).await;
+    let before = ranked(&db.url, &t, "many").await;
+    let older_before = ranked_from(&db.url, &t, "many", cursor).await;
+    assert_eq!(before.len(), 1_000, "a window's worth");
+    assert_eq!(
+        older_before.len(),
+        1_000 - 25,
+        "the rest of the older window"
+    );
+
+    assert_eq!(store.build_search_postings().await.unwrap(), 1);
+    assert_eq!(built(&mut c).await, vec![0]);
+    let newest: i64 = sqlx::query_scalar("SELECT max(rowid) FROM messages")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert!(newest < SEG_ROWS);
+    assert_eq!(upto(&mut c, 0).await, newest);
+    assert_eq!(mismatches(&mut c).await, 0);
+    let after = ranked(&db.url, &t, "many").await;
+    assert_eq!(after.len(), before.len());
+    assert!(
+        after == before,
+        "the same window, in the same order, with the same scores"
+    );
+    let older_after = ranked_from(&db.url, &t, "many", cursor).await;
+    assert_eq!(older_after.len(), older_before.len());
+    assert!(older_after == older_before, "the same older window");
+    store.close().await;
     let _ = c.close().await;
 }
 

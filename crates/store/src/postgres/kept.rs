@@ -229,6 +229,9 @@ macro_rules! now {
     };
 }
 
+/// [`now!`] for statements put together elsewhere (postings.rs).
+pub(super) const NOW: &str = now!();
+
 /// Which changes of tenant `$t` (`search_changes c`) are invisible to snapshot `$s` (a
 /// `txid_snapshot`), the one rule every statement below applies, as two conditions: the
 /// transaction started at or after the snapshot's `xmax` (`newer`), or was running then (in

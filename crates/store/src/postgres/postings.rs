@@ -24,9 +24,11 @@
 //! ended before the build's snapshot is taken), so none slips between the two.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
@@ -38,7 +40,10 @@ pub(super) const SEG_ROWS: i64 = 32_768;
 const _: () = assert!(SEG_ROWS % super::fts::BAND_ROWS == 0);
 /// A packed posting: `(rowid - seg * SEG_ROWS) * TF_SPAN + tf`; tf is at most 256 (the
 /// positions a tsvector keeps per lexeme).
-const TF_SPAN: i32 = 512;
+const TF_SPAN: u32 = 512;
+/// Bytes a packed posting takes in `search_postings.postings` (migration 0010), big-endian.
+const POSTING_BYTES: usize = 3;
+const _: () = assert!((SEG_ROWS as u64) * (TF_SPAN as u64) <= 1 << (8 * POSTING_BYTES));
 /// How long a build waits for the writes in flight when its segment's row was created.
 const WRITERS_WAIT: Duration = Duration::from_secs(2);
 /// The advisory lock's first key: one builder per segment, whichever process.
@@ -72,58 +77,159 @@ pub(super) fn rank_of(tf: u32) -> f64 {
 
 /// One segment below a search's snapshot: `None` while it is not built (the GIN index reads
 /// it), else the word's postings in it up to rowid `upto`, `(rowid, tf)` in ascending rowid
-/// order.
+/// order: the newest `need` of them at least, all when the segment holds rowids above the
+/// search's.
 pub(super) struct Segment {
     pub seg: i64,
     pub upto: i64,
     pub postings: Option<Vec<(i64, u32)>>,
 }
 
-/// The segments at or below `top` that have a row, newest first, at most `limit`, each with
-/// `lexeme`'s postings when built. A segment with no row has never been built.
+/// The most segments one statement of [`segments`] asks for.
+pub(super) const MOST_SEGMENTS: i64 = 64;
+
+/// How many segments a statement of [`segments`] asks for when `n` are wanted: `n` rounded up
+/// to a power of two, at most [`MOST_SEGMENTS`].
+///
+/// The count is written into the statement rather than bound: with `LIMIT $n` PostgreSQL's
+/// generic plan guesses a tenth of the table's rows and looks five times costlier than the
+/// plan for the value at hand, so it planned every execution anew (0.4 ms, more than running
+/// it). With a literal, each of the seven statements is planned once per connection.
+pub(super) fn segments_limit(n: i64) -> i64 {
+    (n.clamp(1, MOST_SEGMENTS) as u64).next_power_of_two() as i64
+}
+
+/// The segments at or below rowid `hi`'s that have a row, newest first, at most `limit`
+/// (rounded by [`segments_limit`]), each with `lexeme`'s newest `need` postings when built. A
+/// segment with no row has never been built.
+///
+/// A segment that holds rowids above `hi` (a page bounded by an older cursor's snapshot, under
+/// the newest segment's build) is read whole, since its newest postings may all lie above;
+/// the others only as far as `need` reaches from their end (migration 0010 says why).
 pub(super) async fn segments(
     conn: &mut PgConnection,
     tenant: Uuid,
     lexeme: &str,
-    top: i64,
+    hi: i64,
     limit: i64,
+    need: i64,
 ) -> Result<Vec<Segment>> {
-    let rows = sqlx::query(
-        "SELECT g.seg, g.built, p.postings, g.upto FROM search_segments g \
-         LEFT JOIN search_postings p ON g.built AND p.tenant_id = $1 AND p.lexeme = $2 \
-         AND p.seg = g.seg \
-         WHERE g.seg <= $3 ORDER BY g.seg DESC LIMIT $4",
+    static SQL: LazyLock<Vec<String>> = LazyLock::new(|| by_limit(|n| segments_sql("$4", n)));
+    let rows = sqlx::query(sqlx::AssertSqlSafe(statement(&SQL, limit)))
+        .bind(tenant)
+        .bind(lexeme)
+        .bind(tail_bytes(need))
+        .bind(hi)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        out.extend(segment(r, 0)?);
+    }
+    Ok(out)
+}
+
+/// [`segments`] up to the newest rowid, read in one statement with it and the statement's
+/// snapshot (`kept::snapshot`'s `max` and `seen`): a first page's window without a statement
+/// of its own for them.
+pub(super) async fn newest_segments(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    lexeme: &str,
+    limit: i64,
+    need: i64,
+) -> Result<(i64, String, Vec<Segment>)> {
+    static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
+        by_limit(|n| {
+            format!(
+                "SELECT x.max, x.seen, s.seg, s.built, s.postings, s.upto FROM {now} x \
+                 LEFT JOIN LATERAL ({segments}) s ON true",
+                now = super::kept::NOW,
+                segments = segments_sql("x.max", n),
+            )
+        })
+    });
+    let rows = sqlx::query(sqlx::AssertSqlSafe(statement(&SQL, limit)))
+        .bind(tenant)
+        .bind(lexeme)
+        .bind(tail_bytes(need))
+        .fetch_all(&mut *conn)
+        .await?;
+    let first = rows
+        .first()
+        .ok_or_else(|| StoreError::Corrupt("no row for the newest rowid".into()))?;
+    let (max, seen) = (first.try_get(0)?, first.try_get(1)?);
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        out.extend(segment(r, 2)?);
+    }
+    Ok((max, seen, out))
+}
+
+/// A statement for each [`segments_limit`], the limit `2^i` at `i`.
+fn by_limit(sql: impl Fn(i64) -> String) -> Vec<String> {
+    (0..=MOST_SEGMENTS.trailing_zeros())
+        .map(|i| sql(1 << i))
+        .collect()
+}
+
+/// The statement of `by_limit`'s for `limit` segments (rounded by [`segments_limit`]).
+fn statement(by_limit: &[String], limit: i64) -> &str {
+    &by_limit[segments_limit(limit).trailing_zeros() as usize]
+}
+
+/// The statement of [`segments`] below rowid `hi` (an SQL expression) for `limit` segments:
+/// `$1` the tenant, `$2` the lexeme, `$3` the bytes of the postings' tail to read.
+fn segments_sql(hi: &str, limit: i64) -> String {
+    format!(
+        "SELECT g.seg, g.built, CASE WHEN g.upto <= {hi} \
+           THEN substring(p.postings FROM greatest(1, octet_length(p.postings) - $3 + 1) FOR $3) \
+           ELSE p.postings END AS postings, g.upto \
+         FROM search_segments g LEFT JOIN search_postings p ON g.built AND p.tenant_id = $1 \
+         AND p.lexeme = $2 AND p.seg = g.seg \
+         WHERE g.seg <= {hi} / {SEG_ROWS} ORDER BY g.seg DESC LIMIT {limit}"
     )
-    .bind(tenant)
-    .bind(lexeme)
-    .bind(top)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let seg: i64 = r.try_get(0)?;
-            let built: bool = r.try_get(1)?;
-            let packed: Option<Vec<i32>> = r.try_get(2)?;
-            let postings = built.then(|| {
-                packed
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|p| {
-                        (
-                            seg_start(seg) + i64::from(p / TF_SPAN),
-                            (p % TF_SPAN) as u32,
-                        )
-                    })
-                    .collect()
-            });
-            Ok(Segment {
-                seg,
-                upto: r.try_get(3)?,
-                postings,
-            })
+}
+
+/// The bytes of `need` postings.
+fn tail_bytes(need: i64) -> i32 {
+    i32::try_from(need.max(1).saturating_mul(POSTING_BYTES as i64)).unwrap_or(i32::MAX)
+}
+
+/// The segment in a row of [`segments_sql`]'s columns from column `at` on; `None` for the row
+/// of NULLs a LEFT JOIN gives when there is none.
+fn segment(r: &PgRow, at: usize) -> Result<Option<Segment>> {
+    let Some(seg) = r.try_get::<Option<i64>, _>(at)? else {
+        return Ok(None);
+    };
+    let built: bool = r.try_get(at + 1)?;
+    let packed: Option<&[u8]> = r.try_get(at + 2)?;
+    Ok(Some(Segment {
+        seg,
+        upto: r.try_get(at + 3)?,
+        postings: built.then(|| unpack(seg, packed.unwrap_or_default())),
+    }))
+}
+
+/// Postings packed `POSTING_BYTES` each, as `(rowid, tf)`; a cut posting at the end (there is
+/// none: slices are whole postings) is left out.
+fn unpack(seg: i64, bytes: &[u8]) -> Vec<(i64, u32)> {
+    bytes
+        .chunks_exact(POSTING_BYTES)
+        .map(|b| {
+            let p = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            (seg_start(seg) + i64::from(p / TF_SPAN), p % TF_SPAN)
         })
         .collect()
+}
+
+/// `list`'s postings, ascending, packed `POSTING_BYTES` each.
+fn pack(list: &[u32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(list.len() * POSTING_BYTES);
+    for p in list {
+        out.extend_from_slice(&p.to_be_bytes()[4 - POSTING_BYTES..]);
+    }
+    out
 }
 
 /// The lexemes of a tsvector in PostgreSQL's binary form (`tsvectorsend`), each with its count
@@ -148,7 +254,7 @@ fn lexemes(bytes: &[u8], mut each: impl FnMut(&str, u32)) -> Result<()> {
 }
 
 /// Tenant → lexeme → packed postings.
-type Grouped = HashMap<Uuid, HashMap<String, Vec<i32>>>;
+type Grouped = HashMap<Uuid, HashMap<String, Vec<u32>>>;
 
 /// Builds segment `seg` up to rowid `upto` (its last, or the newest one); false when it was
 /// left for a later round (writers still in flight, another builder on it, or a change raced
@@ -203,10 +309,10 @@ async fn build_segment(pool: &PgPool, seg: i64, upto: i64) -> Result<bool> {
     while let Some(r) = rows.try_next().await? {
         let tenant: Uuid = r.try_get(0)?;
         let rowid: i64 = r.try_get(1)?;
-        let offset = (rowid - seg_start(seg)) as i32 * TF_SPAN;
+        let offset = (rowid - seg_start(seg)) as u32 * TF_SPAN;
         let words = grouped.entry(tenant).or_default();
         lexemes(r.try_get::<&[u8], _>(2)?, |word, tf| {
-            let p = offset + tf.min(TF_SPAN as u32 - 1) as i32;
+            let p = offset + tf.min(TF_SPAN - 1);
             match words.get_mut(word) {
                 Some(v) => v.push(p),
                 None => {
@@ -222,12 +328,12 @@ async fn build_segment(pool: &PgPool, seg: i64, upto: i64) -> Result<bool> {
             list.sort_unstable();
             tenants.push(tenant);
             words.push(word);
-            lists.push(array_literal(&list));
+            lists.push(pack(&list));
         }
     }
     sqlx::query(
         "INSERT INTO search_postings (tenant_id, lexeme, seg, postings) \
-         SELECT t, w, $4, p::integer[] FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(t, w, p)",
+         SELECT t, w, $4, p FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS u(t, w, p)",
     )
     .bind(&tenants)
     .bind(&words)
@@ -259,20 +365,6 @@ async fn build_segment(pool: &PgPool, seg: i64, upto: i64) -> Result<bool> {
         Err(e) if super::pending::sqlstate(&e, "40001") => Ok(false),
         Err(e) => Err(e.into()),
     }
-}
-
-/// `{1,2,3}`.
-fn array_literal(list: &[i32]) -> String {
-    let mut s = String::with_capacity(list.len() * 8 + 2);
-    s.push('{');
-    for (i, p) in list.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(&p.to_string());
-    }
-    s.push('}');
-    s
 }
 
 /// Waits until every transaction with an id now running has ended; false after
@@ -538,10 +630,41 @@ mod tests {
     }
 
     #[test]
+    fn each_count_of_segments_asked_for_has_its_statement_and_none_asks_for_fewer() {
+        let written = by_limit(|n| format!("LIMIT {n}"));
+        assert_eq!(written.len(), 7);
+        for n in 1..=80 {
+            let limit = segments_limit(n);
+            assert!(
+                limit >= n.min(MOST_SEGMENTS) && limit <= MOST_SEGMENTS,
+                "{n}"
+            );
+            assert_eq!(statement(&written, n), format!("LIMIT {limit}"));
+        }
+        assert_eq!(
+            (segments_limit(0), segments_limit(3), segments_limit(64)),
+            (1, 4, 64)
+        );
+        assert!(segments_sql("$4", 16).ends_with("LIMIT 16"));
+    }
+
+    #[test]
     fn a_segment_is_a_power_of_two_that_the_packing_holds() {
         assert_eq!(seg_of(SEG_ROWS - 1), 0);
         assert_eq!(seg_of(SEG_ROWS), 1);
-        assert!(i64::from(i32::MAX / TF_SPAN) >= SEG_ROWS);
+        // The segment's first and last rowids, with a tsvector's fewest and most positions.
+        let list = [1, 256 + TF_SPAN, (SEG_ROWS as u32 - 1) * TF_SPAN + 256];
+        let packed = pack(&list);
+        assert_eq!(packed.len(), 3 * POSTING_BYTES);
+        let seg = 7;
+        assert_eq!(
+            unpack(seg, &packed),
+            vec![
+                (seg_start(seg), 1),
+                (seg_start(seg) + 1, 256),
+                (seg_start(seg + 1) - 1, 256)
+            ]
+        );
         let migration = include_str!("../../migrations/postgres/0009_search_postings.sql");
         assert!(migration.contains(&format!("rowid / {SEG_ROWS}")));
     }

@@ -43,7 +43,7 @@ use super::PgStore;
 use super::flights::Flight;
 use super::fts::{BAND_OF_ROW, BAND_ROWS, SEARCH_VECTOR, band, in_bands, tsquery};
 use super::kept::{self, Since, Window};
-use super::postings::{self, SEG_ROWS, seg_of, seg_start};
+use super::postings::{self, SEG_ROWS, seg_start};
 use crate::error::{Result, StoreError};
 use crate::search::*;
 use crate::types::TenantId;
@@ -707,6 +707,8 @@ fn page_of(scored: &[(i64, f64)], offset: i64, limit: i64) -> (&[(i64, f64)], bo
 }
 
 /// The window of `req` up to `snapshot`, read the way `plan` says, best first.
+/// `first`: the segments a one-word plan reads first, if read already
+/// ([`postings::newest_segments`]).
 async fn window(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -714,9 +716,12 @@ async fn window(
     tsq: &str,
     plan: Plan,
     snapshot: i64,
+    first: Option<Vec<postings::Segment>>,
 ) -> Result<Vec<(i64, f64)>> {
     let mut scored = match plan {
-        Plan::Postings(share) => posted_window(conn, tenant, req, tsq, snapshot, share).await?,
+        Plan::Postings(share) => {
+            posted_window(conn, tenant, req, tsq, snapshot, share, first).await?
+        }
         p => indexed_window(conn, tenant, req, tsq, p, snapshot, RANK_WINDOW).await?,
     };
     best_first(&mut scored);
@@ -758,11 +763,29 @@ fn extended(mut found: Vec<(i64, f64)>, more: Vec<(i64, f64)>) -> Vec<(i64, f64)
 }
 
 /// Segments a statement of [`posted_window`] asks for when the word's share is not known.
-const RARE_SEGMENTS: i64 = 64;
+const RARE_SEGMENTS: i64 = postings::MOST_SEGMENTS;
+
+/// Segments a statement of [`posted_window`] asks for, `share` of messages holding the word (0
+/// when not known): enough for the window, and two more, rounded up to a power of two
+/// ([`postings::segments_limit`] says why).
+fn segments_per(share: f64) -> i64 {
+    postings::segments_limit(if share > 0.0 {
+        step_rows(RANK_WINDOW, share) / SEG_ROWS + 2
+    } else {
+        RARE_SEGMENTS
+    })
+}
+
+/// The lexeme a one-word plan ([`Plan::Postings`]) reads the postings of.
+fn posted_lexeme(tenant: TenantId, req: &SearchRequest) -> String {
+    let tag = tenant_tag(tenant.0.as_bytes());
+    format!("{tag}{}", req.query.groups[0][0].tokens[0])
+}
 
 /// The newest [`RANK_WINDOW`] matches up to `snapshot` of a one-word query (`share` of messages
 /// hold it, 0 when not known), newest first: from the word's postings in each built segment
 /// (postings.rs), through the index for the rowids above them and any segment not built.
+/// `first`: the segments below `snapshot` its first statement would ask for, if read already.
 async fn posted_window(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -770,21 +793,19 @@ async fn posted_window(
     tsq: &str,
     snapshot: i64,
     share: f64,
+    mut first: Option<Vec<postings::Segment>>,
 ) -> Result<Vec<(i64, f64)>> {
-    let tag = tenant_tag(tenant.0.as_bytes());
-    let lexeme = format!("{tag}{}", req.query.groups[0][0].tokens[0]);
-    // Enough segments for the window at the word's share, and two more.
-    let per = if share > 0.0 {
-        (step_rows(RANK_WINDOW, share) / SEG_ROWS + 2).min(RARE_SEGMENTS)
-    } else {
-        RARE_SEGMENTS
-    };
+    let lexeme = posted_lexeme(tenant, req);
+    let per = segments_per(share);
     let mut found: Vec<(i64, f64)> = Vec::with_capacity(RANK_WINDOW as usize);
     // The highest rowid not read yet.
     let mut hi = snapshot;
     let need = |found: &Vec<(i64, f64)>| RANK_WINDOW - found.len() as i64;
     while need(&found) > 0 && hi >= 1 {
-        let segments = postings::segments(conn, tenant.0, &lexeme, seg_of(hi), per).await?;
+        let segments = match first.take() {
+            Some(read) => read,
+            None => postings::segments(conn, tenant.0, &lexeme, hi, per, need(&found)).await?,
+        };
         let exhausted = (segments.len() as i64) < per;
         for s in segments {
             let start = seg_start(s.seg);
@@ -996,9 +1017,23 @@ impl PgStore {
         metrics::counter!("confab_store_search_windows_total", "outcome" => "walked").increment(1);
         // Before the snapshot is taken: a window is never older than its age says.
         let made = std::time::Instant::now();
-        let (max, seen) = kept::snapshot(conn).await?;
+        // A first page of one word: its newest segments read with the snapshot, one
+        // statement less.
+        let (max, seen, first) = match plan {
+            Plan::Postings(share) if cursor.is_none() => {
+                let lexeme = posted_lexeme(tenant, req);
+                let per = segments_per(share);
+                let (max, seen, segments) =
+                    postings::newest_segments(conn, tenant.0, &lexeme, per, RANK_WINDOW).await?;
+                (max, seen, Some(segments))
+            }
+            _ => {
+                let (max, seen) = kept::snapshot(conn).await?;
+                (max, seen, None)
+            }
+        };
         let snapshot = cursor.map_or(max, |c| c.0);
-        let scored = window(conn, tenant, req, tsq, plan, snapshot).await?;
+        let scored = window(conn, tenant, req, tsq, plan, snapshot, first).await?;
         let (page, more) = page_of(&scored, offset, limit);
         let rows = hit_rows(conn, tenant, page).await?;
         let hits = shown(&rows, page, req);
@@ -1122,7 +1157,7 @@ impl PgStore {
                 };
                 let (hits, more) = match plan.up_to(snapshot) {
                     Plan::Bands(_) | Plan::Postings(_) => {
-                        let scored = window(conn, tenant, req, tsq, plan, snapshot).await?;
+                        let scored = window(conn, tenant, req, tsq, plan, snapshot, None).await?;
                         let (page, more) = page_of(&scored, offset, limit);
                         (hits(conn, tenant, req, page).await?, more)
                     }
