@@ -9,7 +9,7 @@
 //! above them, as on a live server.
 
 use confab_core::cursor::SearchCursor;
-use confab_core::input::{NewConversation, NewMessage};
+use confab_core::input::{AppendMessages, NewConversation, NewMessage};
 use confab_core::search::{parse_query, tenant_tag};
 use confab_core::{Role, Status};
 use confab_store::types::TenantId;
@@ -472,6 +472,74 @@ async fn the_server_builds_the_segments_in_the_background() {
     assert_eq!(built(&mut c).await, vec![0, 1, 2]);
     assert_eq!(mismatches(&mut c).await, 0);
     store.close().await;
+    let _ = c.close().await;
+}
+
+/// How far segment `seg` is built (0: not built).
+async fn built_upto(c: &mut sqlx::PgConnection, seg: i64) -> i64 {
+    sqlx::query_scalar("SELECT upto FROM search_segments WHERE seg = $1 AND built")
+        .bind(seg)
+        .fetch_optional(c)
+        .await
+        .unwrap()
+        .unwrap_or(0)
+}
+
+/// A server whose writes never pause for a second still builds the newest segment once enough
+/// of its rows wait (a band's worth), at its pace, so that first searches do not read a whole
+/// segment's newest rows through the GIN index. Built only at a pause, it never was here.
+#[tokio::test]
+async fn the_server_builds_the_newest_segment_while_the_writes_go_on() {
+    let Some(admin) = pg_admin_or_skip("search postings") else {
+        return;
+    };
+    let (db, mut c, t, ids) = laid_out(&admin).await;
+    let store = std::sync::Arc::new(Store::open(&db.url, StoreOptions::default()).await.unwrap());
+    // An append every 100 ms, from before the first round of the builder to the end.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (store, stop, t, id) = (store.clone(), stop.clone(), t, ids[0]);
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let input = AppendMessages {
+                    messages: vec![NewMessage {
+                        role: Some(Role::User),
+                        content: "seg trickle".into(),
+                        ..NewMessage::default()
+                    }],
+                    status: None,
+                    metadata: None,
+                };
+                store.append_messages(&t, id, input, None).await.unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        })
+    };
+    // A band's worth and more in the newest segment (3).
+    many(&store, &t, 45).await;
+    let waiting: i64 = sqlx::query_scalar("SELECT max(rowid) FROM messages")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(waiting / SEG_ROWS, 3);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while built_upto(&mut c, 3).await < waiting && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let upto = built_upto(&mut c, 3).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    assert!(upto >= waiting, "built up to {upto}, {waiting} written");
+    let newest: i64 = sqlx::query_scalar("SELECT max(rowid) FROM messages")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert!(newest > upto, "the writes went on past the build");
+    assert_eq!(mismatches(&mut c).await, 0);
+    match std::sync::Arc::try_unwrap(store) {
+        Ok(store) => store.close().await,
+        Err(_) => panic!("the store is still shared"),
+    }
     let _ = c.close().await;
 }
 

@@ -1207,7 +1207,9 @@ impl PgStore {
             return Ok(0);
         }
         // Asked for: everything written so far, the newest segment as far as it goes.
-        postings::build(&self.pool, postings::Head::All).await
+        Ok(postings::build(&self.pool, postings::Head::All)
+            .await?
+            .segments)
     }
 
     /// Recomputes every message's tokens (after a change to the tokenizer rules), in batches
