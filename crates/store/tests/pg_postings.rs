@@ -172,6 +172,14 @@ async fn built(c: &mut sqlx::PgConnection) -> Vec<i64> {
         .unwrap()
 }
 
+/// The newest message's rowid.
+async fn newest_rowid(c: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT max(rowid) FROM messages")
+        .fetch_one(c)
+        .await
+        .unwrap()
+}
+
 /// The highest rowid segment `seg`'s postings cover.
 async fn upto(c: &mut sqlx::PgConnection, seg: i64) -> i64 {
     sqlx::query_scalar("SELECT upto FROM search_segments WHERE seg = $1")
@@ -315,10 +323,7 @@ async fn a_window_reads_the_newest_postings_of_a_segment_and_an_older_page_all_o
 
     assert_eq!(store.build_search_postings().await.unwrap(), 1);
     assert_eq!(built(&mut c).await, vec![0]);
-    let newest: i64 = sqlx::query_scalar("SELECT max(rowid) FROM messages")
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+    let newest = newest_rowid(&mut c).await;
     assert!(newest < SEG_ROWS);
     assert_eq!(upto(&mut c, 0).await, newest);
     assert_eq!(mismatches(&mut c).await, 0);
@@ -517,10 +522,7 @@ async fn the_server_builds_the_newest_segment_while_the_writes_go_on() {
     };
     // A band's worth and more in the newest segment (3).
     many(&store, &t, 45).await;
-    let waiting: i64 = sqlx::query_scalar("SELECT max(rowid) FROM messages")
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+    let waiting = newest_rowid(&mut c).await;
     assert_eq!(waiting / SEG_ROWS, 3);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while built_upto(&mut c, 3).await < waiting && std::time::Instant::now() < deadline {
@@ -530,10 +532,7 @@ async fn the_server_builds_the_newest_segment_while_the_writes_go_on() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.await.unwrap();
     assert!(upto >= waiting, "built up to {upto}, {waiting} written");
-    let newest: i64 = sqlx::query_scalar("SELECT max(rowid) FROM messages")
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+    let newest = newest_rowid(&mut c).await;
     assert!(newest > upto, "the writes went on past the build");
     assert_eq!(mismatches(&mut c).await, 0);
     match std::sync::Arc::try_unwrap(store) {
