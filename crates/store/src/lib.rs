@@ -120,6 +120,14 @@ pub fn postgres_append_batch_sql() -> [&'static str; 3] {
     postgres::append_batch_sql()
 }
 
+/// PostgreSQL's kept windows' statements meant to be planned once, `[checks, checked rows,
+/// forward near]`: for the test that checks PostgreSQL settles on their generic plans
+/// (tests/pg_plans.rs).
+#[doc(hidden)]
+pub fn postgres_kept_sql() -> [&'static str; 3] {
+    postgres::kept_sql()
+}
+
 /// True for a PostgreSQL URL (`postgres://` or `postgresql://`).
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")

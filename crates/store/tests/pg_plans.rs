@@ -101,3 +101,148 @@ async fn the_append_batch_plans_once_and_finds_rows_by_key() {
     assert_eq!(plan_cache_mode(&mut c).await, "auto");
     c.close().await.unwrap();
 }
+
+/// The plan of `EXECUTE name(args)` as PostgreSQL chooses it now, one line a node.
+async fn explain_with(c: &mut sqlx::PgConnection, name: &str, args: &str) -> String {
+    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "EXPLAIN EXECUTE {name}({args})"
+    )))
+    .fetch_all(&mut *c)
+    .await
+    .unwrap();
+    rows.iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// How many times PostgreSQL has planned prepared statement `name` generically and for its
+/// values, in this session.
+async fn plans(c: &mut sqlx::PgConnection, name: &str) -> (i64, i64) {
+    sqlx::query_as("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = $1")
+        .bind(name)
+        .fetch_one(&mut *c)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_kept_windows_statements_settle_on_one_plan_that_reads_by_rowid() {
+    if pg_admin_or_skip("the PostgreSQL plan check").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir.path().join("unused.db")).await;
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    let tenant = store.ensure_tenant("acme").await.unwrap();
+    store.close().await;
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    // A table of a real size, its words of every frequency, for the custom plans to tell apart.
+    let conversation: uuid::Uuid = sqlx::query_scalar("SELECT gen_random_uuid()")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO conversations (tenant_id, id, status, created_at, updated_at) \
+         VALUES ($1, $2, 'active', 0, 0)",
+    )
+    .bind(tenant.as_uuid())
+    .bind(conversation)
+    .execute(&mut c)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO messages (tenant_id, conversation_id, seq, id, role, content, created_at, fts) \
+         SELECT $1, $2, n, gen_random_uuid(), 'user', 'x', n, \
+         array_to_tsvector(ARRAY['common', 'w' || (n % 1000)::text]) \
+         FROM generate_series(1, 200000) AS n",
+    )
+    .bind(tenant.as_uuid())
+    .bind(conversation)
+    .execute(&mut c)
+    .await
+    .unwrap();
+    sqlx::raw_sql("ANALYZE messages, search_changes")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let (max, seen): (i64, String) =
+        sqlx::query_as("SELECT max(rowid), txid_current_snapshot()::text FROM messages")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    let t = tenant.as_uuid();
+    let [checks, checked_rows, near] = confab_store::postgres_kept_sql();
+    // Each first with the arguments a custom plan looks cheapest for, the ones a search beside
+    // appends asks most (a batch of one check, one hit, a rare word a few rows back), then
+    // with others (forty checks, twenty hits, the commonest word three thousand rows back).
+    let cases: [(&str, &str, Vec<String>); 3] = [
+        (
+            "checks",
+            checks,
+            vec![
+                format!("ARRAY['{t}']::uuid[], ARRAY['{seen}']"),
+                format!(
+                    "ARRAY[{}]::uuid[], ARRAY[{}]",
+                    vec![format!("'{t}'"); 40].join(","),
+                    vec![format!("'{seen}'"); 40].join(",")
+                ),
+            ],
+        ),
+        (
+            "checked_rows",
+            checked_rows,
+            vec![
+                format!("ARRAY[{max}]::int8[], '{t}', '{seen}'"),
+                format!(
+                    "ARRAY[{}]::int8[], '{t}', '{seen}'",
+                    (max - 19..=max)
+                        .map(|r| r.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            ],
+        ),
+        (
+            "near",
+            near,
+            vec![
+                format!("'w7', '{t}', '{seen}', {}", max - 10),
+                format!("'common', '{t}', '{seen}', {}", max - 3000),
+            ],
+        ),
+    ];
+    for (name, sql, args) in &cases {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE {name} AS {sql}")))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        for i in 0..8 {
+            let a = &args[usize::from(i >= 5)];
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("EXECUTE {name}({a})")))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        // PostgreSQL plans the first five executions for their values; from then on it keeps
+        // the generic plan only if the values made those plans no cheaper.
+        let (generic, custom) = plans(&mut c, name).await;
+        assert_eq!(
+            (generic, custom),
+            (3, 5),
+            "{name}: planned for its values every time"
+        );
+        let plan = explain_with(&mut c, name, &args[1]).await;
+        assert!(
+            !plan.lines().any(|l| l.contains("Seq Scan on messages")),
+            "{name}: messages scanned whole:\n{plan}"
+        );
+        if *name != "checks" {
+            assert!(
+                plan.contains("messages_rowid"),
+                "{name}: messages not found by rowid:\n{plan}"
+            );
+        }
+    }
+    c.close().await.unwrap();
+}

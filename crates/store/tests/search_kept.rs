@@ -184,6 +184,18 @@ async fn a_repeated_search_answers_what_a_first_one_would() {
         append(&store, &t, c, (0..100).map(|i| text(i + 7)).collect()).await;
     }
     same_as_fresh(&store, &db.url, &t, "after a window's worth of appends").await;
+    // More rows since the windows' snapshot than PostgreSQL reads one by one to bring a window
+    // forward (4,096, postgres/kept.rs `NEAR_ROWS`), fewer than it reads again instead.
+    for &c in &convs[12..54] {
+        append(&store, &t, c, (0..100).map(|i| text(i + 11)).collect()).await;
+    }
+    same_as_fresh(
+        &store,
+        &db.url,
+        &t,
+        "after appends of more rows than a near forward",
+    )
+    .await;
 
     // Deleted messages inside kept windows, the best hits among them.
     append(

@@ -145,6 +145,16 @@ pub(crate) fn append_batch_sql() -> [&'static str; 3] {
     ]
 }
 
+/// The kept windows' statements planned once per connection, `[checks, checked rows, forward
+/// near]` (kept.rs).
+pub(crate) fn kept_sql() -> [&'static str; 3] {
+    [
+        kept::CHECKS,
+        kept::CHECKED_ROWS,
+        kept::FORWARD_NEAR.as_str(),
+    ]
+}
+
 /// True when `e` is PostgreSQL's `query_canceled`: a statement stopped by its
 /// `statement_timeout` (or by someone's `pg_cancel_backend`).
 pub(crate) fn canceled(e: &StoreError) -> bool {

@@ -506,7 +506,8 @@ async fn checked_rows(
 }
 
 /// `w` brought forward past inserts from rowid `lo` on: their matches read by one statement
-/// that also asks again what changed unseen by `w` and takes the new snapshot (kept.rs).
+/// that also asks again what changed unseen by `w` and takes the new snapshot (kept.rs);
+/// [`kept::FORWARD_NEAR`]'s, planned once, while the inserts seen lie `near` `lo`.
 /// `None` when more changed than inserts from `lo` on (a delete), or, twice running, an insert
 /// below `lo` committed between the check and the statement (rowids do not order commits):
 /// then the window is read again.
@@ -516,19 +517,14 @@ async fn forward(
     tsq: &str,
     w: &Window,
     mut lo: i64,
+    mut near: bool,
 ) -> Result<Option<Window>> {
     for _ in 0..2 {
         // Before the snapshot is taken, as for a window read afresh.
         let made = Instant::now();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(kept::FORWARD.as_str()))
-            .bind(tsq)
-            .bind(tenant.0)
-            .bind(&w.seen)
-            .bind(lo)
-            .bind(RANK_WINDOW)
-            .persistent(false)
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows = forward_rows(conn, tenant, tsq, &w.seen, lo, near).await?;
+        // A retry reads from a lower rowid, as far from the newest as may be.
+        near = false;
         let Some(first) = rows.first() else {
             return Ok(None);
         };
@@ -555,6 +551,43 @@ async fn forward(
         }
     }
     Ok(None)
+}
+
+/// The rows of [`kept::FORWARD`] for a window of snapshot `seen` from rowid `lo` on: by
+/// [`kept::FORWARD_NEAR`] if `near` and every row since lies in its range, else by
+/// [`kept::FORWARD`] itself.
+async fn forward_rows(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    tsq: &str,
+    seen: &str,
+    lo: i64,
+    near: bool,
+) -> Result<Vec<sqlx::postgres::PgRow>> {
+    if near {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(kept::FORWARD_NEAR.as_str()))
+            .bind(tsq)
+            .bind(tenant.0)
+            .bind(seen)
+            .bind(lo)
+            .fetch_all(&mut *conn)
+            .await?;
+        // The newest rowid in the statement's snapshot: every row it can see from `lo` on lies
+        // in the range read when this is below the range's end.
+        match rows.first() {
+            Some(first) if kept::within_near(lo, first.try_get(2)?) => return Ok(rows),
+            _ => {}
+        }
+    }
+    Ok(sqlx::query(sqlx::AssertSqlSafe(kept::FORWARD.as_str()))
+        .bind(tsq)
+        .bind(tenant.0)
+        .bind(seen)
+        .bind(lo)
+        .bind(RANK_WINDOW)
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await?)
 }
 
 /// The rows of `page` found in `rows` (`rowid, conversation_id, id, seq, role, content,
@@ -997,7 +1030,7 @@ impl PgStore {
             // snapshot, below the new matches.
             if cursor.is_none()
                 && let Some(lo) = since.forwardable()
-                && let Some(w) = forward(conn, tenant, tsq, &w, lo).await?
+                && let Some(w) = forward(conn, tenant, tsq, &w, lo, since.near()).await?
             {
                 metrics::counter!("confab_store_search_windows_total", "outcome" => "forward")
                     .increment(1);
