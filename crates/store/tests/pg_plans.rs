@@ -137,7 +137,9 @@ async fn the_kept_windows_statements_settle_on_one_plan_that_reads_by_rowid() {
     let tenant = store.ensure_tenant("acme").await.unwrap();
     store.close().await;
     let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    // A table of a real size, its words of every frequency, for the custom plans to tell apart.
+    // A table of a real size, its words of every frequency, for the custom plans to tell apart
+    // (on 30,000 rows the checked rows' custom plans, their parameters in sight, already cost
+    // no less than the generic one, and this test could not tell the two statements apart).
     let conversation: uuid::Uuid = sqlx::query_scalar("SELECT gen_random_uuid()")
         .fetch_one(&mut c)
         .await
