@@ -16,11 +16,11 @@ async fn plan_cache_mode(c: &mut sqlx::PgConnection) -> String {
         .unwrap()
 }
 
-/// The plan of `EXECUTE name(args)`, as text, one line a node.
-async fn explain(c: &mut sqlx::PgConnection, name: &str, args: usize) -> String {
-    let empty = vec!["'{}'"; args].join(", ");
+/// The plan of `EXECUTE name(args)` (`args` as SQL) as PostgreSQL chooses it now, as text, one
+/// line a node.
+async fn explain(c: &mut sqlx::PgConnection, name: &str, args: &str) -> String {
     let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "EXPLAIN (VERBOSE) EXECUTE {name}({empty})"
+        "EXPLAIN (VERBOSE) EXECUTE {name}({args})"
     )))
     .fetch_all(&mut *c)
     .await
@@ -31,17 +31,28 @@ async fn explain(c: &mut sqlx::PgConnection, name: &str, args: usize) -> String 
         .join("\n")
 }
 
-#[tokio::test]
-async fn the_append_batch_plans_once_and_finds_rows_by_key() {
-    if pg_admin_or_skip("the PostgreSQL plan check").is_none() {
-        return;
-    }
+/// `n` empty arrays, as [`explain`]'s arguments.
+fn empty(n: usize) -> String {
+    vec!["'{}'"; n].join(", ")
+}
+
+/// A new database of its own, migrated (opening a store runs the migrations: the tables and
+/// indexes the plans use), with tenant `acme`; `None`, said, without a PostgreSQL server.
+async fn migrated() -> Option<(tempfile::TempDir, TestDb, confab_store::TenantId)> {
+    pg_admin_or_skip("the PostgreSQL plan check")?;
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(&dir.path().join("unused.db")).await;
-    // Opening the store runs the migrations: the tables and indexes the plans use.
     let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
     let tenant = store.ensure_tenant("acme").await.unwrap();
     store.close().await;
+    Some((dir, db, tenant))
+}
+
+#[tokio::test]
+async fn the_append_batch_plans_once_and_finds_rows_by_key() {
+    let Some((_dir, db, tenant)) = migrated().await else {
+        return;
+    };
     let [begin, lock, write] = confab_store::postgres_append_batch_sql();
 
     let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
@@ -74,12 +85,12 @@ async fn the_append_batch_plans_once_and_finds_rows_by_key() {
             .unwrap();
     }
     // A generic plan keeps its parameters, where a custom plan shows the values given.
-    let locking = explain(&mut c, "lock_rows", 2).await;
+    let locking = explain(&mut c, "lock_rows", &empty(2)).await;
     assert!(
         locking.contains("unnest($1), unnest($2)"),
         "not a generic plan:\n{locking}"
     );
-    let writing = explain(&mut c, "write_batch", 27).await;
+    let writing = explain(&mut c, "write_batch", &empty(27)).await;
     assert!(
         writing.contains("unnest($18), unnest($19)"),
         "not a generic plan:\n{writing}"
@@ -102,20 +113,6 @@ async fn the_append_batch_plans_once_and_finds_rows_by_key() {
     c.close().await.unwrap();
 }
 
-/// The plan of `EXECUTE name(args)` as PostgreSQL chooses it now, one line a node.
-async fn explain_with(c: &mut sqlx::PgConnection, name: &str, args: &str) -> String {
-    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "EXPLAIN EXECUTE {name}({args})"
-    )))
-    .fetch_all(&mut *c)
-    .await
-    .unwrap();
-    rows.iter()
-        .map(|r| r.get::<String, _>(0))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// How many times PostgreSQL has planned prepared statement `name` generically and for its
 /// values, in this session.
 async fn plans(c: &mut sqlx::PgConnection, name: &str) -> (i64, i64) {
@@ -128,14 +125,9 @@ async fn plans(c: &mut sqlx::PgConnection, name: &str) -> (i64, i64) {
 
 #[tokio::test]
 async fn the_kept_windows_statements_settle_on_one_plan_that_reads_by_rowid() {
-    if pg_admin_or_skip("the PostgreSQL plan check").is_none() {
+    let Some((_dir, db, tenant)) = migrated().await else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::new(&dir.path().join("unused.db")).await;
-    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
-    let tenant = store.ensure_tenant("acme").await.unwrap();
-    store.close().await;
+    };
     let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
     // A table of a real size, its words of every frequency, for the custom plans to tell apart
     // (on 30,000 rows the checked rows' custom plans, their parameters in sight, already cost
@@ -234,7 +226,7 @@ async fn the_kept_windows_statements_settle_on_one_plan_that_reads_by_rowid() {
             (3, 5),
             "{name}: planned for its values every time"
         );
-        let plan = explain_with(&mut c, name, &args[1]).await;
+        let plan = explain(&mut c, name, &args[1]).await;
         assert!(
             !plan.lines().any(|l| l.contains("Seq Scan on messages")),
             "{name}: messages scanned whole:\n{plan}"
