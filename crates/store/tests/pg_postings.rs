@@ -529,9 +529,16 @@ async fn the_server_builds_the_newest_segment_while_the_writes_go_on() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let upto = built_upto(&mut c, 3).await;
+    assert!(upto >= waiting, "built up to {upto}, {waiting} written");
+    // And the writes went on: an append after the build. One comes every 100 ms, but the build
+    // may have taken the last one there was when it was read, so wait for the next (stopping
+    // the writer at once made this fail now and then).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while newest_rowid(&mut c).await <= upto && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.await.unwrap();
-    assert!(upto >= waiting, "built up to {upto}, {waiting} written");
     let newest = newest_rowid(&mut c).await;
     assert!(newest > upto, "the writes went on past the build");
     assert_eq!(mismatches(&mut c).await, 0);
