@@ -543,3 +543,64 @@ async fn a_read_past_its_time_limit_answers_408() {
         "{m}"
     );
 }
+
+/// `confab_store_search_windows_total` for one outcome as `/metrics` shows it (0 before the
+/// first).
+fn windows_counted(metrics: &str, outcome: &str) -> u64 {
+    let line = format!("confab_store_search_windows_total{{outcome=\"{outcome}\"}} ");
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&line))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Once the server has been idle a moment, it stores the window of every word in 256 messages
+/// or more (sqlite/tails.rs); a first search of such a word reads it instead of walking the
+/// index, and answers what walking answers. (PostgreSQL reads its postings instead:
+/// pg_postings.rs.)
+#[tokio::test]
+async fn a_first_search_of_a_common_word_reads_its_stored_window() {
+    let app = TestApp::spawn().await;
+    if app.is_pg() {
+        return;
+    }
+    let t = app.token("acme").await;
+    for c in 0..3 {
+        let texts: Vec<String> = (0..100)
+            .map(|i| format!("okapi {}number {}", "word ".repeat(i % 5), c * 100 + i))
+            .collect();
+        let msgs: Vec<(&str, &str)> = texts.iter().map(|m| ("user", m.as_str())).collect();
+        conv(&app, &t, json!({}), &msgs).await;
+    }
+    let stored = async |app: &TestApp| {
+        app.sql(
+            "SELECT count(*) FROM search_tails WHERE key LIKE '%okapi%'",
+            &[],
+        )
+        .await[0][0]
+            .as_i64()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while stored(&app).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no window stored for `okapi` 30 s after the writes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let before = windows_counted(&app.metrics().await, "stored");
+    let read = search(&app, &t, "okapi", "&limit=50").await;
+    assert!(windows_counted(&app.metrics().await, "stored") > before);
+    assert_eq!(read["data"].as_array().unwrap().len(), 50);
+
+    // The same search walked: the stored windows removed (their build's mark kept, so none is
+    // built again), on a restarted server, which has nothing in memory.
+    app.sql("DELETE FROM search_tails WHERE key <> ''", &[])
+        .await;
+    let app = app.restart().await;
+    let walked = search(&app, &t, "okapi", "&limit=50").await;
+    assert_eq!(read, walked);
+    assert_eq!(stored(&app).await, 0);
+}

@@ -133,14 +133,12 @@ impl Store {
         dispatch!(self, b => b.rebuild_search_index().await)
     }
 
-    /// Builds the search postings of every segment of rowids all handed out (PostgreSQL,
-    /// postgres/postings.rs; a server does it in the background) and answers how many it
-    /// built. SQLite's full-text index needs none: 0.
+    /// Builds what first searches read instead of walking the whole index, now (a server does
+    /// it in the background), and answers how many it built: on PostgreSQL the postings of
+    /// every segment of rowids all handed out (postgres/postings.rs), on SQLite the window of
+    /// every common word (sqlite/tails.rs).
     pub async fn build_search_postings(&self) -> Result<usize> {
-        match &*self.backend {
-            crate::Backend::Sqlite(_) => Ok(0),
-            crate::Backend::Postgres(b) => b.build_search_postings().await,
-        }
+        dispatch!(self, b => b.build_search_postings().await)
     }
 }
 

@@ -280,6 +280,11 @@ impl TestApp {
             {
                 continue;
             }
+            // Derived from the index, rebuilt behind the writes (sqlite/tails.rs): FTS5's list
+            // of its words and the windows of the common ones.
+            if n == "messages_fts_terms" || n == "search_tails" {
+                continue;
+            }
             let rows = self
                 .sql(&format!("SELECT COUNT(*) FROM \"{n}\""), &[])
                 .await;

@@ -62,6 +62,12 @@ impl Readers {
         Ok(c)
     }
 
+    /// A connection of its own with the pool's settings, not pooled: a background reader's
+    /// (tails.rs), whose one long read must not hold a pooled connection or a runtime worker.
+    pub fn own(&self) -> Result<Connection> {
+        self.open()
+    }
+
     /// A connection of its own for reading every page once (the export): nothing mapped and a
     /// small page cache, so the server's memory, RSS included, stays flat however large the
     /// store (a mapped page read once would stay in the process's RSS). Not pooled.

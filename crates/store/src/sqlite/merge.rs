@@ -15,10 +15,12 @@
 //! has grown by a quarter since the last one (or once after start-up): its cost per message
 //! stays a small constant, like FTS5's own merging, and is paid when no one is waiting.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::SqliteConnection;
 
+use super::tails::Bell;
 use super::{raw, search};
 use crate::error::Result;
 
@@ -42,11 +44,15 @@ pub(super) struct Merger {
     dirty: bool,
     /// No request came since the last step: the next one may follow at once.
     quiet: bool,
+    /// Rung whenever the writer is idle and the index merged: the stored windows of the common
+    /// words are built then (tails.rs).
+    bell: Option<Arc<Bell>>,
 }
 
 impl Merger {
-    pub(super) fn new(idle: Option<Duration>) -> Option<Merger> {
+    pub(super) fn new(idle: Option<Duration>, bell: Option<Arc<Bell>>) -> Option<Merger> {
         idle.map(|idle| Merger {
+            bell,
             idle,
             last_change: Instant::now(),
             merged_rows: None,
@@ -108,6 +114,9 @@ impl Merger {
             }
             self.merging = false;
             self.dirty = false;
+            if let Some(bell) = &self.bell {
+                bell.ring();
+            }
         }
         Ok(())
     }

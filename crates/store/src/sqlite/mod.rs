@@ -24,6 +24,7 @@ mod rows;
 mod search;
 mod sensay;
 mod stats;
+mod tails;
 mod tenant_keys;
 mod walvfs;
 mod webhooks;
@@ -201,11 +202,20 @@ impl SqliteStore {
         )))
         .execute(&mut conn)
         .await?;
-        let writer = Writer::start(conn, path.clone(), opts.clone());
+        // The writer rings when it is idle, and the common words' windows are stored then
+        // (tails.rs): maintenance, run by a server (`search_merge_idle`), not by one-off commands.
+        let bell = opts
+            .search_merge_idle
+            .map(|_| std::sync::Arc::new(tails::Bell::default()));
+        let writer = Writer::start(conn, path.clone(), opts.clone(), bell.clone());
+        let fast = std::sync::Arc::new(fastread::Readers::new(path, opts.read_timeout));
+        if let (Some(bell), Some(handle)) = (bell, writer.handle()) {
+            tails::start(fast.clone(), handle, bell);
+        }
         Ok(SqliteStore {
             writer,
             read,
-            fast: std::sync::Arc::new(fastread::Readers::new(path, opts.read_timeout)),
+            fast,
             pepper: opts.pepper,
         })
     }

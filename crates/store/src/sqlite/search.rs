@@ -8,10 +8,10 @@ use confab_core::timefmt::{from_micros, to_micros};
 use rusqlite::Connection;
 
 use super::doclen::DocLengths;
-use super::rank;
 use super::raw::{self, Sql, blob};
 use super::windows::{Window, Windows};
 use super::{SqliteStore, fastread};
+use super::{rank, tails};
 use crate::error::{Result, StoreError};
 use crate::search::*;
 use crate::types::TenantId;
@@ -242,16 +242,17 @@ impl<'c> HitLookup<'c> {
 
 /// The newest `window` matches of `req` (whose cursor, if any, bounds them from above), above
 /// rowid `above` if given, each with its length and `k` phrase counts, newest first.
+#[allow(clippy::too_many_arguments)]
 fn gather(
     c: &Connection,
-    kept: Kept,
+    lengths: &DocLengths,
+    epoch: i64,
     tenant: TenantId,
     req: &SearchRequest,
     k: usize,
     window: usize,
     above: Option<i64>,
 ) -> Result<rank::Candidates> {
-    let Kept { lengths, epoch, .. } = kept;
     // The candidates are gathered by `confab_counts` itself (rank.rs) as the statement visits
     // them, newest first. Without filters the index alone gives them, and the function is a
     // `WHERE` term: false until the window is full, so the one row `LIMIT 1` waits for is the
@@ -297,6 +298,28 @@ fn gather(
     Ok(found)
 }
 
+/// The window of the one-word `query` of `tenant` in a read transaction of `epoch` whose
+/// largest rowid is `snapshot`, walked as a first search of it walks it: what tails.rs stores.
+pub(super) fn walk_word(
+    c: &Connection,
+    lengths: &DocLengths,
+    tenant: TenantId,
+    query: Query,
+    epoch: i64,
+    snapshot: i64,
+) -> Result<Window> {
+    let req = SearchRequest {
+        query,
+        filter: SearchFilter::default(),
+        sort: SearchSort::Relevance,
+        limit: 0,
+        cursor: None,
+    };
+    let window = usize::try_from(RANK_WINDOW).unwrap_or(usize::MAX);
+    let found = gather(c, lengths, epoch, tenant, &req, 1, window, None)?;
+    Ok(walked(epoch, snapshot, found))
+}
+
 /// A window walked in full.
 fn walked(epoch: i64, snapshot: i64, found: rank::Candidates) -> Window {
     Window {
@@ -331,17 +354,32 @@ fn kept_window(
     // until the next epoch).
     let snapshot = snapshot.min(kept.newest);
     let found = kept.windows.get(key, epoch, snapshot);
-    let outcome = match &found {
-        Some(w) if w.snapshot == snapshot => "kept",
-        Some(_) => "forward",
-        None => "walked",
+    // Not in memory: a one-word query's window may be stored in the file (tails.rs), under
+    // the same rule as one kept here.
+    let stored = match found {
+        None if k == 1 && req.query.excluded.is_empty() => {
+            tails::get(c, key, epoch, snapshot)?.map(Arc::new)
+        }
+        _ => None,
+    };
+    let outcome = match (&found, &stored) {
+        (Some(w), _) if w.snapshot == snapshot => "kept",
+        (Some(_), _) => "forward",
+        (None, Some(_)) => "stored",
+        (None, None) => "walked",
     };
     metrics::counter!("confab_store_search_windows_total", "outcome" => outcome).increment(1);
-    Ok(match found {
-        Some(w) if w.snapshot == snapshot => w,
+    let in_memory = found.is_some();
+    Ok(match found.or(stored) {
+        Some(w) if w.snapshot == snapshot => {
+            if !in_memory {
+                kept.windows.put(key, w.clone());
+            }
+            w
+        }
         found => {
             let above = found.as_ref().map(|w| w.snapshot);
-            let newer = gather(c, kept, tenant, req, k, window, above)?;
+            let newer = gather(c, kept.lengths, epoch, tenant, req, k, window, above)?;
             let w = Arc::new(match found {
                 Some(w) => w.forward(snapshot, newer.rows, newer.counts, k, window),
                 None => walked(epoch, snapshot, newer),
@@ -399,7 +437,7 @@ fn ranked(
     } else {
         metrics::counter!("confab_store_search_windows_total", "outcome" => "walked").increment(1);
         let window = usize::try_from(RANK_WINDOW).unwrap_or(usize::MAX);
-        let w = gather(c, kept, tenant, &windowed, k, window, None)?;
+        let w = gather(c, lengths, epoch, tenant, &windowed, k, window, None)?;
         Arc::new(walked(epoch, snapshot, w))
     };
     let (cands, counts) = (&found.rows, &found.counts);
@@ -537,6 +575,24 @@ impl SqliteStore {
             },
             req.query.has_prefix(),
         )
+    }
+
+    /// Stores the window of every common word now (tails.rs), even if the stored ones are
+    /// current; answers how many.
+    pub async fn build_search_postings(&self) -> Result<usize> {
+        let writer = self.writer.handle().ok_or(StoreError::Closed)?;
+        let fast = self.fast.clone();
+        // A read of seconds: off the runtime's workers.
+        let built =
+            tokio::task::spawn_blocking(move || super::tails::read(&fast.own()?, &fast, true))
+                .await
+                .map_err(|e| {
+                    StoreError::Config(format!("the search windows' build stopped: {e}"))
+                })??;
+        let Some(built) = built else { return Ok(0) };
+        let n = built.windows.len();
+        super::tails::store(&writer, built).await?;
+        Ok(n)
     }
 
     pub async fn rebuild_search_index(&self) -> Result<()> {

@@ -90,6 +90,33 @@ pub struct Writer {
     stopped: Mutex<Option<oneshot::Receiver<()>>>,
 }
 
+/// A way to the writer that does not keep it open: it answers [`StoreError::Closed`] once the
+/// store has closed (a background thread's, tails.rs).
+#[derive(Clone)]
+pub struct WriterHandle(mpsc::WeakSender<Request>);
+
+impl WriterHandle {
+    /// Whether the writer still takes requests.
+    pub fn is_open(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+
+    /// [`Writer::exec`].
+    pub async fn exec<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut SqliteConnection,
+                time::OffsetDateTime,
+            ) -> futures::future::BoxFuture<'c, Result<T>>
+            + Send
+            + 'static,
+    {
+        let tx = self.0.upgrade().ok_or(StoreError::Closed)?;
+        exec_on(tx, f).await
+    }
+}
+
 impl Writer {
     /// Starts the writer on a thread of its own, with a single-threaded runtime. The writer is
     /// the one stage every write passes through, so it must not wait behind request tasks: as
@@ -97,7 +124,12 @@ impl Writer {
     /// its wake-ups (0.4 ms of a 4.7 ms batch went to BEGIN alone under HTTP load, 0.1 ms
     /// without), and its fsync had to go to sqlx's thread so as not to block a runtime worker.
     /// On its own thread it runs a whole batch, COMMIT included, in one stretch.
-    pub fn start(conn: SqliteConnection, path: std::path::PathBuf, opts: StoreOptions) -> Writer {
+    pub fn start(
+        conn: SqliteConnection,
+        path: std::path::PathBuf,
+        opts: StoreOptions,
+        idle: Option<std::sync::Arc<super::tails::Bell>>,
+    ) -> Writer {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (stopped_tx, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
@@ -107,7 +139,7 @@ impl Writer {
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(run(conn, path, rx, opts)),
+                    Ok(rt) => rt.block_on(run(conn, path, rx, opts, idle)),
                     // Dropping `rx` fails every request as on a closed store.
                     Err(e) => tracing::error!(error = %e, "could not start the SQLite writer"),
                 }
@@ -126,20 +158,22 @@ impl Writer {
         }
     }
 
-    /// Queues `op` and waits until its transaction has committed (or failed).
-    pub async fn run(&self, op: WriteOp) -> Result<WriteOut> {
-        let tx = self
-            .tx
+    fn sender(&self) -> Result<mpsc::Sender<Request>> {
+        self.tx
             .lock()
             .expect("writer sender lock")
             .clone()
-            .ok_or(StoreError::Closed)?;
-        let (reply, rx) = oneshot::channel();
-        tx.send(Request { op, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        drop(tx);
-        rx.await.map_err(|_| StoreError::Closed)?
+            .ok_or(StoreError::Closed)
+    }
+
+    /// A handle that does not keep the writer open.
+    pub fn handle(&self) -> Option<WriterHandle> {
+        self.sender().ok().map(|tx| WriterHandle(tx.downgrade()))
+    }
+
+    /// Queues `op` and waits until its transaction has committed (or failed).
+    pub async fn run(&self, op: WriteOp) -> Result<WriteOut> {
+        run_on(self.sender()?, op).await
     }
 
     /// Runs `f` inside the next group-commit transaction (in its own savepoint) and answers
@@ -154,13 +188,7 @@ impl Writer {
             + Send
             + 'static,
     {
-        let op = WriteOp::Run(Box::new(move |c, now| {
-            Box::pin(async move { f(c, now).await.map(|v| WriteOut::Value(Box::new(v))) })
-        }));
-        match self.run(op).await? {
-            WriteOut::Value(v) => Ok(*v.downcast::<T>().expect("exec answers its own type")),
-            _ => unreachable!("Run answers Value"),
-        }
+        exec_on(self.sender()?, f).await
     }
 
     /// Stops taking requests, lets the queued ones commit, and closes the connection.
@@ -174,14 +202,44 @@ impl Writer {
     }
 }
 
+async fn run_on(tx: mpsc::Sender<Request>, op: WriteOp) -> Result<WriteOut> {
+    let (reply, rx) = oneshot::channel();
+    tx.send(Request { op, reply })
+        .await
+        .map_err(|_| StoreError::Closed)?;
+    // Not held while waiting: a closing store waits for every sender to go.
+    drop(tx);
+    rx.await.map_err(|_| StoreError::Closed)?
+}
+
+async fn exec_on<T, F>(tx: mpsc::Sender<Request>, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(
+            &'c mut SqliteConnection,
+            time::OffsetDateTime,
+        ) -> futures::future::BoxFuture<'c, Result<T>>
+        + Send
+        + 'static,
+{
+    let op = WriteOp::Run(Box::new(move |c, now| {
+        Box::pin(async move { f(c, now).await.map(|v| WriteOut::Value(Box::new(v))) })
+    }));
+    match run_on(tx, op).await? {
+        WriteOut::Value(v) => Ok(*v.downcast::<T>().expect("exec answers its own type")),
+        _ => unreachable!("Run answers Value"),
+    }
+}
+
 async fn run(
     mut conn: SqliteConnection,
     path: std::path::PathBuf,
     mut rx: mpsc::Receiver<Request>,
     opts: StoreOptions,
+    idle: Option<std::sync::Arc<super::tails::Bell>>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut merger = Merger::new(opts.search_merge_idle);
+    let mut merger = Merger::new(opts.search_merge_idle, idle);
     // Declared after `conn`, so dropped before it even on a panic: it finalizes its statements.
     let mut held = match raw::Held::new(&mut conn).await {
         Ok(h) => h,
