@@ -65,7 +65,9 @@ impl Readers {
     /// A connection of its own with the pool's settings, not pooled: a background reader's
     /// (tails.rs), whose one long read must not hold a pooled connection or a runtime worker.
     pub fn own(&self) -> Result<Connection> {
-        self.open()
+        // The file mapped like the others', but a small page cache: such a read visits each
+        // page about once, and what it cached would stay in the server's memory after it.
+        self.open_with(super::MMAP_BYTES, 2_000)
     }
 
     /// A connection of its own for reading every page once (the export): nothing mapped and a

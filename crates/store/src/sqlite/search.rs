@@ -332,8 +332,8 @@ fn walked(epoch: i64, snapshot: i64, found: rank::Candidates) -> Window {
 
 /// The window of `req` (which has no filters, and whose cursor if any bounds it at `snapshot`)
 /// under `key` (its FTS5 query): the one kept at this snapshot; else the kept one of an older
-/// snapshot brought forward past the matches above it; else walked in full. Kept for the next
-/// search either way.
+/// snapshot, or failing that the one stored for a common word (tails.rs), brought forward past
+/// the matches above it; else walked in full. Kept for the next search either way.
 fn kept_window(
     c: &Connection,
     kept: Kept,
@@ -583,16 +583,13 @@ impl SqliteStore {
         let writer = self.writer.handle().ok_or(StoreError::Closed)?;
         let fast = self.fast.clone();
         // A read of seconds: off the runtime's workers.
-        let built =
-            tokio::task::spawn_blocking(move || super::tails::read(&fast.own()?, &fast, true))
-                .await
-                .map_err(|e| {
-                    StoreError::Config(format!("the search windows' build stopped: {e}"))
-                })??;
-        let Some(built) = built else { return Ok(0) };
-        let n = built.windows.len();
-        super::tails::store(&writer, built).await?;
-        Ok(n)
+        tokio::task::spawn_blocking(move || {
+            let rt = tokio::runtime::Handle::current();
+            super::tails::build(&fast.own()?, &fast, &writer, &rt, true)
+        })
+        .await
+        .map_err(|e| StoreError::Config(format!("the search windows' build stopped: {e}")))?
+        .map(Option::unwrap_or_default)
     }
 
     pub async fn rebuild_search_index(&self) -> Result<()> {

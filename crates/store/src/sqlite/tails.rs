@@ -38,7 +38,7 @@ use super::fastread::{self, Readers};
 use super::windows::Window;
 use super::writer::WriterHandle;
 use super::{raw, search};
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 
 /// Messages a word must be in for its window to be stored: below that, walking it costs less
 /// than a few microseconds more than reading it.
@@ -58,43 +58,43 @@ const MARK: &str = "";
 
 /// Reads the window stored for `key` if a search of `epoch` at `snapshot` can start from it.
 pub(super) fn get(c: &Connection, key: &str, epoch: i64, snapshot: i64) -> Result<Option<Window>> {
-    let row = raw::one(
+    let found = raw::one(
         c,
         "SELECT epoch, snapshot, data FROM search_tails WHERE key = ?1",
         [key],
         |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-            ))
-        },
-    )?;
-    Ok(match row {
-        Some((e, s, data)) if e == epoch && s <= snapshot => {
-            let w = decode(e, s, &data);
+            let (e, s) = (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?);
+            if e != epoch || s > snapshot {
+                return Ok(None);
+            }
+            // Decoded where SQLite holds it, not copied first.
+            let data = r
+                .get_ref(2)?
+                .as_blob()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let w = decode(e, s, data);
             if w.is_none() {
                 tracing::warn!(
                     key,
                     "a stored search window does not decode; walking instead"
                 );
             }
-            w
-        }
-        _ => None,
-    })
+            Ok(w)
+        },
+    )?;
+    Ok(found.flatten())
 }
 
 /// A one-word window as stored: the number of rows, then per row the distance to the row
 /// before (the first: to the snapshot), its length and its count, as LEB128 varints.
 pub(super) fn encode(w: &Window) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + w.rows.len() * 5);
-    put(&mut out, w.rows.len() as u64);
+    put_varint(&mut out, w.rows.len() as u64);
     let mut above = w.snapshot;
     for (&(rowid, len), &count) in w.rows.iter().zip(&w.counts) {
-        put(&mut out, above.abs_diff(rowid));
-        put(&mut out, u64::from(len));
-        put(&mut out, u64::from(count));
+        put_varint(&mut out, above.abs_diff(rowid));
+        put_varint(&mut out, u64::from(len));
+        put_varint(&mut out, u64::from(count));
         above = rowid;
     }
     out
@@ -131,7 +131,7 @@ pub(super) fn decode(epoch: i64, snapshot: i64, data: &[u8]) -> Option<Window> {
     })
 }
 
-fn put(out: &mut Vec<u8>, mut v: u64) {
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -139,15 +139,25 @@ fn put(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// The LEB128 varint at `at`, moving `at` past it; None if cut short or over 64 bits. Most
+/// are one byte (lengths, counts, gaps in a common word's window): that case first.
+#[inline]
 fn take(data: &[u8], at: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
+    let b = *data.get(*at)?;
+    *at += 1;
+    if b < 0x80 {
+        return Some(u64::from(b));
+    }
+    let mut v = u64::from(b & 0x7f);
+    let mut shift = 7;
+    while shift < 64 {
         let b = *data.get(*at)?;
         *at += 1;
         v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
+        if b < 0x80 {
             return Some(v);
         }
+        shift += 7;
     }
     None
 }
@@ -167,15 +177,18 @@ impl Mark {
     }
 }
 
-/// A build read from one snapshot: its mark and every stored window's key and data.
-pub(super) struct Built {
-    pub mark: Mark,
-    pub windows: Vec<(String, Vec<u8>)>,
-}
-
-/// Reads, in one read transaction on `c`, every common word's window, unless the stored ones
-/// are current (`force` builds anyway). `lengths` as a search's (rank.rs stores what it learns).
-pub(super) fn read(c: &Connection, readers: &Readers, force: bool) -> Result<Option<Built>> {
+/// Builds, unless the stored windows are current (`force` builds anyway): reads every common
+/// word's window in one read transaction on `c` and stores them through `writer` as they come,
+/// [`PER_WRITE`] a transaction (so a build holds no more than that in memory), then the build's
+/// mark, removing every window of an earlier build. Answers how many it stored, if it built.
+/// `rt` waits for the writer's answers (this runs on a thread of its own, not a runtime's).
+pub(super) fn build(
+    c: &Connection,
+    readers: &Readers,
+    writer: &WriterHandle,
+    rt: &tokio::runtime::Handle,
+    force: bool,
+) -> Result<Option<usize>> {
     fastread::snapshot(c, |c| {
         let epoch: i64 = raw::one(c, "SELECT n FROM search_epoch WHERE id = 1", [], |r| {
             Ok(r.get(0)?)
@@ -199,7 +212,8 @@ pub(super) fn read(c: &Connection, readers: &Readers, force: bool) -> Result<Opt
                 })
             },
         )?;
-        if !force && stored.is_some_and(|s| !s.stale(now)) {
+        // An empty store has no words; a stored build that is current needs none.
+        if !force && (now.snapshot == 0 || stored.is_some_and(|s| !s.stale(now))) {
             return Ok(None);
         }
         readers.lengths.observe(epoch);
@@ -212,10 +226,11 @@ pub(super) fn read(c: &Connection, readers: &Readers, force: bool) -> Result<Opt
                 tenants.push(id);
             }
         }
-        let mut windows = Vec::new();
         let mut terms = c.prepare(
             "SELECT term FROM messages_fts_terms WHERE term > ?1 AND term < ?2 AND doc >= ?3",
         )?;
+        let mut part = Vec::with_capacity(PER_WRITE);
+        let mut n = 0;
         for tenant in tenants {
             let tag = tenant_tag(tenant.as_bytes());
             // A tenant's terms all start with its tag, which is `t` and hex digits: they sort
@@ -245,80 +260,51 @@ pub(super) fn read(c: &Connection, readers: &Readers, force: bool) -> Result<Opt
                     epoch,
                     now.snapshot,
                 )?;
-                windows.push((key, encode(&w)));
+                part.push((key, encode(&w)));
+                n += 1;
+                if part.len() == PER_WRITE {
+                    rt.block_on(put(writer, now, std::mem::take(&mut part)))?;
+                }
             }
         }
-        Ok(Some(Built { mark: now, windows }))
-    })
-}
-
-/// Stores `built` through the writer, a few hundred windows a transaction, then its mark and,
-/// with it, the removal of every window of an earlier build.
-pub(super) async fn store(writer: &WriterHandle, built: Built) -> Result<()> {
-    let Built { mark, windows } = built;
-    let mut rest = windows.into_iter().peekable();
-    while rest.peek().is_some() {
-        let part: Vec<_> = rest.by_ref().take(PER_WRITE).collect();
-        writer
-            .exec(move |c, _| {
-                Box::pin(async move {
-                    for (key, data) in part {
-                        put_row(c, &key, mark, data).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .await?;
-    }
-    writer
-        .exec(move |c, _| {
+        part.push((MARK.to_owned(), Vec::new()));
+        rt.block_on(put(writer, now, part))?;
+        rt.block_on(writer.exec(move |c, _| {
             Box::pin(async move {
-                put_row(c, MARK, mark, Vec::new()).await?;
                 sqlx::query("DELETE FROM search_tails WHERE epoch <> ?1 OR snapshot <> ?2")
-                    .bind(mark.epoch)
-                    .bind(mark.snapshot)
+                    .bind(now.epoch)
+                    .bind(now.snapshot)
                     .execute(&mut *c)
                     .await?;
                 Ok(())
             })
+        }))?;
+        Ok(Some(n))
+    })
+}
+
+/// Stores `windows` (key and data) as of `mark`, in one transaction of the writer.
+async fn put(writer: &WriterHandle, mark: Mark, windows: Vec<(String, Vec<u8>)>) -> Result<()> {
+    writer
+        .exec(move |c, _| {
+            Box::pin(async move {
+                for (key, data) in windows {
+                    sqlx::query(
+                        "INSERT INTO search_tails (key, epoch, snapshot, data) \
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (key) DO UPDATE SET \
+                         epoch = excluded.epoch, snapshot = excluded.snapshot, data = excluded.data",
+                    )
+                    .bind(key)
+                    .bind(mark.epoch)
+                    .bind(mark.snapshot)
+                    .bind(data)
+                    .execute(&mut *c)
+                    .await?;
+                }
+                Ok(())
+            })
         })
         .await
-}
-
-async fn put_row(
-    c: &mut sqlx::SqliteConnection,
-    key: &str,
-    mark: Mark,
-    data: Vec<u8>,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO search_tails (key, epoch, snapshot, data) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (key) DO UPDATE SET epoch = excluded.epoch, snapshot = excluded.snapshot, \
-         data = excluded.data",
-    )
-    .bind(key)
-    .bind(mark.epoch)
-    .bind(mark.snapshot)
-    .bind(data)
-    .execute(&mut *c)
-    .await?;
-    Ok(())
-}
-
-/// Reads and stores a build if one is due (or `force`d): how many windows it stored, if it ran.
-pub(super) async fn build(
-    readers: &Readers,
-    writer: &WriterHandle,
-    force: bool,
-) -> Result<Option<usize>> {
-    let c = readers.own()?;
-    let Some(built) = read(&c, readers, force)? else {
-        return Ok(None);
-    };
-    drop(c);
-    let n = built.windows.len();
-    store(writer, built).await?;
-    Ok(Some(n))
 }
 
 /// The writer rings when it has been idle for a while (merge.rs); the builder's thread waits
@@ -366,7 +352,10 @@ pub(super) fn start(readers: Arc<Readers>, writer: WriterHandle, bell: Arc<Bell>
                     continue;
                 }
                 let started = Instant::now();
-                match rt.block_on(build(&readers, &writer, false)) {
+                let built = readers
+                    .own()
+                    .and_then(|c| build(&c, &readers, &writer, rt.handle(), false));
+                match built {
                     Ok(Some(n)) => {
                         let took = started.elapsed();
                         tracing::info!(
@@ -417,6 +406,32 @@ mod tests {
     }
 
     #[test]
+    fn varints_of_every_width_come_back() {
+        let values = [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ];
+        let mut data = Vec::new();
+        for v in values {
+            put_varint(&mut data, v);
+        }
+        let mut at = 0;
+        for v in values {
+            assert_eq!(take(&data, &mut at), Some(v));
+        }
+        assert_eq!(at, data.len());
+        assert_eq!(take(&data, &mut at), None, "nothing left");
+        // Eleven bytes with the high bit set: more than 64 bits.
+        assert_eq!(take(&[0xff; 11], &mut 0), None);
+    }
+
+    #[test]
     fn what_is_not_a_window_does_not_decode() {
         let w = Window {
             epoch: 1,
@@ -435,7 +450,7 @@ mod tests {
         // Two rows with the same rowid.
         let mut twice = Vec::new();
         for v in [2, 10, 5, 1, 0, 6, 2] {
-            put(&mut twice, v);
+            put_varint(&mut twice, v);
         }
         assert!(decode(1, 100, &twice).is_none());
     }
