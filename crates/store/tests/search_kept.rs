@@ -8,18 +8,15 @@
 //! changes its snapshot cannot see (postgres/kept.rs): the same test holds there, and a last one
 //! commits changes out of rowid order.
 
-use confab_core::cursor::SearchCursor;
-use confab_core::input::{AppendMessages, NewConversation, NewMessage};
-use confab_core::search::parse_query;
-use confab_core::{Role, Status};
-use confab_store::{
-    RANK_WINDOW, SearchFilter, SearchPage, SearchRequest, SearchSort, Store, StoreOptions, TenantId,
-};
+use confab_store::{RANK_WINDOW, SearchPage, Store, TenantId};
 use uuid::Uuid;
 
 #[path = "support/testdb.rs"]
 mod testdb;
 use testdb::TestDb;
+#[path = "support/searching.rs"]
+mod searching;
+use searching::*;
 
 const CONVERSATIONS: usize = 120;
 const PER_CONVERSATION: usize = 10;
@@ -27,47 +24,6 @@ const PER_CONVERSATION: usize = 10;
 /// The queries compared: a word in every message (more than a window of it), one in some, one
 /// in few, two words, and a word with an exclusion.
 const QUERIES: [&str; 5] = ["alpha", "beta", "gamma", "alpha beta", "alpha -beta"];
-
-/// Text whose length and counts of the words vary with `i`, so scores differ.
-fn text(i: usize) -> String {
-    let mut w = vec!["alpha"; 1 + i % 3];
-    if i.is_multiple_of(4) {
-        w.push("beta");
-    }
-    if i.is_multiple_of(97) {
-        w.push("gamma");
-    }
-    w.extend(std::iter::repeat_n("filler", i % 7));
-    w.join(" ")
-}
-
-fn opts() -> StoreOptions {
-    StoreOptions {
-        // No merging behind the test's back: both stores read the index as the writes left it.
-        search_merge_idle: None,
-        ..StoreOptions::default()
-    }
-}
-
-fn request(q: &str, cursor: Option<SearchCursor>) -> SearchRequest {
-    SearchRequest {
-        query: parse_query(q).unwrap(),
-        filter: SearchFilter::default(),
-        sort: SearchSort::Relevance,
-        limit: 40,
-        cursor,
-    }
-}
-
-/// What a page says: each hit's message, score and position, and the next cursor.
-fn shown(p: &SearchPage) -> (Vec<(Uuid, String)>, Option<SearchCursor>) {
-    let hits = p
-        .hits
-        .iter()
-        .map(|h| (h.message_id, format!("{:.6}", h.score)))
-        .collect();
-    (hits, p.next_cursor)
-}
 
 /// Three pages of every query on `store` and on a store opened afresh on `url`: the same.
 async fn same_as_fresh(store: &Store, url: &str, t: &TenantId, when: &str) {
@@ -85,38 +41,6 @@ async fn same_as_fresh(store: &Store, url: &str, t: &TenantId, when: &str) {
         }
     }
     fresh.close().await;
-}
-
-fn messages(texts: impl IntoIterator<Item = String>) -> Vec<NewMessage> {
-    texts
-        .into_iter()
-        .map(|content| NewMessage {
-            role: Some(Role::User),
-            content,
-            ..NewMessage::default()
-        })
-        .collect()
-}
-
-async fn append(store: &Store, t: &TenantId, id: Uuid, texts: Vec<String>) {
-    let input = AppendMessages {
-        messages: messages(texts),
-        status: None,
-        metadata: None,
-    };
-    store.append_messages(t, id, input, None).await.unwrap();
-}
-
-/// A new conversation of `texts` (user messages); its id.
-async fn conversation(store: &Store, t: &TenantId, texts: Vec<String>) -> Uuid {
-    let mut conv = NewConversation::new(Status::Active);
-    conv.messages = messages(texts);
-    store
-        .create_conversation(t, conv, None)
-        .await
-        .unwrap()
-        .conversation()
-        .id
 }
 
 /// A new PostgreSQL database, or `None` (saying so) when the suites run on SQLite.

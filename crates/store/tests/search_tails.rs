@@ -5,15 +5,12 @@
 //! opened afresh (nothing in memory, so the stored windows answer) is compared, page by page,
 //! with the same search on a copy of the database whose stored windows were removed.
 
-use confab_core::cursor::SearchCursor;
-use confab_core::input::{AppendMessages, NewConversation, NewMessage};
-use confab_core::search::parse_query;
-use confab_core::{Role, Status};
-use confab_store::{
-    RANK_WINDOW, SearchFilter, SearchPage, SearchRequest, SearchSort, Store, StoreOptions, TenantId,
-};
+use confab_store::{RANK_WINDOW, SearchPage, Store, TenantId};
 use sqlx::Connection;
-use uuid::Uuid;
+
+#[path = "support/searching.rs"]
+mod searching;
+use searching::*;
 
 const CONVERSATIONS: usize = 120;
 const PER_CONVERSATION: usize = 10;
@@ -32,45 +29,6 @@ const QUERIES: [&str; 7] = [
     "alpha -beta",
     "fill*",
 ];
-
-fn text(i: usize) -> String {
-    let mut w = vec!["alpha"; 1 + i % 3];
-    if i.is_multiple_of(4) {
-        w.push("beta");
-    }
-    if i.is_multiple_of(97) {
-        w.push("gamma");
-    }
-    w.extend(std::iter::repeat_n("filler", i % 7));
-    w.join(" ")
-}
-
-fn opts() -> StoreOptions {
-    StoreOptions {
-        // No merging and no builds behind the test's back: it builds when it says so.
-        search_merge_idle: None,
-        ..StoreOptions::default()
-    }
-}
-
-fn request(q: &str, cursor: Option<SearchCursor>) -> SearchRequest {
-    SearchRequest {
-        query: parse_query(q).unwrap(),
-        filter: SearchFilter::default(),
-        sort: SearchSort::Relevance,
-        limit: 40,
-        cursor,
-    }
-}
-
-fn shown(p: &SearchPage) -> (Vec<(Uuid, String)>, Option<SearchCursor>) {
-    let hits = p
-        .hits
-        .iter()
-        .map(|h| (h.message_id, format!("{:.6}", h.score)))
-        .collect();
-    (hits, p.next_cursor)
-}
 
 /// Runs `sql` on the database at `url`, outside any store.
 async fn raw(url: &str, sql: &str) {
@@ -119,37 +77,6 @@ async fn same_as_walked(store: &Store, url: &str, dir: &std::path::Path, t: &Ten
     }
     fresh.close().await;
     walked.close().await;
-}
-
-fn messages(texts: impl IntoIterator<Item = String>) -> Vec<NewMessage> {
-    texts
-        .into_iter()
-        .map(|content| NewMessage {
-            role: Some(Role::User),
-            content,
-            ..NewMessage::default()
-        })
-        .collect()
-}
-
-async fn append(store: &Store, t: &TenantId, id: Uuid, texts: Vec<String>) {
-    let input = AppendMessages {
-        messages: messages(texts),
-        status: None,
-        metadata: None,
-    };
-    store.append_messages(t, id, input, None).await.unwrap();
-}
-
-async fn conversation(store: &Store, t: &TenantId, texts: Vec<String>) -> Uuid {
-    let mut conv = NewConversation::new(Status::Active);
-    conv.messages = messages(texts);
-    store
-        .create_conversation(t, conv, None)
-        .await
-        .unwrap()
-        .conversation()
-        .id
 }
 
 #[tokio::test]
