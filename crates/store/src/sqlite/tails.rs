@@ -332,6 +332,31 @@ impl Bell {
     }
 }
 
+/// When the builder's thread checks for a build: at a ring, unless it is resting after one
+/// (a build that took `d` rests `10 d`). A ring heard while resting is kept for when the rest
+/// ends: no other may come until something is written again.
+#[derive(Default)]
+struct Turns {
+    rest_until: Option<Instant>,
+    rung: bool,
+}
+
+impl Turns {
+    /// After a wait that was rung or not, at `now`: whether to check for a build now.
+    fn heard(&mut self, rung: bool, now: Instant) -> bool {
+        self.rung |= rung;
+        if !self.rung || self.rest_until.is_some_and(|t| now < t) {
+            return false;
+        }
+        self.rung = false;
+        true
+    }
+
+    fn rest(&mut self, until: Instant) {
+        self.rest_until = Some(until);
+    }
+}
+
 /// Starts the builder's thread: at each ring, a build if one is due. It ends once the writer
 /// has gone (the store closed).
 pub(super) fn start(readers: Arc<Readers>, writer: WriterHandle, bell: Arc<Bell>) {
@@ -346,9 +371,9 @@ pub(super) fn start(readers: Arc<Readers>, writer: WriterHandle, bell: Arc<Bell>
                     return;
                 }
             };
-            let mut rest_until = Instant::now();
+            let mut turns = Turns::default();
             while writer.is_open() {
-                if !bell.wait(Duration::from_secs(1)) || Instant::now() < rest_until {
+                if !turns.heard(bell.wait(Duration::from_secs(1)), Instant::now()) {
                     continue;
                 }
                 let started = Instant::now();
@@ -364,7 +389,7 @@ pub(super) fn start(readers: Arc<Readers>, writer: WriterHandle, bell: Arc<Bell>
                             "stored the search windows of the common words"
                         );
                         metrics::counter!("confab_store_search_tail_builds_total").increment(1);
-                        rest_until = Instant::now() + took * 10;
+                        turns.rest(Instant::now() + took * 10);
                     }
                     Ok(None) => {}
                     // Only a speed-up is lost: searches walk the index as before.
@@ -372,7 +397,7 @@ pub(super) fn start(readers: Arc<Readers>, writer: WriterHandle, bell: Arc<Bell>
                         if writer.is_open() {
                             tracing::warn!(error = %e, "storing the search windows of the common words");
                         }
-                        rest_until = Instant::now() + Duration::from_secs(60);
+                        turns.rest(Instant::now() + Duration::from_secs(60));
                     }
                 }
             }
@@ -453,6 +478,21 @@ mod tests {
             put_varint(&mut twice, v);
         }
         assert!(decode(1, 100, &twice).is_none());
+    }
+
+    #[test]
+    fn a_ring_heard_while_resting_is_answered_when_the_rest_ends() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut turns = Turns::default();
+        assert!(!turns.heard(false, at(0)), "no ring");
+        assert!(turns.heard(true, at(1)));
+        assert!(!turns.heard(false, at(2)), "answered once");
+        turns.rest(at(10));
+        assert!(!turns.heard(true, at(3)), "resting");
+        assert!(!turns.heard(false, at(9)));
+        assert!(turns.heard(false, at(10)), "the ring kept");
+        assert!(!turns.heard(false, at(11)));
     }
 
     #[test]
