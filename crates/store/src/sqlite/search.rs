@@ -402,9 +402,7 @@ fn ranked(
     snapshot: i64,
     offset: i64,
 ) -> Result<Vec<(i64, f64)>> {
-    let epoch: i64 = c
-        .prepare_cached("SELECT n FROM search_epoch WHERE id = 1")?
-        .query_row([], |r| r.get(0))?;
+    let epoch = search_epoch(c)?;
     lengths.observe(epoch);
     // A first page's snapshot is the largest rowid, read in this transaction (`search`).
     let newest = match req.cursor {
@@ -504,8 +502,15 @@ fn search(
     }
 }
 
+/// The search epoch of the transaction's snapshot (migration 0010; windows.rs says what it
+/// vouches for).
+pub(super) fn search_epoch(c: &Connection) -> Result<i64> {
+    Ok(c.prepare_cached("SELECT n FROM search_epoch WHERE id = 1")?
+        .query_row([], |r| r.get(0))?)
+}
+
 /// The largest message rowid (0 when there are none).
-fn max_rowid(c: &Connection) -> Result<i64> {
+pub(super) fn max_rowid(c: &Connection) -> Result<i64> {
     Ok(
         c.prepare_cached("SELECT COALESCE(MAX(rowid), 0) FROM messages")?
             .query_row([], |r| r.get(0))?,

@@ -190,16 +190,10 @@ pub(super) fn build(
     force: bool,
 ) -> Result<Option<usize>> {
     fastread::snapshot(c, |c| {
-        let epoch: i64 = raw::one(c, "SELECT n FROM search_epoch WHERE id = 1", [], |r| {
-            Ok(r.get(0)?)
-        })?
-        .unwrap_or(0);
+        let epoch = search::search_epoch(c)?;
         let now = Mark {
             epoch,
-            snapshot: raw::one(c, "SELECT COALESCE(MAX(rowid), 0) FROM messages", [], |r| {
-                Ok(r.get(0)?)
-            })?
-            .unwrap_or(0),
+            snapshot: search::max_rowid(c)?,
         };
         let stored = raw::one(
             c,
@@ -217,15 +211,10 @@ pub(super) fn build(
             return Ok(None);
         }
         readers.lengths.observe(epoch);
-        let mut tenants = Vec::new();
-        for id in c
+        let tenants: Vec<Uuid> = c
             .prepare("SELECT id FROM tenants")?
-            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
-        {
-            if let Ok(id) = Uuid::from_slice(&id?) {
-                tenants.push(id);
-            }
-        }
+            .query_map([], |r| raw::uuid(r, 0))?
+            .collect::<rusqlite::Result<_>>()?;
         let mut terms = c.prepare(
             "SELECT term FROM messages_fts_terms WHERE term > ?1 AND term < ?2 AND doc >= ?3",
         )?;

@@ -113,7 +113,13 @@ impl WriterHandle {
             + 'static,
     {
         let tx = self.0.upgrade().ok_or(StoreError::Closed)?;
-        exec_on(tx, f).await
+        let op = WriteOp::Run(Box::new(move |c, now| {
+            Box::pin(async move { f(c, now).await.map(|v| WriteOut::Value(Box::new(v))) })
+        }));
+        match run_on(tx, op).await? {
+            WriteOut::Value(v) => Ok(*v.downcast::<T>().expect("exec answers its own type")),
+            _ => unreachable!("Run answers Value"),
+        }
     }
 }
 
@@ -128,7 +134,7 @@ impl Writer {
         conn: SqliteConnection,
         path: std::path::PathBuf,
         opts: StoreOptions,
-        idle: Option<std::sync::Arc<super::tails::Bell>>,
+        bell: Option<std::sync::Arc<super::tails::Bell>>,
     ) -> Writer {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (stopped_tx, stopped) = oneshot::channel();
@@ -139,7 +145,7 @@ impl Writer {
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(run(conn, path, rx, opts, idle)),
+                    Ok(rt) => rt.block_on(run(conn, path, rx, opts, bell)),
                     // Dropping `rx` fails every request as on a closed store.
                     Err(e) => tracing::error!(error = %e, "could not start the SQLite writer"),
                 }
@@ -188,7 +194,7 @@ impl Writer {
             + Send
             + 'static,
     {
-        exec_on(self.sender()?, f).await
+        self.handle().ok_or(StoreError::Closed)?.exec(f).await
     }
 
     /// Stops taking requests, lets the queued ones commit, and closes the connection.
@@ -212,34 +218,15 @@ async fn run_on(tx: mpsc::Sender<Request>, op: WriteOp) -> Result<WriteOut> {
     rx.await.map_err(|_| StoreError::Closed)?
 }
 
-async fn exec_on<T, F>(tx: mpsc::Sender<Request>, f: F) -> Result<T>
-where
-    T: Send + 'static,
-    F: for<'c> FnOnce(
-            &'c mut SqliteConnection,
-            time::OffsetDateTime,
-        ) -> futures::future::BoxFuture<'c, Result<T>>
-        + Send
-        + 'static,
-{
-    let op = WriteOp::Run(Box::new(move |c, now| {
-        Box::pin(async move { f(c, now).await.map(|v| WriteOut::Value(Box::new(v))) })
-    }));
-    match run_on(tx, op).await? {
-        WriteOut::Value(v) => Ok(*v.downcast::<T>().expect("exec answers its own type")),
-        _ => unreachable!("Run answers Value"),
-    }
-}
-
 async fn run(
     mut conn: SqliteConnection,
     path: std::path::PathBuf,
     mut rx: mpsc::Receiver<Request>,
     opts: StoreOptions,
-    idle: Option<std::sync::Arc<super::tails::Bell>>,
+    bell: Option<std::sync::Arc<super::tails::Bell>>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut merger = Merger::new(opts.search_merge_idle, idle);
+    let mut merger = Merger::new(opts.search_merge_idle, bell);
     // Declared after `conn`, so dropped before it even on a panic: it finalizes its statements.
     let mut held = match raw::Held::new(&mut conn).await {
         Ok(h) => h,
