@@ -202,6 +202,18 @@ impl SqliteStore {
         )))
         .execute(&mut conn)
         .await?;
+        // Each write of a group commit runs in its own savepoint (writer.rs), and a savepoint
+        // keeps a copy of every page it changes in a statement journal, so that a failed write
+        // can be undone alone. SQLite keeps that journal in memory up to 64 KiB, then moves it
+        // to a temporary file for the rest of the transaction: a transcript's write passes that
+        // mark, and the copies went through `pwrite` into the page cache, 11 % of the writer's
+        // CPU under transcripts at 64 connections (perf, docs/performance.md). In memory, the
+        // journal is allocated in 1 KiB chunks and freed at each savepoint's release; the
+        // writer's temporary tables and sorts (there are none on its paths) would be kept in
+        // memory too. Crash safety does not depend on it: the WAL holds the commit.
+        sqlx::query("PRAGMA temp_store = MEMORY")
+            .execute(&mut conn)
+            .await?;
         // The writer rings when it is idle, and the common words' windows are stored then
         // (tails.rs): maintenance, run by a server (`search_merge_idle`), not by one-off commands.
         let bell = opts
@@ -491,6 +503,15 @@ pub(crate) mod tests {
         };
         assert_eq!(store.fast.with(pragma).unwrap(), MMAP_BYTES);
         assert_eq!(pragma(&store.fast.streaming().unwrap()).unwrap(), 0);
+        store.close().await;
+    }
+
+    /// The writer keeps its savepoints' statement journals in memory (`open` says why): 2 is
+    /// `MEMORY`; SQLite's default, 0, spills them to a temporary file past 64 KiB.
+    #[tokio::test]
+    async fn the_writer_keeps_its_statement_journals_in_memory() {
+        let (_dir, store) = temp_store().await;
+        assert_eq!(store.writer_scalar("PRAGMA temp_store").await.unwrap(), 2);
         store.close().await;
     }
 
