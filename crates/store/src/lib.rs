@@ -128,6 +128,13 @@ pub fn postgres_kept_sql() -> [&'static str; 3] {
     postgres::kept_sql()
 }
 
+/// PostgreSQL's batched first searches' statements, `[newest segments, page rows]`: for the
+/// test that checks PostgreSQL settles on their generic plans (tests/pg_plans.rs).
+#[doc(hidden)]
+pub fn postgres_first_batch_sql() -> [&'static str; 2] {
+    postgres::first_batch_sql()
+}
+
 /// True for a PostgreSQL URL (`postgres://` or `postgresql://`).
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")

@@ -240,3 +240,111 @@ async fn the_kept_windows_statements_settle_on_one_plan_that_reads_by_rowid() {
     }
     c.close().await.unwrap();
 }
+
+/// The batched first searches' statements (postgres/first_batch.rs) settle on one plan per
+/// connection, and it finds each segment's postings and each hit by key: a word's postings in
+/// segments its search does not read, and messages beside the page's, are never read.
+#[tokio::test]
+async fn the_first_searches_statements_settle_on_one_plan_that_reads_by_key() {
+    let Some((_dir, db, tenant)) = migrated().await else {
+        return;
+    };
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let t = tenant.as_uuid();
+    // 100,000 messages; 200 segments built, each with the postings of 50 words.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO conversations (tenant_id, id, status, created_at, updated_at) \
+         VALUES ('{t}', '00000000-0000-0000-0000-000000000001', 'active', 0, 0); \
+         INSERT INTO messages (tenant_id, conversation_id, seq, id, role, content, created_at, \
+         fts) SELECT '{t}', '00000000-0000-0000-0000-000000000001', n, gen_random_uuid(), 'user', \
+         'x', n, array_to_tsvector(ARRAY['x']) FROM generate_series(1, 100000) AS n; \
+         INSERT INTO search_segments (seg, upto, built) \
+         SELECT s, s * 32768 + 32767, true FROM generate_series(0, 199) AS s; \
+         INSERT INTO search_postings (tenant_id, lexeme, seg, postings) \
+         SELECT '{t}', 'w' || w, s, '\\x000201'::bytea \
+         FROM generate_series(0, 199) AS s, generate_series(0, 49) AS w; \
+         ANALYZE search_segments, search_postings, messages"
+    )))
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let [newest, page_rows] = confab_store::postgres_first_batch_sql();
+    // Each first with the arguments a custom plan looks cheapest for (one search), then with
+    // others (forty searches).
+    let forty = |item: &str| vec![item; 40].join(",");
+    let cases: [(&str, &str, Vec<String>); 2] = [
+        (
+            "newest",
+            newest,
+            vec![
+                format!("ARRAY['{t}']::uuid[], ARRAY['w1'], ARRAY[1]::int8[]"),
+                format!(
+                    "ARRAY[{}]::uuid[], ARRAY[{}], ARRAY[{}]::int8[]",
+                    forty(&format!("'{t}'")),
+                    forty("'w7'"),
+                    forty("64")
+                ),
+            ],
+        ),
+        (
+            "page_rows",
+            page_rows,
+            vec![
+                format!("ARRAY[1]::int8[], ARRAY['{t}']::uuid[], ARRAY[5]::int8[]"),
+                format!(
+                    "ARRAY[{}]::int8[], ARRAY[{}]::uuid[], ARRAY[{}]::int8[]",
+                    (1..=800)
+                        .map(|i| (i / 20 + 1).to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    vec![format!("'{t}'"); 800].join(","),
+                    (1..=800)
+                        .map(|r| (r * 100).to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            ],
+        ),
+    ];
+    for (name, sql, args) in &cases {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE {name} AS {sql}")))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        for i in 0..8 {
+            let a = &args[usize::from(i >= 5)];
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("EXECUTE {name}({a})")))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        let (generic, custom) = plans(&mut c, name).await;
+        assert_eq!(
+            (generic, custom),
+            (3, 5),
+            "{name}: planned for its values every time"
+        );
+        let plan = explain(&mut c, name, &args[1]).await;
+        assert!(
+            !plan.lines().any(|l| l.contains("Seq Scan")),
+            "{name}: a table scanned whole:\n{plan}"
+        );
+        let by_key = if *name == "newest" {
+            "search_postings_pkey"
+        } else {
+            "messages_rowid"
+        };
+        assert!(
+            plan.contains(by_key),
+            "{name}: not read by {by_key}:\n{plan}"
+        );
+        if *name == "newest" {
+            assert!(
+                plan.lines()
+                    .any(|l| l.contains("Index Cond") && l.contains("seg = g.seg")),
+                "newest: a word's postings read in every segment:\n{plan}"
+            );
+        }
+    }
+    c.close().await.unwrap();
+}

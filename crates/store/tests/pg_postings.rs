@@ -627,3 +627,84 @@ async fn a_rare_word_below_a_statement_s_worth_of_segments_is_read_through_the_i
     store.close().await;
     let _ = c.close().await;
 }
+
+/// The first page of a ranked search of `word` for `t` on `store`.
+async fn first_page(store: &Store, t: &TenantId, word: &str) -> Vec<(Uuid, i64, f64)> {
+    let req = SearchRequest {
+        query: parse_query(word).unwrap(),
+        filter: SearchFilter::default(),
+        sort: SearchSort::Relevance,
+        limit: 25,
+        cursor: None,
+    };
+    let page = store.search(t, &req).await.unwrap();
+    page.hits
+        .iter()
+        .map(|h| (h.conversation_id, h.seq, h.score))
+        .collect()
+}
+
+/// First searches of one word made at once share their statements (postgres/first_batch.rs):
+/// each, whichever tenant and word, gets the first page it gets alone, read on a connection.
+/// And where the segments read are not enough (rows above what the newest one's postings
+/// cover), the rest of the window is read on a connection from them on.
+#[tokio::test]
+async fn first_searches_made_at_once_each_get_their_own_page() {
+    let Some(admin) = pg_admin_or_skip("search postings") else {
+        return;
+    };
+    let (db, mut c, t, _ids) = laid_out(&admin).await;
+    let store = open(&db.url).await;
+    let other = store.ensure_tenant("other").await.unwrap();
+    assert_eq!(store.build_search_postings().await.unwrap(), 4);
+    let words = ["seg", "lone", "filler", "every"];
+    let asked: Vec<(&TenantId, &str)> = [&t, &other]
+        .into_iter()
+        .flat_map(|tenant| words.iter().map(move |w| (tenant, *w)))
+        .collect();
+    // Alone: a store's first search reads the statistics on its connection, and its window
+    // there too.
+    let mut alone = Vec::new();
+    for (tenant, word) in &asked {
+        let mut page = ranked(&db.url, tenant, word).await;
+        page.truncate(25);
+        alone.push(page);
+    }
+    // Every word has matches but `filler`, which the other tenant never says.
+    assert_eq!(alone.iter().filter(|p| p.is_empty()).count(), 1);
+    assert_ne!(alone[0], alone[4], "the tenants' pages of `seg` differ");
+
+    // Together, once the statistics are read: through the batches.
+    first_page(&store, &t, "nothing").await;
+    let together = futures::future::join_all(
+        asked
+            .iter()
+            .map(|(tenant, w)| first_page(&store, tenant, w)),
+    )
+    .await;
+    assert_eq!(together, alone);
+    store.close().await;
+
+    // A message above what the newest segment's postings cover.
+    let mut conv = NewConversation::new(Status::Active);
+    conv.messages = vec![NewMessage {
+        role: Some(Role::User),
+        content: "seg seg seg seg seg lone".into(),
+        ..NewMessage::default()
+    }];
+    let store = open(&db.url).await;
+    let newer = store.create_conversation(&t, conv, None).await.unwrap();
+    let newer = newer.conversation().id;
+    assert!(newest_rowid(&mut c).await > upto(&mut c, 3).await);
+    first_page(&store, &t, "nothing").await;
+    let together =
+        futures::future::join_all(["seg", "lone"].map(|w| first_page(&store, &t, w))).await;
+    store.close().await;
+    for (page, word) in together.iter().zip(["seg", "lone"]) {
+        let mut alone = ranked(&db.url, &t, word).await;
+        alone.truncate(25);
+        assert_eq!(page, &alone, "{word}");
+        assert!(page.iter().any(|h| h.0 == newer), "{word}");
+    }
+    let _ = c.close().await;
+}

@@ -8,6 +8,7 @@ mod append_batch;
 pub(crate) mod backup;
 mod columns;
 mod export;
+mod first_batch;
 mod flights;
 mod fts;
 mod has_insights;
@@ -82,6 +83,8 @@ pub(crate) struct PgStore {
     checks: kept::Checks,
     /// First reads of a query's window in flight, so concurrent searches read it once.
     flights: flights::Flights,
+    /// First searches of one word, many per statement (`first_batch.rs`), on `searching`.
+    firsts: first_batch::Firsts,
     /// The connections of searches that read rows (all but a kept window's page): a pool of
     /// their own, half the size of `pool` (search.rs, `search`).
     searching: PgPool,
@@ -153,6 +156,11 @@ pub(crate) fn kept_sql() -> [&'static str; 3] {
         kept::CHECKED_ROWS,
         kept::FORWARD_NEAR.as_str(),
     ]
+}
+
+/// The batched first searches' statements, `[newest segments, page rows]` (first_batch.rs).
+pub(crate) fn first_batch_sql() -> [&'static str; 2] {
+    [postings::NEWEST_OF.as_str(), first_batch::PAGE_ROWS]
 }
 
 /// True when `e` is PostgreSQL's `query_canceled`: a statement stopped by its
@@ -275,6 +283,7 @@ impl PgStore {
             windows: kept::Windows::default(),
             flights: flights::Flights::default(),
             checks,
+            firsts: first_batch::Firsts::start(searching.clone()),
             searching,
             read_timeout: opts.read_timeout,
         })
@@ -308,6 +317,7 @@ impl PgStore {
         self.lookups.close().await;
         self.summaries.close().await;
         self.checks.close().await;
+        self.firsts.close().await;
         if self.bulk_written.load(std::sync::atomic::Ordering::Acquire) {
             pending::Flusher::default().flush(&self.pool).await;
         }

@@ -167,6 +167,79 @@ pub(super) async fn newest_segments(
     Ok((max, seen, out))
 }
 
+/// What [`newest_segments`] reads for a first page: the newest rowid, the statement's snapshot
+/// and the newest segments with their postings.
+pub(super) struct Newest {
+    pub max: i64,
+    pub seen: String,
+    pub segments: Vec<Segment>,
+}
+
+/// The statement of [`newest_segments_of`]: `$1` the tenants, `$2` the lexemes, `$3` the
+/// most segments of each.
+pub(super) static NEWEST_OF: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT q.i, x.max, x.seen, s.seg, s.built, s.postings, s.upto FROM {now} x \
+         CROSS JOIN unnest((SELECT $1::uuid[]), (SELECT $2::text[]), (SELECT $3::int8[])) \
+         WITH ORDINALITY AS q(t, l, n, i) LEFT JOIN LATERAL (\
+           SELECT g.seg, g.built, CASE WHEN g.built THEN (\
+             SELECT CASE WHEN g.upto <= x.max THEN substring(p.postings \
+               FROM greatest(1, octet_length(p.postings) - {bytes} + 1) FOR {bytes}) \
+               ELSE p.postings END \
+             FROM search_postings p \
+             WHERE p.tenant_id = q.t AND p.lexeme = q.l AND p.seg = g.seg) END, g.upto \
+           FROM search_segments g WHERE g.seg <= x.max / {SEG_ROWS} \
+           ORDER BY g.seg DESC LIMIT q.n) s(seg, built, postings, upto) ON true \
+         ORDER BY q.i, s.seg DESC",
+        now = super::kept::NOW,
+        bytes = tail_bytes(crate::search::RANK_WINDOW),
+    )
+});
+
+/// [`newest_segments`] for many first pages in one statement (first_batch.rs): for each
+/// `(tenant, lexeme, limit)`, in order, its segments, each with the newest [`RANK_WINDOW`]
+/// postings, all under one snapshot (every answer's `max` and `seen` are the statement's).
+///
+/// Its arrays are read through subqueries (kept.rs's `FORWARD_NEAR` says why), and a word's
+/// limit is its own row's, so the statement is planned once per connection whatever the batch.
+/// Each segment's postings are a subquery of their own, by the whole key: as a join, the
+/// generic plan, costed for a tenth of the segments, read the word's rows in every segment.
+///
+/// [`RANK_WINDOW`]: crate::search::RANK_WINDOW
+pub(super) async fn newest_segments_of(
+    pool: &PgPool,
+    keys: &[(Uuid, String, i64)],
+) -> Result<Vec<Newest>> {
+    let mut tenants = Vec::with_capacity(keys.len());
+    let mut lexemes = Vec::with_capacity(keys.len());
+    let mut limits = Vec::with_capacity(keys.len());
+    for (t, l, n) in keys {
+        tenants.push(*t);
+        lexemes.push(l.as_str());
+        limits.push(segments_limit(*n));
+    }
+    let rows = sqlx::query(sqlx::AssertSqlSafe(NEWEST_OF.as_str()))
+        .bind(tenants)
+        .bind(lexemes)
+        .bind(limits)
+        .fetch_all(pool)
+        .await?;
+    let mut out: Vec<Option<Newest>> = (0..keys.len()).map(|_| None).collect();
+    for r in &rows {
+        let slot = super::queue::slot(&mut out, r.try_get(0)?, "first search")?;
+        let newest = slot.get_or_insert_with(|| Newest {
+            max: 0,
+            seen: String::new(),
+            segments: Vec::new(),
+        });
+        (newest.max, newest.seen) = (r.try_get(1)?, r.try_get(2)?);
+        newest.segments.extend(segment(r, 3)?);
+    }
+    out.into_iter()
+        .map(|n| n.ok_or_else(|| StoreError::Corrupt("no row for a first search".into())))
+        .collect()
+}
+
 /// A statement for each [`segments_limit`], the limit `2^i` at `i`.
 fn by_limit(sql: impl Fn(i64) -> String) -> Vec<String> {
     (0..=MOST_SEGMENTS.trailing_zeros())

@@ -76,12 +76,18 @@ pub(super) struct Frequencies(Mutex<Option<(Instant, Shares)>>);
 type Shares = Arc<HashMap<String, f64>>;
 
 impl Frequencies {
+    /// The shares if read less than a [`STATS_TTL`] ago.
+    fn cached(&self) -> Option<Shares> {
+        match &*self.0.lock().expect("frequencies lock") {
+            Some((at, map)) if at.elapsed() < STATS_TTL => Some(map.clone()),
+            _ => None,
+        }
+    }
+
     /// The shares; none when they cannot be read, which only makes searches choose the index.
     async fn get(&self, conn: &mut PgConnection) -> Shares {
-        if let Some((at, map)) = &*self.0.lock().expect("frequencies lock")
-            && at.elapsed() < STATS_TTL
-        {
-            return map.clone();
+        if let Some(map) = self.cached() {
+            return map;
         }
         // `most_common_elem_freqs` ends with three summary numbers after the lexemes' own.
         let rows: std::result::Result<Vec<(String, f32)>, _> = sqlx::query_as(
@@ -620,7 +626,7 @@ pub(super) struct HitRow {
 }
 
 impl HitRow {
-    fn read(r: &sqlx::postgres::PgRow) -> Result<HitRow> {
+    pub(super) fn read(r: &sqlx::postgres::PgRow) -> Result<HitRow> {
         Ok(HitRow {
             conversation_id: r.try_get(1)?,
             message_id: r.try_get(2)?,
@@ -951,6 +957,36 @@ enum Gap {
     Rest(Vec<(i64, f64)>),
 }
 
+/// The window [`posted_window`] reads from `segments`, the newest ones up to `snapshot` as its
+/// first statement reads them, when it would ask PostgreSQL for nothing more: every rowid down
+/// to the window's last match lies in a built segment, at or below what it covers, until the
+/// window is full or no rowid is left below. `None` where it would (rows above a segment's
+/// build or between segments, a segment not built, or more segments to read).
+fn posted_from(segments: &[postings::Segment], snapshot: i64) -> Option<Vec<(i64, f64)>> {
+    let mut found: Vec<(i64, f64)> = Vec::with_capacity(RANK_WINDOW as usize);
+    // The highest rowid not read yet.
+    let mut hi = snapshot;
+    for s in segments {
+        let need = RANK_WINDOW - found.len() as i64;
+        if need <= 0 {
+            return Some(found);
+        }
+        let list = s.postings.as_ref()?;
+        if hi >= seg_start(s.seg + 1) || hi > s.upto {
+            return None;
+        }
+        found.extend(
+            list.iter()
+                .rev()
+                .filter(|p| p.0 <= hi)
+                .take(need as usize)
+                .map(|&(rowid, tf)| (rowid, postings::rank_of(tf))),
+        );
+        hi = seg_start(s.seg) - 1;
+    }
+    (found.len() as i64 >= RANK_WINDOW || hi < 1).then_some(found)
+}
+
 impl PgStore {
     /// A ranked search without filters answered from a kept window whose rows for the page
     /// are kept too: only the check that nothing changed goes to PostgreSQL, batched with the
@@ -994,9 +1030,59 @@ impl PgStore {
         }))
     }
 
+    /// A first page of a one-word query (`share` of messages hold it, 0 when not known) whose
+    /// window is not kept, through the batched statements (first_batch.rs): its newest segments
+    /// with the snapshot, then the page's rows. A window that needs more than the segments
+    /// read (rows above what is built, say) is read on a connection from those segments on, as
+    /// [`PgStore::kept_search`] reads any first page. The window is kept, as there.
+    async fn first_posted(
+        &self,
+        tenant: TenantId,
+        req: &SearchRequest,
+        tsq: &str,
+        share: f64,
+    ) -> Result<SearchPage> {
+        // Before the snapshot is taken: a window is never older than its age says.
+        let made = Instant::now();
+        let lexeme = posted_lexeme(tenant, req);
+        let newest = self
+            .firsts
+            .newest(tenant.0, lexeme, segments_per(share))
+            .await?;
+        let Some(mut scored) = posted_from(&newest.segments, newest.max) else {
+            let mut conn = self.searching.acquire().await?;
+            let plan = Plan::Postings(share);
+            let read = Some((newest, made));
+            return self
+                .kept_search(&mut conn, tenant, req, tsq, plan, None, read)
+                .await;
+        };
+        metrics::counter!("confab_store_search_windows_total", "outcome" => "walked").increment(1);
+        best_first(&mut scored);
+        let (page, more) = page_of(&scored, 0, req.limit);
+        let rows = self
+            .firsts
+            .rows(tenant.0, page.iter().map(|p| p.0).collect())
+            .await?;
+        let hits = shown(&rows, page, req);
+        let snapshot = newest.max;
+        let w = Window::new(snapshot, newest.seen, made, scored);
+        w.keep_rows(&rows);
+        self.windows.put(tsq, w);
+        Ok(SearchPage {
+            hits,
+            next_cursor: more.then_some(SearchCursor::Ranked {
+                snapshot,
+                offset: req.limit,
+            }),
+        })
+    }
+
     /// A ranked search without filters, `cursor` its `(snapshot, offset)` if not a first page:
     /// from the window kept for its query while the tenant's messages stay as they were, else
-    /// from a window read now and kept (kept.rs).
+    /// from a window read now and kept (kept.rs). `read`: a first page's newest segments, read
+    /// already in a batch with the time before it (first_batch.rs), the window read from them.
+    #[allow(clippy::too_many_arguments)]
     async fn kept_search(
         &self,
         conn: &mut PgConnection,
@@ -1005,6 +1091,7 @@ impl PgStore {
         tsq: &str,
         plan: Plan,
         cursor: Option<(i64, i64)>,
+        read: Option<(postings::Newest, Instant)>,
     ) -> Result<SearchPage> {
         let (limit, offset) = (req.limit, cursor.map_or(0, |c| c.1));
         let answer = |hits, more: bool, snapshot| SearchPage {
@@ -1014,7 +1101,9 @@ impl PgStore {
                 offset: offset + limit,
             }),
         };
-        if let Some(w) = self.windows.get(tsq, cursor.map(|c| c.0)) {
+        if read.is_none()
+            && let Some(w) = self.windows.get(tsq, cursor.map(|c| c.0))
+        {
             let (page, more) = page_of(&w.scored, offset, limit);
             let made = Instant::now();
             let (since, rows, now) = checked_rows(conn, tenant, page, &w.seen).await?;
@@ -1049,18 +1138,22 @@ impl PgStore {
         }
         metrics::counter!("confab_store_search_windows_total", "outcome" => "walked").increment(1);
         // Before the snapshot is taken: a window is never older than its age says.
-        let made = std::time::Instant::now();
+        let mut made = std::time::Instant::now();
         // A first page of one word: its newest segments read with the snapshot, one
-        // statement less.
-        let (max, seen, first) = match plan {
-            Plan::Postings(share) if cursor.is_none() => {
+        // statement less (or read already, in a batch: first_batch.rs).
+        let (max, seen, first) = match (read, plan) {
+            (Some((newest, at)), _) => {
+                made = at;
+                (newest.max, newest.seen, Some(newest.segments))
+            }
+            (None, Plan::Postings(share)) if cursor.is_none() => {
                 let lexeme = posted_lexeme(tenant, req);
                 let per = segments_per(share);
                 let (max, seen, segments) =
                     postings::newest_segments(conn, tenant.0, &lexeme, per, RANK_WINDOW).await?;
                 (max, seen, Some(segments))
             }
-            _ => {
+            (None, _) => {
                 let (max, seen) = kept::snapshot(conn).await?;
                 (max, seen, None)
             }
@@ -1110,10 +1203,21 @@ impl PgStore {
         } else {
             None
         };
+        let tag = tenant_tag(tenant.0.as_bytes());
+        // A first page of one word, its postings kept: its statements shared with the other
+        // first searches waiting (first_batch.rs), on no connection of its own.
+        if keeps
+            && self.postings
+            && req.sort == SearchSort::Relevance
+            && req.cursor.is_none()
+            && let Some(shares) = self.frequencies.cached()
+            && let Plan::Postings(share) = plan(req, &tag, &shares).posted(req)
+        {
+            return self.first_posted(tenant, req, &tsq, share).await;
+        }
         // On a connection of the searches' own pool (mod.rs, `open`, says why); the others
         // wait for one here, holding nothing.
         let mut conn = self.searching.acquire().await?;
-        let tag = tenant_tag(tenant.0.as_bytes());
         let shares = self.frequencies.get(&mut conn).await;
         let mut plan = plan(req, &tag, &shares);
         if self.postings {
@@ -1174,7 +1278,9 @@ impl PgStore {
             SearchSort::Relevance => {
                 let cursor = ranked_cursor(req);
                 if keeps {
-                    return self.kept_search(conn, tenant, req, tsq, plan, cursor).await;
+                    return self
+                        .kept_search(conn, tenant, req, tsq, plan, cursor, None)
+                        .await;
                 }
                 metrics::counter!("confab_store_search_windows_total", "outcome" => "walked")
                     .increment(1);
