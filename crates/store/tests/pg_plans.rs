@@ -123,6 +123,31 @@ async fn plans(c: &mut sqlx::PgConnection, name: &str) -> (i64, i64) {
         .unwrap()
 }
 
+/// Prepares `sql` as `name` and executes it eight times, with `args[0]` then, from the sixth,
+/// `args[1]`; asserts that PostgreSQL settled on its generic plan, and answers that plan for
+/// `args[1]` ([`explain`]). PostgreSQL plans the first five executions for their values; from
+/// then on it keeps the generic plan only if the values made those plans no cheaper.
+async fn settled(c: &mut sqlx::PgConnection, name: &str, sql: &str, args: &[String]) -> String {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE {name} AS {sql}")))
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    for i in 0..8 {
+        let a = &args[usize::from(i >= 5)];
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("EXECUTE {name}({a})")))
+            .execute(&mut *c)
+            .await
+            .unwrap();
+    }
+    let (generic, custom) = plans(c, name).await;
+    assert_eq!(
+        (generic, custom),
+        (3, 5),
+        "{name}: planned for its values every time"
+    );
+    explain(c, name, &args[1]).await
+}
+
 #[tokio::test]
 async fn the_kept_windows_statements_settle_on_one_plan_that_reads_by_rowid() {
     let Some((_dir, db, tenant)) = migrated().await else {
@@ -207,26 +232,7 @@ async fn the_kept_windows_statements_settle_on_one_plan_that_reads_by_rowid() {
         ),
     ];
     for (name, sql, args) in &cases {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE {name} AS {sql}")))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        for i in 0..8 {
-            let a = &args[usize::from(i >= 5)];
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("EXECUTE {name}({a})")))
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-        // PostgreSQL plans the first five executions for their values; from then on it keeps
-        // the generic plan only if the values made those plans no cheaper.
-        let (generic, custom) = plans(&mut c, name).await;
-        assert_eq!(
-            (generic, custom),
-            (3, 5),
-            "{name}: planned for its values every time"
-        );
-        let plan = explain(&mut c, name, &args[1]).await;
+        let plan = settled(&mut c, name, sql, args).await;
         assert!(
             !plan.lines().any(|l| l.contains("Seq Scan on messages")),
             "{name}: messages scanned whole:\n{plan}"
@@ -307,24 +313,7 @@ async fn the_first_searches_statements_settle_on_one_plan_that_reads_by_key() {
         ),
     ];
     for (name, sql, args) in &cases {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE {name} AS {sql}")))
-            .execute(&mut c)
-            .await
-            .unwrap();
-        for i in 0..8 {
-            let a = &args[usize::from(i >= 5)];
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("EXECUTE {name}({a})")))
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-        let (generic, custom) = plans(&mut c, name).await;
-        assert_eq!(
-            (generic, custom),
-            (3, 5),
-            "{name}: planned for its values every time"
-        );
-        let plan = explain(&mut c, name, &args[1]).await;
+        let plan = settled(&mut c, name, sql, args).await;
         assert!(
             !plan.lines().any(|l| l.contains("Seq Scan")),
             "{name}: a table scanned whole:\n{plan}"
