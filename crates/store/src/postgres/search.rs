@@ -1186,7 +1186,7 @@ impl PgStore {
         }
         // A first page of a query no window is kept for: read once for all the searches of it
         // that come meanwhile; they wait here, holding no connection (flights.rs).
-        let _leader = if keeps
+        let leader = if keeps
             && req.sort == SearchSort::Relevance
             && req.cursor.is_none()
             && self.windows.get(&tsq, None).is_none()
@@ -1204,12 +1204,11 @@ impl PgStore {
             None
         };
         let tag = tenant_tag(tenant.0.as_bytes());
-        // A first page of one word, its postings kept: its statements shared with the other
+        // A first page of one word whose window is not kept (the flight's leader: a kept one is
+        // brought forward below), its postings kept: its statements shared with the other
         // first searches waiting (first_batch.rs), on no connection of its own.
-        if keeps
+        if leader.is_some()
             && self.postings
-            && req.sort == SearchSort::Relevance
-            && req.cursor.is_none()
             && let Some(shares) = self.frequencies.cached()
             && let Plan::Postings(share) = plan(req, &tag, &shares).posted(req)
         {
