@@ -604,3 +604,49 @@ async fn a_first_search_of_a_common_word_reads_its_stored_window() {
     assert_eq!(read, walked);
     assert_eq!(stored(&app).await, 0);
 }
+
+/// First searches of many words sent at once, by two tenants, each answer their own tenant's
+/// matches of their own word: on PostgreSQL they share their statements
+/// (postgres/first_batch.rs), each page matched back to its search by position and tenant.
+#[tokio::test]
+async fn first_searches_sent_at_once_each_answer_their_own_word() {
+    let app = TestApp::spawn().await;
+    let tenants = [app.token("acme").await, app.token("globex").await];
+    let words = ["heron", "otter", "badger", "lynx", "marten", "stoat"];
+    // Word `w` in `w + 1` messages of each tenant, each message naming its tenant.
+    for (k, t) in tenants.iter().enumerate() {
+        for (w, word) in words.iter().enumerate() {
+            let text = format!("a {word} seen by tenant{k}");
+            let msgs = vec![("user", text.as_str()); w + 1];
+            conv(&app, t, json!({}), &msgs).await;
+        }
+    }
+    // The postings built now rather than when the server next pauses (PostgreSQL; SQLite stores
+    // its common words' windows here), and one search first, so that PostgreSQL's statistics
+    // are read before the burst.
+    app.store.build_search_postings().await.unwrap();
+    assert_eq!(
+        search(&app, &tenants[0], "nothing", "").await["data"],
+        json!([])
+    );
+    let asked: Vec<(usize, usize)> = (0..2)
+        .flat_map(|k| (0..words.len()).map(move |w| (k, w)))
+        .collect();
+    let pages = futures::future::join_all(
+        asked
+            .iter()
+            .map(|&(k, w)| search(&app, &tenants[k], words[w], "")),
+    )
+    .await;
+    for (&(k, w), page) in asked.iter().zip(&pages) {
+        let found = contents(page);
+        assert_eq!(found.len(), w + 1, "{} of tenant{k}: {page}", words[w]);
+        for snippet in found {
+            assert!(
+                snippet.contains(words[w]) && snippet.contains(&format!("tenant{k}")),
+                "{} of tenant{k}: {snippet}",
+                words[w]
+            );
+        }
+    }
+}
