@@ -118,26 +118,39 @@ async fn ranked_from(
     let store = open(url).await;
     let mut out = Vec::new();
     loop {
-        let req = SearchRequest {
-            query: parse_query(word).unwrap(),
-            filter: SearchFilter::default(),
-            sort: SearchSort::Relevance,
-            limit: 25,
-            cursor,
-        };
-        let page = store.search(t, &req).await.unwrap();
-        out.extend(
-            page.hits
-                .iter()
-                .map(|h: &SearchHit| (h.conversation_id, h.seq, h.score)),
-        );
-        match page.next_cursor {
+        let (hits, next) = page(&store, t, word, cursor).await;
+        out.extend(hits);
+        match next {
             Some(next) => cursor = Some(next),
             None => break,
         }
     }
     store.close().await;
     out
+}
+
+/// The page of a ranked search of `word` for `t` on `store` that `cursor` points at (the first
+/// without one), 25 hits at most, and the next page's cursor.
+async fn page(
+    store: &Store,
+    t: &TenantId,
+    word: &str,
+    cursor: Option<SearchCursor>,
+) -> (Vec<(Uuid, i64, f64)>, Option<SearchCursor>) {
+    let req = SearchRequest {
+        query: parse_query(word).unwrap(),
+        filter: SearchFilter::default(),
+        sort: SearchSort::Relevance,
+        limit: 25,
+        cursor,
+    };
+    let page = store.search(t, &req).await.unwrap();
+    let hits = page
+        .hits
+        .iter()
+        .map(|h: &SearchHit| (h.conversation_id, h.seq, h.score))
+        .collect();
+    (hits, page.next_cursor)
 }
 
 /// The messages of `t` holding `word` by the model, as (conversation, seq), without the
@@ -630,18 +643,7 @@ async fn a_rare_word_below_a_statement_s_worth_of_segments_is_read_through_the_i
 
 /// The first page of a ranked search of `word` for `t` on `store`.
 async fn first_page(store: &Store, t: &TenantId, word: &str) -> Vec<(Uuid, i64, f64)> {
-    let req = SearchRequest {
-        query: parse_query(word).unwrap(),
-        filter: SearchFilter::default(),
-        sort: SearchSort::Relevance,
-        limit: 25,
-        cursor: None,
-    };
-    let page = store.search(t, &req).await.unwrap();
-    page.hits
-        .iter()
-        .map(|h| (h.conversation_id, h.seq, h.score))
-        .collect()
+    page(store, t, word, None).await.0
 }
 
 /// First searches of one word made at once share their statements (postgres/first_batch.rs):

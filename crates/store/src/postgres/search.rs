@@ -873,13 +873,7 @@ async fn posted_window(
                         hi = s.upto;
                     }
                     let n = need(&found);
-                    found.extend(
-                        list.iter()
-                            .rev()
-                            .filter(|p| p.0 <= hi)
-                            .take(n.max(0) as usize)
-                            .map(|&(rowid, tf)| (rowid, postings::rank_of(tf))),
-                    );
+                    found.extend(newest_postings(&list, hi, n));
                 }
                 None => match gap(conn, tenant, req, tsq, share, start - 1, hi, n).await? {
                     Gap::Between(more) => found.extend(more),
@@ -902,6 +896,16 @@ async fn posted_window(
         }
     }
     Ok(found)
+}
+
+/// The newest `n` of a segment's postings (`(rowid, tf)`, ascending) at or below rowid `hi`,
+/// newest first, with their ts_rank: what a window takes from each segment it reads.
+fn newest_postings(list: &[(i64, u32)], hi: i64, n: i64) -> impl Iterator<Item = (i64, f64)> + '_ {
+    list.iter()
+        .rev()
+        .filter(move |p| p.0 <= hi)
+        .take(n.max(0) as usize)
+        .map(|&(rowid, tf)| (rowid, postings::rank_of(tf)))
 }
 
 /// The newest `need` matches in rowids `lo + 1..=hi`, which no built segment holds, through the
@@ -975,13 +979,7 @@ fn posted_from(segments: &[postings::Segment], snapshot: i64) -> Option<Vec<(i64
         if hi >= seg_start(s.seg + 1) || hi > s.upto {
             return None;
         }
-        found.extend(
-            list.iter()
-                .rev()
-                .filter(|p| p.0 <= hi)
-                .take(need as usize)
-                .map(|&(rowid, tf)| (rowid, postings::rank_of(tf))),
-        );
+        found.extend(newest_postings(list, hi, need));
         hi = seg_start(s.seg) - 1;
     }
     (found.len() as i64 >= RANK_WINDOW || hi < 1).then_some(found)
