@@ -731,8 +731,17 @@ fn ranked_cursor(req: &SearchRequest) -> Option<(i64, i64)> {
 }
 
 /// Best first; among equal scores, newest first.
+///
+/// Windows are nearly always read newest first, and a one-word window's scores take a few
+/// values (one per count of positions): a stable sort by score alone then gives the same order
+/// in a fifth of the time of a sort that compares rowids too (1,000 candidates: about 3 µs
+/// against 15, a twentieth of a first search's CPU in confab).
 pub(super) fn best_first(scored: &mut [(i64, f64)]) {
-    scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    if scored.is_sorted_by(|a, b| a.0 > b.0) {
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+    } else {
+        scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+    }
 }
 
 /// The page at `offset` of a sorted window, and whether more follow it.
@@ -1392,6 +1401,31 @@ mod tests {
     #[test]
     fn the_probe_is_the_one_search_window_lays_its_words_around() {
         assert_eq!(PROBE_ROWS, 1024);
+    }
+
+    proptest::proptest! {
+        /// Newest first or oldest first, with scores that tie often, a window comes out best
+        /// first and newest first among equals.
+        #[test]
+        fn best_first_orders_by_score_then_newest(
+            tfs in proptest::collection::vec(1u32..5, 0..300),
+            newest_first in proptest::bool::ANY,
+        ) {
+            let mut scored: Vec<(i64, f64)> = tfs
+                .iter()
+                .enumerate()
+                .map(|(i, &tf)| (i as i64 * 7 % 1009, postings::rank_of(tf)))
+                .collect();
+            scored.sort_unstable_by_key(|s| s.0);
+            scored.dedup_by_key(|s| s.0);
+            if newest_first {
+                scored.reverse();
+            }
+            let mut want = scored.clone();
+            want.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+            best_first(&mut scored);
+            proptest::prop_assert_eq!(scored, want);
+        }
     }
 
     fn req(q: &str) -> SearchRequest {
