@@ -514,14 +514,28 @@ fn occurrences(b: &[u8], q: &[u8], prefix: bool) -> u32 {
     };
     let mut n = 0;
     for i in memchr::memchr2_iter(first, first.to_ascii_uppercase(), b) {
-        let end = i + q.len();
-        let starts_token = i == 0 || !b[i - 1].is_ascii_alphanumeric();
-        let ends_token = prefix || b.get(end).is_none_or(|c| !c.is_ascii_alphanumeric());
-        if starts_token && ends_token && b.get(i..end).is_some_and(|t| t.eq_ignore_ascii_case(q)) {
-            n += 1;
-        }
+        n += u32::from(word_at(b, i, q, prefix));
     }
     n
+}
+
+/// Where in `within` (a start of ASCII text `b`) the first token of `b` that is the folded
+/// word `q` (or starts with it, when `prefix`) begins, as [`occurrences`] finds them; that
+/// token may end past `within`.
+fn first_word_in(within: &[u8], b: &[u8], q: &[u8], prefix: bool) -> Option<usize> {
+    let first = *q.first()?;
+    memchr::memchr2_iter(first, first.to_ascii_uppercase(), within)
+        .find(|&i| word_at(b, i, q, prefix))
+}
+
+/// Whether a token of ASCII text `b` that is the folded word `q` (or starts with it, when
+/// `prefix`) begins at byte `i`, ignoring ASCII case. `q` is ASCII letters and digits.
+#[inline]
+fn word_at(b: &[u8], i: usize, q: &[u8], prefix: bool) -> bool {
+    let end = i + q.len();
+    let starts_token = i == 0 || !b[i - 1].is_ascii_alphanumeric();
+    let ends_token = prefix || b.get(end).is_none_or(|c| !c.is_ascii_alphanumeric());
+    starts_token && ends_token && b.get(i..end).is_some_and(|t| t.eq_ignore_ascii_case(q))
 }
 
 /// Whether a text token (ASCII case not yet folded, or already folded) is the folded query
@@ -667,7 +681,7 @@ fn ascii_cut(content: &str, q: &Query) -> Option<Cut> {
             if w.is_empty() || !w.iter().all(u8::is_ascii_alphanumeric) {
                 return None;
             }
-            if let Some(i) = first_occurrence(&b[..at], b, w, t.prefix && i == last) {
+            if let Some(i) = first_word_in(&b[..at], b, w, t.prefix && i == last) {
                 at = i;
             }
         }
@@ -716,19 +730,6 @@ fn ascii_cut(content: &str, q: &Query) -> Option<Cut> {
         first: Some(first),
         cut_before,
         cut_after,
-    })
-}
-
-/// Where in `within` (a start of ASCII text `b`) the first token that is the folded word `q`
-/// (or starts with it, when `prefix`) begins, ignoring ASCII case. `q` is ASCII letters and
-/// digits, so a match can only begin where a token begins; the token may end past `within`.
-fn first_occurrence(within: &[u8], b: &[u8], q: &[u8], prefix: bool) -> Option<usize> {
-    let first = *q.first()?;
-    memchr::memchr2_iter(first, first.to_ascii_uppercase(), within).find(|&i| {
-        let end = i + q.len();
-        let starts_token = i == 0 || !b[i - 1].is_ascii_alphanumeric();
-        let ends_token = prefix || b.get(end).is_none_or(|c| !c.is_ascii_alphanumeric());
-        starts_token && ends_token && b.get(i..end).is_some_and(|t| t.eq_ignore_ascii_case(q))
     })
 }
 
