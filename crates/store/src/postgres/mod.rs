@@ -549,6 +549,7 @@ mod tests {
             );
         }
     }
+
     /// The statements meant to be planned once per connection read every parameter through a
     /// subquery (kept.rs's `FORWARD_NEAR` says why): a bare `$n` shows PostgreSQL its value,
     /// and where that makes a custom plan look cheaper it plans every execution anew. The plan
