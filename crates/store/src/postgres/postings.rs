@@ -76,13 +76,48 @@ pub(super) fn rank_of(tf: u32) -> f64 {
 }
 
 /// One segment below a search's snapshot: `None` while it is not built (the GIN index reads
-/// it), else the word's postings in it up to rowid `upto`, `(rowid, tf)` in ascending rowid
-/// order: the newest `need` of them at least, all when the segment holds rowids above the
-/// search's.
+/// it), else the word's postings in it up to rowid `upto`: the newest `need` of them at
+/// least, all when the segment holds rowids above the search's.
 pub(super) struct Segment {
     pub seg: i64,
     pub upto: i64,
-    pub postings: Option<Vec<(i64, u32)>>,
+    pub postings: Option<Postings>,
+}
+
+/// A segment's postings as PostgreSQL sent them, packed, in the row that brought them: read
+/// newest first and only as far as a window needs. Unpacked into a vector of their own, each
+/// segment cost a 16 kB allocation and its free (glibc's large-chunk path, which first
+/// consolidates its fast bins), and most of a window's segments are read only in part
+/// (docs/performance.md, forty-first session).
+pub(super) struct Postings {
+    seg: i64,
+    row: PgRow,
+    at: usize,
+}
+
+impl Postings {
+    /// The postings of segment `seg` in column `at` of `row`, checked to be bytes.
+    fn new(seg: i64, row: PgRow, at: usize) -> Result<Postings> {
+        row.try_get::<Option<&[u8]>, _>(at)?;
+        Ok(Postings { seg, row, at })
+    }
+
+    /// `(rowid, tf)`, newest first.
+    pub fn newest_first(&self) -> impl Iterator<Item = (i64, u32)> + '_ {
+        // Checked in `new`: the column is bytes, or NULL (a segment without the word).
+        let bytes = self.row.try_get::<Option<&[u8]>, _>(self.at);
+        newest_first(self.seg, bytes.ok().flatten().unwrap_or_default())
+    }
+}
+
+/// Segment `seg`'s postings packed `POSTING_BYTES` each in `bytes`, as `(rowid, tf)`, newest
+/// first; a cut posting at the end (there is none: slices are whole postings) is left out.
+fn newest_first(seg: i64, bytes: &[u8]) -> impl Iterator<Item = (i64, u32)> + '_ {
+    let whole = &bytes[..bytes.len() - bytes.len() % POSTING_BYTES];
+    whole.rchunks_exact(POSTING_BYTES).map(move |b| {
+        let p = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        (seg_start(seg) + i64::from(p / TF_SPAN), p % TF_SPAN)
+    })
 }
 
 /// The most segments one statement of [`segments`] asks for.
@@ -124,7 +159,7 @@ pub(super) async fn segments(
         .fetch_all(&mut *conn)
         .await?;
     let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
+    for r in rows {
         out.extend(segment(r, 0)?);
     }
     Ok(out)
@@ -161,7 +196,7 @@ pub(super) async fn newest_segments(
         .ok_or_else(|| StoreError::Corrupt("no row for the newest rowid".into()))?;
     let (max, seen) = (first.try_get(0)?, first.try_get(1)?);
     let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
+    for r in rows {
         out.extend(segment(r, 2)?);
     }
     Ok((max, seen, out))
@@ -225,7 +260,7 @@ pub(super) async fn newest_segments_of(
         .fetch_all(pool)
         .await?;
     let mut out: Vec<Option<Newest>> = (0..keys.len()).map(|_| None).collect();
-    for r in &rows {
+    for r in rows {
         let slot = super::queue::slot(&mut out, r.try_get(0)?, "first search")?;
         let newest = slot.get_or_insert_with(|| Newest {
             max: 0,
@@ -272,29 +307,22 @@ fn tail_bytes(need: i64) -> i32 {
 
 /// The segment in a row of [`segments_sql`]'s columns from column `at` on; `None` for the row
 /// of NULLs a LEFT JOIN gives when there is none.
-fn segment(r: &PgRow, at: usize) -> Result<Option<Segment>> {
+fn segment(r: PgRow, at: usize) -> Result<Option<Segment>> {
     let Some(seg) = r.try_get::<Option<i64>, _>(at)? else {
         return Ok(None);
     };
     let built: bool = r.try_get(at + 1)?;
-    let packed: Option<&[u8]> = r.try_get(at + 2)?;
+    let upto = r.try_get(at + 3)?;
+    let postings = if built {
+        Some(Postings::new(seg, r, at + 2)?)
+    } else {
+        None
+    };
     Ok(Some(Segment {
         seg,
-        upto: r.try_get(at + 3)?,
-        postings: built.then(|| unpack(seg, packed.unwrap_or_default())),
+        upto,
+        postings,
     }))
-}
-
-/// Postings packed `POSTING_BYTES` each, as `(rowid, tf)`; a cut posting at the end (there is
-/// none: slices are whole postings) is left out.
-fn unpack(seg: i64, bytes: &[u8]) -> Vec<(i64, u32)> {
-    bytes
-        .chunks_exact(POSTING_BYTES)
-        .map(|b| {
-            let p = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            (seg_start(seg) + i64::from(p / TF_SPAN), p % TF_SPAN)
-        })
-        .collect()
 }
 
 /// `list`'s postings, ascending, packed `POSTING_BYTES` each.
@@ -817,14 +845,15 @@ mod tests {
         let packed = pack(&list);
         assert_eq!(packed.len(), 3 * POSTING_BYTES);
         let seg = 7;
-        assert_eq!(
-            unpack(seg, &packed),
-            vec![
-                (seg_start(seg), 1),
-                (seg_start(seg) + 1, 256),
-                (seg_start(seg + 1) - 1, 256)
-            ]
-        );
+        let newest = vec![
+            (seg_start(seg + 1) - 1, 256),
+            (seg_start(seg) + 1, 256),
+            (seg_start(seg), 1),
+        ];
+        assert_eq!(newest_first(seg, &packed).collect::<Vec<_>>(), newest);
+        // A cut posting at the end is left out, and only it.
+        let cut = [&packed[..], &packed[..2]].concat();
+        assert_eq!(newest_first(seg, &cut).collect::<Vec<_>>(), newest);
         let migration = include_str!("../../migrations/postgres/0009_search_postings.sql");
         assert!(migration.contains(&format!("rowid / {SEG_ROWS}")));
     }

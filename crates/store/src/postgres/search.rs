@@ -907,14 +907,17 @@ async fn posted_window(
     Ok(found)
 }
 
-/// The newest `n` of a segment's postings (`(rowid, tf)`, ascending) at or below rowid `hi`,
-/// newest first, with their ts_rank: what a window takes from each segment it reads.
-fn newest_postings(list: &[(i64, u32)], hi: i64, n: i64) -> impl Iterator<Item = (i64, f64)> + '_ {
-    list.iter()
-        .rev()
+/// The newest `n` of a segment's postings at or below rowid `hi`, newest first, with their
+/// ts_rank: what a window takes from each segment it reads.
+fn newest_postings(
+    list: &postings::Postings,
+    hi: i64,
+    n: i64,
+) -> impl Iterator<Item = (i64, f64)> + '_ {
+    list.newest_first()
         .filter(move |p| p.0 <= hi)
         .take(n.max(0) as usize)
-        .map(|&(rowid, tf)| (rowid, postings::rank_of(tf)))
+        .map(|(rowid, tf)| (rowid, postings::rank_of(tf)))
 }
 
 /// The newest `need` matches in rowids `lo + 1..=hi`, which no built segment holds, through the
