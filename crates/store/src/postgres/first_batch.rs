@@ -55,8 +55,8 @@ impl Firsts {
         Firsts { segments, rows }
     }
 
-    /// `lexeme`'s newest segments (at most `limit`, as `postings::segments_limit` rounds it)
-    /// with the newest rowid and the snapshot, through the next batch.
+    /// `lexeme`'s newest segments (at most `limit`) with the newest rowid and the snapshot,
+    /// through the next batch.
     pub async fn newest(&self, tenant: Uuid, lexeme: String, limit: i64) -> Result<Newest> {
         self.segments.ask((tenant, lexeme, limit)).await
     }

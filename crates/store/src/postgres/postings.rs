@@ -202,12 +202,14 @@ pub(super) async fn newest_segments(
     Ok((max, seen, out))
 }
 
-/// What [`newest_segments`] reads for a first page: the newest rowid, the statement's snapshot
-/// and the newest segments with their postings.
+/// What [`newest_segments_of`] reads for a first page: the newest rowid, the statement's
+/// snapshot and the newest segments with their postings, `asked` of them asked for (fewer
+/// came: there are no more).
 pub(super) struct Newest {
     pub max: i64,
     pub seen: String,
     pub segments: Vec<Segment>,
+    pub asked: i64,
 }
 
 /// The statement of [`newest_segments_of`]: `$1` the tenants, `$2` the lexemes, `$3` the
@@ -251,7 +253,7 @@ pub(super) async fn newest_segments_of(
     for (t, l, n) in keys {
         tenants.push(*t);
         lexemes.push(l.as_str());
-        limits.push(segments_limit(*n));
+        limits.push(asked(*n));
     }
     let rows = sqlx::query(sqlx::AssertSqlSafe(NEWEST_OF.as_str()))
         .bind(tenants)
@@ -266,13 +268,26 @@ pub(super) async fn newest_segments_of(
             max: 0,
             seen: String::new(),
             segments: Vec::new(),
+            asked: 0,
         });
         (newest.max, newest.seen) = (r.try_get(1)?, r.try_get(2)?);
         newest.segments.extend(segment(r, 3)?);
     }
     out.into_iter()
-        .map(|n| n.ok_or_else(|| StoreError::Corrupt("no row for a first search".into())))
+        .zip(keys)
+        .map(|(n, k)| {
+            let mut n = n.ok_or_else(|| StoreError::Corrupt("no row for a first search".into()))?;
+            n.asked = asked(k.2);
+            Ok(n)
+        })
         .collect()
+}
+
+/// The segments [`newest_segments_of`] asks for when `n` are wanted: `n` itself, at least one
+/// and at most [`MOST_SEGMENTS`]; a limit bound per word is planned once, so it need not be
+/// rounded as [`segments_limit`] rounds.
+fn asked(n: i64) -> i64 {
+    n.clamp(1, MOST_SEGMENTS)
 }
 
 /// A statement for each [`segments_limit`], the limit `2^i` at `i`.

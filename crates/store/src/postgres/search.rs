@@ -756,7 +756,7 @@ fn page_of(scored: &[(i64, f64)], offset: i64, limit: i64) -> (&[(i64, f64)], bo
 
 /// The window of `req` up to `snapshot`, read the way `plan` says, best first.
 /// `first`: the segments a one-word plan reads first, if read already
-/// ([`postings::newest_segments`]).
+/// ([`postings::newest_segments`]), and how many were asked for.
 async fn window(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -764,7 +764,7 @@ async fn window(
     tsq: &str,
     plan: Plan,
     snapshot: i64,
-    first: Option<Vec<postings::Segment>>,
+    first: Option<(Vec<postings::Segment>, i64)>,
 ) -> Result<Vec<(i64, f64)>> {
     let mut scored = match plan {
         Plan::Postings(share) => {
@@ -813,15 +813,23 @@ fn extended(mut found: Vec<(i64, f64)>, more: Vec<(i64, f64)>) -> Vec<(i64, f64)
 /// Segments a statement of [`posted_window`] asks for when the word's share is not known.
 const RARE_SEGMENTS: i64 = postings::MOST_SEGMENTS;
 
-/// Segments a statement of [`posted_window`] asks for, `share` of messages holding the word (0
-/// when not known): enough for the window, and two more, rounded up to a power of two
-/// ([`postings::segments_limit`] says why).
-fn segments_per(share: f64) -> i64 {
-    postings::segments_limit(if share > 0.0 {
+/// Segments a first page of a word asks for, `share` of messages holding it (0 when not
+/// known): enough for the window, and two more, at most [`postings::MOST_SEGMENTS`]. The
+/// batched statement takes it as it is (first_batch.rs: a limit bound per word, planned once);
+/// rounded up to a power of two, a window of 6 segments read 16 (forty-first session).
+fn segments_wanted(share: f64) -> i64 {
+    let n = if share > 0.0 {
         step_rows(RANK_WINDOW, share) / SEG_ROWS + 2
     } else {
         RARE_SEGMENTS
-    })
+    };
+    n.clamp(1, postings::MOST_SEGMENTS)
+}
+
+/// Segments a statement of [`posted_window`] on a connection asks for: [`segments_wanted`]
+/// rounded up to a power of two ([`postings::segments_limit`] says why).
+fn segments_per(share: f64) -> i64 {
+    postings::segments_limit(segments_wanted(share))
 }
 
 /// The lexeme a one-word plan ([`Plan::Postings`]) reads the postings of.
@@ -833,7 +841,8 @@ fn posted_lexeme(tenant: TenantId, req: &SearchRequest) -> String {
 /// The newest [`RANK_WINDOW`] matches up to `snapshot` of a one-word query (`share` of messages
 /// hold it, 0 when not known), newest first: from the word's postings in each built segment
 /// (postings.rs), through the index for the rowids above them and any segment not built.
-/// `first`: the segments below `snapshot` its first statement would ask for, if read already.
+/// `first`: the segments below `snapshot` its first statement would ask for, if read already,
+/// and how many were asked for.
 async fn posted_window(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -841,7 +850,7 @@ async fn posted_window(
     tsq: &str,
     snapshot: i64,
     share: f64,
-    mut first: Option<Vec<postings::Segment>>,
+    mut first: Option<(Vec<postings::Segment>, i64)>,
 ) -> Result<Vec<(i64, f64)>> {
     let lexeme = posted_lexeme(tenant, req);
     let per = segments_per(share);
@@ -850,11 +859,15 @@ async fn posted_window(
     let mut hi = snapshot;
     let need = |found: &Vec<(i64, f64)>| RANK_WINDOW - found.len() as i64;
     while need(&found) > 0 && hi >= 1 {
-        let segments = match first.take() {
+        let (segments, asked) = match first.take() {
             Some(read) => read,
-            None => postings::segments(conn, tenant.0, &lexeme, hi, per, need(&found)).await?,
+            None => (
+                postings::segments(conn, tenant.0, &lexeme, hi, per, need(&found)).await?,
+                per,
+            ),
         };
-        let exhausted = (segments.len() as i64) < per;
+        // Fewer than asked for: none is left below.
+        let exhausted = (segments.len() as i64) < asked;
         for s in segments {
             let start = seg_start(s.seg);
             if hi >= seg_start(s.seg + 1) {
@@ -1057,7 +1070,7 @@ impl PgStore {
         let lexeme = posted_lexeme(tenant, req);
         let newest = self
             .firsts
-            .newest(tenant.0, lexeme, segments_per(share))
+            .newest(tenant.0, lexeme, segments_wanted(share))
             .await?;
         let Some(mut scored) = posted_from(&newest.segments, newest.max) else {
             let mut conn = self.searching.acquire().await?;
@@ -1154,14 +1167,18 @@ impl PgStore {
         let (max, seen, first) = match (read, plan) {
             (Some((newest, at)), _) => {
                 made = at;
-                (newest.max, newest.seen, Some(newest.segments))
+                (
+                    newest.max,
+                    newest.seen,
+                    Some((newest.segments, newest.asked)),
+                )
             }
             (None, Plan::Postings(share)) if cursor.is_none() => {
                 let lexeme = posted_lexeme(tenant, req);
                 let per = segments_per(share);
                 let (max, seen, segments) =
                     postings::newest_segments(conn, tenant.0, &lexeme, per, RANK_WINDOW).await?;
-                (max, seen, Some(segments))
+                (max, seen, Some((segments, per)))
             }
             (None, _) => {
                 let (max, seen) = kept::snapshot(conn).await?;
