@@ -816,7 +816,8 @@ const RARE_SEGMENTS: i64 = postings::MOST_SEGMENTS;
 /// Segments a first page of a word asks for, `share` of messages holding it (0 when not
 /// known): enough for the window, and two more, at most [`postings::MOST_SEGMENTS`]. The
 /// batched statement takes it as it is (first_batch.rs: a limit bound per word, planned once);
-/// rounded up to a power of two, a window of 6 segments read 16 (forty-first session).
+/// rounded up to a power of two, a window of 7 segments read 16 (docs/performance.md,
+/// forty-first session).
 fn segments_wanted(share: f64) -> i64 {
     let n = if share > 0.0 {
         step_rows(RANK_WINDOW, share) / SEG_ROWS + 2
