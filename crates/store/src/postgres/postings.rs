@@ -132,7 +132,7 @@ pub(super) const MOST_SEGMENTS: i64 = 64;
 /// every execution anew, 0.4 ms each time. With a literal, each of the seven statements is
 /// planned once per connection.
 pub(super) fn segments_limit(n: i64) -> i64 {
-    (n.clamp(1, MOST_SEGMENTS) as u64).next_power_of_two() as i64
+    (asked(n) as u64).next_power_of_two() as i64
 }
 
 /// The segments at or below rowid `hi`'s that have a row, newest first, at most `limit`
@@ -283,9 +283,9 @@ pub(super) async fn newest_segments_of(
         .collect()
 }
 
-/// The segments [`newest_segments_of`] asks for when `n` are wanted: `n` itself, at least one
-/// and at most [`MOST_SEGMENTS`]; a limit bound per word is planned once, so it need not be
-/// rounded as [`segments_limit`] rounds.
+/// The segments a statement asks for when `n` are wanted: at least one and at most
+/// [`MOST_SEGMENTS`]. [`newest_segments_of`] asks for that many (a limit bound per word is
+/// planned once, so it need not be rounded); [`segments_limit`] rounds it up.
 fn asked(n: i64) -> i64 {
     n.clamp(1, MOST_SEGMENTS)
 }
@@ -848,6 +848,8 @@ mod tests {
             (segments_limit(0), segments_limit(3), segments_limit(64)),
             (1, 4, 64)
         );
+        // The batched statement's limits are not rounded, only kept in range.
+        assert_eq!((asked(0), asked(7), asked(1_000)), (1, 7, MOST_SEGMENTS));
         assert!(segments_sql("$4", 16).ends_with("LIMIT 16"));
     }
 

@@ -813,18 +813,17 @@ fn extended(mut found: Vec<(i64, f64)>, more: Vec<(i64, f64)>) -> Vec<(i64, f64)
 /// Segments a statement of [`posted_window`] asks for when the word's share is not known.
 const RARE_SEGMENTS: i64 = postings::MOST_SEGMENTS;
 
-/// Segments a first page of a word asks for, `share` of messages holding it (0 when not
-/// known): enough for the window, and two more, at most [`postings::MOST_SEGMENTS`]. The
-/// batched statement takes it as it is (first_batch.rs: a limit bound per word, planned once);
-/// rounded up to a power of two, a window of 7 segments read 16 (docs/performance.md,
+/// Segments a first page of a word wants, `share` of messages holding it (0 when not known):
+/// enough for the window, and two more (postings.rs caps what a statement asks for). The
+/// batched statement asks for that many (first_batch.rs: a limit bound per word, planned
+/// once); rounded up to a power of two, a window of 7 segments read 16 (docs/performance.md,
 /// forty-first session).
 fn segments_wanted(share: f64) -> i64 {
-    let n = if share > 0.0 {
+    if share > 0.0 {
         step_rows(RANK_WINDOW, share) / SEG_ROWS + 2
     } else {
         RARE_SEGMENTS
-    };
-    n.clamp(1, postings::MOST_SEGMENTS)
+    }
 }
 
 /// Segments a statement of [`posted_window`] on a connection asks for: [`segments_wanted`]
