@@ -2,8 +2,16 @@
 //! migrations, full-text index and durability settings as the server), written without HTTP.
 //!
 //! * batched: about 100 messages per transaction (whole conversations, through the store's
-//!   import path), one after the other: what the disk and SQLite allow. Every write path's
-//!   messages/s is reported as a ratio to this.
+//!   import path), one after the other: what the disk and the database allow for bulk writes.
+//!   The bulk write paths (transcripts, import) are reported as a ratio to this.
+//! * batched appends: the appends the append scenarios make (one message of about 80 bytes to
+//!   an existing conversation, the conversations in turn), 100 per transaction through the
+//!   store's own append statements (`Store::append_many`), one transaction after the other:
+//!   what the disk and the database allow for appends. The append paths are reported as a
+//!   ratio to this, and to the bulk ceiling beside it. An append cannot be written like a
+//!   bulk import: it changes one leaf of the messages' order index and one conversation row
+//!   per conversation touched, pages scattered over the file, where an import fills pages
+//!   next to each other (performance.md, "Two ceilings").
 //! * direct append: one message per call from `concurrency` tasks into the store's group-commit
 //!   writer: the server's append path minus HTTP and JSON.
 
@@ -19,8 +27,18 @@ use crate::dataset::{Dataset, Rng};
 use crate::harness::open_store;
 use crate::load::{self, Op, Run};
 
-/// Messages per batched transaction.
+/// Messages per batched transaction, and appends per batched transaction of appends.
 pub const BATCH_MESSAGES: usize = 100;
+
+/// One run's three measures.
+pub struct Ceilings {
+    /// Whole conversations, about `BATCH_MESSAGES` messages a transaction.
+    pub bulk: Run,
+    /// One-message appends, `BATCH_MESSAGES` a transaction.
+    pub appends: Run,
+    /// One-message appends from `concurrency` tasks through the group-commit writer.
+    pub direct: Run,
+}
 
 /// Groups whole conversations into transactions of at least `BATCH_MESSAGES` messages.
 pub fn batches(records: Vec<ExportRecord>) -> Vec<Vec<ExportRecord>> {
@@ -41,7 +59,8 @@ pub fn batches(records: Vec<ExportRecord>) -> Vec<Vec<ExportRecord>> {
     out
 }
 
-/// One run of both ceilings on a fresh database `ceiling-{run}.db` in `dir`.
+/// One run of both ceilings and the direct appends on a fresh database `ceiling-{run}.db` in
+/// `dir`: the bulk writes first, then the appends to what they wrote.
 pub async fn measure(
     dir: &Path,
     run: usize,
@@ -50,7 +69,7 @@ pub async fn measure(
     concurrency: usize,
     appends: usize,
     budget: Duration,
-) -> anyhow::Result<(Run, Run)> {
+) -> anyhow::Result<Ceilings> {
     let name = format!("ceiling-{run}.db");
     let store = open_store(dir, &name).await?;
     let tenant = store.ensure_tenant("ceiling").await?;
@@ -97,19 +116,33 @@ pub async fn measure(
             .map(|_| dataset.text(&mut rng, 12))
             .collect(),
     );
+    let message = |text: &str| AppendMessages {
+        messages: vec![NewMessage {
+            role: Some(Role::User),
+            content: text.to_owned(),
+            ..Default::default()
+        }],
+        status: None,
+        metadata: None,
+    };
+    let s = store.clone();
+    let (ids2, texts2) = (ids.clone(), texts.clone());
+    let appends_batched: Op = Arc::new(move |call| {
+        let (s, ids, texts) = (s.clone(), ids2.clone(), texts2.clone());
+        Box::pin(async move {
+            let batch = (call * BATCH_MESSAGES..(call + 1) * BATCH_MESSAGES)
+                .map(|i| (ids[i % ids.len()], message(&texts[i % texts.len()])))
+                .collect();
+            Ok(s.append_many(&tenant, batch).await?.len() as u64)
+        })
+    });
+    let calls = appends.div_ceil(BATCH_MESSAGES).max(1);
+    let appends_run = load::run(std::process::id(), 1, calls, budget, appends_batched).await;
     let s = store.clone();
     let append: Op = Arc::new(move |i| {
         let (s, ids, texts) = (s.clone(), ids.clone(), texts.clone());
         Box::pin(async move {
-            let input = AppendMessages {
-                messages: vec![NewMessage {
-                    role: Some(Role::User),
-                    content: texts[i % texts.len()].clone(),
-                    ..Default::default()
-                }],
-                status: None,
-                metadata: None,
-            };
+            let input = message(&texts[i % texts.len()]);
             s.append_messages(&tenant, ids[i % ids.len()], input, None)
                 .await?;
             Ok(1)
@@ -120,7 +153,11 @@ pub async fn measure(
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(dir.join(format!("{name}{suffix}")));
     }
-    Ok((batched, direct))
+    Ok(Ceilings {
+        bulk: batched,
+        appends: appends_run,
+        direct,
+    })
 }
 
 #[cfg(test)]

@@ -34,8 +34,12 @@ pub struct Row {
     /// the median: the first run is the one that finds nothing in place (a mapped page read
     /// once stays in the RSS), and a median of three would hide it.
     pub rss_growth_mib: Option<f64>,
-    /// Median throughput over the batched storage ceiling's median, for write paths.
+    /// Median throughput over the median of the storage ceiling that applies, for write
+    /// paths: the batched appends' for appends, the bulk one's for the others.
     pub ceiling_ratio: Option<f64>,
+    /// For appends, median throughput over the bulk ceiling's median as well (whole
+    /// conversations a transaction: a write an append cannot be).
+    pub bulk_ceiling_ratio: Option<f64>,
     /// Median throughput over the HTTP floor's median (`GET /healthz`), for read paths.
     pub floor_ratio: Option<f64>,
     /// That floor, req/s: the median of the floor's runs made beside the row's own.
@@ -51,8 +55,10 @@ fn mib(kib: u64) -> f64 {
 /// The reference a row's throughput is divided by, when one applies.
 #[derive(Debug, Clone, Copy)]
 pub enum Reference {
-    /// The storage ceiling's median messages/s.
+    /// The bulk storage ceiling's median messages/s.
     Ceiling(f64),
+    /// The storage ceiling for appends (`appends`), and the bulk one (`bulk`), messages/s.
+    AppendCeiling { appends: f64, bulk: f64 },
     /// The HTTP floor's median requests/s.
     Floor(f64),
 }
@@ -68,10 +74,11 @@ pub fn row(
     rss_growth: bool,
 ) -> Row {
     let ratio = |r: Option<f64>, throughput: f64| r.filter(|c| *c > 0.0).map(|c| throughput / c);
-    let (ceiling, floor) = match reference {
-        Some(Reference::Ceiling(c)) => (Some(c), None),
-        Some(Reference::Floor(f)) => (None, Some(f)),
-        None => (None, None),
+    let (ceiling, bulk, floor) = match reference {
+        Some(Reference::Ceiling(c)) => (Some(c), None, None),
+        Some(Reference::AppendCeiling { appends, bulk }) => (Some(appends), Some(bulk), None),
+        Some(Reference::Floor(f)) => (None, None, Some(f)),
+        None => (None, None, None),
     };
     let of =
         |f: &dyn Fn(&Run) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>()).unwrap_or(0.0);
@@ -96,6 +103,7 @@ pub fn row(
                 .unwrap_or(0))
         }),
         ceiling_ratio: ratio(ceiling, throughput),
+        bulk_ceiling_ratio: ratio(bulk, throughput),
         floor_ratio: ratio(floor, throughput),
         floor_req_per_s: floor,
         target: target.to_owned(),
@@ -122,6 +130,10 @@ pub fn table(rows: &[Row]) -> String {
     );
     let ratio = |r: Option<f64>| r.map(|c| format!("{c:.2}")).unwrap_or_else(|| "—".into());
     for r in rows {
+        let ceiling = match r.bulk_ceiling_ratio {
+            Some(b) => format!("{} (bulk {b:.2})", ratio(r.ceiling_ratio)),
+            None => ratio(r.ceiling_ratio),
+        };
         let growth = r
             .rss_growth_mib
             .map(|g| format!(" (+{g:.1})"))
@@ -135,7 +147,7 @@ pub fn table(rows: &[Row]) -> String {
             r.unit,
             r.p50_ms,
             r.p99_ms,
-            ratio(r.ceiling_ratio),
+            ceiling,
             ratio(r.floor_ratio),
             r.peak_rss_mib,
             r.peak_anon_mib,
@@ -188,7 +200,27 @@ mod tests {
             Some(Reference::Ceiling(100.0)),
             false,
         );
-        assert_eq!((write.ceiling_ratio, write.floor_ratio), (Some(2.0), None));
+        assert_eq!(
+            (write.ceiling_ratio, write.bulk_ceiling_ratio, write.floor_ratio),
+            (Some(2.0), None, None)
+        );
+        let append = row(
+            "a",
+            64,
+            "msg/s",
+            "",
+            &runs,
+            Some(Reference::AppendCeiling {
+                appends: 400.0,
+                bulk: 1000.0,
+            }),
+            false,
+        );
+        assert_eq!(
+            (append.ceiling_ratio, append.bulk_ceiling_ratio, append.floor_ratio),
+            (Some(0.5), Some(0.2), None)
+        );
+        assert!(table(&[append]).contains("| 0.50 (bulk 0.20) |"));
         // A reference that measured nothing gives no ratio rather than infinity.
         let none = row(
             "n",

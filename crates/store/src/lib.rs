@@ -293,6 +293,30 @@ impl Store {
         dispatch!(self, b => b.append_messages(*tenant, id, input, idem).await)
     }
 
+    /// Appends to many conversations in one transaction, each append as
+    /// [`Store::append_messages`] would without an idempotency key or a status change: all of
+    /// them in order, or none (the first conversation missing is the answer). The benchmark's
+    /// storage ceiling for appends writes through it (bench/src/ceiling.rs): the server's own
+    /// statements with neither HTTP nor the group commit's waiting in front of them.
+    pub async fn append_many(
+        &self,
+        tenant: &TenantId,
+        appends: Vec<(Uuid, AppendMessages)>,
+    ) -> Result<Vec<Written>> {
+        for (i, (_, a)) in appends.iter().enumerate() {
+            if a.status.is_some() {
+                return Err(confab_core::ValidationError::field(
+                    format!("appends[{i}].status"),
+                    "is not taken by a batch of appends",
+                )
+                .into());
+            }
+            a.validate(&Limits::default())
+                .map_err(|e| e.prefixed(&format!("appends[{i}]")))?;
+        }
+        dispatch!(self, b => b.append_many(*tenant, appends).await)
+    }
+
     /// Changes title, status, metadata or the memory flag.
     pub async fn patch_conversation(
         &self,

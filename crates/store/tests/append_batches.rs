@@ -292,3 +292,139 @@ async fn appends_beyond_one_insert_statement_land_whole() {
     }
     store.close().await;
 }
+
+/// `Store::append_many` (the storage ceiling's append path, bench/src/ceiling.rs): every append
+/// in order in one transaction, indexed for search, with the single path's counts and seqs; or,
+/// when one conversation is missing (another tenant's included) or an input is invalid, none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_many_writes_every_append_in_order_or_none() {
+    use confab_core::search::parse_query;
+    use confab_store::{SearchFilter, SearchRequest, SearchSort, TenantId};
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir.path().join("many.db")).await;
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    let a = store.ensure_tenant("acme").await.unwrap();
+    let b = store.ensure_tenant("globex").await.unwrap();
+    let mut first = NewConversation::new(Status::Active);
+    first.messages = vec![msg(Role::User, "opening line".into())];
+    let c1 = store
+        .create_conversation(&a, first, None)
+        .await
+        .unwrap()
+        .conversation()
+        .id;
+    let new = |t| {
+        let store = &store;
+        async move {
+            store
+                .create_conversation(t, NewConversation::new(Status::Active), None)
+                .await
+                .unwrap()
+                .conversation()
+                .id
+        }
+    };
+    let c2 = new(&a).await;
+    let theirs = new(&b).await;
+    let one = |texts: &[&str]| AppendMessages {
+        messages: texts
+            .iter()
+            .map(|t| msg(Role::User, (*t).to_owned()))
+            .collect(),
+        status: None,
+        metadata: None,
+    };
+    let texts = |t: &TenantId, id| {
+        let store = &store;
+        let t = *t;
+        async move {
+            store
+                .list_messages(&t, id, &MessageQuery::default())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.seq, m.content))
+                .collect::<Vec<_>>()
+        }
+    };
+    let found = |word: &'static str| {
+        let store = &store;
+        async move {
+            let req = SearchRequest {
+                query: parse_query(word).unwrap(),
+                filter: SearchFilter::default(),
+                sort: SearchSort::Relevance,
+                limit: 10,
+                cursor: None,
+            };
+            store.search(&a, &req).await.unwrap().hits.len()
+        }
+    };
+
+    assert!(store.append_many(&a, Vec::new()).await.unwrap().is_empty());
+    let written = store
+        .append_many(
+            &a,
+            vec![
+                (c1, one(&["kiwi one"])),
+                (c2, one(&["mango two"])),
+                (c1, one(&["kiwi three", "kiwi four"])),
+            ],
+        )
+        .await
+        .unwrap();
+    let counts: Vec<(Uuid, i64)> = written
+        .iter()
+        .map(|w| (w.conversation().id, w.conversation().message_count))
+        .collect();
+    assert_eq!(counts, vec![(c1, 2), (c2, 1), (c1, 4)]);
+    assert_eq!(
+        texts(&a, c1).await,
+        vec![
+            (0, "opening line".to_owned()),
+            (1, "kiwi one".to_owned()),
+            (2, "kiwi three".to_owned()),
+            (3, "kiwi four".to_owned()),
+        ]
+    );
+    assert_eq!(texts(&a, c2).await, vec![(0, "mango two".to_owned())]);
+    assert_eq!(store.get_conversation(&a, c1).await.unwrap().message_count, 4);
+    assert_eq!(found("kiwi").await, 3);
+    assert_eq!(found("mango").await, 1);
+
+    // Another tenant's conversation is missing to this one: nothing of the batch is stored.
+    for missing in [theirs, Uuid::now_v7()] {
+        let r = store
+            .append_many(
+                &a,
+                vec![(c1, one(&["papaya lost"])), (missing, one(&["papaya gone"]))],
+            )
+            .await;
+        assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+    }
+    // Invalid input names its place in the batch, and nothing is stored either.
+    let mut status = one(&["papaya status"]);
+    status.status = Some(Status::Completed);
+    let r = store
+        .append_many(&a, vec![(c2, one(&["papaya fine"])), (c2, status)])
+        .await;
+    match r {
+        Err(StoreError::Invalid(e)) => assert!(e.to_string().contains("appends[1].status"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let r = store
+        .append_many(&a, vec![(c2, one(&["papaya fine"])), (c2, one(&[]))])
+        .await;
+    match r {
+        Err(StoreError::Invalid(e)) => {
+            assert!(e.to_string().contains("appends[1].messages"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.get_conversation(&a, c1).await.unwrap().message_count, 4);
+    assert_eq!(store.get_conversation(&a, c2).await.unwrap().message_count, 1);
+    assert_eq!(store.get_conversation(&b, theirs).await.unwrap().message_count, 0);
+    assert_eq!(found("papaya").await, 0);
+    store.close().await;
+}

@@ -171,6 +171,47 @@ async fn apply(
     clock: &Clock,
 ) -> Result<std::result::Result<Vec<Result<Written>>, String>> {
     let mut tx = sqlx::Connection::begin_with(conn, BEGIN).await?;
+    let results = write(&mut tx, batch, clock).await?;
+    Ok(tx
+        .commit()
+        .await
+        .map(|()| results)
+        .map_err(|e| e.to_string()))
+}
+
+/// Appends each of `appends` in order, in one transaction, or none of them: the first that
+/// fails (a conversation missing) rolls the whole back and is the answer. The same statements
+/// as a batch of the queue's, without the queue (`Store::append_many`).
+pub(super) async fn append_many(
+    pool: &PgPool,
+    tenant: TenantId,
+    appends: Vec<(Uuid, AppendMessages)>,
+    clock: &Clock,
+) -> Result<Vec<Written>> {
+    let batch: Vec<Request> = appends
+        .into_iter()
+        .map(|(id, input)| Request { tenant, id, input })
+        .collect();
+    let mut conn = pool.acquire().await?;
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, BEGIN).await?;
+    // Dropped on an error: rolled back.
+    let written = write(&mut tx, &batch, clock)
+        .await?
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+    tx.commit()
+        .await
+        .map_err(|e| StoreError::Commit(e.to_string()))?;
+    Ok(written)
+}
+
+/// A batch's statements inside the transaction `tx` has open: each request's answer, an
+/// `Err` of its own for one whose conversation is missing; `Err` when the SQL failed.
+async fn write(
+    tx: &mut PgConnection,
+    batch: &[Request],
+    clock: &Clock,
+) -> Result<Vec<Result<Written>>> {
     let mut keys: Vec<(Uuid, Uuid)> = batch.iter().map(|r| (r.tenant.0, r.id)).collect();
     keys.sort_unstable();
     keys.dedup();
@@ -230,14 +271,14 @@ async fn apply(
         event_tenants.dedup();
         // Messages, conversations and the endpoint lookup in one round trip.
         let endpoints =
-            columns::write_batch(&mut tx, &messages, &rows, &event_tenants, now).await?;
+            columns::write_batch(tx, &messages, &rows, &event_tenants, now).await?;
         if !endpoints.is_empty() {
             for (tenant, conv, changed) in &events {
                 let targets = webhooks::targets(&endpoints, *tenant, "conversation.updated", None);
                 if !targets.is_empty() {
                     let data = ops::conversation_event_data(conv, Some(changed))?;
                     webhooks::emit_to(
-                        &mut tx,
+                        tx,
                         *tenant,
                         "conversation.updated",
                         Some(conv.id),
@@ -250,9 +291,5 @@ async fn apply(
             }
         }
     }
-    Ok(tx
-        .commit()
-        .await
-        .map(|()| results)
-        .map_err(|e| e.to_string()))
+    Ok(results)
 }

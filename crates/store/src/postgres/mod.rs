@@ -439,6 +439,14 @@ impl PgStore {
         .await
     }
 
+    pub async fn append_many(
+        &self,
+        tenant: TenantId,
+        appends: Vec<(Uuid, AppendMessages)>,
+    ) -> Result<Vec<Written>> {
+        append_batch::append_many(&self.pool, tenant, appends, &self.clock).await
+    }
+
     pub async fn patch_conversation(
         &self,
         tenant: TenantId,

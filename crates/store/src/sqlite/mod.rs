@@ -356,6 +356,28 @@ impl SqliteStore {
         .await
     }
 
+    /// In one savepoint of the writer's next transaction: the first append that fails rolls
+    /// all of them back. No idempotency keys or status changes, as on PostgreSQL.
+    pub async fn append_many(
+        &self,
+        tenant: TenantId,
+        appends: Vec<(Uuid, AppendMessages)>,
+    ) -> Result<Vec<Written>> {
+        self.writer
+            .exec(move |c, now| {
+                Box::pin(async move {
+                    raw::with(c, |c| {
+                        appends
+                            .into_iter()
+                            .map(|(id, input)| ops::append(c, tenant, id, input, None, now))
+                            .collect()
+                    })
+                    .await
+                })
+            })
+            .await
+    }
+
     pub async fn patch_conversation(
         &self,
         tenant: TenantId,

@@ -409,7 +409,7 @@ fn update_conversation(c: &Connection, tenant: TenantId, conv: &Conversation) ->
     Ok(())
 }
 
-fn append(
+pub(super) fn append(
     c: &Connection,
     tenant: TenantId,
     id: Uuid,
