@@ -24,6 +24,7 @@ mod rows;
 mod search;
 mod sensay;
 mod stats;
+mod syncer;
 mod tails;
 mod tenant_keys;
 mod walvfs;
