@@ -98,8 +98,6 @@ unsafe extern "C" fn on_commit(
     // SAFETY: `arg` is the `Shared` given at registration; the checkpointer keeps it alive and
     // removes the hook (`stop`, or `Drop`) before letting it go.
     let shared = unsafe { &*arg.cast::<Shared>() };
-    // The commit's own sync is behind it; a checkpoint's sync of the log must be made, not owed.
-    super::walvfs::defer_syncs(false);
     shared.after_commit(db, frames);
     ffi::SQLITE_OK
 }

@@ -24,7 +24,6 @@ mod rows;
 mod search;
 mod sensay;
 mod stats;
-mod syncer;
 mod tails;
 mod tenant_keys;
 mod walvfs;

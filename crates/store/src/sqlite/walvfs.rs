@@ -15,7 +15,6 @@
 //! is what it may lose anyway: nothing was acknowledged. Every other file (the database, its
 //! shared memory, temporary files) is the `unix` VFS's own file, untouched.
 
-use std::cell::Cell;
 use std::ffi::{CStr, c_int, c_void};
 use std::sync::OnceLock;
 
@@ -262,40 +261,7 @@ unsafe extern "C" fn x_truncate(f: *mut ffi::sqlite3_file, size: ffi::sqlite3_in
     flushed!(f, xTruncate, size)
 }
 
-thread_local! {
-    /// Set by the writer around its COMMIT only (writer.rs, `stretch`): that commit's sync of
-    /// the WAL is then owed instead of made, and the syncer makes it (syncer.rs).
-    static DEFER: Cell<bool> = const { Cell::new(false) };
-    /// A sync was skipped on this thread since the last [`take_owed`].
-    static OWED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Whether this thread's syncs of a WAL are owed rather than made. The checkpointer's WAL hook
-/// turns it off before it may checkpoint (a checkpoint's own sync of the log must happen before
-/// it copies pages into the database).
-pub(crate) fn defer_syncs(on: bool) {
-    DEFER.set(on);
-}
-
-/// Whether a sync was owed on this thread since the last call; clears it.
-pub(crate) fn take_owed() -> bool {
-    OWED.replace(false)
-}
-
 unsafe extern "C" fn x_sync(f: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    if DEFER.get() {
-        // The frames reach the kernel now, so readers see the commit and a crash of the
-        // process cannot lose it; the fsync that makes it survive the machine's crash is the
-        // syncer's, before anyone is told the write is done.
-        // SAFETY: as in `flushed!`.
-        let (w, m) = unsafe { parts(f) };
-        // SAFETY: the inner file is open with methods `m`.
-        let rc = unsafe { w.flush(m) };
-        if rc == ffi::SQLITE_OK {
-            OWED.set(true);
-        }
-        return rc;
-    }
     flushed!(f, xSync, flags)
 }
 

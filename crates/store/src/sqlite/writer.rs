@@ -3,9 +3,7 @@
 //! that moment, runs them all in one `BEGIN IMMEDIATE` transaction (each inside its own
 //! savepoint, so one failing request leaves no trace and does not fail the others), commits
 //! once, and only then answers each caller. With `synchronous=FULL` one fsync covers the whole
-//! batch: durability without the one-fsync-per-request ceiling. That fsync is made beside the
-//! writer (syncer.rs), which answers the batch's callers after it, while this thread goes on
-//! with the next batch.
+//! batch: durability without the one-fsync-per-request ceiling.
 
 use std::sync::Mutex;
 
@@ -18,7 +16,6 @@ use uuid::Uuid;
 
 use super::checkpointer::Checkpointer;
 use super::merge::Merger;
-use super::syncer::Syncer;
 use super::{ops, raw};
 use crate::StoreOptions;
 use crate::error::{Result, StoreError};
@@ -245,19 +242,10 @@ async fn run(
     // Checkpoints from here on are the checkpointer's (checkpointer.rs). Without it SQLite's
     // automatic checkpoint stays, inline.
     let mut checkpoints = held
-        .run(&mut conn, |rc| Ok(Checkpointer::start(rc, path.clone())))
+        .run(&mut conn, |rc| Ok(Checkpointer::start(rc, path)))
         .await
         .map_err(|e| tracing::warn!(error = %e, "checkpoints stay inline"))
         .ok();
-    // The commits' fsyncs beside the writer (syncer.rs). Only with the checkpointer's hook,
-    // which makes a checkpoint's syncs itself: SQLite's automatic checkpoint would run inside
-    // the COMMIT whose sync is owed. And only through confab's VFS, which owes it.
-    let syncer = if checkpoints.is_some() && super::walvfs::registered() {
-        Syncer::start(path)
-    } else {
-        None
-    };
-    let defer = syncer.is_some();
     loop {
         // Requests first; when nothing has changed for a while, a step of index maintenance.
         let first = match merger.as_ref().and_then(Merger::due) {
@@ -287,24 +275,15 @@ async fn run(
         }
         let size = batch.len();
         let (ops, replies): (Vec<_>, Vec<_>) = batch.drain(..).map(|r| (r.op, r.reply)).unzip();
-        let (results, changed) = commit(&mut conn, &mut held, ops, &opts, defer).await;
+        let (results, changed) = commit(&mut conn, &mut held, ops, &opts).await;
         if changed && let Some(m) = merger.as_mut() {
             m.changed();
         }
         metrics::histogram!("confab_store_commit_batch_size").record(size as f64);
-        let owed = super::walvfs::take_owed();
-        match &syncer {
-            // Answered once the log is synced, while this thread takes the next batch.
-            Some(s) => s.answer(owed, replies.into_iter().zip(results).collect()),
-            None => {
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(result);
-                }
-            }
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
         }
     }
-    // Every queued answer given before the connection closes.
-    drop(syncer);
     if let Some(mut c) = checkpoints.take() {
         let _ = held
             .run(&mut conn, |_| {
@@ -369,7 +348,6 @@ fn stretch(
     tx: Option<Tx>,
     run: Vec<WriteOp>,
     last: bool,
-    defer: bool,
     opts: &StoreOptions,
     results: &mut Vec<Result<WriteOut>>,
 ) -> std::result::Result<(Tx, bool), Failed> {
@@ -422,17 +400,9 @@ fn stretch(
             .map_err(|e| Failed::Open("could not index the batch's messages for search", e))?;
     }
     let changed = rc.total_changes() != tx.changes;
-    if last {
-        // With `defer`, the commit's fsync of the log is left to the syncer (syncer.rs).
-        super::walvfs::defer_syncs(defer);
-        let committed = raw::exec(rc, "COMMIT", []);
-        super::walvfs::defer_syncs(false);
-        if let Err(e) = committed {
-            // Nothing committed: nothing is owed.
-            super::walvfs::take_owed();
-            let _ = raw::exec(rc, "ROLLBACK", []);
-            return Err(Failed::Commit(e));
-        }
+    if last && let Err(e) = raw::exec(rc, "COMMIT", []) {
+        let _ = raw::exec(rc, "ROLLBACK", []);
+        return Err(Failed::Commit(e));
     }
     Ok((tx, changed))
 }
@@ -448,7 +418,6 @@ async fn commit(
     held: &mut raw::Held,
     ops: Vec<WriteOp>,
     opts: &StoreOptions,
-    defer: bool,
 ) -> (Vec<Result<WriteOut>>, bool) {
     let n = ops.len();
     let fail_all = |what: &str, e: StoreError| -> Vec<Result<WriteOut>> {
@@ -480,7 +449,7 @@ async fn commit(
             let begun = open.is_some();
             let done = held
                 .run(conn, |rc| {
-                    Ok(stretch(rc, open, named, last, defer, opts, &mut results))
+                    Ok(stretch(rc, open, named, last, opts, &mut results))
                 })
                 .await;
             let (now_open, now_changed) = match done {
@@ -700,148 +669,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(orphans, 0);
-        store.close().await;
-    }
-
-    /// The store's log and a hook on its syncer (syncer.rs), removed when dropped.
-    struct Hooked(std::path::PathBuf);
-
-    impl Hooked {
-        fn new(dir: &std::path::Path, hold_ms: u64, fail: bool) -> Hooked {
-            let wal = dir.join("t.db-wal");
-            *super::super::syncer::tests::HOOK.lock().unwrap() =
-                Some(super::super::syncer::tests::Hook {
-                    wal: wal.clone(),
-                    hold_ms,
-                    fail,
-                    syncs: 0,
-                });
-            Hooked(wal)
-        }
-
-        fn set(&self, f: impl FnOnce(&mut super::super::syncer::tests::Hook)) {
-            let mut h = super::super::syncer::tests::HOOK.lock().unwrap();
-            f(h.as_mut().filter(|h| h.wal == self.0).expect("hooked"));
-        }
-
-        fn syncs(&self) -> u64 {
-            let mut n = 0;
-            self.set(|h| n = h.syncs);
-            n
-        }
-    }
-
-    impl Drop for Hooked {
-        fn drop(&mut self) {
-            let mut h = super::super::syncer::tests::HOOK.lock().unwrap();
-            if h.as_ref().is_some_and(|h| h.wal == self.0) {
-                *h = None;
-            }
-        }
-    }
-
-    /// Serializes the tests that hook the syncer (one hook at a time).
-    static HOOKING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-    /// A write is answered only after the syncer has synced the log, and the writer does not
-    /// wait for that sync: while one append's answer is held after its sync, a second append
-    /// commits and readers see it. Fails if the writer answers before the sync (the first
-    /// append would return before the hold) or waits for it (the second would not be seen
-    /// while the first is held).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn writes_are_answered_after_the_logs_sync_which_the_writer_does_not_wait_for() {
-        let _one = HOOKING.lock().await;
-        let (dir, store) = temp_store().await;
-        let tenant = store.ensure_tenant("acme").await.unwrap();
-        let mut ids = Vec::new();
-        for _ in 0..2 {
-            let c = store
-                .create_conversation(
-                    tenant,
-                    NewConversation::new(confab_core::Status::Active),
-                    None,
-                )
-                .await
-                .unwrap();
-            ids.push(c.conversation().id);
-        }
-        let hook = Hooked::new(dir.path(), 600, false);
-        let store = std::sync::Arc::new(store);
-        let started = std::time::Instant::now();
-        let first = {
-            let (s, id) = (store.clone(), ids[0]);
-            tokio::spawn(async move {
-                s.append_messages(tenant, id, append("one".into()), None)
-                    .await
-            })
-        };
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let second = {
-            let (s, id) = (store.clone(), ids[1]);
-            tokio::spawn(async move {
-                s.append_messages(tenant, id, append("two".into()), None)
-                    .await
-            })
-        };
-        let seen = loop {
-            let rows = store
-                .list_messages(tenant, ids[1], &MessageQuery::default())
-                .await
-                .unwrap();
-            if !rows.is_empty() || started.elapsed() > std::time::Duration::from_millis(500) {
-                break !rows.is_empty();
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        };
-        assert!(
-            seen,
-            "the second append did not commit while the first was held"
-        );
-        assert!(
-            !first.is_finished(),
-            "the first append was answered before its sync's hold"
-        );
-        first.await.unwrap().unwrap();
-        assert!(started.elapsed() >= std::time::Duration::from_millis(600));
-        second.await.unwrap().unwrap();
-        assert!(hook.syncs() >= 2, "{} syncs", hook.syncs());
-        drop(hook);
-        store.close().await;
-    }
-
-    /// A failed sync fails the writes waiting for it, and every write after it, even once syncs
-    /// would succeed again: after a failed fsync the kernel may have dropped pages it could not
-    /// write (syncer.rs).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failed_sync_fails_its_writes_and_every_write_after() {
-        let _one = HOOKING.lock().await;
-        let (dir, store) = temp_store().await;
-        let tenant = store.ensure_tenant("acme").await.unwrap();
-        let id = store
-            .create_conversation(
-                tenant,
-                NewConversation::new(confab_core::Status::Active),
-                None,
-            )
-            .await
-            .unwrap()
-            .conversation()
-            .id;
-        let hook = Hooked::new(dir.path(), 0, true);
-        let r = store
-            .append_messages(tenant, id, append("lost".into()), None)
-            .await;
-        assert!(matches!(r, Err(StoreError::Commit(_))), "{r:?}");
-        hook.set(|h| h.fail = false);
-        let r = store
-            .append_messages(tenant, id, append("after".into()), None)
-            .await;
-        assert!(
-            matches!(r, Err(StoreError::Commit(ref e)) if e.contains("sync")),
-            "{r:?}"
-        );
-        assert_eq!(hook.syncs(), 0);
-        drop(hook);
         store.close().await;
     }
 }
