@@ -417,7 +417,12 @@ async fn all(a: Args) -> anyhow::Result<()> {
     if !chosen.is_empty() || !pairs.is_empty() {
         let runs = measure(server.pid(), &floor_scenario, a.runs, budget).await;
         floor = stats::median(&runs.iter().map(Run::throughput).collect::<Vec<_>>()).unwrap_or(0.0);
-        reads.push(summarise(&floor_scenario, &runs, Ceilings::default(), floor));
+        reads.push(summarise(
+            &floor_scenario,
+            &runs,
+            Ceilings::default(),
+            floor,
+        ));
     }
     for s in chosen {
         if s.compare == Compare::Floor {

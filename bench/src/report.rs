@@ -201,7 +201,11 @@ mod tests {
             false,
         );
         assert_eq!(
-            (write.ceiling_ratio, write.bulk_ceiling_ratio, write.floor_ratio),
+            (
+                write.ceiling_ratio,
+                write.bulk_ceiling_ratio,
+                write.floor_ratio
+            ),
             (Some(2.0), None, None)
         );
         let append = row(
@@ -217,7 +221,11 @@ mod tests {
             false,
         );
         assert_eq!(
-            (append.ceiling_ratio, append.bulk_ceiling_ratio, append.floor_ratio),
+            (
+                append.ceiling_ratio,
+                append.bulk_ceiling_ratio,
+                append.floor_ratio
+            ),
             (Some(0.5), Some(0.2), None)
         );
         assert!(table(&[append]).contains("| 0.50 (bulk 0.20) |"));

@@ -389,7 +389,10 @@ async fn append_many_writes_every_append_in_order_or_none() {
         ]
     );
     assert_eq!(texts(&a, c2).await, vec![(0, "mango two".to_owned())]);
-    assert_eq!(store.get_conversation(&a, c1).await.unwrap().message_count, 4);
+    assert_eq!(
+        store.get_conversation(&a, c1).await.unwrap().message_count,
+        4
+    );
     assert_eq!(found("kiwi").await, 3);
     assert_eq!(found("mango").await, 1);
 
@@ -398,7 +401,10 @@ async fn append_many_writes_every_append_in_order_or_none() {
         let r = store
             .append_many(
                 &a,
-                vec![(c1, one(&["papaya lost"])), (missing, one(&["papaya gone"]))],
+                vec![
+                    (c1, one(&["papaya lost"])),
+                    (missing, one(&["papaya gone"])),
+                ],
             )
             .await;
         assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
@@ -422,9 +428,22 @@ async fn append_many_writes_every_append_in_order_or_none() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(store.get_conversation(&a, c1).await.unwrap().message_count, 4);
-    assert_eq!(store.get_conversation(&a, c2).await.unwrap().message_count, 1);
-    assert_eq!(store.get_conversation(&b, theirs).await.unwrap().message_count, 0);
+    assert_eq!(
+        store.get_conversation(&a, c1).await.unwrap().message_count,
+        4
+    );
+    assert_eq!(
+        store.get_conversation(&a, c2).await.unwrap().message_count,
+        1
+    );
+    assert_eq!(
+        store
+            .get_conversation(&b, theirs)
+            .await
+            .unwrap()
+            .message_count,
+        0
+    );
     assert_eq!(found("papaya").await, 0);
     store.close().await;
 }

@@ -270,8 +270,7 @@ async fn write(
         let mut event_tenants: Vec<Uuid> = touched.iter().map(|k| k.0).collect();
         event_tenants.dedup();
         // Messages, conversations and the endpoint lookup in one round trip.
-        let endpoints =
-            columns::write_batch(tx, &messages, &rows, &event_tenants, now).await?;
+        let endpoints = columns::write_batch(tx, &messages, &rows, &event_tenants, now).await?;
         if !endpoints.is_empty() {
             for (tenant, conv, changed) in &events {
                 let targets = webhooks::targets(&endpoints, *tenant, "conversation.updated", None);
