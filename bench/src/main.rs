@@ -602,7 +602,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
     );
     print!("{}", report::table(&rows));
     println!(
-        "\nserver process: idle RSS after start {:.1} MiB, peak (VmHWM) {:.1} MiB. The two \
+        "\nserver process: idle RSS after start {:.1} MiB, peak (VmHWM) {:.1} MiB. The \
          no-HTTP reference rows run in the benchmark's own process; their RSS is that process's. \
          A read's × floor divides by the floor's runs made one before each of its own runs.",
         idle_rss as f64 / 1024.0,
