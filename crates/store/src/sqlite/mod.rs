@@ -24,6 +24,7 @@ mod rows;
 mod search;
 mod sensay;
 mod stats;
+mod summaries;
 mod tails;
 mod tenant_keys;
 mod walvfs;
@@ -54,6 +55,8 @@ pub(crate) struct SqliteStore {
     read: SqlitePool,
     fast: std::sync::Arc<fastread::Readers>,
     pepper: Vec<u8>,
+    /// A tenant's summaries asked for at once, one query (summaries.rs).
+    summaries: summaries::Summaries,
 }
 
 fn options(url: &str) -> Result<SqliteConnectOptions> {
@@ -229,6 +232,7 @@ impl SqliteStore {
             read,
             fast,
             pepper: opts.pepper,
+            summaries: summaries::Summaries::default(),
         })
     }
 
