@@ -42,6 +42,24 @@ pub(super) struct Summaries {
     tenants: Mutex<HashMap<Uuid, Tenant>>,
 }
 
+/// A request waiting for its answer. Dropped before it read what it was told (its request
+/// went away), it passes a lead it was given on, so that the others are not left waiting for
+/// a leader that will never run.
+struct Waiting<'a> {
+    shared: &'a Summaries,
+    tenant: Uuid,
+    rx: oneshot::Receiver<Told>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.rx.close();
+        if let Ok(Told::Lead) = self.rx.try_recv() {
+            self.shared.hand_on(self.tenant);
+        }
+    }
+}
+
 impl Summaries {
     /// The tenant's summary at `now` or a little later, from `run` (the query) shared with the
     /// tenant's other requests waiting.
@@ -57,15 +75,20 @@ impl Summaries {
             if std::mem::replace(&mut t.running, true) {
                 let (tx, rx) = oneshot::channel();
                 t.waiting.push((now, tx));
-                Some(rx)
+                Some(Waiting {
+                    shared: self,
+                    tenant,
+                    rx,
+                })
             } else {
                 None
             }
         };
-        if let Some(rx) = waiting {
-            match rx.await {
+        if let Some(mut w) = waiting {
+            match (&mut w.rx).await {
                 Ok(Told::Answer(s)) => return Ok(s),
-                // Told to lead, or the leader went away (its task dropped mid-query): lead.
+                // Told to lead (the sender is never dropped unanswered: a leader runs to the
+                // end without yielding): lead.
                 Ok(Told::Lead) | Err(_) => {}
             }
         }
@@ -177,6 +200,40 @@ mod tests {
         assert!(failed <= 1);
         let q = queries.load(Ordering::SeqCst);
         assert!(q < 64, "{q} queries for 64 requests: none shared");
+        assert!(
+            shared.tenants.lock().unwrap().is_empty(),
+            "a run left behind"
+        );
+    }
+
+    /// A waiting request that goes away after it was told to lead passes the lead on: the
+    /// request behind it is answered, and the tenant's run ends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_gone_after_it_was_told_to_lead_passes_the_lead_on() {
+        let shared = Arc::new(Summaries::default());
+        let tenant = Uuid::now_v7();
+        let query = |_| Ok(Summary::fold(Vec::new()));
+        // A leader is "running": two requests wait behind it.
+        shared
+            .tenants
+            .lock()
+            .unwrap()
+            .entry(tenant)
+            .or_default()
+            .running = true;
+        let now = OffsetDateTime::now_utc();
+        let mut gone = Box::pin(shared.summary(tenant, now, query));
+        assert!(futures::poll!(gone.as_mut()).is_pending());
+        let behind = {
+            let shared = shared.clone();
+            tokio::spawn(async move { shared.summary(tenant, now, query).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The leader is done and hands on to the first waiting, which goes away unpolled.
+        shared.hand_on(tenant);
+        drop(gone);
+        let answered = tokio::time::timeout(Duration::from_secs(5), behind).await;
+        assert!(matches!(answered, Ok(Ok(Ok(_)))), "{answered:?}");
         assert!(
             shared.tenants.lock().unwrap().is_empty(),
             "a run left behind"
