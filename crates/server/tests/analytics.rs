@@ -133,9 +133,9 @@ async fn report_matches_the_seed() {
 }
 
 /// Summaries asked for at once by two tenants: each gets its own tenant's numbers, and every
-/// summary asked for after a write has returned counts that write. On PostgreSQL the waiting
-/// summaries of a tenant share one query (the store's `postgres/summary_batch.rs`), so this
-/// pins that sharing never crosses tenants nor serves an answer older than the request.
+/// summary asked for after a write has returned counts that write. The waiting summaries of a
+/// tenant share one query (the store's `postgres/summary_batch.rs` and `sqlite/summaries.rs`),
+/// so this pins that sharing never crosses tenants nor serves an answer older than the request.
 #[tokio::test]
 async fn concurrent_summaries_are_each_tenants_own_and_never_stale() {
     let app = TestApp::spawn().await;

@@ -17,7 +17,8 @@ const DAY_US: i64 = 86_400_000_000;
 impl SqliteStore {
     /// The tenant's group counters (kept by triggers, migration 0008) folded into the
     /// summary, and the recent counts from the `(tenant_id, created_at)` index: a few dozen
-    /// rows and one short index range, whatever the number of conversations. A tenant's requests waiting at once share one query (summaries.rs).
+    /// rows and one short index range, whatever the number of conversations. A tenant's
+    /// requests waiting at once share one query (summaries.rs).
     pub async fn summary(&self, tenant: TenantId, now: OffsetDateTime) -> Result<Summary> {
         self.summaries
             .summary(tenant.0, now, |now| self.summary_now(tenant, now))
