@@ -28,6 +28,8 @@ pub struct Server {
     pub token: String,
     pool: Pool,
     child: tokio::process::Child,
+    /// The store's URL.
+    url: String,
 }
 
 /// With this variable set to a PostgreSQL admin URL, the benchmark runs on PostgreSQL: each
@@ -129,6 +131,7 @@ impl Server {
             token: key.token,
             pool: Pool::new(addr),
             child,
+            url,
         };
         s.get("/readyz", "").await.context("server not ready")?;
         Ok(s)
@@ -164,6 +167,11 @@ impl Server {
     /// A field of the server process's `/proc/PID/status`, in KiB.
     pub fn status_kib(&self, field: &str) -> u64 {
         load::proc_status_kib(self.pid, field)
+    }
+
+    /// The URL of the server's store (for measuring on it once the server has stopped).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// The server process's id (for RSS sampling).

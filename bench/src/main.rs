@@ -42,9 +42,8 @@ struct Cli {
 enum Cmd {
     /// Every scenario, the storage ceiling, one table and a JSON file.
     All(Args),
-    /// Only the storage ceiling and the store's own append path (no HTTP): a quick check while
-    /// working on the write path.
-    Ceiling(Args),
+    /// Only the storage ceilings (no HTTP): a quick check while working on the write path.
+    Ceiling(CeilingArgs),
     /// Writes the dataset as NDJSON (the import format) to standard output.
     Dataset(Args),
     /// The server process the benchmark starts (not for direct use): serves DATABASE on an
@@ -115,6 +114,19 @@ enum Cmd {
         #[arg(long)]
         sensay: bool,
     },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct CeilingArgs {
+    #[command(flatten)]
+    args: Args,
+    /// Also measure the appends' ceiling and the store's own append path on this store (a URL
+    /// such as sqlite:///tmp/s.db), which must hold this dataset under the tenant `bench`
+    /// (`confab-bench dataset > ds.ndjson; confab --database URL import --tenant bench
+    /// ds.ndjson`) and which no server may be using: where `all` measures them, on the
+    /// server's store.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -238,16 +250,9 @@ async fn measure_beside_floor(
     (out, stats::median(&floors).unwrap_or(0.0))
 }
 
-/// The storage ceilings' medians, messages/s.
-#[derive(Clone, Copy, Default)]
-struct Ceilings {
-    bulk: f64,
-    appends: f64,
-}
-
 /// A scenario's row, its throughput divided by the reference that applies to it: a storage
 /// ceiling (messages/s) for writes, `floor` (requests/s) for reads.
-fn summarise(s: &Scenario, runs: &[Run], ceilings: Ceilings, floor: f64) -> Row {
+fn summarise(s: &Scenario, runs: &[Run], ceilings: ceiling::Medians, floor: f64) -> Row {
     let reference = match s.compare {
         Compare::Nothing => None,
         Compare::Ceiling => Some(Reference::Ceiling(ceilings.bulk)),
@@ -268,54 +273,54 @@ fn summarise(s: &Scenario, runs: &[Run], ceilings: Ceilings, floor: f64) -> Row 
     )
 }
 
-async fn ceiling_only(a: Args) -> anyhow::Result<()> {
+async fn ceiling_only(c: CeilingArgs) -> anyhow::Result<()> {
+    let a = c.args;
     let budget = Duration::from_secs(a.seconds);
+    // Today's anchor, as `all` and `dataset` take it: the ids depend on it.
+    let today = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
     let dataset = Dataset::new(Spec {
         seed: a.seed,
         conversations: a.conversations,
         messages_per_conversation: a.messages_per_conversation,
-        anchor: time::OffsetDateTime::now_utc(),
+        anchor: today + time::Duration::days(1),
     });
     let work = WorkDir::new(a.keep_dir.as_deref())?;
     let dir = work.path();
     let m = a.messages_per_conversation.max(1);
     let convs = a.ceiling_messages.div_ceil(m).max(1);
-    let (mut batched, mut appends, mut direct) = (Vec::new(), Vec::new(), Vec::new());
-    for k in 0..a.runs {
-        let c = ceiling::measure(
-            dir,
-            k,
-            &dataset,
-            0..convs,
-            a.concurrency,
-            a.requests,
-            budget,
-        )
-        .await?;
-        eprintln!(
-            "  run {}: batched {:.0} msg/s, batched appends {:.0}/s, direct append {:.0}/s (p50 {:.2} ms, p99 {:.2} ms)",
-            k + 1,
-            c.bulk.throughput(),
-            c.appends.throughput(),
-            c.direct.throughput(),
-            c.direct.pct_ms(50.0),
-            c.direct.pct_ms(99.0)
-        );
-        batched.push(c.bulk);
-        appends.push(c.appends);
-        direct.push(c.direct);
+    let plan = ceiling::Plan {
+        runs: a.runs,
+        appends: a.requests,
+        concurrency: a.concurrency,
+        budget,
+    };
+    let mut measured = ceiling::Measured::default();
+    measured.fresh(dir, plan, &dataset, 0..convs).await?;
+    if let Some(url) = &c.store {
+        // The ids in the order the append scenarios take them (Ctx::ids).
+        let ids = (0..a.conversations)
+            .map(|i| dataset.conversation(i).conversation.id)
+            .collect();
+        measured
+            .on_store(url, Arc::new(ids), plan, &dataset)
+            .await?;
     }
-    let med = |r: &[Run]| stats::median(&r.iter().map(Run::throughput).collect::<Vec<_>>());
-    let (b, ap, d) = (
-        med(&batched).unwrap_or(0.0),
-        med(&appends).unwrap_or(0.0),
-        med(&direct).unwrap_or(0.0),
-    );
+    let c = measured.medians();
     println!(
-        "ceiling {b:.0} msg/s, for appends {ap:.0}/s; store append {d:.0}/s = {:.2} x the appends' ceiling ({:.2} x the bulk one)",
-        d / ap.max(1.0),
-        d / b.max(1.0)
+        "ceiling {:.0} msg/s; for appends on a fresh store {:.0}/s ({:.2} x the bulk one)",
+        c.bulk,
+        c.fresh_appends,
+        c.fresh_appends / c.bulk.max(1.0)
     );
+    if c.appends > 0.0 {
+        println!(
+            "on the given store: for appends {:.0}/s ({:.2} x the fresh store's); store append {:.0}/s = {:.2} x the appends' ceiling there",
+            c.appends,
+            c.appends / c.fresh_appends.max(1.0),
+            c.direct,
+            c.direct / c.appends
+        );
+    }
     Ok(())
 }
 
@@ -420,7 +425,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
         reads.push(summarise(
             &floor_scenario,
             &runs,
-            Ceilings::default(),
+            ceiling::Medians::default(),
             floor,
         ));
     }
@@ -428,10 +433,10 @@ async fn all(a: Args) -> anyhow::Result<()> {
         if s.compare == Compare::Floor {
             let (runs, beside) =
                 measure_beside_floor(server.pid(), &s, &floor_scenario, a.runs, budget).await;
-            reads.push(summarise(&s, &runs, Ceilings::default(), beside));
+            reads.push(summarise(&s, &runs, ceiling::Medians::default(), beside));
         } else {
             let runs = measure(server.pid(), &s, a.runs, budget).await;
-            reads.push(summarise(&s, &runs, Ceilings::default(), floor));
+            reads.push(summarise(&s, &runs, ceiling::Medians::default(), floor));
         }
     }
     for (s, w) in &pairs {
@@ -463,41 +468,23 @@ async fn all(a: Args) -> anyhow::Result<()> {
             second.push(wr);
         }
         let beside = stats::median(&floors).unwrap_or(0.0);
-        reads.push(summarise(s, &first, Ceilings::default(), beside));
-        reads.push(summarise(w, &second, Ceilings::default(), beside));
+        reads.push(summarise(s, &first, ceiling::Medians::default(), beside));
+        reads.push(summarise(w, &second, ceiling::Medians::default(), beside));
     }
 
     eprintln!("storage ceiling …");
     let m = a.messages_per_conversation.max(1);
     let ceiling_convs = a.ceiling_messages.div_ceil(m).max(1);
-    let (mut batched, mut appends, mut direct) = (Vec::new(), Vec::new(), Vec::new());
-    for k in 0..a.runs {
-        let c = ceiling::measure(
-            dir,
-            k,
-            &dataset,
-            0..ceiling_convs,
-            a.concurrency,
-            a.requests,
-            budget,
-        )
-        .await?;
-        eprintln!(
-            "  ceiling run {}: batched {:.0} msg/s, batched appends {:.0}/s, direct append {:.0}/s",
-            k + 1,
-            c.bulk.throughput(),
-            c.appends.throughput(),
-            c.direct.throughput()
-        );
-        batched.push(c.bulk);
-        appends.push(c.appends);
-        direct.push(c.direct);
-    }
-    let med = |r: &[Run]| stats::median(&r.iter().map(Run::throughput).collect::<Vec<_>>());
-    let ceilings = Ceilings {
-        bulk: med(&batched).unwrap_or(0.0),
-        appends: med(&appends).unwrap_or(0.0),
+    let plan = ceiling::Plan {
+        runs: a.runs,
+        appends: a.requests,
+        concurrency: a.concurrency,
+        budget,
     };
+    let mut measured = ceiling::Measured::default();
+    measured
+        .fresh(dir, plan, &dataset, 0..ceiling_convs)
+        .await?;
 
     let per_run = (a.ceiling_messages.div_ceil(IMPORT_CHUNK * m)).max(1);
     let mut import = Vec::new();
@@ -506,17 +493,20 @@ async fn all(a: Args) -> anyhow::Result<()> {
         let (body, n) = ndjson(&dataset, start..start + IMPORT_CHUNK);
         import.push(("/v1/import".to_owned(), body, n));
     }
-    let mut rows = Vec::new();
+    // Summarised once the ceiling for appends has been measured on the server's store, after
+    // the server stops.
+    let mut writes = Vec::new();
     for s in ctx.writes(&server, import, per_run) {
         if !a.only.as_deref().is_none_or(|o| s.name.contains(o)) {
             continue;
         }
         let runs = measure(server.pid(), &s, a.runs, budget).await;
-        rows.push(summarise(&s, &runs, ceilings, floor));
+        writes.push((s, runs));
     }
     // Last, as it writes insights: the worker's rate over completed conversations of the
     // dataset (insights.rs).
     const INSIGHTS: &str = "insights analysis rate (1 worker, built-in analyzer)";
+    let mut insights_row = None;
     if a.only.as_deref().is_none_or(|o| INSIGHTS.contains(o)) {
         let mut runs = Vec::new();
         // Different conversations in each run; on a small dataset, fewer per run.
@@ -533,7 +523,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
             );
             runs.push(r);
         }
-        rows.push(report::row(
+        insights_row = Some(report::row(
             INSIGHTS,
             1,
             "conv/s",
@@ -543,6 +533,20 @@ async fn all(a: Args) -> anyhow::Result<()> {
             false,
         ));
     }
+    let hwm = server.status_kib("VmHWM");
+    let url = server.url().to_owned();
+    server.stop().await?;
+
+    eprintln!("storage ceiling for appends, on the server's store …");
+    measured
+        .on_store(&url, ctx.ids.clone(), plan, &dataset)
+        .await?;
+    let ceilings = measured.medians();
+    let mut rows: Vec<Row> = writes
+        .iter()
+        .map(|(s, runs)| summarise(s, runs, ceilings, floor))
+        .collect();
+    rows.extend(insights_row);
     rows.push(report::row(
         &format!(
             "storage ceiling: {} msg per transaction (whole conversations), no HTTP",
@@ -551,40 +555,47 @@ async fn all(a: Args) -> anyhow::Result<()> {
         1,
         "msg/s",
         "(reference)",
-        &batched,
+        &measured.bulk,
         Some(Reference::Ceiling(ceilings.bulk)),
         false,
     ));
+    let append_reference = Some(Reference::AppendCeiling {
+        appends: ceilings.appends,
+        bulk: ceilings.bulk,
+    });
     rows.push(report::row(
         &format!(
-            "storage ceiling for appends: {} one-message appends per transaction, no HTTP",
+            "storage ceiling for appends: {} one-message appends per transaction, no HTTP, on the server's store",
             ceiling::BATCH_MESSAGES
         ),
         1,
         "msg/s",
         "(reference)",
-        &appends,
-        Some(Reference::AppendCeiling {
-            appends: ceilings.appends,
-            bulk: ceilings.bulk,
-        }),
+        &measured.appends,
+        append_reference,
         false,
     ));
     rows.push(report::row(
-        "store append_messages, no HTTP (group commit)",
+        &format!(
+            "the same appends on the bulk ceiling's fresh store ({ceiling_convs} conversations)"
+        ),
+        1,
+        "msg/s",
+        "(reference)",
+        &measured.fresh_appends,
+        append_reference,
+        false,
+    ));
+    rows.push(report::row(
+        "store append_messages, no HTTP (group commit), on the server's store",
         a.concurrency,
         "msg/s",
         "(reference)",
-        &direct,
-        Some(Reference::AppendCeiling {
-            appends: ceilings.appends,
-            bulk: ceilings.bulk,
-        }),
+        &measured.direct,
+        append_reference,
         false,
     ));
     rows.extend(reads);
-    let hwm = server.status_kib("VmHWM");
-    server.stop().await?;
 
     let build = if cfg!(debug_assertions) {
         "debug"
@@ -628,7 +639,8 @@ async fn all(a: Args) -> anyhow::Result<()> {
         "peak_rss_hwm_mib": hwm as f64 / 1024.0,
         "ceiling_msg_per_s": ceilings.bulk,
         "append_ceiling_msg_per_s": ceilings.appends,
-        "ceiling_note": "ceiling_msg_per_s writes whole conversations, about 100 messages a transaction (the bulk paths' reference); append_ceiling_msg_per_s writes the appends' own one-message appends, 100 a transaction (the append rows' ceiling_ratio; their bulk_ceiling_ratio divides by the bulk one)",
+        "fresh_append_ceiling_msg_per_s": ceilings.fresh_appends,
+        "ceiling_note": "ceiling_msg_per_s writes whole conversations, about 100 messages a transaction, to a fresh store (the bulk paths' reference); append_ceiling_msg_per_s writes the appends' own one-message appends, 100 a transaction, to the conversations the append scenarios wrote to, on the server's store after it stopped (the append rows' ceiling_ratio; their bulk_ceiling_ratio divides by the bulk one); fresh_append_ceiling_msg_per_s is the same appends on the bulk runs' fresh stores, the append rows' reference before 2026-12-05d",
         "http_floor_req_per_s": floor,
         "http_floor_note": "each read row's floor_ratio divides by the median of floor runs made one before each of its own runs (its floor_req_per_s); http_floor_req_per_s is the floor row's, measured before all reads",
         "rows": rows,
