@@ -170,6 +170,19 @@ struct Args {
     out: PathBuf,
 }
 
+impl Args {
+    /// What the storage ceilings measure: as many runs as every scenario, appends a run as
+    /// requests a run, the scenarios' concurrency and time budget.
+    fn ceiling_plan(&self) -> ceiling::Plan {
+        ceiling::Plan {
+            runs: self.runs,
+            appends: self.requests,
+            concurrency: self.concurrency,
+            budget: Duration::from_secs(self.seconds),
+        }
+    }
+}
+
 /// Conversations per import request (the server commits 200 per transaction).
 const IMPORT_CHUNK: usize = 200;
 
@@ -275,7 +288,6 @@ fn summarise(s: &Scenario, runs: &[Run], ceilings: ceiling::Medians, floor: f64)
 
 async fn ceiling_only(c: CeilingArgs) -> anyhow::Result<()> {
     let a = c.args;
-    let budget = Duration::from_secs(a.seconds);
     // Today's anchor, as `all` and `dataset` take it: the ids depend on it.
     let today = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
     let dataset = Dataset::new(Spec {
@@ -288,12 +300,7 @@ async fn ceiling_only(c: CeilingArgs) -> anyhow::Result<()> {
     let dir = work.path();
     let m = a.messages_per_conversation.max(1);
     let convs = a.ceiling_messages.div_ceil(m).max(1);
-    let plan = ceiling::Plan {
-        runs: a.runs,
-        appends: a.requests,
-        concurrency: a.concurrency,
-        budget,
-    };
+    let plan = a.ceiling_plan();
     let mut measured = ceiling::Measured::default();
     measured.fresh(dir, plan, &dataset, 0..convs).await?;
     if let Some(url) = &c.store {
@@ -475,12 +482,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
     eprintln!("storage ceiling …");
     let m = a.messages_per_conversation.max(1);
     let ceiling_convs = a.ceiling_messages.div_ceil(m).max(1);
-    let plan = ceiling::Plan {
-        runs: a.runs,
-        appends: a.requests,
-        concurrency: a.concurrency,
-        budget,
-    };
+    let plan = a.ceiling_plan();
     let mut measured = ceiling::Measured::default();
     measured
         .fresh(dir, plan, &dataset, 0..ceiling_convs)
