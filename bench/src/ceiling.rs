@@ -28,19 +28,16 @@ use anyhow::Context;
 use confab_core::Role;
 use confab_core::export::ExportRecord;
 use confab_core::input::{AppendMessages, NewMessage};
-use confab_store::{Store, StoreOptions, TenantId};
+use confab_store::{Store, TenantId};
 use uuid::Uuid;
 
 use crate::dataset::{Dataset, Rng};
-use crate::harness::open_store;
+use crate::harness::{self, open_store};
 use crate::load::{self, Op, Run};
 use crate::stats;
 
 /// Messages per batched transaction, and appends per batched transaction of appends.
 pub const BATCH_MESSAGES: usize = 100;
-
-/// The tenant the server's store holds the dataset under (harness.rs creates its key).
-pub const SERVER_TENANT: &str = "bench";
 
 /// Groups whole conversations into transactions of at least `BATCH_MESSAGES` messages.
 pub fn batches(records: Vec<ExportRecord>) -> Vec<Vec<ExportRecord>> {
@@ -153,7 +150,7 @@ impl Measured {
     }
 
     /// `runs` runs of the appends' two measures on the store at `url`, which holds the
-    /// dataset's conversations `ids` under [`SERVER_TENANT`] and which no server is using: the
+    /// dataset's conversations `ids` under [`harness::TENANT`] and which no server is using: the
     /// appends made as the append scenarios make them (the same conversations in the same
     /// turn, the same kind of text), without HTTP.
     pub async fn on_store(
@@ -169,13 +166,11 @@ impl Measured {
             concurrency,
             budget,
         } = plan;
-        let store = Store::open(url, StoreOptions::default())
-            .await
-            .with_context(|| format!("opening {}", confab_store::redact_url(url)))?;
+        let store = harness::open_url(url).await?;
         let tenant = store
-            .find_tenant(SERVER_TENANT)
+            .find_tenant(harness::TENANT)
             .await?
-            .with_context(|| format!("the store has no tenant {SERVER_TENANT:?}"))?;
+            .with_context(|| format!("the store has no tenant {:?}", harness::TENANT))?;
         for run in 0..runs {
             let texts = texts(dataset, run, appends);
             let batched =

@@ -48,6 +48,16 @@ pub fn backend() -> &'static str {
     }
 }
 
+/// The tenant the server's store holds the dataset under: its API key's.
+pub const TENANT: &str = "bench";
+
+/// Opens the store at `url` (an existing database, or a new one made by [`open_store_url`]).
+pub async fn open_url(url: &str) -> anyhow::Result<Store> {
+    Store::open(url, StoreOptions::default())
+        .await
+        .with_context(|| format!("opening {}", confab_store::redact_url(url)))
+}
+
 /// Opens a store on a fresh database: the file `name` in `dir`, or a new PostgreSQL database.
 pub async fn open_store(dir: &Path, name: &str) -> anyhow::Result<Store> {
     Ok(open_store_url(dir, name).await?.0)
@@ -73,10 +83,7 @@ pub async fn open_store_url(dir: &Path, name: &str) -> anyhow::Result<(Store, St
             opts.database(&db).to_url_lossy().to_string()
         }
     };
-    let store = Store::open(&url, StoreOptions::default())
-        .await
-        .with_context(|| format!("opening {}", confab_store::redact_url(&url)))?;
-    Ok((store, url))
+    Ok((open_url(&url).await?, url))
 }
 
 /// Drops the PostgreSQL databases the run created.
@@ -101,7 +108,7 @@ impl Server {
     pub async fn start(dir: &Path) -> anyhow::Result<Server> {
         let (store, url) = open_store_url(dir, "confab.db").await?;
         let key = store
-            .create_key("bench", Scopes::DEFAULT, Some("bench".into()))
+            .create_key(TENANT, Scopes::DEFAULT, Some("bench".into()))
             .await
             .context("creating the API key")?;
         store.close().await;

@@ -171,6 +171,20 @@ struct Args {
 }
 
 impl Args {
+    /// The dataset these arguments name. Its timestamps end at tomorrow's midnight (UTC), so
+    /// the last week's analytics hold the newest conversations, and a day's runs (`all`,
+    /// `dataset` for an import by hand, `ceiling --store` on that import) draw the same
+    /// conversations with the same ids.
+    fn spec(&self) -> Spec {
+        let today = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
+        Spec {
+            seed: self.seed,
+            conversations: self.conversations,
+            messages_per_conversation: self.messages_per_conversation,
+            anchor: today + time::Duration::days(1),
+        }
+    }
+
     /// What the storage ceilings measure: as many runs as every scenario, appends a run as
     /// requests a run, the scenarios' concurrency and time budget.
     fn ceiling_plan(&self) -> ceiling::Plan {
@@ -288,14 +302,7 @@ fn summarise(s: &Scenario, runs: &[Run], ceilings: ceiling::Medians, floor: f64)
 
 async fn ceiling_only(c: CeilingArgs) -> anyhow::Result<()> {
     let a = c.args;
-    // Today's anchor, as `all` and `dataset` take it: the ids depend on it.
-    let today = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
-    let dataset = Dataset::new(Spec {
-        seed: a.seed,
-        conversations: a.conversations,
-        messages_per_conversation: a.messages_per_conversation,
-        anchor: today + time::Duration::days(1),
-    });
+    let dataset = Dataset::new(a.spec());
     let work = WorkDir::new(a.keep_dir.as_deref())?;
     let dir = work.path();
     let m = a.messages_per_conversation.max(1);
@@ -358,13 +365,7 @@ async fn settle(server: &Server) -> anyhow::Result<()> {
 
 async fn all(a: Args) -> anyhow::Result<()> {
     let budget = Duration::from_secs(a.seconds);
-    let today = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
-    let dataset = Arc::new(Dataset::new(Spec {
-        seed: a.seed,
-        conversations: a.conversations,
-        messages_per_conversation: a.messages_per_conversation,
-        anchor: today + time::Duration::days(1),
-    }));
+    let dataset = Arc::new(Dataset::new(a.spec()));
     let terms = dataset::search_terms();
     let work = WorkDir::new(a.keep_dir.as_deref())?;
     let dir = work.path();
@@ -801,13 +802,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         Cmd::All(a) => all(a).await,
         Cmd::Ceiling(a) => ceiling_only(a).await,
         Cmd::Dataset(a) => {
-            let today = time::OffsetDateTime::now_utc().replace_time(time::Time::MIDNIGHT);
-            let d = Dataset::new(Spec {
-                seed: a.seed,
-                conversations: a.conversations,
-                messages_per_conversation: a.messages_per_conversation,
-                anchor: today + time::Duration::days(1),
-            });
+            let d = Dataset::new(a.spec());
             use std::io::Write;
             let mut out = std::io::stdout().lock();
             for start in (0..a.conversations).step_by(IMPORT_CHUNK) {

@@ -25,8 +25,10 @@ use crate::stats::Summary;
 enum Told {
     /// Its answer, from a query that started after it arrived.
     Answer(Summary),
-    /// Run the next query, for itself and whoever is waiting then; or, after a failed query,
-    /// for itself alone (the error is not shared: it is each request's own to report).
+    /// Run the next query, for itself and whoever is waiting then. After a failed query every
+    /// request it was to answer is told this, so each runs a query of its own (the error is
+    /// not shared: it is each request's own to report) and the first of them takes those
+    /// waiting by then.
     Lead,
 }
 
