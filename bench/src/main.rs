@@ -31,6 +31,11 @@ use load::Run;
 use report::{Reference, Row};
 use scenarios::{Compare, Ctx, Scenario};
 
+/// The heap `confab` runs on (crates/cli/src/main.rs), so that the server this binary starts as
+/// its child, and the ceilings it measures in this process, allocate as `confab serve` does.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(about = "confab's benchmark")]
 struct Cli {

@@ -15,6 +15,10 @@ use confab_store::Store;
 
 use config::{Config, LogFormat};
 
+/// The Rust heap: mimalloc (why, and how it was chosen: the workspace Cargo.toml).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// confab: a self-hosted conversation-history server.
 ///
 /// Stores the conversations of chatbots, agents, characters and support assistants and serves

@@ -189,6 +189,22 @@ fn help_reads_well() {
     );
 }
 
+/// The binary's Rust heap is mimalloc (chosen in the workspace Cargo.toml for the server's CPU a
+/// request): told to be verbose through its own environment variable, it names itself as the
+/// process starts, before `main`.
+#[test]
+fn the_rust_heap_is_mimalloc() {
+    let out = Command::new(env!("CARGO_BIN_EXE_confab"))
+        .arg("--version")
+        .env("MIMALLOC_VERBOSE", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("mimalloc:"), "mimalloc said nothing: {err}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("confab "));
+}
+
 #[test]
 fn migrate_creates_a_missing_database() {
     // SQLite only, in both passes: it checks that a database *file* is created.
