@@ -3,32 +3,16 @@
 benchmark's dataset: `confab-bench dataset > ds.ndjson; load_args.py ds.ndjson OUTDIR`.
 
 Writes get.nul (GET a conversation), page.nul (its newest 50 messages, native), cold.nul (the
-"1,024 different words" row's searches), app.nul (append one ~80-byte message), each over the
-same 4,000 conversations in a seeded order.
+"different words in turn" row's searches, the words as `confab-bench words` prints them) and
+app.nul (append one message of twelve of those words), each over the same 4,000 conversations
+in a seeded order. LOADER names the confab-bench binary (default: this checkout's release
+build), as for ab.sh.
 """
 import json
 import os
 import random
+import subprocess
 import sys
-
-# bench/src/dataset.rs: SYLLABLES and word(rank), the vocabulary's words by Zipf rank.
-SYLLABLES = ("ka lo mi nu pa ro si tu va zo bi du fa go hi ju ko la mo ni "
-             "po ra so ti vu za bo da fi gu ha jo ku li ma no pi ru sa to").split()
-
-
-def word(rank):
-    n = len(SYLLABLES)
-    if rank < n:
-        digits, r = 1, rank
-    elif rank < n + n * n:
-        digits, r = 2, rank - n
-    else:
-        digits, r = 3, rank - n - n * n
-    parts = []
-    for _ in range(digits):
-        parts.append(SYLLABLES[r % n])
-        r //= n
-    return "".join(reversed(parts))
 
 
 def write(path, args):
@@ -37,6 +21,11 @@ def write(path, args):
 
 
 def main(dataset, out):
+    here = os.path.dirname(os.path.abspath(__file__))
+    loader = os.environ.get("LOADER", os.path.join(here, "..", "..", "target", "release",
+                                                    "confab-bench"))
+    words = subprocess.run([loader, "words"], check=True, capture_output=True,
+                           text=True).stdout.split()
     ids = []
     with open(dataset) as f:
         for line in f:
@@ -50,10 +39,10 @@ def main(dataset, out):
     write(os.path.join(out, "get.nul"), paths("/v1/conversations/{}"))
     write(os.path.join(out, "page.nul"), paths("/v1/conversations/{}/messages?limit=50"))
     write(os.path.join(out, "cold.nul"),
-          [a for r in range(1024) for a in ("--path", f"/v1/search?q={word(r)}")])
+          [a for w in words for a in ("--path", f"/v1/search?q={w}")])
     appends = []
     for c in ids:
-        text = " ".join(word(rng.randrange(2000)) for _ in range(12)) + "."
+        text = " ".join(rng.choice(words) for _ in range(12)) + "."
         body = json.dumps({"messages": [{"role": "user", "content": text}]})
         appends += ["--path", f"/v1/conversations/{c}/messages", "--body", body]
     write(os.path.join(out, "app.nul"), appends)

@@ -51,6 +51,13 @@ enum Cmd {
     Ceiling(CeilingArgs),
     /// Writes the dataset as NDJSON (the import format) to standard output.
     Dataset(Args),
+    /// Prints the vocabulary's COUNT commonest words, one a line, commonest first: by default
+    /// the words the "different words in turn" row searches, for driving `load` by hand
+    /// (bench/scripts/load_args.py).
+    Words {
+        #[arg(long, default_value_t = scenarios::COLD_WORDS)]
+        count: usize,
+    },
     /// The server process the benchmark starts (not for direct use): serves DATABASE on an
     /// ephemeral port, prints the address, stops when standard input closes.
     #[command(hide = true)]
@@ -802,6 +809,14 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
                 r.pct_ms(99.0),
                 r.pct_ms(100.0)
             );
+            Ok(())
+        }
+        Cmd::Words { count } => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            for r in 0..count.min(dataset::VOCABULARY) {
+                writeln!(out, "{}", dataset::word(r))?;
+            }
             Ok(())
         }
         Cmd::All(a) => all(a).await,

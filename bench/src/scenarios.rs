@@ -13,7 +13,7 @@ use crate::load::Op;
 
 /// Words the cold search scenario takes in turn: the most common ones, four times as many as
 /// the server keeps candidate windows for.
-const COLD_WORDS: usize = 1024;
+pub const COLD_WORDS: usize = 1024;
 
 /// Which reference measured in the same run a scenario's throughput is divided by, so that
 /// figures from a slow day and a fast one can be compared (absolute rates on this shared

@@ -123,3 +123,38 @@ fn the_benchmark_runs_end_to_end_on_postgres() {
     };
     check(&run(Some(&url)), "postgres");
 }
+
+/// `words` prints the words the "different words in turn" row searches, commonest first, as
+/// bench/scripts/load_args.py takes them (so the vocabulary's scheme lives only in
+/// dataset.rs); and the binary runs on mimalloc, as `confab` does, so that the ceilings it
+/// measures in its own process allocate as the server it starts does.
+#[test]
+fn words_are_the_cold_rows_and_the_heap_is_mimalloc() {
+    let out = Command::new(env!("CARGO_BIN_EXE_confab-bench"))
+        .arg("words")
+        .env("MIMALLOC_VERBOSE", "1")
+        .output()
+        .expect("running confab-bench words");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("mimalloc:"),
+        "mimalloc said nothing: {stderr}"
+    );
+    let words: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(words.len(), 1024);
+    let unique: std::collections::HashSet<_> = words.iter().collect();
+    assert_eq!(unique.len(), 1024);
+    // One syllable a word for the 40 commonest, two after them.
+    assert_eq!(&words[..3], ["ka", "lo", "mi"]);
+    assert_eq!(words[40], "kaka");
+    let three = Command::new(env!("CARGO_BIN_EXE_confab-bench"))
+        .args(["words", "--count", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(three.stdout).unwrap(), "ka\nlo\nmi\n");
+}
