@@ -4,54 +4,19 @@
 //! (one test here, so no other search adds to the counts). PostgreSQL only; SQLite's reads are
 //! a few hundred microseconds and not led.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use confab_core::Status;
 use confab_core::input::{NewConversation, NewMessage};
 use confab_core::search::parse_query;
 use confab_store::{SearchFilter, SearchRequest, SearchSort, Store, StoreOptions};
-use metrics::{Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, SharedString, Unit};
 
+#[path = "support/counts.rs"]
+mod counts;
 #[path = "support/testdb.rs"]
 mod testdb;
+use counts::Outcomes;
 use testdb::TestDb;
-
-/// Counts of the search windows' outcomes.
-#[derive(Clone, Default)]
-struct Outcomes(Arc<Mutex<HashMap<String, u64>>>);
-
-struct Tally(String, Outcomes);
-
-impl CounterFn for Tally {
-    fn increment(&self, value: u64) {
-        *self.1.0.lock().unwrap().entry(self.0.clone()).or_default() += value;
-    }
-    fn absolute(&self, _: u64) {}
-}
-
-impl metrics::Recorder for Outcomes {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        if key.name() != "confab_store_search_windows_total" {
-            return Counter::noop();
-        }
-        let outcome = key
-            .labels()
-            .find(|l| l.key() == "outcome")
-            .map(|l| l.value().to_owned())
-            .unwrap_or_default();
-        Counter::from_arc(Arc::new(Tally(outcome, self.clone())))
-    }
-    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::noop()
-    }
-    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::noop()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_first_searches_read_the_window_once() {
@@ -59,8 +24,7 @@ async fn concurrent_first_searches_read_the_window_once() {
     else {
         return;
     };
-    let outcomes = Outcomes::default();
-    metrics::set_global_recorder(outcomes.clone()).unwrap();
+    let outcomes = Outcomes::install("confab_store_search_windows_total");
     let db = TestDb::new_pg(&admin).await;
     let store = Arc::new(Store::open(&db.url, StoreOptions::default()).await.unwrap());
     let t = store.ensure_tenant("acme").await.unwrap();
@@ -80,7 +44,7 @@ async fn concurrent_first_searches_read_the_window_once() {
         limit: 20,
         cursor: None,
     };
-    let count = |o: &str| outcomes.0.lock().unwrap().get(o).copied().unwrap_or(0);
+    let count = |o: &str| outcomes.count(o);
     for (round, q) in ["walrus", "tusk"].into_iter().enumerate() {
         let searches: Vec<_> = (0..32)
             .map(|_| {

@@ -1,12 +1,14 @@
 //! A ranked search ranks exactly the newest `RANK_WINDOW` matches up to its snapshot, however
 //! the backend reads them. On PostgreSQL that is one of three plans chosen by the word's
-//! frequency (postgres/search.rs): a walk by rowid for a word in most messages, the index for a
-//! rare one, and for one in between a walk of the newest rows then band queries, further ones
+//! frequency (postgres/search.rs): a walk by rowid for a query in most messages (bounded by its
+//! share: one test has the share stale), the index for a rare one, and for one in between a walk of the newest rows then band queries, further ones
 //! when the bands held fewer matches than the density so far promised, and the index for the
 //! rest when the bands needed would be too many for the table. Steps wider than 16 bands ask for
 //! their rowid range, beyond 64 bands through the bands' block-range summary; two tests spread
 //! the rowids out to reach those. The words below are laid out to take each path;
 //! on PostgreSQL the test first checks that the planner's statistics put them where intended.
+//! A query of one word reads its postings there, none built in these stores (no pause builds
+//! them), so it takes the same paths for the rowids no built segment holds.
 
 use std::collections::BTreeSet;
 
@@ -20,8 +22,11 @@ use confab_store::{
 use sqlx::Connection;
 use uuid::Uuid;
 
+#[path = "support/counts.rs"]
+mod counts;
 #[path = "support/testdb.rs"]
 mod testdb;
+use counts::Outcomes;
 use testdb::TestDb;
 
 const CONVERSATIONS: usize = 1000;
@@ -50,6 +55,13 @@ fn words(i: usize) -> Vec<&'static str> {
     // density says too many bands, so the index reads the rest.
     if (i < OLD && i % 3 == 1) || (i >= OLD && i % 300 == 1) {
         w.push("mud");
+    }
+    // Every old message, and none or every fiftieth since: common as ANALYZE counts them all,
+    // rare among the newest, where a walk starts.
+    if i < OLD {
+        w.extend(["gone", "fading"]);
+    } else if i.is_multiple_of(50) {
+        w.push("fading");
     }
     if [5, 7_000, MESSAGES - 1].contains(&i) {
         w.push("rare");
@@ -279,6 +291,70 @@ async fn ranked_search_ranks_exactly_the_newest_matches_on_every_path() {
         .collect();
     let want: Vec<usize> = newest("mid").into_iter().rev().take(50).collect();
     assert_eq!(got, want);
+    store.close().await;
+}
+
+/// A query common when ANALYZE ran but rare among the newest messages (its words in every old
+/// message and in few or none since) walks only the rows its share says a window needs, then
+/// reads on from the density it found, by bands or through the index (postgres/search.rs,
+/// `walked_window`); unbounded, the walk read back to the old matches, the whole table for a
+/// word no longer written. The window is still exactly the newest matches, and a query common
+/// throughout fills it within the walk. Walks are counted with the store's own metric,
+/// `confab_store_search_walks_total{outcome}`, which only this test's queries walk.
+#[tokio::test]
+async fn a_walk_of_a_query_rarer_lately_than_its_share_stops_and_reads_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(&dir.path().join("walk.db")).await;
+    if !db.is_pg() {
+        return;
+    }
+    let walks = Outcomes::install("confab_store_search_walks_total");
+    // No search postings built behind it: a query of one word reads them (below).
+    let opts = StoreOptions {
+        search_merge_idle: None,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&db.url, opts).await.unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let convs = load(&store, &t).await;
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("ANALYZE messages")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    for word in ["common", "filler", "gone", "fading"] {
+        let f = frequency(&mut c, &t, word).await.unwrap();
+        assert!(f > 0.5, "{word}: {f}");
+    }
+    let _ = c.close().await;
+
+    // Two words each: walked (a query of one word reads its postings, below). Every message
+    // holds `filler`.
+    for (query, word, outcome) in [
+        ("common filler", "common", "filled"),
+        ("gone filler", "gone", "cut"),
+        ("fading filler", "fading", "cut"),
+    ] {
+        let before = walks.count(outcome);
+        let got = ranked(&store, &t, &convs, query).await;
+        let want = newest(word);
+        assert_eq!(got.len(), want.len(), "{query}");
+        assert_eq!(got, want, "{query}");
+        assert!(walks.count(outcome) > before, "{query}: a walk {outcome}");
+    }
+    let walked = walks.count("filled") + walks.count("cut");
+    for word in ["gone", "fading"] {
+        assert_eq!(
+            ranked(&store, &t, &convs, word).await,
+            newest(word),
+            "{word}"
+        );
+    }
+    assert_eq!(
+        walks.count("filled") + walks.count("cut"),
+        walked,
+        "one word: no walk"
+    );
     store.close().await;
 }
 

@@ -7,7 +7,9 @@
 //! thousand most common lexemes and their frequencies, kept by ANALYZE; [`Frequencies`]; a
 //! query of several words is as common as its rarest required part, see [`plan`]):
 //! - a common word fills the window within a few thousand rows: one statement walks rowids
-//!   backwards, testing each row's stored tokens;
+//!   backwards, testing each row's stored tokens, at most twice the rows its share says
+//!   ([`walk_rows`]); one rarer lately than when ANALYZE counted it reads on as a word in
+//!   between does, from the density the walk found;
 //! - a rare word (not among the most common) has few postings: one statement reads them all
 //!   through the index;
 //! - a word in between (in a few per cent of messages) is where both are slow, 35,000 rows
@@ -20,9 +22,9 @@
 //!   whose pages PostgreSQL intersects with the word's postings, so that a word in a few
 //!   messages per thousand has only the matches in its range fetched, not all of them.
 //!
-//! - one word (no phrase, prefix, exclusion or filter) not common enough to walk: its postings
-//!   in rowid order, segment by segment (postings.rs), and the steps above only for the rowids
-//!   no built segment holds.
+//! - one word (no phrase, prefix, exclusion or filter), however common: its postings in rowid
+//!   order, segment by segment (postings.rs), and the steps above only for the rowids no built
+//!   segment holds.
 //!
 //! Each step reads below the previous one and keeps its newest matches, so the window is
 //! exactly the newest matches up to the snapshot, whichever way it was read; a plan chosen on
@@ -111,8 +113,8 @@ impl Frequencies {
 /// How a ranked search reads its window (module docs).
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Plan {
-    /// Rows walked backwards, each tested.
-    Walk,
+    /// Rows walked backwards, each tested, at this share of messages.
+    Walk(f64),
     /// The index, for every match.
     Index,
     /// The index, band by band, starting from this share of messages matching.
@@ -124,8 +126,11 @@ enum Plan {
 
 impl Plan {
     /// The plan for a ranked search of one word without filters when the search postings are
-    /// kept (postings.rs): any but the walk (a word that common fills its window from the
-    /// newest rows alone) reads them.
+    /// kept (postings.rs): every plan reads them. A word common enough to walk too: its newest
+    /// thousand postings are a few kilobytes from a segment's tail, where the walk reads and
+    /// tests a row for each of 1,300–4,000 rows (3–6 ms of PostgreSQL's time on the
+    /// benchmark's store), and postings stay bounded when the word has grown rarer since
+    /// ANALYZE (docs/performance.md, forty-fifth session).
     fn posted(self, req: &SearchRequest) -> Plan {
         let q = &req.query;
         let one_word = q.excluded.is_empty()
@@ -137,7 +142,7 @@ impl Plan {
             return self;
         }
         match self {
-            Plan::Bands(share) => Plan::Postings(share),
+            Plan::Walk(share) | Plan::Bands(share) => Plan::Postings(share),
             Plan::Index => Plan::Postings(0.0),
             p => p,
         }
@@ -211,7 +216,7 @@ fn plan(req: &SearchRequest, tag: &str, freq: &HashMap<String, f64>) -> Plan {
     if req.query.groups.is_empty() || share <= 0.0 {
         Plan::Index
     } else if share >= DENSE {
-        Plan::Walk
+        Plan::Walk(share)
     } else {
         // However rare: a step whose range would reach most of the table gives way to the
         // index ([`banded_window`]).
@@ -791,17 +796,74 @@ async fn indexed_window(
         Plan::Bands(density) => {
             banded_window(conn, tenant, req, tsq, snapshot, density, want).await
         }
-        p => {
+        Plan::Walk(share) => walked_window(conn, tenant, req, tsq, snapshot, share, want).await,
+        _ => {
             let all = Range {
                 hi: Some(snapshot),
                 lo: None,
                 from_band: None,
                 bands: None,
-                walk: p == Plan::Walk,
+                walk: false,
             };
             candidates(conn, tenant, req, tsq, all, want).await
         }
     }
+}
+
+/// Most rows a walk reads for `want` matches of a query in `share` of messages: twice what
+/// that share says. A query that common lately fills its window well within them; one that
+/// has grown rarer since ANALYZE (a word of last year's messages, few of this month's) would
+/// otherwise have the walk read back to its old matches: the whole table, for a word no
+/// longer written.
+fn walk_rows(want: i64, share: f64) -> i64 {
+    2 * step_rows(want, share)
+}
+
+/// The newest `want` candidates up to `snapshot` of a query in `share` of messages: the newest
+/// [`walk_rows`] rows walked, then, if they held too few, the rest read as a banded query's
+/// from the density they held.
+async fn walked_window(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    req: &SearchRequest,
+    tsq: &str,
+    snapshot: i64,
+    share: f64,
+    want: i64,
+) -> Result<Vec<(i64, f64)>> {
+    let rows = walk_rows(want, share);
+    let lo = snapshot - rows;
+    let walk = Range {
+        hi: Some(snapshot),
+        lo: (lo > 0).then_some(lo),
+        from_band: None,
+        bands: None,
+        walk: true,
+    };
+    let found = candidates(conn, tenant, req, tsq, walk, want).await?;
+    let need = want - found.len() as i64;
+    if need <= 0 || lo < 1 {
+        metrics::counter!("confab_store_search_walks_total", "outcome" => "filled").increment(1);
+        return Ok(found);
+    }
+    metrics::counter!("confab_store_search_walks_total", "outcome" => "cut").increment(1);
+    let density = found.len() as f64 / rows as f64;
+    let rest = match Plan::Bands(density).up_to(lo) {
+        Plan::Bands(density) if density > 0.0 => {
+            banded_window(conn, tenant, req, tsq, lo, density, need).await?
+        }
+        _ => {
+            let below = Range {
+                hi: Some(lo),
+                lo: None,
+                from_band: None,
+                bands: None,
+                walk: false,
+            };
+            candidates(conn, tenant, req, tsq, below, need).await?
+        }
+    };
+    Ok(extended(found, rest))
 }
 
 /// `found` and then `more`.
@@ -1320,15 +1382,19 @@ impl PgStore {
                         (max, 0)
                     }
                 };
+                // A walk with filters is one statement, bounded by the request's time limit
+                // ([`PgStore::search`]); without, it is bounded by [`walk_rows`].
                 let (hits, more) = match plan.up_to(snapshot) {
-                    Plan::Bands(_) | Plan::Postings(_) => {
+                    Plan::Index => {
+                        ranked_page(conn, tenant, req, tsq, snapshot, false, offset).await?
+                    }
+                    Plan::Walk(_) if !req.filter.is_empty() => {
+                        ranked_page(conn, tenant, req, tsq, snapshot, true, offset).await?
+                    }
+                    _ => {
                         let scored = window(conn, tenant, req, tsq, plan, snapshot, None).await?;
                         let (page, more) = page_of(&scored, offset, limit);
                         (hits(conn, tenant, req, page).await?, more)
-                    }
-                    p => {
-                        let walk = p == Plan::Walk;
-                        ranked_page(conn, tenant, req, tsq, snapshot, walk, offset).await?
                     }
                 };
                 let next_cursor = more.then_some(SearchCursor::Ranked {
@@ -1347,7 +1413,7 @@ impl PgStore {
                     lo: None,
                     from_band: None,
                     bands: None,
-                    walk: plan == Plan::Walk,
+                    walk: matches!(plan, Plan::Walk(_)),
                 };
                 push_candidates(&mut q, tenant, req, tsq, all);
                 q.push(" ORDER BY m.rowid DESC LIMIT ").push_bind(limit + 1);
@@ -1458,6 +1524,11 @@ mod tests {
         }
     }
 
+    /// A walk at `share` (a sum of shares is not exact).
+    fn walks(p: Plan, share: f64) -> bool {
+        matches!(p, Plan::Walk(s) if (s - share).abs() < 1e-9)
+    }
+
     #[test]
     fn the_plan_follows_the_words_frequency() {
         let freq: HashMap<String, f64> = [
@@ -1471,7 +1542,12 @@ mod tests {
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
         let plan = |q| plan(&req(q), "t", &freq);
-        assert_eq!(plan("ka"), Plan::Walk);
+        assert_eq!(plan("ka"), Plan::Walk(0.8));
+        // Every plan of one word reads its postings where they are kept, a walk's too.
+        assert_eq!(plan("ka").posted(&req("ka")), Plan::Postings(0.8));
+        assert_eq!(plan("lopo").posted(&req("lopo")), Plan::Postings(0.03));
+        assert_eq!(plan("sinika").posted(&req("sinika")), Plan::Postings(0.0));
+        assert!(walks(plan("ka*").posted(&req("ka*")), 0.81));
         assert_eq!(plan("lopo"), Plan::Bands(0.03));
         // However rare, if known, unless its first step would reach over most of the rows.
         assert_eq!(plan("some"), Plan::Bands(0.001));
@@ -1483,12 +1559,12 @@ mod tests {
         // Every group must match: as common as the rarest; any term of a group: their sum.
         assert_eq!(plan("lopo ka"), Plan::Bands(0.03));
         assert_eq!(plan("ka sinika"), Plan::Index);
-        assert_eq!(plan("lopo OR pida"), Plan::Walk);
-        assert_eq!(plan("\"pida ka\""), Plan::Walk);
+        assert!(walks(plan("lopo OR pida"), 0.33));
+        assert!(walks(plan("\"pida ka\""), 0.3));
         assert_eq!(plan("\"lopo ka\""), Plan::Bands(0.03));
         // A prefix: the lexemes it starts, together.
         assert_eq!(plan("kal*"), Plan::Bands(0.01));
-        assert_eq!(plan("ka*"), Plan::Walk);
+        assert!(walks(plan("ka*"), 0.81));
         // Exclusions narrow it, never widen it: the bound stays the groups'.
         assert_eq!(plan("lopo -ka"), Plan::Bands(0.03));
     }
