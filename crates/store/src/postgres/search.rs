@@ -847,11 +847,15 @@ async fn walked_window(
         return Ok(found);
     }
     metrics::counter!("confab_store_search_walks_total", "outcome" => "cut").increment(1);
-    let density = found.len() as f64 / rows as f64;
+    // The density found, or with none found the share, as a banded plan starts from: its
+    // steps ask GIN for the query in a few bands at a time, where PostgreSQL, planning a plain
+    // statement by the same stale share, would walk again.
+    let density = match found.len() {
+        0 => share,
+        n => n as f64 / rows as f64,
+    };
     let rest = match Plan::Bands(density).up_to(lo) {
-        Plan::Bands(density) if density > 0.0 => {
-            banded_window(conn, tenant, req, tsq, lo, density, need).await?
-        }
+        Plan::Bands(density) => banded_window(conn, tenant, req, tsq, lo, density, need).await?,
         _ => {
             let below = Range {
                 hi: Some(lo),
