@@ -17,7 +17,7 @@ use confab_core::input::{NewConversation, NewMessage};
 use confab_core::search::{parse_query, tenant_tag};
 use confab_core::{Role, Status};
 use confab_store::{
-    RANK_WINDOW, SearchFilter, SearchRequest, SearchSort, Store, StoreOptions, TenantId,
+    RANK_WINDOW, SearchFilter, SearchHit, SearchRequest, SearchSort, Store, StoreOptions, TenantId,
 };
 use sqlx::Connection;
 use uuid::Uuid;
@@ -86,6 +86,30 @@ const WIDE_GAP: i64 = 2000;
 
 async fn load(store: &Store, t: &TenantId) -> Vec<Uuid> {
     load_spread(store, t, None, 0).await
+}
+
+/// A store on `db` with a tenant loaded by [`load`]. The index's paths are under test: no
+/// search postings built behind it (a pause would have the server build its newest rows'
+/// postings, postgres/postings.rs), so a query of one word reads them through the index.
+async fn loaded(db: &TestDb) -> (Store, TenantId, Vec<Uuid>) {
+    let opts = StoreOptions {
+        search_merge_idle: None,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(&db.url, opts).await.unwrap();
+    let t = store.ensure_tenant("acme").await.unwrap();
+    let convs = load(&store, &t).await;
+    (store, t, convs)
+}
+
+/// A connection to the PostgreSQL database at `url`, its statistics just refreshed.
+async fn analyzed(url: &str) -> sqlx::PgConnection {
+    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query("ANALYZE messages")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c
 }
 
 /// [`load`], skipping `gap` rowids before each conversation when `pg` (a connection to the
@@ -195,11 +219,7 @@ async fn ranked_with(
         };
         let page = store.search(t, &req).await.unwrap();
         for h in &page.hits {
-            let c = convs
-                .iter()
-                .position(|id| *id == h.conversation_id)
-                .unwrap();
-            let at = c * PER_CONVERSATION + h.seq as usize;
+            let at = position(convs, h);
             assert!(out.insert(at), "{word}: message {at} ranked twice");
         }
         match page.next_cursor {
@@ -207,6 +227,15 @@ async fn ranked_with(
             None => return out,
         }
     }
+}
+
+/// A hit's message, as its position in insertion order.
+fn position(convs: &[Uuid], h: &SearchHit) -> usize {
+    let c = convs
+        .iter()
+        .position(|id| *id == h.conversation_id)
+        .unwrap();
+    c * PER_CONVERSATION + h.seq as usize
 }
 
 /// The newest `RANK_WINDOW` messages holding `word`.
@@ -237,22 +266,10 @@ async fn frequency(c: &mut sqlx::PgConnection, t: &TenantId, word: &str) -> Opti
 async fn ranked_search_ranks_exactly_the_newest_matches_on_every_path() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(&dir.path().join("window.db")).await;
-    // The index's paths are under test: no search postings built behind it (a pause would
-    // have the server build its newest rows' postings, postgres/postings.rs).
-    let opts = StoreOptions {
-        search_merge_idle: None,
-        ..StoreOptions::default()
-    };
-    let store = Store::open(&db.url, opts).await.unwrap();
-    let t = store.ensure_tenant("acme").await.unwrap();
-    let convs = load(&store, &t).await;
+    let (store, t, convs) = loaded(&db).await;
 
     if db.is_pg() {
-        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        sqlx::query("ANALYZE messages")
-            .execute(&mut c)
-            .await
-            .unwrap();
+        let mut c = analyzed(&db.url).await;
         let common = frequency(&mut c, &t, "common").await.unwrap();
         assert!(common > 0.9, "common: {common}");
         for word in ["mid", "mud"] {
@@ -278,17 +295,7 @@ async fn ranked_search_ranks_exactly_the_newest_matches_on_every_path() {
         cursor: None,
     };
     let page = store.search(&t, &req).await.unwrap();
-    let got: Vec<usize> = page
-        .hits
-        .iter()
-        .map(|h| {
-            let c = convs
-                .iter()
-                .position(|id| *id == h.conversation_id)
-                .unwrap();
-            c * PER_CONVERSATION + h.seq as usize
-        })
-        .collect();
+    let got: Vec<usize> = page.hits.iter().map(|h| position(&convs, h)).collect();
     let want: Vec<usize> = newest("mid").into_iter().rev().take(50).collect();
     assert_eq!(got, want);
     store.close().await;
@@ -309,19 +316,8 @@ async fn a_walk_of_a_query_rarer_lately_than_its_share_stops_and_reads_on() {
         return;
     }
     let walks = Outcomes::install("confab_store_search_walks_total");
-    // No search postings built behind it: a query of one word reads them (below).
-    let opts = StoreOptions {
-        search_merge_idle: None,
-        ..StoreOptions::default()
-    };
-    let store = Store::open(&db.url, opts).await.unwrap();
-    let t = store.ensure_tenant("acme").await.unwrap();
-    let convs = load(&store, &t).await;
-    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    sqlx::query("ANALYZE messages")
-        .execute(&mut c)
-        .await
-        .unwrap();
+    let (store, t, convs) = loaded(&db).await;
+    let mut c = analyzed(&db.url).await;
     for word in ["common", "filler", "gone", "fading"] {
         let f = frequency(&mut c, &t, word).await.unwrap();
         assert!(f > 0.5, "{word}: {f}");
@@ -341,6 +337,30 @@ async fn a_walk_of_a_query_rarer_lately_than_its_share_stops_and_reads_on() {
         assert_eq!(got.len(), want.len(), "{query}");
         assert_eq!(got, want, "{query}");
         assert!(walks.count(outcome) > before, "{query}: a walk {outcome}");
+    }
+    // Newest first, page after page: the same bound, the newest matches in order.
+    for (query, word) in [("gone filler", "gone"), ("fading filler", "fading")] {
+        let before = walks.count("cut");
+        let mut cursor = None;
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let req = SearchRequest {
+                query: parse_query(query).unwrap(),
+                filter: SearchFilter::default(),
+                sort: SearchSort::Recent,
+                limit: 50,
+                cursor,
+            };
+            let page = store.search(&t, &req).await.unwrap();
+            got.extend(page.hits.iter().map(|h| position(&convs, h)));
+            cursor = page.next_cursor;
+        }
+        let want: Vec<usize> = newest(word).into_iter().rev().take(150).collect();
+        assert_eq!(got, want, "{query}, newest first");
+        assert!(
+            walks.count("cut") > before,
+            "{query}, newest first: a walk cut"
+        );
     }
     let walked = walks.count("filled") + walks.count("cut");
     for word in ["gone", "fading"] {

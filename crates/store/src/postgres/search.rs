@@ -870,6 +870,36 @@ async fn walked_window(
     Ok(extended(found, rest))
 }
 
+/// A page newest first of a query common enough to walk, without filters: its newest matches
+/// read as a ranked window's are ([`walked_window`]), so that a query rarer lately than its
+/// share says stops walking where a window of the page's size should have been found. With
+/// filters the walk is one statement, stopped by the request's time limit
+/// ([`PgStore::search`]): there the matches' share says too little of how far it goes.
+async fn recent_walked(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    req: &SearchRequest,
+    tsq: &str,
+    share: f64,
+) -> Result<SearchPage> {
+    let top = match req.cursor {
+        Some(SearchCursor::Recent { before }) => before - 1,
+        _ => {
+            sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM messages")
+                .fetch_one(&mut *conn)
+                .await?
+        }
+    };
+    let found = walked_window(conn, tenant, req, tsq, top, share, req.limit + 1).await?;
+    let (page, more) = page_of(&found, 0, req.limit);
+    let hits = hits(conn, tenant, req, page).await?;
+    let next_cursor = match (more, page.last()) {
+        (true, Some(last)) => Some(SearchCursor::Recent { before: last.0 }),
+        _ => None,
+    };
+    Ok(SearchPage { hits, next_cursor })
+}
+
 /// `found` and then `more`.
 fn extended(mut found: Vec<(i64, f64)>, more: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
     found.extend(more);
@@ -1408,6 +1438,11 @@ impl PgStore {
                 Ok(SearchPage { hits, next_cursor })
             }
             SearchSort::Recent => {
+                if let Plan::Walk(share) = plan
+                    && req.filter.is_empty()
+                {
+                    return recent_walked(conn, tenant, req, tsq, share).await;
+                }
                 let mut q = QueryBuilder::<Postgres>::new(
                     "SELECT m.rowid, m.conversation_id, m.id, m.seq, m.role, m.content, m.created_at, ts_rank(m.fts, ",
                 );
