@@ -241,6 +241,20 @@ struct Range {
     walk: bool,
 }
 
+impl Range {
+    /// Every row up to rowid `hi`, read as PostgreSQL plans it (the index, for a query it
+    /// takes for rare).
+    fn to(hi: i64) -> Range {
+        Range {
+            hi: Some(hi),
+            lo: None,
+            from_band: None,
+            bands: None,
+            walk: false,
+        }
+    }
+}
+
 /// `FROM … WHERE …` of the candidate rows: matches of the tenant, filtered, within `range`.
 fn push_candidates(
     q: &mut QueryBuilder<Postgres>,
@@ -438,13 +452,7 @@ async fn banded_window(
     }
     let need = want - found.len() as i64;
     if need > 0 && hi >= 1 {
-        let rest = Range {
-            hi: Some(hi),
-            lo: None,
-            from_band: None,
-            bands: None,
-            walk: false,
-        };
+        let rest = Range::to(hi);
         found.extend(candidates(conn, tenant, req, tsq, rest, need).await?);
     }
     Ok(found)
@@ -798,13 +806,7 @@ async fn indexed_window(
         }
         Plan::Walk(share) => walked_window(conn, tenant, req, tsq, snapshot, share, want).await,
         _ => {
-            let all = Range {
-                hi: Some(snapshot),
-                lo: None,
-                from_band: None,
-                bands: None,
-                walk: false,
-            };
+            let all = Range::to(snapshot);
             candidates(conn, tenant, req, tsq, all, want).await
         }
     }
@@ -857,13 +859,7 @@ async fn walked_window(
     let rest = match Plan::Bands(density).up_to(lo) {
         Plan::Bands(density) => banded_window(conn, tenant, req, tsq, lo, density, need).await?,
         _ => {
-            let below = Range {
-                hi: Some(lo),
-                lo: None,
-                from_band: None,
-                bands: None,
-                walk: false,
-            };
+            let below = Range::to(lo);
             candidates(conn, tenant, req, tsq, below, need).await?
         }
     };
