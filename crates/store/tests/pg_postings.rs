@@ -278,6 +278,38 @@ async fn one_word_searches_read_the_built_segments_and_answer_as_the_index_does(
         .await
         .unwrap();
     assert_eq!(ranked(&db.url, &t, "lone").await, vec![]);
+
+    // A word in every message, which the statistics put among those walked by rowid, reads
+    // its postings too (postgres/search.rs, `Plan::posted`): the same answer, and none of its
+    // matches once its postings are taken away.
+    sqlx::query("ANALYZE messages")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let every = ranked(&db.url, &t, "every").await;
+    assert_eq!(as_set(&every), expected(&ids, "every", &[]));
+    let lexeme = format!("{}every", tenant_tag(t.as_uuid().as_bytes()));
+    let share: f32 = sqlx::query_scalar(
+        "SELECT f FROM pg_stats s, unnest(s.most_common_elems::text::text[], \
+         s.most_common_elem_freqs) AS u(e, f) \
+         WHERE s.tablename = 'messages' AND s.attname = 'fts' AND e = $1",
+    )
+    .bind(&lexeme)
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert!(share > 0.25, "`every` is common enough to walk: {share}");
+    sqlx::query("UPDATE search_postings SET postings = '' WHERE lexeme = $1")
+        .bind(&lexeme)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let left = ranked(&db.url, &t, "every").await;
+    assert!(
+        left.is_empty(),
+        "`every` read without its postings: {} hits",
+        left.len()
+    );
     let _ = c.close().await;
 }
 
