@@ -659,11 +659,11 @@ pub(crate) async fn build(pool: &PgPool, head: Head) -> Result<Built> {
     Ok(built)
 }
 
-/// The newest rowid.
-async fn newest_rowid(pool: &PgPool) -> Result<i64> {
+/// The newest rowid (0 in an empty table), on a pool or a connection.
+pub(super) async fn newest_rowid<'c>(on: impl sqlx::PgExecutor<'c>) -> Result<i64> {
     Ok(
         sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM messages")
-            .fetch_one(pool)
+            .fetch_one(on)
             .await?,
     )
 }

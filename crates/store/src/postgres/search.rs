@@ -880,11 +880,7 @@ async fn recent_walked(
 ) -> Result<SearchPage> {
     let top = match req.cursor {
         Some(SearchCursor::Recent { before }) => before - 1,
-        _ => {
-            sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM messages")
-                .fetch_one(&mut *conn)
-                .await?
-        }
+        _ => postings::newest_rowid(&mut *conn).await?,
     };
     let found = walked_window(conn, tenant, req, tsq, top, share, req.limit + 1).await?;
     let (page, more) = page_of(&found, 0, req.limit);
@@ -1404,13 +1400,7 @@ impl PgStore {
                     .increment(1);
                 let (snapshot, offset) = match cursor {
                     Some(c) => c,
-                    None => {
-                        let max: i64 =
-                            sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM messages")
-                                .fetch_one(&mut *conn)
-                                .await?;
-                        (max, 0)
-                    }
+                    None => (postings::newest_rowid(&mut *conn).await?, 0),
                 };
                 // A walk with filters is one statement, bounded by the request's time limit
                 // ([`PgStore::search`]); without, it is bounded by [`walk_rows`].
