@@ -113,11 +113,18 @@ pub fn sqlite_page_cache_truncations_skipped() -> u64 {
     sqlite::truncations_skipped()
 }
 
-/// PostgreSQL's append batch statements, `[begin, lock rows, write]`: for the test that checks
-/// their generic plans (tests/pg_plans.rs).
+/// PostgreSQL's append batch statements, `[begin, lock rows, write, versioned read, versioned
+/// write]`: for the test that checks their generic plans (tests/pg_plans.rs).
 #[doc(hidden)]
-pub fn postgres_append_batch_sql() -> [&'static str; 3] {
+pub fn postgres_append_batch_sql() -> [&'static str; 5] {
     postgres::append_batch_sql()
+}
+
+/// The connection options of PostgreSQL's append workers for the database at `url`: for the
+/// test that checks they ask for generic plans (tests/pg_plans.rs).
+#[doc(hidden)]
+pub fn postgres_appending_options(url: &str) -> Result<sqlx::postgres::PgConnectOptions> {
+    Ok(postgres::appending_options(postgres::options(url)?))
 }
 
 /// PostgreSQL's kept windows' statements meant to be planned once, `[checks, checked rows,

@@ -53,7 +53,7 @@ async fn the_append_batch_plans_once_and_finds_rows_by_key() {
     let Some((_dir, db, tenant)) = migrated().await else {
         return;
     };
-    let [begin, lock, write] = confab_store::postgres_append_batch_sql();
+    let [begin, lock, write, read, versioned] = confab_store::postgres_append_batch_sql();
 
     let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
     // A generic plan is made for the table as its statistics describe it (and made again when
@@ -78,7 +78,13 @@ async fn the_append_batch_plans_once_and_finds_rows_by_key() {
         .await
         .unwrap();
     assert_eq!(plan_cache_mode(&mut c).await, "force_generic_plan");
-    for (name, sql) in [("lock_rows", lock), ("write_batch", write)] {
+    let statements = [
+        ("lock_rows", lock),
+        ("write_batch", write),
+        ("versioned_read", read),
+        ("versioned_write", versioned),
+    ];
+    for (name, sql) in statements {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE {name} AS {sql}")))
             .execute(&mut c)
             .await
@@ -95,7 +101,19 @@ async fn the_append_batch_plans_once_and_finds_rows_by_key() {
         writing.contains("unnest($18), unnest($19)"),
         "not a generic plan:\n{writing}"
     );
-    for plan in [&locking, &writing] {
+    // The versioned path's statements run outside a transaction, on connections that ask for
+    // generic plans for their whole session.
+    let reading = explain(&mut c, "versioned_read", &empty(2)).await;
+    assert!(
+        reading.contains("unnest($1), unnest($2)"),
+        "not a generic plan:\n{reading}"
+    );
+    let versioning = explain(&mut c, "versioned_write", &empty(27)).await;
+    assert!(
+        versioning.contains("unnest($18), unnest($19)"),
+        "not a generic plan:\n{versioning}"
+    );
+    for plan in [&locking, &writing, &reading, &versioning] {
         assert!(
             plan.contains("Index Scan using conversations_pkey"),
             "conversations not found by key:\n{plan}"
@@ -111,6 +129,10 @@ async fn the_append_batch_plans_once_and_finds_rows_by_key() {
     // pool's other statements (searches, whose plans depend on the word) plan as before.
     assert_eq!(plan_cache_mode(&mut c).await, "auto");
     c.close().await.unwrap();
+    let options = confab_store::postgres_appending_options(&db.url).unwrap();
+    let mut appending = sqlx::PgConnection::connect_with(&options).await.unwrap();
+    assert_eq!(plan_cache_mode(&mut appending).await, "force_generic_plan");
+    appending.close().await.unwrap();
 }
 
 /// How many times PostgreSQL has planned prepared statement `name` generically and for its

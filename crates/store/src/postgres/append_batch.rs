@@ -15,7 +15,8 @@
 //! fail itself.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use confab_core::Conversation;
 use confab_core::input::AppendMessages;
@@ -28,6 +29,7 @@ use super::held::Held;
 use super::ops::{self, MessageRow};
 use super::queue::{self, Asked, Queue};
 use super::rows::{self, CONVERSATION_COLS};
+use super::versioned;
 use super::webhooks;
 use crate::Clock;
 use crate::error::{Result, StoreError};
@@ -58,10 +60,10 @@ pub(super) static LOCK_ROWS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-struct Request {
-    tenant: TenantId,
-    id: Uuid,
-    input: AppendMessages,
+pub(super) struct Request {
+    pub tenant: TenantId,
+    pub id: Uuid,
+    pub input: AppendMessages,
 }
 
 type Append = Asked<Request, Written>;
@@ -69,13 +71,13 @@ type Append = Asked<Request, Written>;
 pub(super) struct Batcher(Queue<Request, Written>);
 
 impl Batcher {
-    pub fn start(pool: PgPool, clock: Clock) -> Batcher {
+    /// Batches on `appending`'s connections (kept by the workers, asking for generic plans:
+    /// versioned.rs), and each request of a failed batch on its own on `pool`'s.
+    pub fn start(pool: PgPool, appending: PgPool, clock: Clock) -> Batcher {
         // Transactions in flight: one fills while another commits (four measured no faster).
         let workers = queue::workers(pool.options().get_max_connections());
-        let keep = {
-            let pool = pool.clone();
-            move || Held::new(pool.clone())
-        };
+        let keep = move || Held::new(appending.clone());
+        let locking = Arc::new(AtomicU32::new(0));
         Batcher(Queue::start_keeping(
             workers,
             MAX_BATCH,
@@ -83,8 +85,10 @@ impl Batcher {
             keep,
             move |mut held, batch| {
                 let clock = clock.clone();
+                let pool = pool.clone();
+                let locking = locking.clone();
                 async move {
-                    answer(&mut held, &clock, batch).await;
+                    answer(&mut held, &pool, &clock, &locking, batch).await;
                     held
                 }
             },
@@ -107,8 +111,92 @@ impl Batcher {
     }
 }
 
-async fn answer(held: &mut Held, clock: &Clock, batch: Vec<Append>) {
+/// Batches that go straight to the locked path after one that needed it (a conversation
+/// written between its read and its write, or a tenant's webhook events). Where conversations
+/// are written by many at once, a versioned write loses to the others' locks and its
+/// conversations are written again under lock: its read and its write were for nothing, and
+/// made the batch half as long again. Where appends come one to a conversation at a time, the
+/// first batch after these goes back to the versioned path. So at most one batch in nine
+/// pays for the attempt while the contention lasts.
+const LOCKED_AFTER: u32 = 8;
+
+async fn answer(
+    held: &mut Held,
+    pool: &PgPool,
+    clock: &Clock,
+    locking: &AtomicU32,
+    batch: Vec<Append>,
+) {
     metrics::histogram!("confab_store_commit_batch_size").record(batch.len() as f64);
+    let total = batch.len();
+    let mut left = Vec::with_capacity(total);
+    let tries = locking
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_err();
+    let answers = if tries {
+        unlocked(held, clock, &batch).await
+    } else {
+        None
+    };
+    match answers {
+        Some(answers) => {
+            let mut done = Vec::with_capacity(total);
+            for (append, answer) in batch.into_iter().zip(answers) {
+                match answer {
+                    Some(result) => done.push((append.reply, result)),
+                    None => left.push(append),
+                }
+            }
+            // Counted before any caller hears: what it reads next includes its own.
+            counted("versioned", done.len());
+            for (reply, result) in done {
+                let _ = reply.send(result);
+            }
+        }
+        None => left = batch,
+    }
+    if !left.is_empty() {
+        if tries {
+            locking.store(LOCKED_AFTER, Ordering::Relaxed);
+        }
+        counted("locked", left.len());
+        locked(held, pool, clock, left).await;
+    }
+}
+
+/// The batch written against the versions of its rows (versioned.rs): each request's answer,
+/// `None` for one left to the locked path; `None` for the whole batch when that path does not
+/// fit it or failed before storing anything.
+async fn unlocked(
+    held: &mut Held,
+    clock: &Clock,
+    batch: &[Append],
+) -> Option<Vec<Option<Result<Written>>>> {
+    let reqs: Vec<&Request> = batch.iter().map(|a| &a.req).collect();
+    if !versioned::fits(&reqs) {
+        return None;
+    }
+    // A connection that cannot be had now is the locked path's to report.
+    let conn = held.conn().await.ok()?;
+    match versioned::write(conn, &reqs, clock).await {
+        Ok(answers) => Some(answers),
+        Err(e) => {
+            held.give_back();
+            tracing::warn!(error = %e, batch = reqs.len(), "versioned appends failed; taking locks");
+            None
+        }
+    }
+}
+
+/// Counts `n` requests answered by `path` in `confab_store_appends_total`.
+fn counted(path: &'static str, n: usize) {
+    if n > 0 {
+        metrics::counter!("confab_store_appends_total", "path" => path).increment(n as u64);
+    }
+}
+
+/// The batch under locks, in one transaction; each request on its own if that fails.
+async fn locked(held: &mut Held, pool: &PgPool, clock: &Clock, batch: Vec<Append>) {
     let (reqs, replies): (Vec<Request>, Vec<_>) =
         batch.into_iter().map(|a| (a.req, a.reply)).unzip();
     let applied = match held.conn().await {
@@ -120,7 +208,6 @@ async fn answer(held: &mut Held, clock: &Clock, batch: Vec<Append>) {
         // it is broken.
         held.give_back();
     }
-    let pool = held.pool();
     match applied {
         Ok(Ok(results)) => {
             for (reply, result) in replies.into_iter().zip(results) {
@@ -212,10 +299,8 @@ async fn write(
     batch: &[Request],
     clock: &Clock,
 ) -> Result<Vec<Result<Written>>> {
-    let mut keys: Vec<(Uuid, Uuid)> = batch.iter().map(|r| (r.tenant.0, r.id)).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
+    let reqs: Vec<&Request> = batch.iter().collect();
+    let (tenants, ids) = keys(&reqs);
     let locked = sqlx::query(LOCK_ROWS.as_str())
         .bind(&tenants)
         .bind(&ids)
@@ -230,40 +315,13 @@ async fn write(
         let tenant: Uuid = sqlx::Row::try_get(row, "tenant_id")?;
         convs.insert((tenant, conv.id), conv);
     }
-
-    let mut results = Vec::with_capacity(batch.len());
-    let mut messages: Vec<MessageRow<'_>> = Vec::new();
-    let mut events: Vec<(TenantId, Conversation, Vec<&'static str>)> = Vec::new();
-    let mut touched: Vec<(Uuid, Uuid)> = Vec::new();
-    for r in batch {
-        let Some(conv) = convs.get_mut(&(r.tenant.0, r.id)) else {
-            results.push(Err(StoreError::NotFound));
-            continue;
-        };
-        let before = conv.clone();
-        for (i, m) in r.input.messages.iter().enumerate() {
-            messages.push(MessageRow {
-                tenant: r.tenant,
-                conversation: r.id,
-                seq: conv.message_count + i as i64,
-                message: m,
-                source: None,
-            });
-        }
-        conv.record_append(&r.input.messages, r.input.metadata.as_ref(), now);
-        let mut changed = vec!["messages"];
-        changed.extend(before.changed_fields(conv));
-        events.push((r.tenant, conv.clone(), changed));
-        touched.push((r.tenant.0, r.id));
-        results.push(Ok(Written::Fresh(conv.clone())));
-    }
-    // The sources borrow the locked rows, now that they no longer change.
-    for m in &mut messages {
-        let conv = &convs[&(m.tenant.0, m.conversation)];
-        m.source = m.message.source.as_deref().or(conv.source.as_deref());
-    }
-    touched.sort_unstable();
-    touched.dedup();
+    let planned = plan(&reqs, &mut convs, now);
+    let Planned {
+        results,
+        messages,
+        events,
+        touched,
+    } = planned.with_sources(&convs);
     if !touched.is_empty() {
         let rows: Vec<(TenantId, &Conversation)> =
             touched.iter().map(|k| (TenantId(k.0), &convs[k])).collect();
@@ -291,4 +349,92 @@ async fn write(
         }
     }
     Ok(results)
+}
+
+/// The batch's conversation keys, sorted (the order rows are locked in) and each once, as the
+/// tenant and id arrays the statements bind.
+pub(super) fn keys(batch: &[&Request]) -> (Vec<Uuid>, Vec<Uuid>) {
+    let mut keys: Vec<(Uuid, Uuid)> = batch.iter().map(|r| (r.tenant.0, r.id)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.into_iter().unzip()
+}
+
+/// What a batch writes, worked out from its conversations' rows as read (`plan`).
+pub(super) struct Planned<'a> {
+    /// Each request's answer: its conversation after it, or `NotFound`.
+    pub results: Vec<Result<Written>>,
+    /// The message rows, in the requests' order.
+    pub messages: Vec<MessageRow<'a>>,
+    /// Each request's `conversation.updated` event: its conversation and the fields changed.
+    pub events: Vec<(TenantId, Conversation, Vec<&'static str>)>,
+    /// The keys of the conversations written, sorted, each once.
+    pub touched: Vec<(Uuid, Uuid)>,
+}
+
+/// Applies each request of `batch` in order to its conversation in `convs` (the single path's
+/// rules: `Conversation::record_append`), stamped `now`; a request whose conversation is not
+/// there is `NotFound`.
+pub(super) fn plan<'a>(
+    batch: &[&'a Request],
+    convs: &mut HashMap<(Uuid, Uuid), Conversation>,
+    now: OffsetDateTime,
+) -> Planned<'a> {
+    let mut planned = Planned {
+        results: Vec::with_capacity(batch.len()),
+        messages: Vec::new(),
+        events: Vec::new(),
+        touched: Vec::new(),
+    };
+    for r in batch {
+        let Some(conv) = convs.get_mut(&(r.tenant.0, r.id)) else {
+            planned.results.push(Err(StoreError::NotFound));
+            continue;
+        };
+        let before = conv.clone();
+        for (i, m) in r.input.messages.iter().enumerate() {
+            planned.messages.push(MessageRow {
+                tenant: r.tenant,
+                conversation: r.id,
+                seq: conv.message_count + i as i64,
+                message: m,
+                source: None,
+            });
+        }
+        conv.record_append(&r.input.messages, r.input.metadata.as_ref(), now);
+        let mut changed = vec!["messages"];
+        changed.extend(before.changed_fields(conv));
+        planned.events.push((r.tenant, conv.clone(), changed));
+        planned.touched.push((r.tenant.0, r.id));
+        planned.results.push(Ok(Written::Fresh(conv.clone())));
+    }
+    planned.touched.sort_unstable();
+    planned.touched.dedup();
+    planned
+}
+
+impl<'a> Planned<'a> {
+    /// Each message's source: its own, else its conversation's (in `convs`, which no longer
+    /// change).
+    pub fn with_sources<'b>(self, convs: &'b HashMap<(Uuid, Uuid), Conversation>) -> Planned<'b>
+    where
+        'a: 'b,
+    {
+        let Planned {
+            results,
+            mut messages,
+            events,
+            touched,
+        } = self;
+        for m in &mut messages {
+            let conv = &convs[&(m.tenant.0, m.conversation)];
+            m.source = m.message.source.as_deref().or(conv.source.as_deref());
+        }
+        Planned {
+            results,
+            messages,
+            events,
+            touched,
+        }
+    }
 }

@@ -14,7 +14,7 @@ use confab_core::input::NewMessage;
 use confab_core::timefmt::to_micros;
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
-use sqlx::{PgConnection, Postgres};
+use sqlx::{PgConnection, Postgres, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -33,7 +33,7 @@ pub(super) struct MessageRow<'a> {
 }
 
 /// Rows per insert: the arrays of a thousand messages stay well inside one protocol message.
-const CHUNK: usize = 1000;
+pub(super) const CHUNK: usize = 1000;
 
 /// The insert, its 17 arrays bound as `$1`…`$17`.
 const INSERT_MESSAGES: &str = "INSERT INTO messages (tenant_id, conversation_id, seq, id, role, \
@@ -47,15 +47,39 @@ const INSERT_MESSAGES: &str = "INSERT INTO messages (tenant_id, conversation_id,
 
 /// The write-back of conversation rows, its 9 arrays bound from `$first` on.
 fn update_conversations_sql(first: usize) -> String {
+    write_back_sql(first, "", "")
+}
+
+/// The write-back of conversation rows, its 9 arrays bound from `$first` on, then the `$first +
+/// 9`th: the version (`xmin`, as text) each row was read at. Only rows still at that version, of
+/// tenants without an enabled webhook endpoint (whose events must be written in the same
+/// transaction), are written, and their keys are returned (versioned.rs).
+fn versioned_write_back_sql(first: usize) -> String {
+    write_back_sql(
+        first,
+        &format!(", ${}::text[]", first + 9),
+        " AND c.xmin::text = v.version AND NOT EXISTS (SELECT FROM webhook_endpoints e \
+         WHERE e.tenant_id = c.tenant_id AND e.enabled) RETURNING c.tenant_id, c.id",
+    )
+}
+
+/// The write-back's text: `more_arrays` after its nine (named `version` if there is one), and
+/// `more` after its condition.
+fn write_back_sql(first: usize, more_arrays: &str, more: &str) -> String {
     let p: Vec<String> = (first..first + 9).map(|i| format!("${i}")).collect();
+    let version = if more_arrays.is_empty() {
+        ""
+    } else {
+        ", version"
+    };
     format!(
         "UPDATE conversations AS c SET title = v.title, status = v.status, metadata = v.metadata, \
          added_to_memory = v.added_to_memory, message_count = v.message_count, \
          updated_at = v.updated_at, completed_at = v.completed_at \
          FROM unnest({}::uuid[], {}::uuid[], {}::text[], {}::text[], {}::jsonb[], {}::bool[], \
-         {}::int8[], {}::int8[], {}::int8[]) AS v(tenant_id, id, title, status, metadata, \
-         added_to_memory, message_count, updated_at, completed_at) \
-         WHERE c.tenant_id = v.tenant_id AND c.id = v.id",
+         {}::int8[], {}::int8[], {}::int8[]{more_arrays}) AS v(tenant_id, id, title, status, \
+         metadata, added_to_memory, message_count, updated_at, completed_at{version}) \
+         WHERE c.tenant_id = v.tenant_id AND c.id = v.id{more}",
         p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
     )
 }
@@ -70,6 +94,17 @@ pub(super) static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
         "WITH m AS ({INSERT_MESSAGES}), u AS ({}) {}",
         update_conversations_sql(18),
         webhooks::enabled_endpoints_sql(27)
+    )
+});
+
+/// A batch's writes without locks, in one statement that commits on its own: the conversations
+/// (`$18`…`$26`) still at the versions in `$27`, and the messages (`$1`…`$17`) of those
+/// conversations only; the answer is the keys of the conversations written (versioned.rs).
+pub(super) static VERSIONED_WRITE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH w AS ({}), m AS ({INSERT_MESSAGES} WHERE (t, c) IN (SELECT tenant_id, id FROM w)) \
+         SELECT tenant_id, id FROM w",
+        versioned_write_back_sql(18)
     )
 });
 
@@ -120,6 +155,25 @@ pub(super) async fn write_batch(
     let q = sqlx::query(WRITE_BATCH.as_str());
     let q = ConversationColumns::of(convs).bind(MessageColumns::of(rows, now).bind(q));
     webhooks::endpoint_rows(&q.bind(event_tenants).fetch_all(&mut *c).await?)
+}
+
+/// Runs [`VERSIONED_WRITE`] (`rows` fit one insert; `versions` one a conversation): the keys of
+/// the conversations it wrote. The error is sqlx's, for the caller to tell a statement
+/// PostgreSQL refused (nothing stored) from one whose outcome is unknown.
+pub(super) async fn versioned_write(
+    c: &mut PgConnection,
+    rows: &[MessageRow<'_>],
+    convs: &[(TenantId, &Conversation)],
+    versions: &[&str],
+    now: OffsetDateTime,
+) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
+    let q = sqlx::query(VERSIONED_WRITE.as_str());
+    let q = ConversationColumns::of(convs).bind(MessageColumns::of(rows, now).bind(q));
+    let written = q.bind(versions).fetch_all(&mut *c).await?;
+    written
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
 }
 
 type PgQuery<'q> = Query<'q, Postgres, PgArguments>;

@@ -40,11 +40,6 @@ impl Held {
     pub fn give_back(&mut self) {
         self.conn = None;
     }
-
-    /// The pool, for work that must not share the kept connection.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
 }
 
 impl Keep for Held {

@@ -29,6 +29,7 @@ mod sensay;
 mod stats;
 mod summary_batch;
 mod tenant_keys;
+mod versioned;
 mod warm;
 mod webhooks;
 
@@ -138,14 +139,22 @@ pub(crate) fn options(url: &str) -> Result<PgConnectOptions> {
         .log_statements(tracing::log::LevelFilter::Trace))
 }
 
-/// The append batch's BEGIN, its row lock and its write (append_batch.rs), for the test that
-/// checks the plans that BEGIN asks for.
-pub(crate) fn append_batch_sql() -> [&'static str; 3] {
+/// The append batch's BEGIN, its row lock and its write (append_batch.rs), then the versioned
+/// path's read and write (versioned.rs), for the test that checks the plans they are given.
+pub(crate) fn append_batch_sql() -> [&'static str; 5] {
     [
         append_batch::BEGIN,
         append_batch::LOCK_ROWS.as_str(),
         columns::WRITE_BATCH.as_str(),
+        versioned::READ.as_str(),
+        columns::VERSIONED_WRITE.as_str(),
     ]
+}
+
+/// The append workers' connections: `base`'s, asking for generic plans for the whole session
+/// (versioned.rs).
+pub(crate) fn appending_options(base: PgConnectOptions) -> PgConnectOptions {
+    base.options([("plan_cache_mode", "force_generic_plan")])
 }
 
 /// The kept windows' statements planned once per connection, `[checks, checked rows, forward
@@ -255,6 +264,12 @@ impl PgStore {
             .test_before_acquire(true)
             .connect_with(base.clone())
             .await?;
+        // The append workers' connections (`held.rs`), asking for generic plans for their
+        // whole session: the versioned write runs outside a transaction, where `SET LOCAL`
+        // cannot (versioned.rs, and append_batch.rs `BEGIN` for why).
+        let appending = pool_options(queue::workers(size) as u32)
+            .connect_with(appending_options(base.clone()))
+            .await?;
         let pool = pool_options(size).connect_with(base).await?;
         if counted {
             stats::spawn_compaction(pool.clone());
@@ -267,7 +282,7 @@ impl PgStore {
         }
         let checks = kept::Checks::start(pool.clone());
         Ok(PgStore {
-            appends: append_batch::Batcher::start(pool.clone(), opts.clock.clone()),
+            appends: append_batch::Batcher::start(pool.clone(), appending, opts.clock.clone()),
             lookups: read_batch::Lookups::start(pool.clone()),
             summaries: summary_batch::Summaries::start(pool.clone(), counted),
             warm: warm::Warm::new(reading, size as usize),

@@ -1,5 +1,5 @@
 //! A metrics recorder for a test binary of its own: the increments of one counter, by the
-//! value of its `outcome` label. Installed once per binary (`metrics::set_global_recorder`), so
+//! value of its label (`outcome`, `path`: its first). Installed once per binary (`metrics::set_global_recorder`), so
 //! a test reads differences, or is its binary's only user of the counter.
 
 use std::collections::HashMap;
@@ -61,7 +61,7 @@ impl metrics::Recorder for Outcomes {
         }
         let outcome = key
             .labels()
-            .find(|l| l.key() == "outcome")
+            .next()
             .map(|l| l.value().to_owned())
             .unwrap_or_default();
         Counter::from_arc(Arc::new(Tally(outcome, self.clone())))
