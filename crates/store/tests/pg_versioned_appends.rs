@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use confab_core::input::{AppendMessages, ConversationPatch, NewConversation, NewMessage};
 use confab_core::{Role, Status};
+use confab_store::webhooks::EndpointChange;
 use confab_store::{MessageQuery, Store, StoreOptions, TenantId};
 use serde_json::json;
 use sqlx::Connection;
@@ -90,14 +91,51 @@ async fn an_append_whose_row_changed_after_its_read_is_written_under_lock() {
         .conversation()
         .id;
 
-    store
-        .append_messages(&tenant, id, said("one"), None)
-        .await
-        .unwrap();
+    // Three numbers: appends written after a read of their row, written from the row as the
+    // last write left it (no read), and written under lock.
+    let paths = || {
+        (
+            appends.count("read"),
+            appends.count("kept"),
+            appends.count("locked"),
+        )
+    };
+    let append = |text: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .append_messages(&tenant, id, said(text), None)
+                .await
+                .unwrap()
+        }
+    };
+    append("one").await;
+    assert_eq!(paths(), (1, 0, 0));
+    append("two").await;
     assert_eq!(
-        (appends.count("versioned"), appends.count("locked")),
-        (1, 0)
+        paths(),
+        (1, 1, 0),
+        "the row as written last, not read again"
     );
+
+    // A patch in between: what was kept is stale, and the next append is written under lock,
+    // over the patched row.
+    let patch = ConversationPatch {
+        metadata: Some(json!({"patched": true}).as_object().unwrap().clone()),
+        ..ConversationPatch::default()
+    };
+    store.patch_conversation(&tenant, id, patch).await.unwrap();
+    let written = append("three").await;
+    assert_eq!(paths(), (1, 1, 1));
+    assert_eq!(written.conversation().message_count, 3);
+    assert_eq!(written.conversation().metadata["patched"], json!(true));
+    // The next eight batches go straight to the locked path; then a read again.
+    for text in ["b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7"] {
+        append(text).await;
+    }
+    assert_eq!(paths(), (1, 1, 9));
+    append("after").await;
+    assert_eq!(paths(), (2, 1, 9));
 
     // Another writer holds the row: the next append reads it, and its write waits.
     let mut other = sqlx::PgConnection::connect(&db.url).await.unwrap();
@@ -109,7 +147,7 @@ async fn an_append_whose_row_changed_after_its_read_is_written_under_lock() {
         .unwrap();
     let appending = {
         let store = store.clone();
-        tokio::spawn(async move { store.append_messages(&tenant, id, said("two"), None).await })
+        tokio::spawn(async move { store.append_messages(&tenant, id, said("four"), None).await })
     };
     let mut watch = sqlx::PgConnection::connect(&db.url).await.unwrap();
     until_one_waits(&mut watch).await;
@@ -124,22 +162,23 @@ async fn an_append_whose_row_changed_after_its_read_is_written_under_lock() {
     tx.commit().await.unwrap();
 
     let written = appending.await.unwrap().unwrap();
-    assert_eq!(written.conversation().message_count, 2);
+    assert_eq!(written.conversation().message_count, 13);
     assert_eq!(written.conversation().metadata["meanwhile"], json!(true));
     let conv = store.get_conversation(&tenant, id).await.unwrap();
     assert_eq!(conv.metadata["meanwhile"], json!(true), "not written over");
-    assert_eq!(conv.message_count, 2);
-    assert_eq!(texts(&store, &tenant, id).await, ["one", "two"]);
-    assert_eq!(
-        (appends.count("versioned"), appends.count("locked")),
-        (1, 1)
-    );
+    assert_eq!(conv.metadata["patched"], json!(true), "not written over");
+    assert_eq!(conv.message_count, 13);
+    let order = [
+        "one", "two", "three", "b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "after", "four",
+    ];
+    assert_eq!(texts(&store, &tenant, id).await, order);
+    assert_eq!(paths(), (2, 1, 10), "found stale, written under lock");
 
     // Two stores on one database, as two processes: appends and patches of the same
     // conversations, all at once.
     let second = Arc::new(Store::open(&db.url, StoreOptions::default()).await.unwrap());
     let mut ids = vec![id];
-    for _ in 0..2 {
+    for _ in 0..11 {
         let c = store
             .create_conversation(&tenant, NewConversation::new(Status::Active), None)
             .await
@@ -151,6 +190,9 @@ async fn an_append_whose_row_changed_after_its_read_is_written_under_lock() {
         let s = if i % 2 == 0 { &store } else { &second }.clone();
         let id = ids[i % ids.len()];
         tasks.push(tokio::spawn(async move {
+            // Spread over 40 ms: batches of a few appends each, some meeting the other
+            // store's.
+            tokio::time::sleep(Duration::from_millis((i * 7 % 40) as u64)).await;
             if i % 10 == 9 {
                 let patch = ConversationPatch {
                     metadata: Some(json!({ format!("p{i}"): i }).as_object().unwrap().clone()),
@@ -167,33 +209,75 @@ async fn an_append_whose_row_changed_after_its_read_is_written_under_lock() {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
+    let n = ids.len();
     for (k, id) in ids.iter().enumerate() {
         let conv = second.get_conversation(&tenant, *id).await.unwrap();
         let got = texts(&second, &tenant, *id).await;
         assert_eq!(conv.message_count, got.len() as i64);
         let mut want: BTreeSet<String> = (0..300)
-            .filter(|i| i % 3 == k && i % 10 != 9)
+            .filter(|i| i % n == k && i % 10 != 9)
             .map(|i| format!("m{i}"))
             .collect();
         if k == 0 {
-            want.extend(["one".to_owned(), "two".to_owned()]);
+            want.extend(order.iter().map(|t| t.to_string()));
         }
         assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), want);
         assert_eq!(got.len(), want.len(), "each append once");
-        for i in (0..300).filter(|i| i % 3 == k && i % 10 == 9) {
+        for i in (0..300).filter(|i| i % n == k && i % 10 == 9) {
             assert_eq!(conv.metadata[&format!("p{i}")], json!(i), "patch p{i} kept");
         }
     }
-    // Every append was answered by one path or the other, once.
-    eprintln!(
-        "versioned {}, locked {}",
-        appends.count("versioned"),
-        appends.count("locked")
-    );
-    assert_eq!(
-        appends.count("versioned") + appends.count("locked"),
-        2 + 270
-    );
+    // Every append was answered by one path, once (the second store's count in the same
+    // recorder).
+    let (read, kept, locked) = paths();
+    eprintln!("read {read}, kept {kept}, locked {locked}");
+    assert_eq!(read + kept + locked, 13 + 270);
     second.close().await;
     store.close().await;
+
+    // A webhook endpoint created after a conversation's row was kept: the next append is not
+    // written from what was kept but under lock, with its event.
+    let third = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    let y = third
+        .create_conversation(&tenant, NewConversation::new(Status::Active), None)
+        .await
+        .unwrap()
+        .conversation()
+        .id;
+    third
+        .append_messages(&tenant, y, said("y1"), None)
+        .await
+        .unwrap();
+    let (read, kept, locked) = paths();
+    third
+        .create_endpoint(
+            &tenant,
+            EndpointChange {
+                url: Some("https://hooks.example/a".into()),
+                event_types: Some(vec!["conversation.updated".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    third
+        .append_messages(&tenant, y, said("y2"), None)
+        .await
+        .unwrap();
+    assert_eq!(paths(), (read, kept, locked + 1));
+    let events: Vec<i64> = third
+        .claim_deliveries(100, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| serde_json::from_str::<serde_json::Value>(&d.payload).unwrap())
+        .filter(|body| body["type"] == "conversation.updated")
+        .map(|body| {
+            body["data"]["conversation"]["message_count"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(events, [2], "the append after the endpoint, and only it");
+    third.close().await;
 }

@@ -77,7 +77,7 @@ impl Batcher {
         // Transactions in flight: one fills while another commits (four measured no faster).
         let workers = queue::workers(pool.options().get_max_connections());
         let keep = move || Held::new(appending.clone());
-        let locking = Arc::new(AtomicU32::new(0));
+        let shared = Arc::new(Shared::default());
         Batcher(Queue::start_keeping(
             workers,
             MAX_BATCH,
@@ -86,9 +86,9 @@ impl Batcher {
             move |mut held, batch| {
                 let clock = clock.clone();
                 let pool = pool.clone();
-                let locking = locking.clone();
+                let shared = shared.clone();
                 async move {
-                    answer(&mut held, &pool, &clock, &locking, batch).await;
+                    answer(&mut held, &pool, &clock, &shared, batch).await;
                     held
                 }
             },
@@ -120,13 +120,22 @@ impl Batcher {
 /// pays for the attempt while the contention lasts.
 const LOCKED_AFTER: u32 = 8;
 
+/// What the workers share: how many batches still go straight to the locked path, and the
+/// conversations the versioned writes wrote last.
+#[derive(Default)]
+struct Shared {
+    locking: AtomicU32,
+    versions: versioned::Versions,
+}
+
 async fn answer(
     held: &mut Held,
     pool: &PgPool,
     clock: &Clock,
-    locking: &AtomicU32,
+    shared: &Shared,
     batch: Vec<Append>,
 ) {
+    let locking = &shared.locking;
     metrics::histogram!("confab_store_commit_batch_size").record(batch.len() as f64);
     let total = batch.len();
     let mut left = Vec::with_capacity(total);
@@ -134,7 +143,7 @@ async fn answer(
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
         .is_err();
     let answers = if tries {
-        unlocked(held, clock, &batch).await
+        unlocked(held, &shared.versions, clock, &batch).await
     } else {
         None
     };
@@ -147,8 +156,8 @@ async fn answer(
                     None => left.push(append),
                 }
             }
-            // Counted before any caller hears: what it reads next includes its own.
-            counted("versioned", done.len());
+            // Counted (versioned::write) before any caller hears: what it reads next includes
+            // its own.
             for (reply, result) in done {
                 let _ = reply.send(result);
             }
@@ -169,6 +178,7 @@ async fn answer(
 /// fit it or failed before storing anything.
 async fn unlocked(
     held: &mut Held,
+    versions: &versioned::Versions,
     clock: &Clock,
     batch: &[Append],
 ) -> Option<Vec<Option<Result<Written>>>> {
@@ -178,7 +188,7 @@ async fn unlocked(
     }
     // A connection that cannot be had now is the locked path's to report.
     let conn = held.conn().await.ok()?;
-    match versioned::write(conn, &reqs, clock).await {
+    match versioned::write(conn, versions, &reqs, clock).await {
         Ok(answers) => Some(answers),
         Err(e) => {
             held.give_back();
@@ -189,7 +199,7 @@ async fn unlocked(
 }
 
 /// Counts `n` requests answered by `path` in `confab_store_appends_total`.
-fn counted(path: &'static str, n: usize) {
+pub(super) fn counted(path: &'static str, n: usize) {
     if n > 0 {
         metrics::counter!("confab_store_appends_total", "path" => path).increment(n as u64);
     }

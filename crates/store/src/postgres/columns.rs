@@ -53,13 +53,14 @@ fn update_conversations_sql(first: usize) -> String {
 /// The write-back of conversation rows, its 9 arrays bound from `$first` on, then the `$first +
 /// 9`th: the version (`xmin`, as text) each row was read at. Only rows still at that version, of
 /// tenants without an enabled webhook endpoint (whose events must be written in the same
-/// transaction), are written, and their keys are returned (versioned.rs).
+/// transaction), are written, and their keys are returned with their new version (versioned.rs).
 fn versioned_write_back_sql(first: usize) -> String {
     write_back_sql(
         first,
         &format!(", ${}::text[]", first + 9),
         " AND c.xmin::text = v.version AND NOT EXISTS (SELECT FROM webhook_endpoints e \
-         WHERE e.tenant_id = c.tenant_id AND e.enabled) RETURNING c.tenant_id, c.id",
+         WHERE e.tenant_id = c.tenant_id AND e.enabled) \
+         RETURNING c.tenant_id, c.id, c.xmin::text AS version",
     )
 }
 
@@ -99,11 +100,12 @@ pub(super) static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
 
 /// A batch's writes without locks, in one statement that commits on its own: the conversations
 /// (`$18`…`$26`) still at the versions in `$27`, and the messages (`$1`…`$17`) of those
-/// conversations only; the answer is the keys of the conversations written (versioned.rs).
+/// conversations only; the answer is the keys of the conversations written and their new
+/// versions (versioned.rs).
 pub(super) static VERSIONED_WRITE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH w AS ({}), m AS ({INSERT_MESSAGES} WHERE (t, c) IN (SELECT tenant_id, id FROM w)) \
-         SELECT tenant_id, id FROM w",
+         SELECT tenant_id, id, version FROM w",
         versioned_write_back_sql(18)
     )
 });
@@ -158,7 +160,7 @@ pub(super) async fn write_batch(
 }
 
 /// Runs [`VERSIONED_WRITE`] (`rows` fit one insert; `versions` one a conversation): the keys of
-/// the conversations it wrote. The error is sqlx's, for the caller to tell a statement
+/// the conversations it wrote, each with its new version. The error is sqlx's, for the caller to tell a statement
 /// PostgreSQL refused (nothing stored) from one whose outcome is unknown.
 pub(super) async fn versioned_write(
     c: &mut PgConnection,
@@ -166,13 +168,13 @@ pub(super) async fn versioned_write(
     convs: &[(TenantId, &Conversation)],
     versions: &[&str],
     now: OffsetDateTime,
-) -> sqlx::Result<Vec<(Uuid, Uuid)>> {
+) -> sqlx::Result<Vec<((Uuid, Uuid), String)>> {
     let q = sqlx::query(VERSIONED_WRITE.as_str());
     let q = ConversationColumns::of(convs).bind(MessageColumns::of(rows, now).bind(q));
     let written = q.bind(versions).fetch_all(&mut *c).await?;
     written
         .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .map(|r| Ok(((r.try_get(0)?, r.try_get(1)?), r.try_get(2)?)))
         .collect()
 }
 

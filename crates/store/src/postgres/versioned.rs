@@ -12,6 +12,12 @@
 //! locked path. PostgreSQL's row lock, taken by the UPDATE, orders this against every other
 //! writer; one that waited for the lock checks the version again on the row as it is now.
 //!
+//! The rows a batch wrote are kept in memory with their new version ([`Versions`]), so the next
+//! batch of the same conversations skips the read: a conversation appended turn by turn is one
+//! round trip an append. What is kept needs no invalidation: a stale entry is a version the
+//! write no longer finds, and the request goes on to the locked path like any other written
+//! meanwhile (the entry dropped).
+//!
 //! Conversations of tenants with an enabled webhook endpoint go to the locked path too: their
 //! events must be written in the same transaction as the appends. The read says which tenants
 //! have one; the write checks again, for an endpoint created between the two.
@@ -21,7 +27,8 @@
 //! (mod.rs, the `appending` pool), used only for append batches.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use confab_core::Conversation;
 use sqlx::{PgConnection, Row};
@@ -46,6 +53,63 @@ pub(super) static READ: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Conversations kept at most ([`Versions`]): about 0.5 KiB each, a few MiB in all.
+const KEPT: usize = 8192;
+
+/// How long a kept row serves. A version is a 32-bit transaction id, which PostgreSQL reuses
+/// after about four billion transactions: a row kept that long could in theory meet a later
+/// write's version equal to the one kept. Ten minutes is far inside that on any machine.
+const KEPT_FOR: Duration = Duration::from_secs(600);
+
+/// The conversations this process's versioned writes wrote last, as written, with their
+/// version and when: what the next batch of them would read.
+#[derive(Default)]
+pub(super) struct Versions(Mutex<HashMap<(Uuid, Uuid), Kept>>);
+
+struct Kept {
+    conv: Conversation,
+    version: String,
+    at: Instant,
+}
+
+impl Versions {
+    /// The rows kept of `keys`, those younger than [`KEPT_FOR`].
+    fn take(&self, keys: &[(Uuid, Uuid)]) -> Vec<((Uuid, Uuid), Conversation, String)> {
+        let mut kept = self.0.lock().expect("versions lock");
+        let mut found = Vec::new();
+        for k in keys {
+            match kept.get(k) {
+                Some(e) if e.at.elapsed() < KEPT_FOR => {
+                    found.push((*k, e.conv.clone(), e.version.clone()))
+                }
+                Some(_) => {
+                    kept.remove(k);
+                }
+                None => {}
+            }
+        }
+        found
+    }
+
+    /// Keeps the rows just `written`, and drops those found `stale`.
+    fn keep(&self, written: Vec<((Uuid, Uuid), Conversation, String)>, stale: &[(Uuid, Uuid)]) {
+        let mut kept = self.0.lock().expect("versions lock");
+        for k in stale {
+            kept.remove(k);
+        }
+        let at = Instant::now();
+        for (k, conv, version) in written {
+            if kept.len() >= KEPT && !kept.contains_key(&k) {
+                // Whichever comes first: an entry is only ever a round trip saved.
+                if let Some(old) = kept.keys().next().copied() {
+                    kept.remove(&old);
+                }
+            }
+            kept.insert(k, Kept { conv, version, at });
+        }
+    }
+}
+
 /// Whether this path can take the batch: its messages fit the one insert of its write.
 pub(super) fn fits(batch: &[&Request]) -> bool {
     batch.iter().map(|r| r.input.messages.len()).sum::<usize>() <= columns::CHUNK
@@ -55,34 +119,46 @@ pub(super) fn fits(batch: &[&Request]) -> bool {
 /// path (its conversation written meanwhile, or its tenant's events to write). `Err` when
 /// nothing of the batch was stored. A write whose outcome is unknown (the connection lost
 /// while PostgreSQL may have committed it) answers each of its requests `StoreError::Commit`,
-/// as the locked path does when its COMMIT fails.
+/// as the locked path does when its COMMIT fails. Counts the requests it answers by whether
+/// their conversation was `kept` or `read` (`confab_store_appends_total{path}`).
 pub(super) async fn write(
     conn: &mut PgConnection,
+    versions: &Versions,
     batch: &[&Request],
     clock: &Clock,
 ) -> Result<Vec<Option<Result<Written>>>> {
     let (tenants, ids) = append_batch::keys(batch);
-    let read = sqlx::query(READ.as_str())
-        .bind(&tenants)
-        .bind(&ids)
-        .fetch_all(&mut *conn)
-        .await?;
+    let mut convs: HashMap<(Uuid, Uuid), Conversation> = HashMap::with_capacity(ids.len());
+    let mut stamps: HashMap<(Uuid, Uuid), String> = HashMap::with_capacity(ids.len());
+    let wanted: Vec<(Uuid, Uuid)> = tenants.iter().copied().zip(ids.iter().copied()).collect();
+    for (k, conv, version) in versions.take(&wanted) {
+        convs.insert(k, conv);
+        stamps.insert(k, version);
+    }
+    let kept: HashSet<(Uuid, Uuid)> = convs.keys().copied().collect();
+    let mut hooked: HashSet<(Uuid, Uuid)> = HashSet::new();
+    if kept.len() < wanted.len() {
+        let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) =
+            wanted.iter().filter(|k| !kept.contains(k)).copied().unzip();
+        let read = sqlx::query(READ.as_str())
+            .bind(&tenants)
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await?;
+        for row in &read {
+            let conv = rows::conversation(row)?;
+            let key = (row.try_get("tenant_id")?, conv.id);
+            if row.try_get("hooked")? {
+                hooked.insert(key);
+            } else {
+                stamps.insert(key, row.try_get("version")?);
+                convs.insert(key, conv);
+            }
+        }
+    }
     // Read after the rows: a batch that read another's writes is stamped after them, and a
     // write in between makes this one's versions stale.
     let now = confab_core::timefmt::normalize(clock());
-    let mut convs: HashMap<(Uuid, Uuid), Conversation> = HashMap::with_capacity(read.len());
-    let mut versions: HashMap<(Uuid, Uuid), String> = HashMap::with_capacity(read.len());
-    let mut hooked: HashSet<(Uuid, Uuid)> = HashSet::new();
-    for row in &read {
-        let conv = rows::conversation(row)?;
-        let key = (row.try_get("tenant_id")?, conv.id);
-        if row.try_get("hooked")? {
-            hooked.insert(key);
-        } else {
-            versions.insert(key, row.try_get("version")?);
-            convs.insert(key, conv);
-        }
-    }
     // Those of hooked tenants are left out; a request whose row is missing is `NotFound`.
     let mine: Vec<(usize, &Request)> = batch
         .iter()
@@ -99,18 +175,19 @@ pub(super) async fn write(
         touched,
         ..
     } = planned.with_sources(&convs);
-    let written: HashSet<(Uuid, Uuid)> = if touched.is_empty() {
-        HashSet::new()
+    let written: HashMap<(Uuid, Uuid), String> = if touched.is_empty() {
+        HashMap::new()
     } else {
         let rows: Vec<(TenantId, &Conversation)> =
             touched.iter().map(|k| (TenantId(k.0), &convs[k])).collect();
-        let stamps: Vec<&str> = touched.iter().map(|k| versions[k].as_str()).collect();
-        match columns::versioned_write(conn, &messages, &rows, &stamps, now).await {
+        let at: Vec<&str> = touched.iter().map(|k| stamps[k].as_str()).collect();
+        match columns::versioned_write(conn, &messages, &rows, &at, now).await {
             Ok(keys) => keys.into_iter().collect(),
             // PostgreSQL refused the statement: it rolled back whole.
             Err(e @ sqlx::Error::Database(_)) => return Err(e.into()),
             Err(e) => {
                 let e = e.to_string();
+                versions.keep(Vec::new(), &touched);
                 for ((i, _), result) in mine.iter().zip(results) {
                     answers[*i] = Some(match result {
                         Ok(_) => Err(StoreError::Commit(e.clone())),
@@ -121,13 +198,38 @@ pub(super) async fn write(
             }
         }
     };
+    let stale: Vec<(Uuid, Uuid)> = touched
+        .iter()
+        .filter(|k| !written.contains_key(k))
+        .copied()
+        .collect();
+    let fresh = written
+        .into_iter()
+        .map(|(k, version)| (k, convs[&k].clone(), version))
+        .collect::<Vec<_>>();
+    let wrote: HashSet<(Uuid, Uuid)> = fresh.iter().map(|(k, _, _)| *k).collect();
+    versions.keep(fresh, &stale);
+    let (mut from_kept, mut from_read) = (0, 0);
     for ((i, r), result) in mine.iter().zip(results) {
+        let key = (r.tenant.0, r.id);
         answers[*i] = match result {
-            Ok(w) if written.contains(&(r.tenant.0, r.id)) => Some(Ok(w)),
+            Ok(w) if wrote.contains(&key) => {
+                if kept.contains(&key) {
+                    from_kept += 1;
+                } else {
+                    from_read += 1;
+                }
+                Some(Ok(w))
+            }
             // Written meanwhile by someone else: the locked path reads it again.
             Ok(_) => None,
-            missing => Some(missing),
+            missing => {
+                from_read += 1;
+                Some(missing)
+            }
         };
     }
+    append_batch::counted("kept", from_kept);
+    append_batch::counted("read", from_read);
     Ok(answers)
 }
