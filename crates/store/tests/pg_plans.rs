@@ -78,50 +78,34 @@ async fn the_append_batch_plans_once_and_finds_rows_by_key() {
         .await
         .unwrap();
     assert_eq!(plan_cache_mode(&mut c).await, "force_generic_plan");
+    // Each statement, its arguments' count and the part of its plan that shows its first
+    // arrays as parameters: a generic plan keeps them, where a custom plan shows the values
+    // given. The versioned path's statements run outside a transaction, on connections that
+    // ask for generic plans for their whole session (checked below).
     let statements = [
-        ("lock_rows", lock),
-        ("write_batch", write),
-        ("versioned_read", read),
-        ("versioned_write", versioned),
+        ("lock_rows", lock, 2, "unnest($1), unnest($2)"),
+        ("write_batch", write, 27, "unnest($18), unnest($19)"),
+        ("versioned_read", read, 2, "unnest($1), unnest($2)"),
+        ("versioned_write", versioned, 27, "unnest($18), unnest($19)"),
     ];
-    for (name, sql) in statements {
+    for (name, sql, args, generic) in statements {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE {name} AS {sql}")))
             .execute(&mut c)
             .await
             .unwrap();
-    }
-    // A generic plan keeps its parameters, where a custom plan shows the values given.
-    let locking = explain(&mut c, "lock_rows", &empty(2)).await;
-    assert!(
-        locking.contains("unnest($1), unnest($2)"),
-        "not a generic plan:\n{locking}"
-    );
-    let writing = explain(&mut c, "write_batch", &empty(27)).await;
-    assert!(
-        writing.contains("unnest($18), unnest($19)"),
-        "not a generic plan:\n{writing}"
-    );
-    // The versioned path's statements run outside a transaction, on connections that ask for
-    // generic plans for their whole session.
-    let reading = explain(&mut c, "versioned_read", &empty(2)).await;
-    assert!(
-        reading.contains("unnest($1), unnest($2)"),
-        "not a generic plan:\n{reading}"
-    );
-    let versioning = explain(&mut c, "versioned_write", &empty(27)).await;
-    assert!(
-        versioning.contains("unnest($18), unnest($19)"),
-        "not a generic plan:\n{versioning}"
-    );
-    for plan in [&locking, &writing, &reading, &versioning] {
+        let plan = explain(&mut c, name, &empty(args)).await;
+        assert!(
+            plan.contains(generic),
+            "{name}: not a generic plan:\n{plan}"
+        );
         assert!(
             plan.contains("Index Scan using conversations_pkey"),
-            "conversations not found by key:\n{plan}"
+            "{name}: conversations not found by key:\n{plan}"
         );
         assert!(
             !plan.lines().any(|l| l.contains("Seq Scan on")
                 && (l.contains("conversations") || l.contains("messages"))),
-            "a table scanned whole:\n{plan}"
+            "{name}: a table scanned whole:\n{plan}"
         );
     }
     sqlx::raw_sql("COMMIT").execute(&mut c).await.unwrap();

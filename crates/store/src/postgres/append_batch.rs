@@ -8,7 +8,10 @@
 //! rows (in key order, so two workers or two processes cannot deadlock), then one statement
 //! that inserts all messages, updates all rows and looks the webhook endpoints up
 //! (columns.rs), then COMMIT: four round trips for the whole batch, BEGIN included, on a
-//! connection the worker keeps while appends keep coming (`held.rs`). The rules
+//! connection the worker keeps while appends keep coming (`held.rs`). Before taking locks, a
+//! batch is tried without them, against the version of its rows (`versioned.rs`: one or two
+//! round trips); what that leaves (rows written meanwhile, tenants with webhook endpoints) is
+//! run here. The rules
 //! are the single path's: `Conversation::record_append` and the same event payloads. An
 //! append whose conversation is missing answers 404 without touching the others. If the
 //! batch's SQL fails, each request is run again on its own, so one bad request can only ever
@@ -148,18 +151,16 @@ async fn answer(
         None
     };
     match answers {
+        // Counted by versioned::write before any caller hears: what it reads next includes its
+        // own.
         Some(answers) => {
-            let mut done = Vec::with_capacity(total);
             for (append, answer) in batch.into_iter().zip(answers) {
                 match answer {
-                    Some(result) => done.push((append.reply, result)),
+                    Some(result) => {
+                        let _ = append.reply.send(result);
+                    }
                     None => left.push(append),
                 }
-            }
-            // Counted (versioned::write) before any caller hears: what it reads next includes
-            // its own.
-            for (reply, result) in done {
-                let _ = reply.send(result);
             }
         }
         None => left = batch,

@@ -10,7 +10,10 @@
 //! conversation either has all its appends of the batch written on the state they were worked
 //! out from (the same rules: `append_batch::plan`), or none, and then its requests go on to the
 //! locked path. PostgreSQL's row lock, taken by the UPDATE, orders this against every other
-//! writer; one that waited for the lock checks the version again on the row as it is now.
+//! writer; one that waited for the lock checks the version again on the row as it is now. The
+//! UPDATE meets the rows in the batch's key order (sorted arrays, walked in turn by the plan
+//! `tests/pg_plans.rs` pins), the order the locked path locks them in; a deadlock PostgreSQL
+//! found anyway would fail the statement whole, and the batch would go to the locked path.
 //!
 //! The rows a batch wrote are kept in memory with their new version ([`Versions`]), so the next
 //! batch of the same conversations skips the read: a conversation appended turn by turn is one
