@@ -120,6 +120,24 @@ pub fn postgres_append_batch_sql() -> [&'static str; 5] {
     postgres::append_batch_sql()
 }
 
+/// The text of PostgreSQL's statement for a page of messages as `q` asks: for the test that
+/// checks PostgreSQL settles on its generic plan (tests/pg_plans.rs).
+#[doc(hidden)]
+pub fn postgres_page_sql(q: &MessageQuery) -> String {
+    postgres::page_sql(q)
+}
+
+/// The text of PostgreSQL's statement for a Sensay page of messages: for the test that checks
+/// PostgreSQL settles on its generic plan (tests/pg_plans.rs).
+#[doc(hidden)]
+pub fn postgres_sensay_window_sql(
+    agent: Option<&str>,
+    w: confab_core::seek::SeqWindow,
+    roles: &[confab_core::Role],
+) -> String {
+    postgres::sensay_window_sql(agent, w, roles)
+}
+
 /// The connection options of PostgreSQL's append workers for the database at `url`: for the
 /// test that checks they ask for generic plans (tests/pg_plans.rs).
 #[doc(hidden)]

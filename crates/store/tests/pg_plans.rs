@@ -343,3 +343,83 @@ async fn the_first_searches_statements_settle_on_one_plan_that_reads_by_key() {
     }
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_page_of_messages_settles_on_its_generic_plan() {
+    let Some((_dir, db, tenant)) = migrated().await else {
+        return;
+    };
+    let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    // Ten conversations of 3,000 messages each, their rows interleaved as appends leave them:
+    // long enough that a generic plan's guess at a parameter's limit (a tenth of the rows)
+    // costs more than the fifty rows a plan for the values reads.
+    sqlx::query(
+        "INSERT INTO conversations (tenant_id, id, status, created_at, updated_at) \
+         SELECT $1, gen_random_uuid(), 'active', n, n FROM generate_series(1, 10) AS n",
+    )
+    .bind(tenant.as_uuid())
+    .execute(&mut c)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO messages (tenant_id, conversation_id, seq, id, role, content, created_at, fts) \
+         SELECT c.tenant_id, c.id, n, gen_random_uuid(), 'user', repeat('x', 200), n, \
+         ''::tsvector FROM generate_series(0, 2999) AS n, conversations c \
+         WHERE c.tenant_id = $1 ORDER BY n",
+    )
+    .bind(tenant.as_uuid())
+    .execute(&mut c)
+    .await
+    .unwrap();
+    sqlx::raw_sql("ANALYZE conversations, messages")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let ids: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT id FROM conversations WHERE tenant_id = $1 ORDER BY id")
+            .bind(tenant.as_uuid())
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+    let t = tenant.as_uuid();
+    // The page every dialect asks for first: fifty messages from the start, no offset.
+    let first = confab_store::MessageQuery {
+        limit: Some(50),
+        ..Default::default()
+    };
+    let sql = confab_store::postgres_page_sql(&first);
+    // The limit and an offset of 0, were the statement to ask for them.
+    let mut more = String::new();
+    if sql.contains("LIMIT $") {
+        more.push_str(", 50");
+    }
+    if sql.contains("OFFSET") {
+        more.push_str(", 0");
+    }
+    let args = [
+        format!("'{t}', '{}'{more}", ids[0]),
+        format!("'{t}', '{}'{more}", ids[1]),
+    ];
+    let plan = settled(&mut c, "page", &sql, &args).await;
+    assert!(
+        plan.contains("Index Scan using messages_pkey"),
+        "not read through the key:\n{plan}"
+    );
+    // Sensay's page, an agent's, of two roles: the same rule.
+    let window = confab_core::seek::SeqWindow::new(None, 50);
+    let roles = [confab_core::Role::User, confab_core::Role::Assistant];
+    let sql = confab_store::postgres_sensay_window_sql(Some("agent"), window, &roles);
+    let limit = if sql.contains("LIMIT $") { ", 50" } else { "" };
+    let args = [0, 1].map(|k| {
+        format!(
+            "'{t}', '{id}', '{t}', '{id}', 'agent', 'user', 'assistant'{limit}",
+            id = ids[k]
+        )
+    });
+    let plan = settled(&mut c, "sensay_page", &sql, &args).await;
+    assert!(
+        plan.contains("Index Scan") && plan.contains("messages_pkey"),
+        "not read through the key:\n{plan}"
+    );
+    c.close().await.unwrap();
+}

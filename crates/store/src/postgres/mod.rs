@@ -151,6 +151,22 @@ pub(crate) fn append_batch_sql() -> [&'static str; 5] {
     ]
 }
 
+/// The text of a page of messages' statement for `q` (read.rs), for the test that checks its
+/// plan.
+pub(crate) fn page_sql(q: &MessageQuery) -> String {
+    read::page_sql(q)
+}
+
+/// The text of a Sensay page of messages' statement (sensay.rs), for the test that checks its
+/// plan.
+pub(crate) fn sensay_window_sql(
+    agent: Option<&str>,
+    w: confab_core::seek::SeqWindow,
+    roles: &[confab_core::Role],
+) -> String {
+    sensay::window_sql(agent, w, roles)
+}
+
 /// The append workers' connections: `base`'s, asking for generic plans for the whole session
 /// (versioned.rs).
 pub(crate) fn appending_options(base: PgConnectOptions) -> PgConnectOptions {

@@ -78,40 +78,7 @@ impl PgStore {
         w: SeqWindow,
         roles: &[Role],
     ) -> Result<Vec<Message>> {
-        let mut q = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = "
-        ));
-        q.push_bind(tenant.0)
-            .push(" AND conversation_id = ")
-            .push_bind(id);
-        if let Some(a) = agent {
-            // Uncorrelated: PostgreSQL tests it once, before the first row (a one-time filter).
-            q.push(" AND EXISTS (SELECT 1 FROM conversations WHERE tenant_id = ")
-                .push_bind(tenant.0)
-                .push(" AND id = ")
-                .push_bind(id)
-                .push(" AND agent_id = ")
-                .push_bind(a.to_owned())
-                .push(")");
-        }
-        if let Some(s) = w.after_seq {
-            q.push(" AND seq > ").push_bind(s);
-        }
-        if let Some(s) = w.before_seq {
-            q.push(" AND seq < ").push_bind(s);
-        }
-        q.push(" AND role IN (");
-        let mut sep = q.separated(", ");
-        for r in roles {
-            sep.push_bind(r.as_str());
-        }
-        q.push(")");
-        q.push(if w.newest_end {
-            " ORDER BY seq DESC"
-        } else {
-            " ORDER BY seq ASC"
-        });
-        q.push(" LIMIT ").push_bind(w.limit);
+        let mut q = window(tenant, id, agent, w, roles);
         let mut c = self.warm.lend().await?;
         let rows = q.build().fetch_all(c.conn()).await?;
         if rows.is_empty() {
@@ -259,4 +226,55 @@ async fn daily_counts_scan(
     .bind(end_us)
     .fetch_all(c)
     .await?)
+}
+
+/// A Sensay page of a conversation's messages: `w` of them, of `roles`, the agent's only if
+/// `agent` is given.
+fn window(
+    tenant: TenantId,
+    id: Uuid,
+    agent: Option<&str>,
+    w: SeqWindow,
+    roles: &[Role],
+) -> QueryBuilder<Postgres> {
+    let mut q = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {MESSAGE_COLS} FROM messages WHERE tenant_id = "
+    ));
+    q.push_bind(tenant.0)
+        .push(" AND conversation_id = ")
+        .push_bind(id);
+    if let Some(a) = agent {
+        // Uncorrelated: PostgreSQL tests it once, before the first row (a one-time filter).
+        q.push(" AND EXISTS (SELECT 1 FROM conversations WHERE tenant_id = ")
+            .push_bind(tenant.0)
+            .push(" AND id = ")
+            .push_bind(id)
+            .push(" AND agent_id = ")
+            .push_bind(a.to_owned())
+            .push(")");
+    }
+    if let Some(s) = w.after_seq {
+        q.push(" AND seq > ").push_bind(s);
+    }
+    if let Some(s) = w.before_seq {
+        q.push(" AND seq < ").push_bind(s);
+    }
+    q.push(" AND role IN (");
+    let mut sep = q.separated(", ");
+    for r in roles {
+        sep.push_bind(r.as_str());
+    }
+    q.push(")");
+    q.push(if w.newest_end {
+        " ORDER BY seq DESC"
+    } else {
+        " ORDER BY seq ASC"
+    });
+    super::read::push_limit(&mut q, w.limit);
+    q
+}
+
+/// The text of [`window`]'s statement, for the test that checks its plan.
+pub(crate) fn window_sql(agent: Option<&str>, w: SeqWindow, roles: &[Role]) -> String {
+    window(TenantId(Uuid::nil()), Uuid::nil(), agent, w, roles).into_string()
 }
