@@ -1,7 +1,7 @@
 //! Reads, on the pool. Every query is scoped by tenant.
 
 use confab_core::timefmt::{from_micros, rfc3339, to_micros};
-use confab_core::{Conversation, Message};
+use confab_core::{Conversation, Message, Role};
 use sqlx::PgConnection;
 use sqlx::postgres::PgPool;
 use sqlx::{Postgres, QueryBuilder, Row};
@@ -130,6 +130,36 @@ pub(super) fn push_limit(q: &mut QueryBuilder<Postgres>, n: i64) {
     q.push(format!(" LIMIT {n}"));
 }
 
+/// The rest of a page's condition after its conversation's (`seq` above `after`, below
+/// `before`, of `roles` if any), then its order (newest first when `descending`).
+pub(super) fn push_seqs(
+    q: &mut QueryBuilder<Postgres>,
+    after: Option<i64>,
+    before: Option<i64>,
+    roles: Option<&[Role]>,
+    descending: bool,
+) {
+    if let Some(s) = after {
+        q.push(" AND seq > ").push_bind(s);
+    }
+    if let Some(s) = before {
+        q.push(" AND seq < ").push_bind(s);
+    }
+    if let Some(roles) = roles {
+        q.push(" AND role IN (");
+        let mut sep = q.separated(", ");
+        for r in roles {
+            sep.push_bind(r.as_str());
+        }
+        q.push(")");
+    }
+    q.push(if descending {
+        " ORDER BY seq DESC"
+    } else {
+        " ORDER BY seq ASC"
+    });
+}
+
 /// A page of a conversation's messages, as `mq` asks.
 fn page(tenant: TenantId, conversation: Uuid, mq: &MessageQuery) -> QueryBuilder<Postgres> {
     let mut q = QueryBuilder::<Postgres>::new(format!(
@@ -138,25 +168,13 @@ fn page(tenant: TenantId, conversation: Uuid, mq: &MessageQuery) -> QueryBuilder
     q.push_bind(tenant.0)
         .push(" AND conversation_id = ")
         .push_bind(conversation);
-    if let Some(s) = mq.after_seq {
-        q.push(" AND seq > ").push_bind(s);
-    }
-    if let Some(s) = mq.before_seq {
-        q.push(" AND seq < ").push_bind(s);
-    }
-    if let Some(roles) = &mq.roles {
-        q.push(" AND role IN (");
-        let mut sep = q.separated(", ");
-        for r in roles {
-            sep.push_bind(r.as_str());
-        }
-        q.push(")");
-    }
-    q.push(if mq.descending {
-        " ORDER BY seq DESC"
-    } else {
-        " ORDER BY seq ASC"
-    });
+    push_seqs(
+        &mut q,
+        mq.after_seq,
+        mq.before_seq,
+        mq.roles.as_deref(),
+        mq.descending,
+    );
     if let Some(n) = mq.limit {
         push_limit(&mut q, n);
     }

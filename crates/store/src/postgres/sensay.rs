@@ -253,23 +253,7 @@ fn window(
             .push_bind(a.to_owned())
             .push(")");
     }
-    if let Some(s) = w.after_seq {
-        q.push(" AND seq > ").push_bind(s);
-    }
-    if let Some(s) = w.before_seq {
-        q.push(" AND seq < ").push_bind(s);
-    }
-    q.push(" AND role IN (");
-    let mut sep = q.separated(", ");
-    for r in roles {
-        sep.push_bind(r.as_str());
-    }
-    q.push(")");
-    q.push(if w.newest_end {
-        " ORDER BY seq DESC"
-    } else {
-        " ORDER BY seq ASC"
-    });
+    super::read::push_seqs(&mut q, w.after_seq, w.before_seq, Some(roles), w.newest_end);
     super::read::push_limit(&mut q, w.limit);
     q
 }
