@@ -47,39 +47,19 @@ const INSERT_MESSAGES: &str = "INSERT INTO messages (tenant_id, conversation_id,
 
 /// The write-back of conversation rows, its 9 arrays bound from `$first` on.
 fn update_conversations_sql(first: usize) -> String {
-    write_back_sql(first, "", "")
+    write_back_sql(first, "")
 }
 
-/// The write-back of conversation rows, its 9 arrays bound from `$first` on, then the `$first +
-/// 9`th: the version (`xmin`, as text) each row was read at. Only rows still at that version, of
-/// tenants without an enabled webhook endpoint (whose events must be written in the same
-/// transaction), are written, and their keys are returned with their new version (versioned.rs).
-fn versioned_write_back_sql(first: usize) -> String {
-    write_back_sql(
-        first,
-        &format!(", ${}::text[]", first + 9),
-        " AND c.xmin::text = v.version AND NOT EXISTS (SELECT FROM webhook_endpoints e \
-         WHERE e.tenant_id = c.tenant_id AND e.enabled) \
-         RETURNING c.tenant_id, c.id, c.xmin::text AS version",
-    )
-}
-
-/// The write-back's text: `more_arrays` after its nine (named `version` if there is one), and
-/// `more` after its condition.
-fn write_back_sql(first: usize, more_arrays: &str, more: &str) -> String {
+/// The write-back's text, `more` after its condition.
+fn write_back_sql(first: usize, more: &str) -> String {
     let p: Vec<String> = (first..first + 9).map(|i| format!("${i}")).collect();
-    let version = if more_arrays.is_empty() {
-        ""
-    } else {
-        ", version"
-    };
     format!(
         "UPDATE conversations AS c SET title = v.title, status = v.status, metadata = v.metadata, \
          added_to_memory = v.added_to_memory, message_count = v.message_count, \
          updated_at = v.updated_at, completed_at = v.completed_at \
          FROM unnest({}::uuid[], {}::uuid[], {}::text[], {}::text[], {}::jsonb[], {}::bool[], \
-         {}::int8[], {}::int8[], {}::int8[]{more_arrays}) AS v(tenant_id, id, title, status, \
-         metadata, added_to_memory, message_count, updated_at, completed_at{version}) \
+         {}::int8[], {}::int8[], {}::int8[]) AS v(tenant_id, id, title, status, metadata, \
+         added_to_memory, message_count, updated_at, completed_at) \
          WHERE c.tenant_id = v.tenant_id AND c.id = v.id{more}",
         p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
     )
@@ -98,15 +78,29 @@ pub(super) static WRITE_BATCH: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// A batch's writes without locks, in one statement that commits on its own: the conversations
-/// (`$18`…`$26`) still at the versions in `$27`, and the messages (`$1`…`$17`) of those
-/// conversations only; the answer is the keys of the conversations written and their new
-/// versions (versioned.rs).
+/// A batch's writes without waiting for locks, in one statement that commits on its own
+/// (versioned.rs): `l` locks the conversation rows (`$18` tenants, `$19` ids) still at the
+/// versions in `$27` (`xmin`, as text), of tenants without an enabled webhook endpoint (whose
+/// events must be written in the same transaction), skipping any row another transaction holds:
+/// the statement never waits for a conversation row, so it can never close a cycle of waits with
+/// the locked path's transactions, which lock theirs in key order, or with another of its kind.
+/// Only those rows are written back (`$18`…`$26`) and only their messages (`$1`…`$17`) inserted;
+/// the answer is the keys of the conversations written and their new versions.
 pub(super) static VERSIONED_WRITE: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH w AS ({}), m AS ({INSERT_MESSAGES} WHERE (t, c) IN (SELECT tenant_id, id FROM w)) \
+        "WITH l AS MATERIALIZED (SELECT c.tenant_id, c.id FROM conversations AS c \
+         JOIN unnest($18::uuid[], $19::uuid[], $27::text[]) AS k(tenant_id, id, version) \
+         ON c.tenant_id = k.tenant_id AND c.id = k.id \
+         WHERE c.xmin::text = k.version AND NOT EXISTS (SELECT FROM webhook_endpoints e \
+         WHERE e.tenant_id = c.tenant_id AND e.enabled) \
+         FOR NO KEY UPDATE OF c SKIP LOCKED), \
+         w AS ({}), m AS ({INSERT_MESSAGES} WHERE (t, c) IN (SELECT tenant_id, id FROM w)) \
          SELECT tenant_id, id, version FROM w",
-        versioned_write_back_sql(18)
+        write_back_sql(
+            18,
+            " AND (c.tenant_id, c.id) IN (SELECT tenant_id, id FROM l) \
+             RETURNING c.tenant_id, c.id, c.xmin::text AS version"
+        )
     )
 });
 
