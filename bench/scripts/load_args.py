@@ -8,8 +8,8 @@ app.nul (append one message of twelve of those words), each over the same 4,000 
 in a seeded order. The appends draw the words evenly, not by the dataset's ranking: a store
 appended to this way holds its commonest words ever less often among its newest messages,
 which PostgreSQL's statistics do not see until the next ANALYZE (docs/performance.md,
-forty-fifth session). Import a fresh store for the search comparisons. LOADER names the confab-bench binary (default: this checkout's release
-build), as for ab.sh.
+forty-fifth session). Import a fresh store for the search comparisons. LOADER names the
+confab-bench binary (default: this checkout's release build), as for ab.sh.
 """
 import json
 import os

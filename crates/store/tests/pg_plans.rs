@@ -48,6 +48,27 @@ async fn migrated() -> Option<(tempfile::TempDir, TestDb, confab_store::TenantId
     Some((dir, db, tenant))
 }
 
+/// Adds `n` empty conversations to `tenant`.
+async fn add_conversations(c: &mut sqlx::PgConnection, tenant: confab_store::TenantId, n: i64) {
+    sqlx::query(
+        "INSERT INTO conversations (tenant_id, id, status, created_at, updated_at) \
+         SELECT $1, gen_random_uuid(), 'active', n, n FROM generate_series(1, $2) AS n",
+    )
+    .bind(tenant.as_uuid())
+    .bind(n)
+    .execute(&mut *c)
+    .await
+    .unwrap();
+}
+
+/// Brings the statistics of conversations and messages up to date.
+async fn analyzed(c: &mut sqlx::PgConnection) {
+    sqlx::raw_sql("ANALYZE conversations, messages")
+        .execute(&mut *c)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn the_append_batch_plans_once_and_finds_rows_by_key() {
     let Some((_dir, db, tenant)) = migrated().await else {
@@ -60,18 +81,8 @@ async fn the_append_batch_plans_once_and_finds_rows_by_key() {
     // they change): on a table of a few hundred rows a scan of it all is cheaper than the ten
     // key lookups the planner assumes for an array, and no slower in fact. On a table of a
     // real size it must be lookups.
-    sqlx::query(
-        "INSERT INTO conversations (tenant_id, id, status, created_at, updated_at) \
-         SELECT $1, gen_random_uuid(), 'active', n, n FROM generate_series(1, 20000) AS n",
-    )
-    .bind(tenant.as_uuid())
-    .execute(&mut c)
-    .await
-    .unwrap();
-    sqlx::raw_sql("ANALYZE conversations, messages")
-        .execute(&mut c)
-        .await
-        .unwrap();
+    add_conversations(&mut c, tenant, 20000).await;
+    analyzed(&mut c).await;
     assert_eq!(plan_cache_mode(&mut c).await, "auto");
     sqlx::raw_sql(sqlx::AssertSqlSafe(begin))
         .execute(&mut c)
@@ -353,14 +364,7 @@ async fn a_page_of_messages_settles_on_its_generic_plan() {
     // Ten conversations of 3,000 messages each, their rows interleaved as appends leave them:
     // long enough that a generic plan's guess at a parameter's limit (a tenth of the rows)
     // costs more than the fifty rows a plan for the values reads.
-    sqlx::query(
-        "INSERT INTO conversations (tenant_id, id, status, created_at, updated_at) \
-         SELECT $1, gen_random_uuid(), 'active', n, n FROM generate_series(1, 10) AS n",
-    )
-    .bind(tenant.as_uuid())
-    .execute(&mut c)
-    .await
-    .unwrap();
+    add_conversations(&mut c, tenant, 10).await;
     sqlx::query(
         "INSERT INTO messages (tenant_id, conversation_id, seq, id, role, content, created_at, fts) \
          SELECT c.tenant_id, c.id, n, gen_random_uuid(), 'user', repeat('x', 200), n, \
@@ -371,10 +375,7 @@ async fn a_page_of_messages_settles_on_its_generic_plan() {
     .execute(&mut c)
     .await
     .unwrap();
-    sqlx::raw_sql("ANALYZE conversations, messages")
-        .execute(&mut c)
-        .await
-        .unwrap();
+    analyzed(&mut c).await;
     let ids: Vec<uuid::Uuid> =
         sqlx::query_scalar("SELECT id FROM conversations WHERE tenant_id = $1 ORDER BY id")
             .bind(tenant.as_uuid())

@@ -311,7 +311,7 @@ async fn write(
     clock: &Clock,
 ) -> Result<Vec<Result<Written>>> {
     let reqs: Vec<&Request> = batch.iter().collect();
-    let (tenants, ids) = keys(&reqs);
+    let (tenants, ids): (Vec<Uuid>, Vec<Uuid>) = keys(&reqs).into_iter().unzip();
     let locked = sqlx::query(LOCK_ROWS.as_str())
         .bind(&tenants)
         .bind(&ids)
@@ -362,13 +362,13 @@ async fn write(
     Ok(results)
 }
 
-/// The batch's conversation keys, sorted (the order rows are locked in) and each once, as the
-/// tenant and id arrays the statements bind.
-pub(super) fn keys(batch: &[&Request]) -> (Vec<Uuid>, Vec<Uuid>) {
+/// The batch's conversation keys (tenant, id), sorted (the order rows are locked in) and each
+/// once.
+pub(super) fn keys(batch: &[&Request]) -> Vec<(Uuid, Uuid)> {
     let mut keys: Vec<(Uuid, Uuid)> = batch.iter().map(|r| (r.tenant.0, r.id)).collect();
     keys.sort_unstable();
     keys.dedup();
-    keys.into_iter().unzip()
+    keys
 }
 
 /// What a batch writes, worked out from its conversations' rows as read (`plan`).
@@ -431,21 +431,11 @@ impl<'a> Planned<'a> {
     where
         'a: 'b,
     {
-        let Planned {
-            results,
-            mut messages,
-            events,
-            touched,
-        } = self;
-        for m in &mut messages {
+        let mut planned: Planned<'b> = self;
+        for m in &mut planned.messages {
             let conv = &convs[&(m.tenant.0, m.conversation)];
             m.source = m.message.source.as_deref().or(conv.source.as_deref());
         }
-        Planned {
-            results,
-            messages,
-            events,
-            touched,
-        }
+        planned
     }
 }

@@ -91,11 +91,11 @@ pub(super) static VERSIONED_WRITE: LazyLock<String> = LazyLock::new(|| {
         "WITH l AS MATERIALIZED (SELECT c.tenant_id, c.id FROM conversations AS c \
          JOIN unnest($18::uuid[], $19::uuid[], $27::text[]) AS k(tenant_id, id, version) \
          ON c.tenant_id = k.tenant_id AND c.id = k.id \
-         WHERE c.xmin::text = k.version AND NOT EXISTS (SELECT FROM webhook_endpoints e \
-         WHERE e.tenant_id = c.tenant_id AND e.enabled) \
+         WHERE c.xmin::text = k.version AND NOT {} \
          FOR NO KEY UPDATE OF c SKIP LOCKED), \
          w AS ({}), m AS ({INSERT_MESSAGES} WHERE (t, c) IN (SELECT tenant_id, id FROM w)) \
          SELECT tenant_id, id, version FROM w",
+        webhooks::hooked_sql("c.tenant_id"),
         write_back_sql(
             18,
             " AND (c.tenant_id, c.id) IN (SELECT tenant_id, id FROM l) \
@@ -154,8 +154,8 @@ pub(super) async fn write_batch(
 }
 
 /// Runs [`VERSIONED_WRITE`] (`rows` fit one insert; `versions` one a conversation): the keys of
-/// the conversations it wrote, each with its new version. The error is sqlx's, for the caller to tell a statement
-/// PostgreSQL refused (nothing stored) from one whose outcome is unknown.
+/// the conversations it wrote, each with its new version. The error is sqlx's, for the caller
+/// to tell a statement PostgreSQL refused (nothing stored) from one whose outcome is unknown.
 pub(super) async fn versioned_write(
     c: &mut PgConnection,
     rows: &[MessageRow<'_>],

@@ -41,6 +41,7 @@ use uuid::Uuid;
 use super::append_batch::{self, Planned, Request};
 use super::columns;
 use super::rows::{self, CONVERSATION_COLS};
+use super::webhooks;
 use crate::Clock;
 use crate::error::{Result, StoreError};
 use crate::types::*;
@@ -49,11 +50,10 @@ use crate::types::*;
 /// its tenant has an enabled webhook endpoint.
 pub(super) static READ: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {CONVERSATION_COLS}, tenant_id, xmin::text AS version, \
-         EXISTS (SELECT FROM webhook_endpoints e \
-         WHERE e.tenant_id = conversations.tenant_id AND e.enabled) AS hooked \
+        "SELECT {CONVERSATION_COLS}, tenant_id, xmin::text AS version, {} AS hooked \
          FROM conversations \
-         WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))"
+         WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))",
+        webhooks::hooked_sql("conversations.tenant_id")
     )
 });
 
@@ -131,10 +131,9 @@ pub(super) async fn write(
     batch: &[&Request],
     clock: &Clock,
 ) -> Result<Vec<Option<Result<Written>>>> {
-    let (tenants, ids) = append_batch::keys(batch);
-    let mut convs: HashMap<(Uuid, Uuid), Conversation> = HashMap::with_capacity(ids.len());
-    let mut stamps: HashMap<(Uuid, Uuid), String> = HashMap::with_capacity(ids.len());
-    let wanted: Vec<(Uuid, Uuid)> = tenants.iter().copied().zip(ids.iter().copied()).collect();
+    let wanted = append_batch::keys(batch);
+    let mut convs: HashMap<(Uuid, Uuid), Conversation> = HashMap::with_capacity(wanted.len());
+    let mut stamps: HashMap<(Uuid, Uuid), String> = HashMap::with_capacity(wanted.len());
     for (k, conv, version) in versions.take(&wanted) {
         convs.insert(k, conv);
         stamps.insert(k, version);

@@ -71,6 +71,12 @@ pub(super) fn enabled_endpoints_sql(param: usize) -> String {
     )
 }
 
+/// Whether the tenant in column `tenant` has an enabled endpoint, as an SQL condition: the
+/// appends that must write events under lock (versioned.rs).
+pub(super) fn hooked_sql(tenant: &str) -> String {
+    format!("EXISTS (SELECT FROM webhook_endpoints e WHERE e.tenant_id = {tenant} AND e.enabled)")
+}
+
 /// The rows of [`enabled_endpoints_sql`], decoded.
 pub(super) fn endpoint_rows(rows: &[PgRow]) -> Result<Vec<(Uuid, Uuid, String)>> {
     rows.iter()
