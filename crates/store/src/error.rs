@@ -32,7 +32,10 @@ pub enum StoreError {
     /// Stored JSON did not parse (a bug or a hand-edited row).
     #[error("corrupt row: {0}")]
     Corrupt(String),
-    /// The transaction holding this write could not commit; nothing of it was stored.
+    /// The write's commit failed, or its outcome is unknown: on SQLite nothing of it was
+    /// stored; on PostgreSQL the connection may have been lost after PostgreSQL committed it
+    /// (a failed COMMIT, a versioned append's lost answer), so it may have been stored, and
+    /// it is never run again on the caller's behalf (that could store it twice).
     #[error("the write could not be committed: {0}")]
     Commit(String),
     /// The writer is gone (the store is shutting down).

@@ -236,3 +236,87 @@ pub(super) async fn write(
     append_batch::counted("read", from_read);
     Ok(answers)
 }
+
+#[cfg(test)]
+mod tests {
+    use confab_core::Status;
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn conv(id: Uuid) -> Conversation {
+        Conversation {
+            id,
+            agent_id: None,
+            user_id: None,
+            title: None,
+            status: Status::Active,
+            source: None,
+            model: None,
+            company_name: None,
+            added_to_memory: false,
+            metadata: Default::default(),
+            message_count: 0,
+            analyze: true,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            completed_at: None,
+        }
+    }
+
+    fn written(k: (Uuid, Uuid), version: &str) -> ((Uuid, Uuid), Conversation, String) {
+        (k, conv(k.1), version.into())
+    }
+
+    fn key(n: u128) -> (Uuid, Uuid) {
+        (Uuid::from_u128(1), Uuid::from_u128(n))
+    }
+
+    /// A row kept is found with the version its write left, until a batch finds it stale.
+    #[test]
+    fn a_kept_row_serves_until_found_stale() {
+        let v = Versions::default();
+        v.keep(vec![written(key(1), "7"), written(key(2), "8")], &[]);
+        let found = v.take(&[key(1), key(3)]);
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].0, found[0].2.as_str()), (key(1), "7"));
+        // Written again: the newer version replaces the older.
+        v.keep(vec![written(key(1), "9")], &[]);
+        assert_eq!(v.take(&[key(1)])[0].2, "9");
+        // Found stale by a batch: gone, and the next batch reads it.
+        v.keep(Vec::new(), &[key(1)]);
+        assert!(v.take(&[key(1)]).is_empty());
+        assert_eq!(v.take(&[key(2)]).len(), 1);
+    }
+
+    /// No more than `KEPT` rows are kept, whatever is written, and the newest write is kept.
+    #[test]
+    fn no_more_than_the_cap_are_kept() {
+        let v = Versions::default();
+        let all: Vec<_> = (0..KEPT as u128 + 100)
+            .map(|n| written(key(n), "1"))
+            .collect();
+        v.keep(all, &[]);
+        assert_eq!(v.0.lock().unwrap().len(), KEPT);
+        let last = key(KEPT as u128 + 99);
+        assert_eq!(v.take(&[last]).len(), 1);
+        // One more: still the cap.
+        v.keep(vec![written(key(u128::MAX), "2")], &[]);
+        assert_eq!(v.0.lock().unwrap().len(), KEPT);
+        assert_eq!(v.take(&[key(u128::MAX)]).len(), 1);
+    }
+
+    /// A row kept longer than `KEPT_FOR` serves no more and is dropped when asked for.
+    #[test]
+    fn a_row_kept_too_long_is_read_again() {
+        let v = Versions::default();
+        v.keep(vec![written(key(1), "7"), written(key(2), "8")], &[]);
+        let Some(old) = Instant::now().checked_sub(KEPT_FOR + Duration::from_secs(1)) else {
+            return; // a machine up for less than ten minutes cannot date an entry that far back
+        };
+        v.0.lock().unwrap().get_mut(&key(1)).unwrap().at = old;
+        assert!(v.take(&[key(1)]).is_empty());
+        assert!(!v.0.lock().unwrap().contains_key(&key(1)));
+        assert_eq!(v.take(&[key(2)]).len(), 1);
+    }
+}
