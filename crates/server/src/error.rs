@@ -137,6 +137,21 @@ impl From<StoreError> for ApiError {
                 "UNAVAILABLE",
                 "the server is shutting down",
             ),
+            // The database may have stored the write (PostgreSQL: the connection was lost with
+            // the commit in flight), so this is not "nothing happened": the client learns what
+            // was stored by sending it again with the same Idempotency-Key, which answers the
+            // first write's result if there was one and stores it otherwise.
+            StoreError::Commit(cause) => {
+                tracing::error!(error = %cause, "a write's commit could not be confirmed");
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "WRITE_UNCONFIRMED",
+                    "the write could not be confirmed and may have been stored; send it again \
+                     with the same Idempotency-Key to get its result without storing it twice",
+                );
+                e.retry_after = Some(1);
+                e
+            }
             other => ApiError::internal(&other),
         }
     }

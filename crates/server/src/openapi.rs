@@ -83,8 +83,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
 }
 
 /// Every authenticated operation can answer 401 (no or bad credentials), 403 (scope), 429
-/// (rate limit) and 503 (overload), and every operation 400 for bad input; they are declared
-/// here once rather than on each handler, in the error shape of the operation's dialect.
+/// (rate limit) and 503 (overload, or a write's outcome unknown), and every operation 400 for
+/// bad input; they are declared here once rather than on each handler, in the error shape of
+/// the operation's dialect.
 fn document_common_errors(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     let error = |schema: &str, what: &str| {
@@ -122,7 +123,11 @@ fn document_common_errors(doc: &mut utoipa::openapi::OpenApi) {
                     .or_insert_with(|| error(schema, what).into());
             };
             add("400", "Invalid input; `details` names the field");
-            add("503", "At the limit of concurrent requests");
+            add(
+                "503",
+                "At the limit of concurrent requests, shutting down, or (`WRITE_UNCONFIRMED`) a \
+                 write whose commit could not be confirmed; see Retry-After",
+            );
             if secured {
                 add("401", "Missing or bad credentials");
                 add("403", "The key lacks the scope this operation needs");

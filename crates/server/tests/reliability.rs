@@ -1,8 +1,11 @@
 //! Promises that cut across routes: idempotency keys expire after 24 hours (injected clock, no
 //! sleeping), every documented route refuses a request without credentials, secrets never reach
-//! the log (that one is in crates/cli/tests/process.rs, on the real binary).
+//! the log (that one is in crates/cli/tests/process.rs, on the real binary), a write whose
+//! commit could not be confirmed says so.
 
 mod common;
+#[path = "../../store/tests/support/cutter.rs"]
+mod cutter;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -266,4 +269,59 @@ async fn appends_recover_and_batch_again_when_postgresql_ends_the_connections() 
         .map(|m| m["content"].as_str().unwrap())
         .collect();
     assert_eq!(got, stored, "{failed} appends failed");
+}
+
+/// PostgreSQL only: an append whose answer from PostgreSQL is lost after PostgreSQL committed
+/// it (a proxy cuts the store's connection) is a 503 `WRITE_UNCONFIRMED` with Retry-After, not a
+/// success and not a 500: the message is stored, and the next append follows it.
+#[tokio::test]
+async fn a_write_whose_commit_cannot_be_confirmed_is_a_503_that_says_so() {
+    if !common::on_postgres() {
+        eprintln!("skipped: the lost commit answer needs CONFAB_TEST_POSTGRES_URL");
+        return;
+    }
+    let dir = common::TestDir::new().await;
+    let db = dir.path().join("unused.db");
+    let url = cutter::cut_url(&dir.url(&db)).await;
+    let app = TestApp::start_at(
+        dir,
+        db,
+        url,
+        ServerConfig::default(),
+        StoreOptions::default(),
+    )
+    .await;
+    let t = app.token("acme").await;
+    let c = app
+        .post(
+            "/v1/conversations",
+            &t,
+            &json!({"messages": [{"role": "user", "content": "one"}]}),
+        )
+        .await
+        .expect(201)
+        .body;
+    let id = c["id"].as_str().unwrap();
+    let path = format!("/v1/conversations/{id}/messages");
+    let say = |text: &str| json!({"messages": [{"role": "user", "content": text}]});
+    // Written from the row as the create left it, in one statement whose answer is lost.
+    let lost = app.post(&path, &t, &say(cutter::MARKER)).await.expect(503);
+    assert_eq!(
+        lost.body["error"]["code"], "WRITE_UNCONFIRMED",
+        "{}",
+        lost.text
+    );
+    assert_eq!(lost.headers["retry-after"], "1");
+    // PostgreSQL committed it.
+    let two = app.post(&path, &t, &say("three")).await.expect(200).body;
+    assert_eq!(two["message_count"], 3, "{two}");
+    let msgs = app.get(&path, &t).await.expect(200).body;
+    let texts: Vec<(i64, &str)> = msgs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["seq"].as_i64().unwrap(), m["content"].as_str().unwrap()))
+        .collect();
+    assert_eq!(texts, vec![(0, "one"), (1, cutter::MARKER), (2, "three")]);
+    app.stop().await;
 }

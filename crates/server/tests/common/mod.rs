@@ -98,8 +98,19 @@ impl TestApp {
         config: ServerConfig,
         opts: StoreOptions,
     ) -> TestApp {
-        confab_server::tls::install_crypto_provider();
         let url = dir.url(&db);
+        Self::start_at(dir, db, url, config, opts).await
+    }
+
+    /// The same over the database at `url` (through a proxy, say), `dir` kept alive with it.
+    pub async fn start_at(
+        dir: std::sync::Arc<TestDir>,
+        db: PathBuf,
+        url: String,
+        config: ServerConfig,
+        opts: StoreOptions,
+    ) -> TestApp {
+        confab_server::tls::install_crypto_provider();
         let store = Store::open(&url, opts).await.expect("open store");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
