@@ -8,33 +8,24 @@
 //! The connection is cut by a proxy between the store and PostgreSQL, on the bytes of the
 //! append's text.
 
-use confab_core::input::{AppendMessages, NewConversation, NewMessage};
-use confab_core::{Role, Status};
+use confab_core::Status;
+use confab_core::input::NewConversation;
 use confab_store::{MessageQuery, Store, StoreError, StoreOptions};
 use sqlx::Connection;
 use sqlx::postgres::PgConnectOptions;
 
+#[path = "support/appends.rs"]
+mod appends;
 #[path = "support/counts.rs"]
 mod counts;
 #[path = "support/cutter.rs"]
 mod cutter;
 #[path = "support/testdb.rs"]
 mod testdb;
+use appends::said;
 use counts::Outcomes;
 use cutter::MARKER;
 use testdb::{TestDb, pg_admin_or_skip};
-
-fn said(text: &str) -> AppendMessages {
-    AppendMessages {
-        messages: vec![NewMessage {
-            role: Some(Role::User),
-            content: text.into(),
-            ..NewMessage::default()
-        }],
-        status: None,
-        metadata: None,
-    }
-}
 
 // One test in this binary: the counts are the whole binary's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

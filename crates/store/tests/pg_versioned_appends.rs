@@ -10,32 +10,23 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use confab_core::input::{AppendMessages, ConversationPatch, NewConversation, NewMessage};
-use confab_core::{Role, Status};
+use confab_core::Status;
+use confab_core::input::{ConversationPatch, NewConversation};
 use confab_store::webhooks::EndpointChange;
 use confab_store::{MessageQuery, Store, StoreOptions, TenantId};
 use serde_json::json;
 use sqlx::Connection;
 use uuid::Uuid;
 
+#[path = "support/appends.rs"]
+mod appends;
 #[path = "support/counts.rs"]
 mod counts;
 #[path = "support/testdb.rs"]
 mod testdb;
+use appends::said;
 use counts::Outcomes;
 use testdb::{TestDb, pg_admin_or_skip};
-
-fn said(text: &str) -> AppendMessages {
-    AppendMessages {
-        messages: vec![NewMessage {
-            role: Some(Role::User),
-            content: text.into(),
-            ..NewMessage::default()
-        }],
-        status: None,
-        metadata: None,
-    }
-}
 
 async fn texts(store: &Store, tenant: &TenantId, id: Uuid) -> Vec<String> {
     let rows = store
