@@ -143,6 +143,7 @@ impl From<StoreError> for ApiError {
             // first write's result if there was one and stores it otherwise.
             StoreError::Commit(cause) => {
                 tracing::error!(error = %cause, "a write's commit could not be confirmed");
+                metrics::counter!("confab_writes_unconfirmed_total").increment(1);
                 let mut e = ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "WRITE_UNCONFIRMED",

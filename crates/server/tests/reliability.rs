@@ -323,5 +323,13 @@ async fn a_write_whose_commit_cannot_be_confirmed_is_a_503_that_says_so() {
         .map(|m| (m["seq"].as_i64().unwrap(), m["content"].as_str().unwrap()))
         .collect();
     assert_eq!(texts, vec![(0, "one"), (1, cutter::MARKER), (2, "three")]);
+    // Counted for the operator (other tests of this binary may add theirs).
+    let unconfirmed: u64 = app
+        .metrics()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix("confab_writes_unconfirmed_total "))
+        .map_or(0, |n| n.trim().parse().unwrap());
+    assert!(unconfirmed >= 1, "not counted");
     app.stop().await;
 }
