@@ -1,5 +1,6 @@
 //! Search on SQLite: FTS5 over pre-tokenized text (see migrations/sqlite/0002_search.sql).
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use confab_core::cursor::SearchCursor;
@@ -199,44 +200,68 @@ fn term_df(
     Ok(df_from_window(n, lowest, snapshot, rows))
 }
 
-/// Looks up a page's hits by rowid, one statement prepared (or taken from the cache) once for
-/// the whole page instead of once per hit.
+/// Looks up a page's hits by rowid, all of them in one statement run: the rowids in page order
+/// (`json_each`), each row found by its rowid on one cursor, which keeps the B-tree's root
+/// between lookups (a statement run per hit opened its cursor at the root again, and set up
+/// every mapped page of the descent anew). `CROSS JOIN` keeps the rowids outside: without it
+/// SQLite walked the tenant's messages by `messages_id` and tested each.
 struct HitLookup<'c>(rusqlite::CachedStatement<'c>);
+
+/// [`HitLookup`]'s statement: `?1` the rowids as a JSON array, `?2` the tenant.
+const HIT_ROWS: &str = "SELECT m.rowid, m.conversation_id, m.id, m.seq, m.role, m.content, \
+     m.created_at FROM json_each(?1) AS j CROSS JOIN messages m ON m.rowid = j.value \
+     WHERE m.tenant_id = ?2";
 
 impl<'c> HitLookup<'c> {
     fn new(c: &'c Connection) -> Result<HitLookup<'c>> {
-        Ok(HitLookup(c.prepare_cached(
-            "SELECT conversation_id, id, seq, role, content, created_at FROM messages \
-             WHERE rowid = ?1 AND tenant_id = ?2",
-        )?))
+        Ok(HitLookup(c.prepare_cached(HIT_ROWS)?))
     }
 
-    /// One hit's row (only if it is the tenant's); `score` is given its content.
-    fn hit(
+    /// The rows of `rowids` that are the tenant's, in their order; `score` is given each
+    /// one's position in `rowids` and its content.
+    fn hits(
         &mut self,
         tenant: TenantId,
-        rowid: i64,
+        rowids: &[i64],
         q: &Query,
-        score: impl FnOnce(&str) -> f64,
-    ) -> Result<Option<SearchHit>> {
-        let mut rows = self.0.query(rusqlite::params![rowid, blob(&tenant.0)])?;
-        let Some(r) = rows.next()? else {
-            return Ok(None);
-        };
-        let role: String = r.get(3)?;
-        let content = r
-            .get_ref(4)?
-            .as_str()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(Some(SearchHit {
-            conversation_id: raw::uuid(r, 0)?,
-            message_id: raw::uuid(r, 1)?,
-            seq: r.get(2)?,
-            role: role.parse().map_err(StoreError::Corrupt)?,
-            snippet: snippet(content, q),
-            score: (score(content) * 1e6).round() / 1e6,
-            created_at: from_micros(r.get(5)?),
-        }))
+        mut score: impl FnMut(usize, &str) -> f64,
+    ) -> Result<Vec<SearchHit>> {
+        let mut list = String::with_capacity(rowids.len() * 8 + 2);
+        list.push('[');
+        for (i, r) in rowids.iter().enumerate() {
+            if i > 0 {
+                list.push(',');
+            }
+            let _ = write!(list, "{r}");
+        }
+        list.push(']');
+        let mut rows = self.0.query(rusqlite::params![list, blob(&tenant.0)])?;
+        let mut hits = Vec::with_capacity(rowids.len());
+        // Rows come in the list's order (the list is the outer loop): each one's place is
+        // found from where the last one was.
+        let mut at = 0;
+        while let Some(r) = rows.next()? {
+            let rowid: i64 = r.get(0)?;
+            at += rowids[at..]
+                .iter()
+                .position(|x| *x == rowid)
+                .ok_or_else(|| StoreError::Corrupt(format!("hit {rowid} was not asked for")))?;
+            let role: String = r.get(4)?;
+            let content = r
+                .get_ref(5)?
+                .as_str()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            hits.push(SearchHit {
+                conversation_id: raw::uuid(r, 1)?,
+                message_id: raw::uuid(r, 2)?,
+                seq: r.get(3)?,
+                role: role.parse().map_err(StoreError::Corrupt)?,
+                snippet: snippet(content, q),
+                score: (score(at, content) * 1e6).round() / 1e6,
+                created_at: from_micros(r.get(6)?),
+            });
+        }
+        Ok(hits)
     }
 }
 
@@ -487,11 +512,9 @@ fn search(
                 .min(scored.len());
             let page = &scored[from..];
             let more = page.len() as i64 > limit;
-            let mut hits = Vec::new();
-            let mut lookup = HitLookup::new(c)?;
-            for &(rowid, score) in page.iter().take(usize::try_from(limit).unwrap_or(0)) {
-                hits.extend(lookup.hit(tenant, rowid, &req.query, |_| score)?);
-            }
+            let page = &page[..page.len().min(usize::try_from(limit).unwrap_or(0))];
+            let rowids: Vec<i64> = page.iter().map(|p| p.0).collect();
+            let hits = HitLookup::new(c)?.hits(tenant, &rowids, &req.query, |i, _| page[i].1)?;
             let next_cursor = more.then_some(SearchCursor::Ranked {
                 snapshot,
                 offset: offset + limit,
@@ -552,16 +575,12 @@ fn recent(c: &Connection, tenant: TenantId, req: &SearchRequest) -> Result<Searc
     let more = rowids.len() as i64 > limit;
     let bm25 = scorer(c, tenant, req, rowids.first().copied().unwrap_or(0), None)?;
     let mut tf = Vec::new();
-    let mut hits = Vec::new();
-    let mut last_rowid = 0;
-    let mut lookup = HitLookup::new(c)?;
-    for &rowid in rowids.iter().take(usize::try_from(limit).unwrap_or(0)) {
-        hits.extend(lookup.hit(tenant, rowid, &req.query, |content| {
-            let len = req.query.term_frequencies(content, &mut tf);
-            bm25.score(&tf, len)
-        })?);
-        last_rowid = rowid;
-    }
+    let shown = &rowids[..rowids.len().min(usize::try_from(limit).unwrap_or(0))];
+    let last_rowid = shown.last().copied().unwrap_or(0);
+    let hits = HitLookup::new(c)?.hits(tenant, shown, &req.query, |_, content| {
+        let len = req.query.term_frequencies(content, &mut tf);
+        bm25.score(&tf, len)
+    })?;
     let next_cursor = more.then_some(SearchCursor::Recent { before: last_rowid });
     Ok(SearchPage { hits, next_cursor })
 }
@@ -626,6 +645,31 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A page's hits are found by rowid, the list outside (docs on [`HitLookup`]): never by
+    /// walking the tenant's messages.
+    #[tokio::test]
+    async fn hits_are_looked_up_by_rowid() {
+        let (_dir, store) = crate::sqlite::tests::temp_store().await;
+        let plan = store
+            .fast
+            .with(|c| {
+                let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {HIT_ROWS}"))?;
+                let rows = st.query_map(rusqlite::params!["[]", [0u8; 16]], |r| {
+                    r.get::<_, String>(3)
+                })?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?.join("\n"))
+            })
+            .unwrap();
+        let lines: Vec<&str> = plan.lines().collect();
+        assert_eq!(lines.len(), 2, "{plan}");
+        assert!(lines[0].starts_with("SCAN j"), "{plan}");
+        assert!(
+            lines[1].starts_with("SEARCH m USING INTEGER PRIMARY KEY (rowid=?)"),
+            "{plan}"
+        );
+        store.close().await;
+    }
 
     #[test]
     fn varints_decode_as_sqlite_writes_them() {
