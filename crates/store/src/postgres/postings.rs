@@ -244,10 +244,11 @@ pub(super) static NEWEST_OF: LazyLock<String> = LazyLock::new(|| {
 /// limit is its own row's, so the statement is planned once per connection whatever the batch.
 /// A word's postings are one range of the primary key, from the lowest segment asked for to
 /// the newest, joined to the segments by hash: a lookup by the whole key for each segment
-/// (before the forty-seventh session) descended the index once a segment, 58 buffer visits
-/// for a word in 14 segments against 21, and took a third more of PostgreSQL's time
-/// (docs/performance.md). Without the lower bound the generic plan, costed for a tenth of the
-/// segments, read the word's rows in every segment.
+/// (before the forty-seventh session) descended the index once a segment: 58 buffer visits
+/// for a word in 14 segments against 21, and the statement alone took 1.5 times as long (under
+/// 64 clients' load the difference is within noise: docs/performance.md). Without the lower
+/// bound the generic plan, costed for a tenth of the segments, read the word's rows in every
+/// segment.
 ///
 /// [`RANK_WINDOW`]: crate::search::RANK_WINDOW
 pub(super) async fn newest_segments_of(
