@@ -304,7 +304,7 @@ async fn a_write_whose_commit_cannot_be_confirmed_is_a_503_that_says_so() {
     let id = c["id"].as_str().unwrap();
     let path = format!("/v1/conversations/{id}/messages");
     let say = |text: &str| json!({"messages": [{"role": "user", "content": text}]});
-    // Written from the row as the create left it, in one statement whose answer is lost.
+    // The append reads the row, then writes in one statement whose answer the proxy drops.
     let lost = app.post(&path, &t, &say(cutter::MARKER)).await.expect(503);
     assert_eq!(
         lost.body["error"]["code"], "WRITE_UNCONFIRMED",
