@@ -445,14 +445,21 @@ async fn the_index_is_merged_once_writes_stop() {
 }
 
 /// A tenant with 12,003 messages holding `okra`: the three oldest, in a conversation of
-/// agent `old`, under all the others, of agent `new`. Its token and that conversation's id.
+/// agent `old` from source `legacy`, under all the others, of agent `new` from `web`. Its
+/// token and that conversation's id.
 async fn okra(app: &TestApp) -> (String, String) {
     let t = app.token("acme").await;
     let many: Vec<(&str, String)> = (0..2_000).map(|i| ("user", format!("okra {i}"))).collect();
     let many: Vec<(&str, &str)> = many.iter().map(|(r, c)| (*r, c.as_str())).collect();
-    let oldest = conv(app, &t, json!({"agent_id": "old"}), &many[..3]).await;
+    let oldest = conv(
+        app,
+        &t,
+        json!({"agent_id": "old", "source": "legacy"}),
+        &many[..3],
+    )
+    .await;
     for _ in 0..6 {
-        conv(app, &t, json!({"agent_id": "new"}), &many).await;
+        conv(app, &t, json!({"agent_id": "new", "source": "web"}), &many).await;
     }
     (t, oldest)
 }
@@ -465,23 +472,24 @@ async fn handed_over(app: &TestApp) -> u64 {
         .map_or(0, |v| v.trim().parse().unwrap())
 }
 
-/// A search that walks many matches (its filter keeps only the oldest conversation's) runs
-/// long; on SQLite, where the hot reads run on the runtime's worker threads, it gives its
-/// worker's other requests to another thread (store/src/sqlite/handoff.rs) and answers the
-/// same. A prefix search goes there at once. The store's own test shows the other tasks
-/// running meanwhile; here, the real server's answers and the count of such reads.
+/// A search that walks many matches (its filter, which no index narrows, keeps only the
+/// oldest conversation's) runs long; on SQLite, where the hot reads run on the runtime's
+/// worker threads, it gives its worker's other requests to another thread
+/// (store/src/sqlite/handoff.rs) and answers the same. A prefix search goes there at once. The
+/// store's own test shows the other tasks running meanwhile; here, the real server's answers
+/// and the count of such reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_search_gives_its_worker_away_and_answers_the_same() {
     let app = TestApp::spawn().await;
     let (t, oldest) = okra(&app).await;
     let before = handed_over(&app).await;
-    let v = search(&app, &t, "okra", "&agent_id=old").await;
+    let v = search(&app, &t, "okra", "&source=legacy").await;
     let hits = v["data"].as_array().unwrap();
     assert_eq!(hits.len(), 3);
     assert!(hits.iter().all(|h| h["conversation_id"] == oldest.as_str()));
-    let none = search(&app, &t, "okra", "&agent_id=nobody&sort=recent").await;
+    let none = search(&app, &t, "okra", "&source=nowhere&sort=recent").await;
     assert_eq!(none["data"].as_array().unwrap().len(), 0);
-    let prefix = search(&app, &t, "okr*", "&agent_id=old").await;
+    let prefix = search(&app, &t, "okr*", "&source=legacy").await;
     assert_eq!(contents(&prefix).len(), 3);
     let after = handed_over(&app).await;
     if app.is_pg() {
@@ -490,6 +498,49 @@ async fn a_long_search_gives_its_worker_away_and_answers_the_same() {
     } else {
         assert!(after >= before + 3, "{before} → {after}");
     }
+}
+
+/// A search within a few conversations of a word in nearly every message starts from those
+/// conversations (store/src/sqlite/driven.rs): it answers their hits in both orders and is
+/// not a long read, so on SQLite it never gives its worker away, where walking the word's
+/// 12,003 matches did. An agent with no conversations, or another tenant's conversation,
+/// finds nothing. PostgreSQL's planner chooses the side itself; the answers are the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_within_a_few_conversations_starts_from_them() {
+    let app = TestApp::spawn().await;
+    let (t, oldest) = okra(&app).await;
+    let theirs = app.token("globex").await;
+    let before = handed_over(&app).await;
+    for filter in [
+        format!("&conversation_id={oldest}"),
+        "&agent_id=old".to_owned(),
+        format!("&conversation_id={oldest}&sort=recent"),
+        "&agent_id=old&role=user&sort=recent".to_owned(),
+    ] {
+        let v = search(&app, &t, "okra", &filter).await;
+        let hits = v["data"].as_array().unwrap();
+        assert_eq!(hits.len(), 3, "{filter}: {v}");
+        assert!(hits.iter().all(|h| h["conversation_id"] == oldest.as_str()));
+        let mut seqs: Vec<i64> = hits.iter().map(|h| h["seq"].as_i64().unwrap()).collect();
+        if filter.contains("recent") {
+            // Newest first.
+            assert_eq!(seqs, [2, 1, 0], "{filter}");
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, [0, 1, 2], "{filter}");
+    }
+    for filter in [
+        "&agent_id=nobody",
+        "&agent_id=nobody&sort=recent",
+        "&user_id=nobody",
+    ] {
+        let v = search(&app, &t, "okra", filter).await;
+        assert_eq!(v["data"].as_array().unwrap().len(), 0, "{filter}: {v}");
+    }
+    // Another tenant's conversation: nothing of it, and nothing of the tenant's own.
+    let v = search(&app, &theirs, "okra", &format!("&conversation_id={oldest}")).await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 0, "{v}");
+    assert_eq!(handed_over(&app).await, before);
 }
 
 /// A read past the store's time limit (`confab serve` sets it to the request timeout) is
@@ -509,7 +560,7 @@ async fn a_read_past_its_time_limit_answers_408() {
     };
     let app = TestApp::start(dir, db, confab_server::ServerConfig::default(), opts).await;
     let (t, oldest) = okra(&app).await;
-    let long = "/v1/search?q=okra&agent_id=old";
+    let long = "/v1/search?q=okra&source=legacy";
     let long = if app.is_pg() {
         use sqlx::Connection;
         let mut lock = sqlx::PgConnection::connect(&app.db_url).await.unwrap();

@@ -6,6 +6,7 @@ pub(crate) mod backup;
 mod checkpointer;
 mod checks;
 mod doclen;
+mod driven;
 mod export;
 mod fastread;
 mod fts;

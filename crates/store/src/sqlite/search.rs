@@ -9,6 +9,7 @@ use confab_core::timefmt::{from_micros, to_micros};
 use rusqlite::Connection;
 
 use super::doclen::DocLengths;
+use super::driven::{self, Drive};
 use super::raw::{self, Sql, blob};
 use super::windows::{Window, Windows};
 use super::{SqliteStore, fastread};
@@ -17,60 +18,73 @@ use crate::error::{Result, StoreError};
 use crate::search::*;
 use crate::types::TenantId;
 
-/// `FROM … WHERE …` of the candidate rows: matches of the tenant, filtered, rowid-bounded.
+/// `FROM … WHERE …` of the candidate rows: matches of the tenant, filtered, rowid-bounded,
+/// found as `drive` says (driven.rs).
 ///
 /// Without filters the candidates are the index's alone: every token carries the tenant's tag,
 /// and no two tenants share a tag (migration 0010's unique index), so a match is the tenant's.
 /// Not looking each one up in `messages` is a third of a ranked search's cost; the hits of the
 /// page are looked up anyway, and [`hit`] checks their tenant again.
-fn push_candidates(q: &mut Sql, tenant: TenantId, req: &SearchRequest) {
+pub(super) fn push_candidates(q: &mut Sql, tenant: TenantId, req: &SearchRequest, drive: Drive) {
     let f = &req.filter;
-    q.push(" FROM messages_fts");
-    if !f.is_empty() {
-        // CROSS JOIN fixes the loop order (SQLite's documented hint): the full-text index
-        // outside, rows looked up by rowid inside. Left to itself, SQLite 3.51 chose to walk
-        // every message of the tenant and probe the index for each, which took 1 s for a word
-        // found 3 times and 5.5 s for a common one on 20,000 messages; in this order they take
-        // 0.3 ms and 3 ms.
-        q.push(" CROSS JOIN messages m ON m.rowid = messages_fts.rowid");
-    }
-    if f.needs_conversation() {
-        q.push(
-            " CROSS JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id",
-        );
+    match drive {
+        // CROSS JOIN fixes the loop order (SQLite's documented hint) in both: here the
+        // filtered conversations outside, their messages by `messages_order`, and each asked of
+        // the index by rowid inside.
+        Drive::Conversations => {
+            q.push(
+                " FROM conversations c CROSS JOIN messages m ON m.tenant_id = c.tenant_id \
+                 AND m.conversation_id = c.id CROSS JOIN messages_fts ON messages_fts.rowid = m.rowid",
+            );
+        }
+        Drive::Index => {
+            q.push(" FROM messages_fts");
+            if !f.is_empty() {
+                // The full-text index outside, rows looked up by rowid inside. Left to itself,
+                // SQLite 3.51 chose to walk every message of the tenant and probe the index
+                // for each, which took 1 s for a word found 3 times and 5.5 s for a common
+                // one on 20,000 messages; in this order they take 0.3 ms and 3 ms.
+                q.push(" CROSS JOIN messages m ON m.rowid = messages_fts.rowid");
+            }
+            if f.needs_conversation() {
+                q.push(
+                    " CROSS JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id",
+                );
+            }
+        }
     }
     let fts = req.query.to_fts5(&tenant_tag(tenant.0.as_bytes()));
     q.push(" WHERE messages_fts MATCH ").bind(fts);
+    if drive == Drive::Conversations {
+        q.push(" AND c.tenant_id = ").bind(blob(&tenant.0));
+    }
     if !f.is_empty() {
         // The row is at hand: the belt to the tag's braces.
         q.push(" AND m.tenant_id = ").bind(blob(&tenant.0));
     }
+    let rowid = drive.rowid();
     match req.cursor {
         Some(SearchCursor::Ranked { snapshot, .. }) => {
-            q.push(" AND messages_fts.rowid <= ").bind(snapshot);
+            q.push(" AND ").push(rowid).push(" <= ").bind(snapshot);
         }
         Some(SearchCursor::Recent { before }) => {
-            q.push(" AND messages_fts.rowid < ").bind(before);
+            q.push(" AND ").push(rowid).push(" < ").bind(before);
         }
         None => {}
     }
-    if let Some(v) = &f.agent_id {
-        q.push(" AND c.agent_id = ").bind(v.clone());
-    }
-    if let Some(v) = &f.user_id {
-        q.push(" AND c.user_id = ").bind(v.clone());
-    }
-    if let Some(v) = &f.source {
-        q.push(" AND c.source = ").bind(v.clone());
-    }
-    if let Some(v) = f.status {
-        q.push(" AND c.status = ").bind(v.as_str().to_owned());
+    match drive {
+        // The conversation's id on the conversation row, so that its primary key finds it.
+        Drive::Conversations => driven::push_conversation_filters(q, f),
+        Drive::Index => {
+            let mut on_conversation = f.clone();
+            if let Some(v) = on_conversation.conversation_id.take() {
+                q.push(" AND m.conversation_id = ").bind(blob(&v));
+            }
+            driven::push_conversation_filters(q, &on_conversation);
+        }
     }
     if let Some(v) = f.role {
         q.push(" AND m.role = ").bind(v.as_str().to_owned());
-    }
-    if let Some(v) = f.conversation_id {
-        q.push(" AND m.conversation_id = ").bind(blob(&v));
     }
     if let Some(v) = f.created_after {
         q.push(" AND m.created_at >= ").bind(to_micros(v));
@@ -83,13 +97,21 @@ fn push_candidates(q: &mut Sql, tenant: TenantId, req: &SearchRequest) {
 /// FTS5 reports syntax and tokenizer problems as SQLITE_ERROR with an "fts5:" message; the
 /// core's query renderer should make them impossible, but if one slips through it is the
 /// query's fault, not the server's.
-fn fts_error(e: rusqlite::Error) -> StoreError {
+pub(super) fn fts_error(e: rusqlite::Error) -> StoreError {
     match &e {
         rusqlite::Error::SqliteFailure(_, Some(m)) if m.contains("fts5") => {
             confab_core::ValidationError::field("q", format!("the search engine refused it: {m}"))
                 .into()
         }
         _ => e.into(),
+    }
+}
+
+/// [`fts_error`] for a statement run through `raw`.
+pub(super) fn fts_errors(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Sqlite(e) => fts_error(e),
+        e => e,
     }
 }
 
@@ -192,10 +214,7 @@ fn term_df(
         rusqlite::params![fts, snapshot, RANK_WINDOW],
         |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)),
     )
-    .map_err(|e| match e {
-        StoreError::Sqlite(e) => fts_error(e),
-        e => e,
-    })?
+    .map_err(fts_errors)?
     .unwrap_or((0, None));
     Ok(df_from_window(n, lowest, snapshot, rows))
 }
@@ -277,6 +296,7 @@ fn gather(
     k: usize,
     window: usize,
     above: Option<i64>,
+    drive: Drive,
 ) -> Result<rank::Candidates> {
     // The candidates are gathered by `confab_counts` itself (rank.rs) as the statement visits
     // them, newest first. Without filters the index alone gives them, and the function is a
@@ -288,7 +308,7 @@ fn gather(
     let mut q = Sql::default();
     if req.filter.is_empty() {
         q.push("SELECT 1");
-        push_candidates(&mut q, tenant, req);
+        push_candidates(&mut q, tenant, req, Drive::Index);
         if let Some(above) = above {
             q.push(" AND messages_fts.rowid > ").bind(above);
         }
@@ -299,11 +319,13 @@ fn gather(
         q.push("SELECT count(x) FROM (SELECT confab_counts(messages_fts, ")
             .bind(epoch)
             .push(") AS x");
-        push_candidates(&mut q, tenant, req);
+        push_candidates(&mut q, tenant, req, drive);
         if let Some(above) = above {
-            q.push(" AND messages_fts.rowid > ").bind(above);
+            q.push(" AND ").push(drive.rowid()).push(" > ").bind(above);
         }
-        q.push(" ORDER BY messages_fts.rowid DESC LIMIT ")
+        q.push(" ORDER BY ")
+            .push(drive.rowid())
+            .push(" DESC LIMIT ")
             .bind(RANK_WINDOW)
             .push(")");
     }
@@ -341,7 +363,17 @@ pub(super) fn walk_word(
         cursor: None,
     };
     let window = usize::try_from(RANK_WINDOW).unwrap_or(usize::MAX);
-    let found = gather(c, lengths, epoch, tenant, &req, 1, window, None)?;
+    let found = gather(
+        c,
+        lengths,
+        epoch,
+        tenant,
+        &req,
+        1,
+        window,
+        None,
+        Drive::Index,
+    )?;
     Ok(walked(epoch, snapshot, found))
 }
 
@@ -404,7 +436,17 @@ fn kept_window(
         }
         found => {
             let above = found.as_ref().map(|w| w.snapshot);
-            let newer = gather(c, kept.lengths, epoch, tenant, req, k, window, above)?;
+            let newer = gather(
+                c,
+                kept.lengths,
+                epoch,
+                tenant,
+                req,
+                k,
+                window,
+                above,
+                Drive::Index,
+            )?;
             let w = Arc::new(match found {
                 Some(w) => w.forward(snapshot, newer.rows, newer.counts, k, window),
                 None => walked(epoch, snapshot, newer),
@@ -460,7 +502,8 @@ fn ranked(
     } else {
         metrics::counter!("confab_store_search_windows_total", "outcome" => "walked").increment(1);
         let window = usize::try_from(RANK_WINDOW).unwrap_or(usize::MAX);
-        let w = gather(c, lengths, epoch, tenant, &windowed, k, window, None)?;
+        let drive = driven::choose(c, tenant, &windowed, RANK_WINDOW)?;
+        let w = gather(c, lengths, epoch, tenant, &windowed, k, window, None, drive)?;
         Arc::new(walked(epoch, snapshot, w))
     };
     let (cands, counts) = (&found.rows, &found.counts);
@@ -492,7 +535,7 @@ fn ranked(
     Ok(scored)
 }
 
-fn search(
+pub(super) fn search(
     c: &Connection,
     lengths: &DocLengths,
     windows: &Windows,
@@ -562,9 +605,12 @@ fn scorer(
 fn recent(c: &Connection, tenant: TenantId, req: &SearchRequest) -> Result<SearchPage> {
     let limit = req.limit;
     let mut q = Sql::default();
+    let drive = driven::choose(c, tenant, req, limit + 1)?;
     q.push("SELECT messages_fts.rowid");
-    push_candidates(&mut q, tenant, req);
-    q.push(" ORDER BY messages_fts.rowid DESC LIMIT ")
+    push_candidates(&mut q, tenant, req, drive);
+    q.push(" ORDER BY ")
+        .push(drive.rowid())
+        .push(" DESC LIMIT ")
         .bind(limit + 1);
     let mut st = c.prepare_cached(&q.text).map_err(fts_error)?;
     let rowids: Vec<i64> = st
