@@ -501,16 +501,41 @@ async fn a_long_search_gives_its_worker_away_and_answers_the_same() {
 }
 
 /// A search within a few conversations of a word in nearly every message starts from those
-/// conversations (store/src/sqlite/driven.rs): it answers their hits in both orders and is
-/// not a long read, so on SQLite it never gives its worker away, where walking the word's
-/// 12,003 matches did. An agent with no conversations, or another tenant's conversation,
-/// finds nothing. PostgreSQL's planner chooses the side itself; the answers are the same.
+/// conversations (store/src/sqlite/driven.rs, postgres/driven.rs): it answers their hits in
+/// both orders and is not a long read, so on SQLite it never gives its worker away, where
+/// walking the word's 12,003 matches did. An agent with no conversations, or another
+/// tenant's conversation, finds nothing. `confab_store_search_filtered_total` counts where
+/// each started; a rare word's search starts from the index.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_within_a_few_conversations_starts_from_them() {
     let app = TestApp::spawn().await;
     let (t, oldest) = okra(&app).await;
+    let rare = conv(
+        &app,
+        &t,
+        json!({"agent_id": "new"}),
+        &[("user", "okra quince")],
+    )
+    .await;
+    if app.is_pg() {
+        // PostgreSQL weighs the sides by the planner's statistics of the words.
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&app.db_url).await.unwrap();
+        sqlx::raw_sql("ANALYZE messages")
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
     let theirs = app.token("globex").await;
     let before = handed_over(&app).await;
+    let started = |m: &str, from: &str| {
+        let line = format!("confab_store_search_filtered_total{{from=\"{from}\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .map_or(0, |v| v.trim().parse::<u64>().unwrap())
+    };
+    let m = app.metrics().await;
+    let (theirs_before, index_before) = (started(&m, "conversations"), started(&m, "index"));
     for filter in [
         format!("&conversation_id={oldest}"),
         "&agent_id=old".to_owned(),
@@ -541,6 +566,15 @@ async fn a_search_within_a_few_conversations_starts_from_them() {
     let v = search(&app, &theirs, "okra", &format!("&conversation_id={oldest}")).await;
     assert_eq!(v["data"].as_array().unwrap().len(), 0, "{v}");
     assert_eq!(handed_over(&app).await, before);
+    let m = app.metrics().await;
+    assert_eq!(started(&m, "conversations"), theirs_before + 8, "{m}");
+    // A word in one message, within an agent's 12,001: found by the index.
+    let v = search(&app, &t, "quince", "&agent_id=new").await;
+    let hits = v["data"].as_array().unwrap();
+    assert_eq!(hits.len(), 1, "{v}");
+    assert_eq!(hits[0]["conversation_id"], rare.as_str());
+    let m = app.metrics().await;
+    assert_eq!(started(&m, "index"), index_before + 1, "{m}");
 }
 
 /// A read past the store's time limit (`confab serve` sets it to the request timeout) is

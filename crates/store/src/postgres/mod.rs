@@ -7,6 +7,7 @@ mod analytics;
 mod append_batch;
 pub(crate) mod backup;
 mod columns;
+mod driven;
 mod export;
 mod first_batch;
 mod flights;

@@ -42,6 +42,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use super::PgStore;
+use super::driven;
 use super::flights::Flight;
 use super::fts::{BAND_OF_ROW, BAND_ROWS, SEARCH_VECTOR, band, in_bands, tsquery};
 use super::kept::{self, Since, Window};
@@ -122,9 +123,19 @@ enum Plan {
     /// One word's postings in rowid order (postings.rs), at this share of messages (0 when not
     /// among the most common); the index for the rowids no built segment holds.
     Postings(f64),
+    /// The filtered conversations' messages, each tested (driven.rs).
+    Conversations,
 }
 
 impl Plan {
+    /// The share of messages holding the query, as far as the plan knows (0: not known).
+    fn share(self) -> f64 {
+        match self {
+            Plan::Walk(share) | Plan::Bands(share) | Plan::Postings(share) => share,
+            Plan::Index | Plan::Conversations => 0.0,
+        }
+    }
+
     /// The plan for a ranked search of one word without filters when the search postings are
     /// kept (postings.rs): every plan reads them. A word common enough to walk too: its newest
     /// thousand postings are a few kilobytes from a segment's tail, where the walk reads and
@@ -239,6 +250,9 @@ struct Range {
     /// Read by walking rowids backwards, never through the search index: a common word's
     /// matches, or a range narrow enough to test row by row.
     walk: bool,
+    /// The filtered conversations' messages, each tested by its stored tokens (driven.rs);
+    /// with `walk`.
+    conversations: bool,
 }
 
 impl Range {
@@ -251,6 +265,7 @@ impl Range {
             from_band: None,
             bands: None,
             walk: false,
+            conversations: false,
         }
     }
 }
@@ -264,9 +279,25 @@ fn push_candidates(
     range: Range,
 ) {
     let f = &req.filter;
-    q.push(" FROM messages m");
-    if f.needs_conversation() {
-        q.push(" JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id");
+    if range.conversations {
+        // The conversations outside, each one's messages by `messages_order` inside: the
+        // lateral subquery's reference to `c` holds the loop in that order, and `OFFSET 0`
+        // keeps PostgreSQL from flattening it into a join it could turn around (a walk of
+        // every row by rowid, testing each against the conversations).
+        q.push(" FROM (SELECT c.tenant_id, c.id FROM conversations c WHERE c.tenant_id = ")
+            .push_bind(tenant.0);
+        driven::push_conversation_filters(q, f);
+        q.push(
+            " OFFSET 0) c CROSS JOIN LATERAL (SELECT * FROM messages m \
+             WHERE m.tenant_id = c.tenant_id AND m.conversation_id = c.id OFFSET 0) m",
+        );
+    } else {
+        q.push(" FROM messages m");
+        if f.needs_conversation() {
+            q.push(
+                " JOIN conversations c ON c.tenant_id = m.tenant_id AND c.id = m.conversation_id",
+            );
+        }
     }
     // The index's expression where the index is to be used; the stored tokens alone where
     // rows are walked by rowid, since the expression, tested on a row, builds a new tsvector.
@@ -302,23 +333,16 @@ fn push_candidates(
     if let Some(SearchCursor::Recent { before }) = req.cursor {
         q.push(" AND m.rowid < ").push_bind(before);
     }
-    if let Some(v) = &f.agent_id {
-        q.push(" AND c.agent_id = ").push_bind(v.clone());
-    }
-    if let Some(v) = &f.user_id {
-        q.push(" AND c.user_id = ").push_bind(v.clone());
-    }
-    if let Some(v) = &f.source {
-        q.push(" AND c.source = ").push_bind(v.clone());
-    }
-    if let Some(v) = f.status {
-        q.push(" AND c.status = ").push_bind(v.as_str());
+    // From the conversations' side they were applied to them.
+    if !range.conversations {
+        let mut on_conversation = f.clone();
+        if let Some(v) = on_conversation.conversation_id.take() {
+            q.push(" AND m.conversation_id = ").push_bind(v);
+        }
+        driven::push_conversation_filters(q, &on_conversation);
     }
     if let Some(v) = f.role {
         q.push(" AND m.role = ").push_bind(v.as_str());
-    }
-    if let Some(v) = f.conversation_id {
-        q.push(" AND m.conversation_id = ").push_bind(v);
     }
     if let Some(v) = f.created_after {
         q.push(" AND m.created_at >= ").push_bind(to_micros(v));
@@ -402,6 +426,7 @@ async fn banded_window(
         from_band: None,
         bands: None,
         walk: true,
+        conversations: false,
     };
     let mut found = candidates(conn, tenant, req, tsq, probe, want).await?;
     // The highest rowid not read yet, and the rows read so far.
@@ -427,6 +452,7 @@ async fn banded_window(
                 from_band: None,
                 bands: Some((lo_band, band(hi))),
                 walk: false,
+                conversations: false,
             };
             found.extend(candidates(conn, tenant, req, tsq, bands, need).await?);
         } else {
@@ -443,6 +469,7 @@ async fn banded_window(
                 from_band,
                 bands: None,
                 walk: false,
+                conversations: false,
             };
             found.extend(on_bitmaps(conn, tenant, req, tsq, range, need).await?);
         }
@@ -698,8 +725,7 @@ async fn ranked_page(
     tenant: TenantId,
     req: &SearchRequest,
     tsq: &str,
-    snapshot: i64,
-    walk: bool,
+    range: Range,
     offset: i64,
 ) -> Result<(Vec<SearchHit>, bool)> {
     // Every column taken in the window's own pass: joining back to `messages` made the
@@ -711,13 +737,6 @@ async fn ranked_page(
         "::tsquery)::float8 AS s FROM (SELECT m.rowid AS r, m.conversation_id, m.id, m.seq, \
          m.role, m.content, m.created_at, m.fts AS f",
     );
-    let range = Range {
-        hi: Some(snapshot),
-        lo: None,
-        from_band: None,
-        bands: None,
-        walk,
-    };
     push_candidates(&mut q, tenant, req, tsq, range);
     q.push(" ORDER BY m.rowid DESC LIMIT ")
         .push_bind(RANK_WINDOW);
@@ -805,6 +824,14 @@ async fn indexed_window(
             banded_window(conn, tenant, req, tsq, snapshot, density, want).await
         }
         Plan::Walk(share) => walked_window(conn, tenant, req, tsq, snapshot, share, want).await,
+        Plan::Conversations => {
+            let theirs = Range {
+                walk: true,
+                conversations: true,
+                ..Range::to(snapshot)
+            };
+            candidates(conn, tenant, req, tsq, theirs, want).await
+        }
         _ => {
             let all = Range::to(snapshot);
             candidates(conn, tenant, req, tsq, all, want).await
@@ -841,6 +868,7 @@ async fn walked_window(
         from_band: None,
         bands: None,
         walk: true,
+        conversations: false,
     };
     let found = candidates(conn, tenant, req, tsq, walk, want).await?;
     let need = want - found.len() as i64;
@@ -1048,6 +1076,7 @@ async fn gap(
             from_band: None,
             bands: Some((band(lo + 1), band(hi))),
             walk: false,
+            conversations: false,
         };
         let mut found = candidates(conn, tenant, req, tsq, bands, need).await?;
         found.retain(|c| c.0 > lo);
@@ -1337,6 +1366,21 @@ impl PgStore {
         if self.postings {
             plan = plan.posted(req);
         }
+        if driven::narrows(&req.filter) {
+            let wanted = match req.sort {
+                SearchSort::Relevance => RANK_WINDOW,
+                SearchSort::Recent => req.limit + 1,
+            };
+            let stops_early = matches!(plan, Plan::Walk(_));
+            let share = plan.share();
+            if driven::from_conversations(&mut conn, tenant, req, share, stops_early, wanted)
+                .await?
+            {
+                plan = Plan::Conversations;
+            }
+        } else if !req.filter.is_empty() {
+            metrics::counter!("confab_store_search_filtered_total", "from" => "index").increment(1);
+        }
         // Only a ranked search without filters is bounded whatever the data: every plan reads
         // one window of matches. With filters, a search reads matches until enough pass them;
         // newest first, a word planned for the index has every match read and sorted (all of
@@ -1406,10 +1450,23 @@ impl PgStore {
                 // ([`PgStore::search`]); without, it is bounded by [`walk_rows`].
                 let (hits, more) = match plan.up_to(snapshot) {
                     Plan::Index => {
-                        ranked_page(conn, tenant, req, tsq, snapshot, false, offset).await?
+                        let range = Range::to(snapshot);
+                        ranked_page(conn, tenant, req, tsq, range, offset).await?
                     }
                     Plan::Walk(_) if !req.filter.is_empty() => {
-                        ranked_page(conn, tenant, req, tsq, snapshot, true, offset).await?
+                        let range = Range {
+                            walk: true,
+                            ..Range::to(snapshot)
+                        };
+                        ranked_page(conn, tenant, req, tsq, range, offset).await?
+                    }
+                    Plan::Conversations => {
+                        let range = Range {
+                            walk: true,
+                            conversations: true,
+                            ..Range::to(snapshot)
+                        };
+                        ranked_page(conn, tenant, req, tsq, range, offset).await?
                     }
                     _ => {
                         let scored = window(conn, tenant, req, tsq, plan, snapshot, None).await?;
@@ -1438,7 +1495,8 @@ impl PgStore {
                     lo: None,
                     from_band: None,
                     bands: None,
-                    walk: matches!(plan, Plan::Walk(_)),
+                    walk: matches!(plan, Plan::Walk(_) | Plan::Conversations),
+                    conversations: matches!(plan, Plan::Conversations),
                 };
                 push_candidates(&mut q, tenant, req, tsq, all);
                 q.push(" ORDER BY m.rowid DESC LIMIT ").push_bind(limit + 1);

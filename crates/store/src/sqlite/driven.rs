@@ -73,8 +73,28 @@ pub(super) fn choose(
     if f.conversation_id.is_none() && f.agent_id.is_none() && f.user_id.is_none() {
         // Nothing names few conversations by an index: `source` and `status` each hold a
         // large share of them.
+        if !f.is_empty() {
+            counted(Drive::Index);
+        }
         return Ok(Drive::Index);
     }
+    let drive = weighed(c, tenant, req, wanted)?;
+    counted(drive);
+    Ok(drive)
+}
+
+/// `confab_store_search_filtered_total{from}`: filtered searches by the side they start from.
+fn counted(drive: Drive) {
+    let from = match drive {
+        Drive::Index => "index",
+        Drive::Conversations => "conversations",
+    };
+    metrics::counter!("confab_store_search_filtered_total", "from" => from).increment(1);
+}
+
+/// [`choose`] for filters that name conversations: both sides counted, bounded.
+fn weighed(c: &Connection, tenant: TenantId, req: &SearchRequest, wanted: i64) -> Result<Drive> {
+    let f = &req.filter;
     let (conversations, held) = held(c, tenant, f)?;
     if conversations == 0 {
         // No conversation passes: nothing to ask about, answered at once.
