@@ -505,7 +505,7 @@ async fn a_long_search_gives_its_worker_away_and_answers_the_same() {
 /// both orders and is not a long read, so on SQLite it never gives its worker away, where
 /// walking the word's 12,003 matches did. An agent with no conversations, or another
 /// tenant's conversation, finds nothing. `confab_store_search_filtered_total` counts where
-/// each started; a rare word's search starts from the index.
+/// each started; a rare word's search starts from the index. On PostgreSQL the same answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_within_a_few_conversations_starts_from_them() {
     let app = TestApp::spawn().await;
@@ -534,8 +534,7 @@ async fn a_search_within_a_few_conversations_starts_from_them() {
             .find_map(|l| l.strip_prefix(line.as_str()))
             .map_or(0, |v| v.trim().parse::<u64>().unwrap())
     };
-    let m = app.metrics().await;
-    let (theirs_before, index_before) = (started(&m, "conversations"), started(&m, "index"));
+    let theirs_before = started(&app.metrics().await, "conversations");
     for filter in [
         format!("&conversation_id={oldest}"),
         "&agent_id=old".to_owned(),
@@ -566,8 +565,18 @@ async fn a_search_within_a_few_conversations_starts_from_them() {
     let v = search(&app, &theirs, "okra", &format!("&conversation_id={oldest}")).await;
     assert_eq!(v["data"].as_array().unwrap().len(), 0, "{v}");
     assert_eq!(handed_over(&app).await, before);
+    // On PostgreSQL a word in every message is walked in one statement whose join its
+    // planner turns around itself, so those are left to it; only the other tenant's search,
+    // to which the word is unknown (the index's plan), is weighed, and no conversation of its
+    // passes. A word of a few per cent is weighed: search_filtered.rs.
     let m = app.metrics().await;
-    assert_eq!(started(&m, "conversations"), theirs_before + 8, "{m}");
+    let from_them = if app.is_pg() { 1 } else { 8 };
+    assert_eq!(
+        started(&m, "conversations"),
+        theirs_before + from_them,
+        "{m}"
+    );
+    let index_before = started(&m, "index");
     // A word in one message, within an agent's 12,001: found by the index.
     let v = search(&app, &t, "quince", "&agent_id=new").await;
     let hits = v["data"].as_array().unwrap();

@@ -1,7 +1,8 @@
 //! Filtered searches answer the same messages on SQLite and PostgreSQL, whichever side each
 //! starts from (sqlite/driven.rs, postgres/driven.rs): within one conversation, a user's, an
 //! agent's, one with none, another tenant's; every page, in both orders. Needs both
-//! backends, so it runs only in the PostgreSQL pass.
+//! backends, so it runs only in the PostgreSQL pass. (Within one backend, sqlite/driven.rs's
+//! unit test compares the two sides page for page.)
 
 use std::collections::BTreeSet;
 
@@ -14,13 +15,15 @@ use uuid::Uuid;
 mod testdb;
 use testdb::{TestDb, pg_admin_url};
 
-/// Sixty conversations of a tenant, 5–54 messages each, after ten of another tenant: every
-/// message holds `plain`, every other `even`, every seventh `seventh`, four `lone`. The
-/// tenant, and its conversations' ids then the other's, in the order made.
+/// Two hundred conversations of a tenant (a hundred users, four agents), 5–30 messages each,
+/// after ten of another tenant: every message holds `plain`, every other `even`, every fifth
+/// `fifth`, every seventh `seventh`, eight `lone`. The tenant, and its conversations' ids
+/// then the other's, in the order made. A user's conversations hold about one message in a
+/// hundred, few enough for PostgreSQL to start a search of `fifth` from them.
 async fn load(store: &Store) -> (TenantId, Vec<Uuid>, Vec<Uuid>) {
     let mut ids = (Vec::new(), Vec::new());
     let mut n = 0u32;
-    for (tenant, count) in [("other", 10u32), ("acme", 60)] {
+    for (tenant, count) in [("other", 10u32), ("acme", 200)] {
         let t = store.ensure_tenant(tenant).await.unwrap();
         for i in 0..count {
             let mut c = NewConversation::new(if i.is_multiple_of(2) {
@@ -29,12 +32,15 @@ async fn load(store: &Store) -> (TenantId, Vec<Uuid>, Vec<Uuid>) {
                 Status::Completed
             });
             c.agent_id = Some(format!("agent-{}", i % 4));
-            c.user_id = Some(format!("user-{}", i % 9));
-            for k in 0..(5 + (i * 7) % 50) {
+            c.user_id = Some(format!("user-{}", i % 100));
+            for k in 0..(5 + (i * 7) % 26) {
                 n += 1;
                 let mut words = vec!["plain"];
                 if n.is_multiple_of(2) {
                     words.push("even");
+                }
+                if n.is_multiple_of(5) {
+                    words.push("fifth");
                 }
                 if n.is_multiple_of(7) {
                     words.push("seventh");
@@ -133,7 +139,7 @@ async fn both_backends_answer_filtered_searches_alike() {
                 ..f()
             },
             SearchFilter {
-                conversation_id: Some(ids[59]),
+                conversation_id: Some(ids[199]),
                 ..f()
             },
             SearchFilter {
@@ -179,12 +185,13 @@ async fn both_backends_answer_filtered_searches_alike() {
         for q in [
             "plain",
             "even",
+            "fifth",
             "seventh",
             "lone",
-            "plain even",
+            "fifth seventh",
             "\"plain even\"",
-            "sev*",
-            "even -seventh",
+            "fif*",
+            "fifth -seventh",
         ] {
             for sort in [SearchSort::Recent, SearchSort::Relevance] {
                 let (seq_s, set_s) = found(&sqlite, &ts, &ids_s, q, a.clone(), sort).await;

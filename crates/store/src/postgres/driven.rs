@@ -31,18 +31,17 @@ pub(super) fn narrows(f: &SearchFilter) -> bool {
     f.conversation_id.is_some() || f.agent_id.is_some() || f.user_id.is_some()
 }
 
-/// Whether `req` (whose filters [`narrows`]) should start from its conversations, to gather
-/// `wanted` candidates of a query that the statistics say `share` of messages hold (0 when
-/// they do not know it: a rare query, which the index finds at once). `stops_early`: the
-/// plan otherwise walks rowids and stops once it has `wanted` (a common word's); the index
-/// and the bands read every match that passes before the newest are known.
+/// Whether `req` (whose filters [`narrows`]) should start from its conversations, for a
+/// query that the statistics say `share` of messages hold (0 when they do not know it: a rare
+/// query, which the index finds at once). Not asked for a common word's walk: one statement
+/// whose join PostgreSQL's planner turns around by itself where the filter is narrow (a
+/// common word within one user's conversations 4.3 ms that way, 5.3 from the conversations'
+/// side, and this question's round trip saved).
 pub(super) async fn from_conversations(
     conn: &mut PgConnection,
     tenant: TenantId,
     req: &SearchRequest,
     share: f64,
-    stops_early: bool,
-    wanted: i64,
 ) -> Result<bool> {
     let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
         "SELECT count(*), COALESCE(sum(n), 0)::float8, \
@@ -63,9 +62,9 @@ pub(super) async fn from_conversations(
         false
     } else {
         // As on SQLite: testing every filtered message against reading the query's matches
-        // (its share of the rows), and against a walk that stops once it has `wanted`.
-        let matches = share * rows.max(1.0);
-        PROBE * held <= matches && (!stops_early || PROBE * held * held <= wanted as f64 * rows)
+        // (its share of the rows). The bands and the index read every match that passes
+        // before the newest are known, so no early stop weighs against it.
+        PROBE * held <= share * rows.max(1.0)
     };
     let from = if chosen { "conversations" } else { "index" };
     metrics::counter!("confab_store_search_filtered_total", "from" => from).increment(1);

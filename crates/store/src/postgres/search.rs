@@ -1366,16 +1366,8 @@ impl PgStore {
         if self.postings {
             plan = plan.posted(req);
         }
-        if driven::narrows(&req.filter) {
-            let wanted = match req.sort {
-                SearchSort::Relevance => RANK_WINDOW,
-                SearchSort::Recent => req.limit + 1,
-            };
-            let stops_early = matches!(plan, Plan::Walk(_));
-            let share = plan.share();
-            if driven::from_conversations(&mut conn, tenant, req, share, stops_early, wanted)
-                .await?
-            {
+        if driven::narrows(&req.filter) && !matches!(plan, Plan::Walk(_)) {
+            if driven::from_conversations(&mut conn, tenant, req, plan.share()).await? {
                 plan = Plan::Conversations;
             }
         } else if !req.filter.is_empty() {

@@ -502,7 +502,7 @@ fn ranked(
     } else {
         metrics::counter!("confab_store_search_windows_total", "outcome" => "walked").increment(1);
         let window = usize::try_from(RANK_WINDOW).unwrap_or(usize::MAX);
-        let drive = driven::choose(c, tenant, &windowed, RANK_WINDOW)?;
+        let drive = driven::choose(c, tenant, &windowed)?;
         let w = gather(c, lengths, epoch, tenant, &windowed, k, window, None, drive)?;
         Arc::new(walked(epoch, snapshot, w))
     };
@@ -605,7 +605,7 @@ fn scorer(
 fn recent(c: &Connection, tenant: TenantId, req: &SearchRequest) -> Result<SearchPage> {
     let limit = req.limit;
     let mut q = Sql::default();
-    let drive = driven::choose(c, tenant, req, limit + 1)?;
+    let drive = driven::choose(c, tenant, req)?;
     q.push("SELECT messages_fts.rowid");
     push_candidates(&mut q, tenant, req, drive);
     q.push(" ORDER BY ")
