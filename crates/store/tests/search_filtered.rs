@@ -8,12 +8,14 @@ use std::collections::BTreeSet;
 
 use confab_core::input::{NewConversation, NewMessage};
 use confab_core::{Role, Status};
-use confab_store::{SearchFilter, SearchRequest, SearchSort, Store, StoreOptions, TenantId};
+use confab_store::{SearchFilter, SearchRequest, SearchSort, Store, TenantId};
 use uuid::Uuid;
 
+#[path = "support/pair.rs"]
+mod pair;
 #[path = "support/testdb.rs"]
 mod testdb;
-use testdb::{TestDb, pg_admin_url};
+use pair::Pair;
 
 /// Two hundred conversations of a tenant (a hundred users, four agents), 5–30 messages each,
 /// after ten of another tenant: every message holds `plain`, every other `even`, every fifth
@@ -111,23 +113,15 @@ async fn found(
 
 #[tokio::test]
 async fn both_backends_answer_filtered_searches_alike() {
-    let Some(admin) = pg_admin_url() else {
-        eprintln!("skipped: set CONFAB_TEST_POSTGRES_URL to compare search on both backends");
+    let Some(pair) = Pair::open("the comparison of filtered searches on both backends").await
+    else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite_url = format!("sqlite://{}", dir.path().join("filtered.db").display());
-    let sqlite = Store::open(&sqlite_url, StoreOptions::default())
-        .await
-        .unwrap();
-    let pg_db = TestDb::new_pg(&admin).await;
-    let pg = Store::open(&pg_db.url, StoreOptions::default())
-        .await
-        .unwrap();
-    let (ts, ids_s, theirs_s) = load(&sqlite).await;
-    let (tp, ids_p, theirs_p) = load(&pg).await;
+    let (sqlite, pg) = (&pair.sqlite, &pair.pg);
+    let (ts, ids_s, theirs_s) = load(sqlite).await;
+    let (tp, ids_p, theirs_p) = load(pg).await;
     // PostgreSQL weighs the sides by its statistics of the words.
-    let c = sqlx::PgPool::connect(&pg_db.url).await.unwrap();
+    let c = sqlx::PgPool::connect(&pair.pg_db.url).await.unwrap();
     sqlx::query("ANALYZE messages").execute(&c).await.unwrap();
     c.close().await;
     // The filters, for a backend's own conversation ids.
@@ -194,8 +188,8 @@ async fn both_backends_answer_filtered_searches_alike() {
             "fifth -seventh",
         ] {
             for sort in [SearchSort::Recent, SearchSort::Relevance] {
-                let (seq_s, set_s) = found(&sqlite, &ts, &ids_s, q, a.clone(), sort).await;
-                let (seq_p, set_p) = found(&pg, &tp, &ids_p, q, b.clone(), sort).await;
+                let (seq_s, set_s) = found(sqlite, &ts, &ids_s, q, a.clone(), sort).await;
+                let (seq_p, set_p) = found(pg, &tp, &ids_p, q, b.clone(), sort).await;
                 if sort == SearchSort::Recent {
                     assert_eq!(seq_s, seq_p, "{q} newest first, {a:?}");
                 }
@@ -205,6 +199,5 @@ async fn both_backends_answer_filtered_searches_alike() {
         }
     }
     assert!(hits > 5_000, "only {hits} hits compared");
-    sqlite.close().await;
-    pg.close().await;
+    pair.close().await;
 }

@@ -6,11 +6,13 @@ use std::collections::BTreeSet;
 
 use confab_core::input::{NewConversation, NewMessage};
 use confab_core::{Role, Status};
-use confab_store::{SearchFilter, SearchRequest, SearchSort, Store, StoreOptions, TenantId};
+use confab_store::{SearchFilter, SearchRequest, SearchSort, Store, TenantId};
 
+#[path = "support/pair.rs"]
+mod pair;
 #[path = "support/testdb.rs"]
 mod testdb;
-use testdb::{TestDb, pg_admin_url};
+use pair::Pair;
 
 const CORPUS: &[&str] = &[
     "Une Crème Brûlée au CAFÉ, s'il vous plaît",
@@ -116,28 +118,18 @@ async fn hits(store: &Store, t: &TenantId, q: &str) -> Result<BTreeSet<String>, 
 
 #[tokio::test]
 async fn both_backends_find_the_same_messages() {
-    let Some(admin) = pg_admin_url() else {
-        eprintln!("skipped: set CONFAB_TEST_POSTGRES_URL to compare search on both backends");
+    let Some(pair) = Pair::open("the comparison of search on both backends").await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite_url = format!("sqlite://{}", dir.path().join("parity.db").display());
-    let sqlite = Store::open(&sqlite_url, StoreOptions::default())
-        .await
-        .unwrap();
-    let pg_db = TestDb::new_pg(&admin).await;
-    let pg = Store::open(&pg_db.url, StoreOptions::default())
-        .await
-        .unwrap();
-    let (ts, tp) = (load(&sqlite).await, load(&pg).await);
+    let (sqlite, pg) = (&pair.sqlite, &pair.pg);
+    let (ts, tp) = (load(sqlite).await, load(pg).await);
     let mut found = 0;
     for q in QUERIES {
-        let (a, b) = (hits(&sqlite, &ts, q).await, hits(&pg, &tp, q).await);
+        let (a, b) = (hits(sqlite, &ts, q).await, hits(pg, &tp, q).await);
         assert_eq!(a, b, "query {q:?}: SQLite found {a:?}, PostgreSQL {b:?}");
         found += a.map(|s| s.len()).unwrap_or(0);
     }
     // Not a comparison of two empty answers: most queries find something.
     assert!(found >= 30, "only {found} hits in all");
-    sqlite.close().await;
-    pg.close().await;
+    pair.close().await;
 }
