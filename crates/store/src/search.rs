@@ -56,6 +56,12 @@ impl SearchFilter {
             && self.created_before.is_none()
     }
 
+    /// Whether a filter names conversations by an index (their id, agent or user): the only
+    /// filters a search can start from (sqlite/driven.rs, postgres/driven.rs).
+    pub fn names_conversations(&self) -> bool {
+        self.conversation_id.is_some() || self.agent_id.is_some() || self.user_id.is_some()
+    }
+
     /// Whether any filter needs the conversation row.
     pub fn needs_conversation(&self) -> bool {
         self.agent_id.is_some()

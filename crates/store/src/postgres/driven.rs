@@ -26,17 +26,12 @@ const PROBE: f64 = 10.0;
 /// are (`sqlite/driven.rs` says why this many).
 const MOST_CONVERSATIONS: i64 = 1024;
 
-/// Whether `f` names conversations by an index: the only filters a search can start from.
-pub(super) fn narrows(f: &SearchFilter) -> bool {
-    f.conversation_id.is_some() || f.agent_id.is_some() || f.user_id.is_some()
-}
-
-/// Whether `req` (whose filters [`narrows`]) should start from its conversations, for a
-/// query that the statistics say `share` of messages hold (0 when they do not know it: a rare
-/// query, which the index finds at once). Not asked for a common word's walk: one statement
-/// whose join PostgreSQL's planner turns around by itself where the filter is narrow (a
-/// common word within one user's conversations 4.3 ms that way, 5.3 from the conversations'
-/// side, and this question's round trip saved).
+/// Whether `req`, whose filters name conversations (`SearchFilter::names_conversations`),
+/// should start from them, for a query that the statistics say `share` of messages hold (0
+/// when they do not know it: a rare query, which the index finds at once). Not asked for a
+/// common word's walk: one statement whose join PostgreSQL's planner turns around by itself
+/// where the filter is narrow (a common word within one user's conversations 4.3 ms that way,
+/// 5.3 from the conversations' side, and this question's round trip saved).
 pub(super) async fn from_conversations(
     conn: &mut PgConnection,
     tenant: TenantId,

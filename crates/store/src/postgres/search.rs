@@ -824,14 +824,6 @@ async fn indexed_window(
             banded_window(conn, tenant, req, tsq, snapshot, density, want).await
         }
         Plan::Walk(share) => walked_window(conn, tenant, req, tsq, snapshot, share, want).await,
-        Plan::Conversations => {
-            let theirs = Range {
-                walk: true,
-                conversations: true,
-                ..Range::to(snapshot)
-            };
-            candidates(conn, tenant, req, tsq, theirs, want).await
-        }
         _ => {
             let all = Range::to(snapshot);
             candidates(conn, tenant, req, tsq, all, want).await
@@ -1366,7 +1358,7 @@ impl PgStore {
         if self.postings {
             plan = plan.posted(req);
         }
-        if driven::narrows(&req.filter) && !matches!(plan, Plan::Walk(_)) {
+        if req.filter.names_conversations() && !matches!(plan, Plan::Walk(_)) {
             if driven::from_conversations(&mut conn, tenant, req, plan.share()).await? {
                 plan = Plan::Conversations;
             }
