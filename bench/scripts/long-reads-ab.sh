@@ -5,9 +5,10 @@
 #    in turn, get conversation and the 50-message page over 1,000 conversations, `ka` again and
 #    again;
 #  - get conversation on 62 connections beside 2 connections searching `ka` filtered to an agent
-#    that does not exist (a walk of every match of the word).
-# Usage: long-reads-ab.sh OLD_BIN NEW_BIN sqlite:///path/to/store.db KEY [ROUNDS]
-# (docs/performance.md, twenty-eighth session)
+#    that does not exist (a walk of every match of the word on SQLite), or LONG's path.
+# Usage: [LONG=/v1/search?q=ka&role=tool] long-reads-ab.sh OLD_BIN NEW_BIN DATABASE_URL KEY [ROUNDS]
+# (docs/performance.md, twenty-eighth session; on PostgreSQL, where an agent is found first,
+# the forty-ninth session's LONG was `q=ka&role=tool`)
 set -u
 OLD_BIN=$1 NEW_BIN=$2 DB=$3 KEY=$4 ROUNDS=${5:-2}
 LOAD=$(dirname "$0")/../../target/release/confab-bench
@@ -44,7 +45,7 @@ open(f"{w}/words", "w").write("".join(f"--path\n/v1/search?q={x}\n" for x, _ in 
 PY
 kill $SP; wait $SP 2>/dev/null
 mapfile -t GETS < "$W/gets"; mapfile -t PAGES < "$W/pages"; mapfile -t WORDS < "$W/words"
-LONG="/v1/search?q=ka&agent_id=no-such-agent"
+LONG=${LONG:-/v1/search?q=ka&agent_id=no-such-agent}
 run() {
   local name=$1
   start "$2"

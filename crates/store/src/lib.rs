@@ -27,6 +27,7 @@ mod insights;
 pub mod jobs;
 mod keycache;
 pub mod keys;
+pub(crate) mod long_reads;
 mod lru;
 mod postgres;
 mod search;

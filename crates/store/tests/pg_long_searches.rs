@@ -115,6 +115,71 @@ async fn searches_that_read_rows_leave_connections_to_the_rest() {
     std::sync::Arc::into_inner(store).unwrap().close().await;
 }
 
+/// Searches that run past their budget take turns (postgres/search.rs, `search`): a few at
+/// once, half the cores at most, wait in PostgreSQL; the others wait for a turn holding no
+/// connection and no core of PostgreSQL's. Filtered searches stuck on a lock run past the
+/// budget; more of them than turns, on more connections than turns. Once the lock goes, every
+/// one answers. With no time limit set (`read_timeout: None`), as with one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_searches_take_turns() {
+    // The store's rule (long_reads.rs), so that the test tells turns from connections on
+    // any machine.
+    let turns = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+    let opts = StoreOptions {
+        read_connections: 4 * turns as u32 + 4,
+        ..StoreOptions::default()
+    };
+    let test = "long_searches_take_turns";
+    let Some((db, store, t, _)) = walruses(test, opts, 5).await else {
+        return;
+    };
+    let mut lock = locked(&db.url, "messages").await;
+    let searches: Vec<_> = (0..2 * turns + 4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .search(&t, &users_walruses())
+                    .await
+                    .unwrap()
+                    .hits
+                    .len()
+            })
+        })
+        .collect();
+    let waiting = || async {
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        let _ = c.close().await;
+        n
+    };
+    // Past the budget (50 ms) every search has been stopped once, and the turns' are back.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        waiting().await,
+        turns as i64,
+        "searches in PostgreSQL at once"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        waiting().await,
+        turns as i64,
+        "searches in PostgreSQL at once"
+    );
+    sqlx::raw_sql("COMMIT").execute(&mut lock).await.unwrap();
+    for s in searches {
+        assert_eq!(s.await.unwrap(), 3);
+    }
+    let _ = lock.close().await;
+    std::sync::Arc::into_inner(store).unwrap().close().await;
+}
+
 /// A search with filters (or newest first) past `read_timeout` is stopped by PostgreSQL
 /// itself, not left running there after its request is gone: it fails with `ReadTimeout` while
 /// the lock still holds it, and nothing of this database waits on the lock afterwards. The

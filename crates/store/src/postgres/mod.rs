@@ -93,6 +93,8 @@ pub(crate) struct PgStore {
     /// Each statement of a search with filters or sorted newest first is stopped by
     /// PostgreSQL past this (`StoreOptions::read_timeout`; search.rs, `search`).
     read_timeout: Option<Duration>,
+    /// Turns of the searches that ran past their budget (search.rs, `search`).
+    long_searches: tokio::sync::Semaphore,
 }
 
 /// True when every one of `names` is a trigger on `table`: the statement triggers that keep
@@ -318,6 +320,7 @@ impl PgStore {
             firsts: first_batch::Firsts::start(searching.clone()),
             searching,
             read_timeout: opts.read_timeout,
+            long_searches: tokio::sync::Semaphore::new(crate::long_reads::turns()),
         })
     }
 

@@ -70,6 +70,12 @@ const LEXEME_BANDS: i64 = 16;
 /// How long the statistics are used before they are read again (ANALYZE runs far less often).
 const STATS_TTL: Duration = Duration::from_secs(60);
 
+/// How long each statement of a search with filters or sorted newest first may run before
+/// the search counts as long and waits for a long read's turn (`PgStore::search`). The searches
+/// such filters leave short take 3–12 ms one at a time on the benchmark's million messages, a
+/// few times that under load; a long one (`ka` within role `tool`: 0.9 s) loses this much.
+const LONG_SEARCH_BUDGET: Duration = Duration::from_millis(50);
+
 /// The most common lexemes of `messages.fts` and the share of messages holding each, as
 /// PostgreSQL's planner knows them, read at most once a [`STATS_TTL`].
 #[derive(Default)]
@@ -912,6 +918,16 @@ async fn recent_walked(
     Ok(SearchPage { hits, next_cursor })
 }
 
+/// A search's error, canceled by the time limit it ran under ([`PgStore::limited`]) made the
+/// read's timeout.
+fn timed_out(e: StoreError) -> StoreError {
+    if super::canceled(&e) {
+        StoreError::read_timed_out()
+    } else {
+        e
+    }
+}
+
 /// `found` and then `more`.
 fn extended(mut found: Vec<(i64, f64)>, more: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
     found.extend(more);
@@ -1370,11 +1386,11 @@ impl PgStore {
         // newest first, a word planned for the index has every match read and sorted (all of
         // a word in 3 % of a hundred million messages).
         let bounded = req.filter.is_empty() && req.sort == SearchSort::Relevance;
-        let Some(limit) = self.read_timeout.filter(|_| !bounded) else {
+        if bounded {
             return self
                 .reading(&mut conn, tenant, req, &tsq, plan, keeps)
                 .await;
-        };
+        }
         // Past the request's time limit its answer is thrown away, but a statement that has
         // started runs on in PostgreSQL, holding a core there and this connection here,
         // whatever happens to the request: so PostgreSQL stops it there itself. `SET LOCAL` in
@@ -1385,24 +1401,63 @@ impl PgStore {
         // limit on each statement rather than on the search: a search is a few statements,
         // and what matters is that none runs on long after the request is gone. One round
         // trip more: `BEGIN` and the `SET` go as one.
+        //
+        // Long ones take turns. Two searches that walk a common word's matches hold a core of
+        // PostgreSQL each, and on a small machine beside its server that is every core: the
+        // short requests beside them ran at 0.12 × the HTTP floor. A statement cannot be
+        // paused, so each search first runs with a budget as its limit; past it, PostgreSQL
+        // stops it, and it runs again from the start once a turn is free, for what is left of
+        // its time. As on SQLite (`sqlite/handoff.rs`), half the cores at most.
+        let started = Instant::now();
+        let limit = self.read_timeout;
+        let budget = limit.map_or(LONG_SEARCH_BUDGET, |l| l.min(LONG_SEARCH_BUDGET));
+        let out = self
+            .limited(&mut conn, tenant, req, &tsq, plan, keeps, Some(budget))
+            .await;
+        if limit == Some(budget) || !matches!(&out, Err(e) if super::canceled(e)) {
+            return out.map_err(timed_out);
+        }
+        drop(conn);
+        metrics::counter!("confab_store_reads_handed_over_total").increment(1);
+        // Never closed.
+        let _turn = self.long_searches.acquire().await;
+        let left = limit.map(|l| l.saturating_sub(started.elapsed()));
+        if left.is_some_and(|l| l < Duration::from_millis(1)) {
+            return Err(StoreError::read_timed_out());
+        }
+        let mut conn = self.searching.acquire().await?;
+        self.limited(&mut conn, tenant, req, &tsq, plan, keeps, left)
+            .await
+            .map_err(timed_out)
+    }
+
+    /// [`Self::reading`] in a transaction of its own whose statements PostgreSQL stops past
+    /// `limit` ([`PgStore::search`] says why); as it is without one.
+    #[allow(clippy::too_many_arguments)]
+    async fn limited(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        req: &SearchRequest,
+        tsq: &str,
+        plan: Plan,
+        keeps: bool,
+        limit: Option<Duration>,
+    ) -> Result<SearchPage> {
+        let Some(limit) = limit else {
+            return self.reading(conn, tenant, req, tsq, plan, keeps).await;
+        };
         let ms = limit.as_millis().clamp(1, i32::MAX as u128);
         let mut tx = sqlx::Connection::begin_with(
             &mut *conn,
             sqlx::AssertSqlSafe(format!("BEGIN; SET LOCAL statement_timeout = {ms}")),
         )
         .await?;
-        let out = self.reading(&mut tx, tenant, req, &tsq, plan, keeps).await;
+        let out = self.reading(&mut tx, tenant, req, tsq, plan, keeps).await;
         // Dropped, not rolled back here: sqlx queues the `ROLLBACK`, and sends it with the
         // ping it makes of every connection given back to the pool, off this request's path.
         drop(tx);
-        // Canceled here: by the limit just set.
-        out.map_err(|e| {
-            if super::canceled(&e) {
-                StoreError::read_timed_out()
-            } else {
-                e
-            }
-        })
+        out
     }
 
     /// A search that reads rows, on `conn` (one of the searches' own, see [`PgStore::search`]).

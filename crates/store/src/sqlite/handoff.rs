@@ -36,8 +36,7 @@ const BUDGET: u32 = 100;
 /// Long reads running at once. Each runs on a thread of its own, and the kernel shares the
 /// cores evenly among runnable threads: sixteen long reads beside the runtime's two workers
 /// would leave the workers a ninth of the machine, and every short request would crawl again.
-/// So at most half the cores (at least one) run long reads; the others wait, asleep, for a
-/// turn. A long read is the one kind of request that can wait.
+/// So they take turns (`long_reads::turns`); the others wait, asleep, for a turn.
 struct Gate {
     running: Mutex<usize>,
     freed: Condvar,
@@ -47,7 +46,7 @@ struct Gate {
 static LONG_READS: LazyLock<Gate> = LazyLock::new(|| Gate {
     running: Mutex::new(0),
     freed: Condvar::new(),
-    turns: std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+    turns: crate::long_reads::turns(),
 });
 
 /// A turn through [`Gate`], given back when dropped.
