@@ -501,6 +501,58 @@ async fn a_long_search_gives_its_worker_away_and_answers_the_same() {
     }
 }
 
+/// On PostgreSQL a search with filters that runs past its budget (50 ms) gives its connection
+/// back and waits for a long read's turn (store/src/postgres/search.rs, `search`), counted in
+/// `confab_store_reads_handed_over_total`; one that finds a turn free takes it and runs
+/// without a budget, so a long search alone is never stopped. Searches are held past the
+/// budget by a lock on `messages`; once it goes, each answers as it would have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_postgresql_search_alone_keeps_running_and_the_others_wait_their_turn() {
+    let app = std::sync::Arc::new(TestApp::spawn().await);
+    if !app.is_pg() {
+        return;
+    }
+    let (t, oldest) = okra(&app).await;
+    let turns = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+    let before = handed_over(&app).await;
+    use sqlx::Connection;
+    let mut lock = sqlx::PgConnection::connect(&app.db_url).await.unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let spawn = |n: usize| -> Vec<_> {
+        (0..n)
+            .map(|_| {
+                let (app, t) = (app.clone(), t.clone());
+                tokio::spawn(async move { search(&app, &t, "okra", "&source=legacy").await })
+            })
+            .collect()
+    };
+    let mut searches = spawn(turns);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        handed_over(&app).await,
+        before,
+        "searches that found a turn free"
+    );
+    searches.extend(spawn(2));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        handed_over(&app).await,
+        before + 2,
+        "searches past their budget"
+    );
+    sqlx::raw_sql("COMMIT").execute(&mut lock).await.unwrap();
+    for s in searches {
+        let v = s.await.unwrap();
+        let hits = v["data"].as_array().unwrap();
+        assert_eq!(hits.len(), 3, "{v}");
+        assert!(hits.iter().all(|h| h["conversation_id"] == oldest.as_str()));
+    }
+    let _ = lock.close().await;
+}
+
 /// A search within a few conversations of a word in nearly every message starts from those
 /// conversations (store/src/sqlite/driven.rs, postgres/driven.rs): it answers their hits in
 /// both orders and is not a long read, so on SQLite it never gives its worker away, where

@@ -1407,9 +1407,16 @@ impl PgStore {
         // short requests beside them ran at 0.12 × the HTTP floor. A statement cannot be
         // paused, so each search first runs with a budget as its limit; past it, PostgreSQL
         // stops it, and it runs again from the start once a turn is free, for what is left of
-        // its time. As on SQLite (`sqlite/handoff.rs`), half the cores at most.
+        // its time. As on SQLite (`sqlite/handoff.rs`), half the cores at most. A search that
+        // finds a turn free takes it and runs with no budget: alone, none loses it.
         let started = Instant::now();
         let limit = self.read_timeout;
+        if let Ok(_turn) = self.long_searches.try_acquire() {
+            return self
+                .limited(&mut conn, tenant, req, &tsq, plan, keeps, limit)
+                .await
+                .map_err(timed_out);
+        }
         let budget = limit.map_or(LONG_SEARCH_BUDGET, |l| l.min(LONG_SEARCH_BUDGET));
         let out = self
             .limited(&mut conn, tenant, req, &tsq, plan, keeps, Some(budget))
