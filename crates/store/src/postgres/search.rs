@@ -60,6 +60,16 @@ const DENSE: f64 = 0.25;
 /// the range, 14–19 ms for 290,000. A wider step asks the bands' block-range summary instead
 /// (migration 0007), which names their pages in about a millisecond whatever the width.
 const MAX_BAND_ROWS: i64 = 64 * BAND_ROWS;
+/// Most share of messages a word may hold for a step wider than [`MAX_BAND_ROWS`] to ask the
+/// summary: it names whole pages, so every row of a page that holds a match is tested again by
+/// the index's expression (its tokens joined to its band's, about 1.7 µs a row), where the
+/// rowid index lists the range at about 0.1 µs a row. A page holds about ten messages: above
+/// half a per cent of messages a word is on most pages, and the rowid index costs less however
+/// wide the step. Unfiltered steps that wide come from rarer words; filtered ones from the
+/// filter's share of the word: `lopo` (3 %) within one agent's conversations (an eighth) read
+/// 311,000 rows in one step, 190–220 ms by the summary, 65–77 by the rowid index
+/// (docs/performance.md, forty-ninth session).
+const SUMMARY_SHARE: f64 = 0.005;
 /// Band queries before GIN is left to read the rest.
 const BAND_STEPS: usize = 4;
 /// Most bands a step asks for by their lexemes; a wider step asks for its rowid range, held to
@@ -179,6 +189,13 @@ impl Plan {
 /// density says, so that one step usually suffices.
 fn step_rows(need: i64, density: f64) -> i64 {
     (need as f64 / density * 1.25).ceil() as i64
+}
+
+/// Whether a band step of `rows` rows, of a query the statistics give `share` of messages,
+/// asks the bands' block-range summary for its pages rather than the rowid index for its rows
+/// ([`MAX_BAND_ROWS`], [`SUMMARY_SHARE`]).
+fn by_summary(rows: i64, share: f64) -> bool {
+    rows > MAX_BAND_ROWS && share < SUMMARY_SHARE
 }
 
 /// Whether a step of `rows` below rowid `hi` saves too little to be asked: beyond the rowid
@@ -424,6 +441,8 @@ async fn banded_window(
     mut density: f64,
     want: i64,
 ) -> Result<Vec<(i64, f64)>> {
+    // The statistics' share of the word, before the rows read say how many pass the filters.
+    let share = density;
     // The newest rows first, walked: a word more common lately than overall fills the window
     // here, and the density found there sizes the bands better than the overall share.
     let probe = Range {
@@ -463,11 +482,11 @@ async fn banded_window(
             found.extend(candidates(conn, tenant, req, tsq, bands, need).await?);
         } else {
             // The same rows, `rowid >= lo_band * BAND_ROWS`: by the rowid index, or wider than
-            // it lists cheaply, by the bands' block-range summary.
-            let (lo, from_band) = if rows <= MAX_BAND_ROWS {
-                (Some(lo_band * BAND_ROWS - 1), None)
-            } else {
+            // it lists cheaply, by the bands' block-range summary where that costs less.
+            let (lo, from_band) = if by_summary(rows, share) {
                 (None, Some(lo_band))
+            } else {
+                (Some(lo_band * BAND_ROWS - 1), None)
             };
             let range = Range {
                 hi: Some(hi),
@@ -1696,6 +1715,17 @@ mod tests {
         assert!(walks(plan("ka*"), 0.81));
         // Exclusions narrow it, never widen it: the bound stays the groups'.
         assert_eq!(plan("lopo -ka"), Plan::Bands(0.03));
+    }
+
+    #[test]
+    fn a_wide_step_asks_the_summary_only_for_a_sparse_word() {
+        // Narrow: the rowid index, however sparse.
+        assert!(!by_summary(MAX_BAND_ROWS, 0.0001));
+        // Wide and sparse (an unfiltered step of a rare word): the summary.
+        assert!(by_summary(MAX_BAND_ROWS + 1, 0.001));
+        // Wide because a filter keeps few of a word on most pages: the rowid index.
+        assert!(!by_summary(311_000, 0.03));
+        assert!(!by_summary(10 * MAX_BAND_ROWS, SUMMARY_SHARE));
     }
 
     #[test]
