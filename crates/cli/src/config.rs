@@ -59,6 +59,8 @@ pub struct Config {
     /// the search index). One-shot commands leave it to the server, so an export or a key
     /// listing never starts rewriting the index.
     pub serving: bool,
+    /// `StoreOptions::long_searches`.
+    pub long_searches: Option<usize>,
 }
 
 impl Config {
@@ -82,6 +84,7 @@ impl Config {
             server: ServerConfig::default(),
             pool_size: StoreOptions::default().read_connections,
             serving: false,
+            long_searches: None,
         })
     }
 
@@ -131,6 +134,7 @@ impl Config {
             },
             // A read past the request timeout is stopped: its answer could not be sent.
             read_timeout: self.serving.then_some(self.server.request_timeout),
+            long_searches: self.long_searches,
             ..StoreOptions::default()
         }
     }

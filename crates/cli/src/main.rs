@@ -110,6 +110,11 @@ struct ServeArgs {
     /// Burst size of the per-key rate limit (default: one second's worth, at least 1).
     #[arg(long, env = "CONFAB_RATE_LIMIT_BURST", value_name = "N")]
     rate_limit_burst: Option<u32>,
+    /// PostgreSQL: searches with filters or newest first that may run past 50 ms at once; the
+    /// others wait for a turn (default: half this machine's cores, at least 1). With PostgreSQL
+    /// on a machine of its own, about half of that machine's cores.
+    #[arg(long, env = "CONFAB_LONG_SEARCHES", value_name = "N")]
+    long_searches: Option<usize>,
     /// Requests handled at once; more are refused with 503 (default 1024).
     #[arg(long, env = "CONFAB_MAX_CONCURRENT_REQUESTS", value_name = "N")]
     max_concurrent_requests: Option<usize>,
@@ -229,6 +234,10 @@ async fn run(cli: Cli) -> Result<()> {
                 cfg.server.dashboard.csrf_secret = Some(secret.into_bytes());
             }
             cfg.server.dashboard.secure_cookie = a.secure_cookie;
+            if let Some(n) = a.long_searches {
+                anyhow::ensure!(n >= 1, "--long-searches must be at least 1");
+                cfg.long_searches = Some(n);
+            }
             if let Some(n) = a.max_concurrent_requests {
                 anyhow::ensure!(n >= 1, "--max-concurrent-requests must be at least 1");
                 cfg.server.max_concurrent_requests = n;

@@ -182,11 +182,33 @@ fn help_reads_well() {
         .args(["serve", "--help"])
         .output()
         .unwrap();
-    assert!(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .contains("CONFAB_ADDR")
-    );
+    let serve = String::from_utf8(out.stdout).unwrap();
+    for word in ["CONFAB_ADDR", "--long-searches", "CONFAB_LONG_SEARCHES"] {
+        assert!(serve.contains(word), "serve --help lacks {word}: {serve}");
+    }
+}
+
+/// `serve --long-searches` (PostgreSQL's turns for long searches) is at least 1, from the flag
+/// or the environment; the server refuses to start otherwise, naming the flag.
+#[test]
+fn long_searches_must_be_at_least_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("long.db");
+    for (flag, env) in [(Some("0"), None), (None, Some("0"))] {
+        let mut c = confab(&db);
+        c.env_remove("CONFAB_LONG_SEARCHES")
+            .args(["serve", "--addr", "127.0.0.1:0"]);
+        if let Some(f) = flag {
+            c.args(["--long-searches", f]);
+        }
+        if let Some(e) = env {
+            c.env("CONFAB_LONG_SEARCHES", e);
+        }
+        let out = c.output().unwrap();
+        assert!(!out.status.success(), "{flag:?} {env:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--long-searches must be at least 1"), "{err}");
+    }
 }
 
 /// The binary's Rust heap is mimalloc (chosen in the workspace Cargo.toml for the server's CPU a

@@ -84,6 +84,11 @@ pub struct StoreOptions {
     /// handed over (sqlite/handoff.rs); PostgreSQL: each statement of a search with filters or
     /// sorted newest first (postgres/search.rs). None: reads run to their end.
     pub read_timeout: Option<std::time::Duration>,
+    /// PostgreSQL: searches with filters or newest first that run past their budget at once,
+    /// the others waiting for a turn (postgres/search.rs, `search`). None: half the cores of
+    /// this machine, at least one, the rule of SQLite's long reads (long_reads.rs), which run
+    /// in this process; PostgreSQL's run where it does, so a server of its own may take more.
+    pub long_searches: Option<usize>,
 }
 
 impl Default for StoreOptions {
@@ -94,6 +99,7 @@ impl Default for StoreOptions {
             read_connections: 8,
             search_merge_idle: Some(std::time::Duration::from_secs(1)),
             read_timeout: None,
+            long_searches: None,
         }
     }
 }

@@ -116,7 +116,7 @@ async fn searches_that_read_rows_leave_connections_to_the_rest() {
 }
 
 /// Searches that run past their budget take turns (postgres/search.rs, `search`): a few at
-/// once, half the cores at most, wait in PostgreSQL; the others wait for a turn holding no
+/// once, half the cores by default, wait in PostgreSQL; the others wait for a turn holding no
 /// connection and no core of PostgreSQL's. Filtered searches stuck on a lock run past the
 /// budget; more of them than turns, on more connections than turns. Once the lock goes, every
 /// one answers. With no time limit set (`read_timeout: None`), as with one.
@@ -125,11 +125,24 @@ async fn long_searches_take_turns() {
     // The store's rule (long_reads.rs), so that the test tells turns from connections on
     // any machine.
     let turns = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+    take_turns("long_searches_take_turns", None, turns).await;
+}
+
+/// `StoreOptions::long_searches` sets how many turns there are (`confab serve
+/// --long-searches`, for a PostgreSQL on a machine of its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_searches_take_as_many_turns_as_set() {
+    take_turns("long_searches_take_as_many_turns_as_set", Some(3), 3).await;
+}
+
+/// Runs twice `turns` and four more searches held by a lock on a store of `long_searches`,
+/// and checks that `turns` of them wait in PostgreSQL at once.
+async fn take_turns(test: &str, long_searches: Option<usize>, turns: usize) {
     let opts = StoreOptions {
         read_connections: 4 * turns as u32 + 4,
+        long_searches,
         ..StoreOptions::default()
     };
-    let test = "long_searches_take_turns";
     let Some((db, store, t, _)) = walruses(test, opts, 5).await else {
         return;
     };

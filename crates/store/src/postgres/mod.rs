@@ -320,7 +320,11 @@ impl PgStore {
             firsts: first_batch::Firsts::start(searching.clone()),
             searching,
             read_timeout: opts.read_timeout,
-            long_searches: tokio::sync::Semaphore::new(crate::long_reads::turns()),
+            long_searches: tokio::sync::Semaphore::new(
+                opts.long_searches
+                    .unwrap_or_else(crate::long_reads::turns)
+                    .max(1),
+            ),
         })
     }
 
