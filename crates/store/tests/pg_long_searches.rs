@@ -73,6 +73,17 @@ async fn locked(url: &str, table: &str) -> sqlx::PgConnection {
     lock
 }
 
+/// Statements of this database waiting for a lock.
+async fn waiting_on_locks(c: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(c)
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn searches_that_read_rows_leave_connections_to_the_rest() {
     let opts = StoreOptions {
@@ -160,15 +171,10 @@ async fn take_turns(test: &str, long_searches: Option<usize>, turns: usize) {
             })
         })
         .collect();
+    // On a connection of its own each time: a transaction sees one snapshot of the activity.
     let waiting = || async {
         let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+        let n = waiting_on_locks(&mut c).await;
         let _ = c.close().await;
         n
     };
@@ -233,13 +239,7 @@ async fn a_search_past_its_time_limit_is_stopped_by_postgresql() {
         matches!(out, Err(confab_store::StoreError::ReadTimeout)),
         "{out:?}"
     );
-    let waiting: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity \
-         WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    )
-    .fetch_one(&mut lock)
-    .await
-    .unwrap();
+    let waiting = waiting_on_locks(&mut lock).await;
     assert_eq!(
         waiting, 0,
         "a statement of the search still waits in PostgreSQL"

@@ -1426,8 +1426,9 @@ impl PgStore {
         // short requests beside them ran at 0.12 × the HTTP floor. A statement cannot be
         // paused, so each search first runs with a budget as its limit; past it, PostgreSQL
         // stops it, and it runs again from the start once a turn is free, for what is left of
-        // its time. As on SQLite (`sqlite/handoff.rs`), half the cores at most. A search that
-        // finds a turn free takes it and runs with no budget: alone, none loses it.
+        // its time. As on SQLite (`sqlite/handoff.rs`), as many at once as there are turns
+        // (`StoreOptions::long_searches`). A search that finds a turn free takes it and runs
+        // with no budget: alone, none loses it.
         let started = Instant::now();
         let limit = self.read_timeout;
         if let Ok(_turn) = self.long_searches.try_acquire() {
