@@ -192,7 +192,8 @@ fn help_reads_well() {
 /// or the environment; the server refuses to start otherwise, naming the flag.
 #[test]
 fn long_searches_must_be_at_least_one() {
-    let dir = tempfile::tempdir().unwrap();
+    // `test_dir`: on PostgreSQL the database `confab` names is dropped with it.
+    let dir = test_dir();
     let db = dir.path().join("long.db");
     for (flag, env) in [(Some("0"), None), (None, Some("0"))] {
         let mut c = confab(&db);
