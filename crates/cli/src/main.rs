@@ -110,9 +110,9 @@ struct ServeArgs {
     /// Burst size of the per-key rate limit (default: one second's worth, at least 1).
     #[arg(long, env = "CONFAB_RATE_LIMIT_BURST", value_name = "N")]
     rate_limit_burst: Option<u32>,
-    /// PostgreSQL: searches with filters or newest first that may run past 50 ms at once; the
-    /// others wait for a turn (default: half this machine's cores, at least 1). With PostgreSQL
-    /// on a machine of its own, about half of that machine's cores.
+    /// PostgreSQL: how many searches that run longer than 50 ms (with filters, or newest first)
+    /// may run at once; the others wait for a turn. Default: half this machine's cores, at
+    /// least 1. With PostgreSQL on a machine of its own, about half of that machine's cores.
     #[arg(long, env = "CONFAB_LONG_SEARCHES", value_name = "N")]
     long_searches: Option<usize>,
     /// Requests handled at once; more are refused with 503 (default 1024).
