@@ -529,15 +529,44 @@ async fn a_long_postgresql_search_alone_keeps_running_and_the_others_wait_their_
             })
             .collect()
     };
+    // Polled rather than slept on: on a loaded machine a request can take its time to reach
+    // PostgreSQL, and the test waits for what it asserts, 20 s at most.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let waiting = || async {
+        let mut c = sqlx::PgConnection::connect(&app.db_url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        let _ = c.close().await;
+        n
+    };
     let mut searches = spawn(turns);
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Each of the first searches holds a turn once it waits in PostgreSQL.
+    while waiting().await < turns as i64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first searches never reached the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(
         handed_over(&app).await,
         before,
         "searches that found a turn free"
     );
     searches.extend(spawn(2));
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    while handed_over(&app).await < before + 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "two searches were not handed over"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(
         handed_over(&app).await,
         before + 2,
