@@ -62,6 +62,27 @@ fn users_walruses() -> SearchRequest {
     }
 }
 
+/// `n` searches of [`users_walruses`] at once, each answering its count of hits.
+fn spawn_searches(
+    store: &std::sync::Arc<Store>,
+    t: TenantId,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<usize>> {
+    (0..n)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .search(&t, &users_walruses())
+                    .await
+                    .unwrap()
+                    .hits
+                    .len()
+            })
+        })
+        .collect()
+}
+
 /// Holds an ACCESS EXCLUSIVE lock on `table` until `COMMIT` on the answer.
 async fn locked(url: &str, table: &str) -> sqlx::PgConnection {
     let mut lock = sqlx::PgConnection::connect(url).await.unwrap();
@@ -96,19 +117,7 @@ async fn searches_that_read_rows_leave_connections_to_the_rest() {
     };
     let mut lock = locked(&db.url, "messages").await;
     // Eight filtered searches, each stuck on the lock once it has a connection.
-    let searches: Vec<_> = (0..8)
-        .map(|_| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .search(&t, &users_walruses())
-                    .await
-                    .unwrap()
-                    .hits
-                    .len()
-            })
-        })
-        .collect();
+    let searches = spawn_searches(&store, t, 8);
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Were the searches on the main pool, all four of its connections would be theirs, and
     // this would wait for the lock's end (the pool's own wait is 30 s; this guard only keeps
@@ -158,19 +167,7 @@ async fn take_turns(test: &str, long_searches: Option<usize>, turns: usize) {
         return;
     };
     let mut lock = locked(&db.url, "messages").await;
-    let searches: Vec<_> = (0..2 * turns + 4)
-        .map(|_| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .search(&t, &users_walruses())
-                    .await
-                    .unwrap()
-                    .hits
-                    .len()
-            })
-        })
-        .collect();
+    let searches = spawn_searches(&store, t, 2 * turns + 4);
     // On a connection of its own each time: a transaction sees one snapshot of the activity.
     let waiting = || async {
         let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
