@@ -583,6 +583,22 @@ mod tests {
             asks
         }
 
+        /// Brings the queue to one batch of `n` running (requests `2..2 + n`) and the other
+        /// worker free, by way of two batches of one (each then answered); the asks of the `n`.
+        async fn running(&self, n: u32) -> Vec<(u32, JoinHandle<Result<u32>>)> {
+            let mut asks = vec![(0, self.ask(0))];
+            self.started(&[1]).await;
+            asks.push((1, self.ask(1)));
+            self.started(&[1, 1]).await;
+            asks.extend(self.ask_queued(2..2 + n).await);
+            // The first done, its worker takes the `n`.
+            self.release();
+            self.started(&[1, 1, n as usize]).await;
+            self.release();
+            answered(asks.drain(..2).collect()).await;
+            asks
+        }
+
         /// Lets one batch answer.
         fn release(&self) {
             self.gate.add_permits(1);
@@ -600,17 +616,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_batch_beside_a_running_one_gathers_as_many_or_until_that_one_is_done() {
         let g = Gated::start(Duration::from_secs(30));
-        // Both workers busy with a batch of one each, six requests waiting.
-        let mut asks = vec![(0, g.ask(0))];
-        g.started(&[1]).await;
-        asks.push((1, g.ask(1)));
-        g.started(&[1, 1]).await;
-        asks.extend(g.ask_queued(2..8).await);
-        // The first done, its worker takes the six.
-        g.release();
-        g.started(&[1, 1, 6]).await;
-        g.release();
-        answered(asks.drain(..2).collect()).await;
+        let mut asks = g.running(6).await;
         // Beside the six, one request is not a batch yet: its worker gathers up to six.
         asks.push((8, g.ask(8)));
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -640,15 +646,7 @@ mod tests {
         let linger = Duration::from_millis(50);
         let g = Gated::start(linger);
         // A batch of three running, the other worker holding what its batch of one kept.
-        let mut asks = vec![(0, g.ask(0))];
-        g.started(&[1]).await;
-        asks.push((1, g.ask(1)));
-        g.started(&[1, 1]).await;
-        asks.extend(g.ask_queued(2..5).await);
-        g.release();
-        g.started(&[1, 1, 3]).await;
-        g.release();
-        answered(asks.drain(..2).collect()).await;
+        let mut asks = g.running(3).await;
         // Taken within the linger, then gathered for longer than it: kept, not dropped.
         asks.push((5, g.ask(5)));
         tokio::time::sleep(linger * 6).await;
