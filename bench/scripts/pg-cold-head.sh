@@ -4,8 +4,9 @@
 # waits until the builder has built every segment up to the newest rowid, measures the 1,024
 # words of ARGDIR/cold.nul for SECS at 64 connections, then appends messages (ARGDIR/app.nul,
 # 8 connections) in steps and measures again after each, printing the rows the head holds
-# (rowids above the newest segment's `upto`) beside each line. The steps stay under the
-# builder's threshold for the newest segment, so the head stays unbuilt while measured.
+# (rowids above the newest segment's `upto`) beside each line. Keep the steps' sum under the
+# builder's threshold for the newest segment (at least a band, 4,096 rows, and half the rows
+# it has built), or the head is built while measured: the printed head shows it.
 #
 #   bench/scripts/pg-cold-head.sh BINDIR DBURL KEYFILE ARGDIR SECS [STEP...]
 #

@@ -88,6 +88,8 @@ pub struct StoreOptions {
     /// the others waiting for a turn (postgres/search.rs, `search`). None: half the cores of
     /// this machine, at least one, the rule of SQLite's long reads (long_reads.rs), which run
     /// in this process; PostgreSQL's run where it does, so a server of its own may take more.
+    /// 0 counts as 1 (none at all would leave every long search waiting for ever); the command
+    /// line refuses it.
     pub long_searches: Option<usize>,
 }
 

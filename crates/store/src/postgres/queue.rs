@@ -207,7 +207,7 @@ impl<R: Send + 'static, T: Send + 'static> Queue<R, T> {
 /// instead of starting with the first request to arrive. A shared statement costs about 90 µs
 /// of the two cores whatever its batch (PostgreSQL's side and this process's together), so
 /// batches of one or two started beside a running one cost more than their wait saves: with
-/// it, 9 % less CPU a first search, 9 % more appends a second and 3 % more gets (docs/
+/// it, 12 % more appends a second, 3 % more gets and 4–9 % less CPU a first search (docs/
 /// performance.md, fiftieth session). A quiet queue never waits: nothing runs.
 #[derive(Default)]
 struct Pace {
