@@ -50,6 +50,20 @@ impl Run {
     }
 }
 
+/// `op` with call `i` started no sooner than `i / rate` seconds after the first call: at most
+/// `rate` calls a second, evenly spaced, whatever the concurrency.
+pub fn paced(op: Op, rate: f64) -> Op {
+    let start = tokio::time::Instant::now();
+    let rate = rate.max(1e-3);
+    Arc::new(move |i| {
+        let (op, at) = (op.clone(), start + Duration::from_secs_f64(i as f64 / rate));
+        Box::pin(async move {
+            tokio::time::sleep_until(at).await;
+            op(i).await
+        })
+    })
+}
+
 /// Runs `requests` calls of `op` (fewer if `budget` runs out) with `concurrency` in flight.
 /// `pid` is the process whose RSS is sampled.
 pub async fn run(pid: u32, concurrency: usize, requests: usize, budget: Duration, op: Op) -> Run {

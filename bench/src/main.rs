@@ -125,6 +125,10 @@ enum Cmd {
         /// Send the key as `X-ORGANIZATION-SECRET` too, the Sensay routes' credential.
         #[arg(long)]
         sensay: bool,
+        /// Send at most this many requests a second, evenly spaced (a steady trickle beside
+        /// another load); the latencies printed then include each request's wait for its turn.
+        #[arg(long)]
+        rate: Option<f64>,
     },
 }
 
@@ -776,6 +780,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
             requests,
             pid,
             sensay,
+            rate,
         } => {
             let mut headers = format!("Authorization: Bearer {key}\r\n");
             if sensay {
@@ -791,6 +796,10 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
                     (path[i % path.len()].clone(), b.clone().into_bytes(), 1)
                 });
                 scenarios::post_op(api, "application/json", bodies.collect())
+            };
+            let op = match rate {
+                Some(rate) => load::paced(op, rate),
+                None => op,
             };
             let r = load::run(
                 pid,

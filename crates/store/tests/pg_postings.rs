@@ -225,6 +225,35 @@ async fn mismatches(c: &mut sqlx::PgConnection) -> i64 {
     .unwrap()
 }
 
+/// Postings whose bytes are not in strictly ascending rowid order: a search reads each from
+/// its end, newest first.
+async fn out_of_order(c: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM search_postings p WHERE EXISTS ( \
+           SELECT 1 FROM generate_series(3, octet_length(p.postings) - 3, 3) i \
+           WHERE ((get_byte(p.postings, i) << 16) | (get_byte(p.postings, i + 1) << 8) \
+                  | get_byte(p.postings, i + 2)) / 512 \
+              <= ((get_byte(p.postings, i - 3) << 16) | (get_byte(p.postings, i - 2) << 8) \
+                  | get_byte(p.postings, i - 1)) / 512)",
+    )
+    .fetch_one(c)
+    .await
+    .unwrap()
+}
+
+/// The transaction ids that last wrote segment `seg`'s postings of `tenant`, in lexeme order:
+/// the same after an extension that added none of them, new after a build.
+async fn writers_of(c: &mut sqlx::PgConnection, tenant: &TenantId, seg: i64) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT xmin::text FROM search_postings WHERE tenant_id = $1 AND seg = $2 ORDER BY lexeme",
+    )
+    .bind(tenant.as_uuid())
+    .bind(seg)
+    .fetch_all(c)
+    .await
+    .unwrap()
+}
+
 /// A database of two tenants laid out over the segments: its URL holder, a connection, the
 /// tenant searched, its conversations.
 async fn laid_out(admin: &str) -> (TestDb, sqlx::PgConnection, TenantId, Vec<Uuid>) {
@@ -506,8 +535,8 @@ async fn builds_racing_deletes_never_leave_a_built_segment_stale() {
     let _ = c.close().await;
 }
 
-/// A server's store builds the complete segments by itself, without being asked; the newest
-/// one only once a band's worth of its rows wait (these are fewer).
+/// A server's store builds the segments by itself, without being asked: the complete ones, and
+/// the newest one up to its newest rowid once the writes pause.
 #[tokio::test]
 async fn the_server_builds_the_segments_in_the_background() {
     let Some(admin) = pg_admin_or_skip("search postings") else {
@@ -516,10 +545,11 @@ async fn the_server_builds_the_segments_in_the_background() {
     let (db, mut c, _t, _ids) = laid_out(&admin).await;
     let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while built(&mut c).await.len() < 3 && std::time::Instant::now() < deadline {
+    while built(&mut c).await.len() < 4 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(built(&mut c).await, vec![0, 1, 2]);
+    assert_eq!(built(&mut c).await, vec![0, 1, 2, 3]);
+    assert_eq!(upto(&mut c, 3).await, newest_rowid(&mut c).await);
     assert_eq!(mismatches(&mut c).await, 0);
     store.close().await;
     let _ = c.close().await;
@@ -535,9 +565,9 @@ async fn built_upto(c: &mut sqlx::PgConnection, seg: i64) -> i64 {
         .unwrap_or(0)
 }
 
-/// A server whose writes never pause for a second still builds the newest segment once enough
-/// of its rows wait (a band's worth), at its pace, so that first searches do not read a whole
-/// segment's newest rows through the GIN index. Built only at a pause, it never was here.
+/// A server whose writes never pause for a second still builds the newest segment, and then
+/// extends it, at its pace, so that first searches do not read the segment's newest rows
+/// through the GIN index. Built only at a pause, it never was here.
 #[tokio::test]
 async fn the_server_builds_the_newest_segment_while_the_writes_go_on() {
     let Some(admin) = pg_admin_or_skip("search postings") else {
@@ -638,6 +668,172 @@ async fn the_newest_segment_is_built_as_far_as_it_goes_and_appends_leave_it_buil
         .unwrap();
     assert_eq!(built(&mut c).await, vec![0, 1, 2]);
     store.close().await;
+    let _ = c.close().await;
+}
+
+/// Rows appended after the newest segment's build are added to its postings by an extension:
+/// only those rows are read, the postings of words they do not hold are left as they were
+/// (here the other tenant's), the bytes stay in rowid order, and the searches answer as the
+/// index does.
+#[tokio::test]
+async fn the_newest_segment_is_extended_by_the_rows_appended_since_its_build() {
+    let Some(admin) = pg_admin_or_skip("search postings") else {
+        return;
+    };
+    let (db, mut c, t, mut ids) = laid_out(&admin).await;
+    let store = open(&db.url).await;
+    let other = store.ensure_tenant("other").await.unwrap();
+    assert_eq!(store.build_search_postings().await.unwrap(), 4);
+    let before = writers_of(&mut c, &other, 3).await;
+    assert!(!before.is_empty());
+    for round in 0..3 {
+        for k in 0..CONVERSATIONS {
+            ids.push(new_conversation(&store, &t, 3, k).await);
+        }
+        let newest = newest_rowid(&mut c).await;
+        assert!(upto(&mut c, 3).await < newest);
+        assert_eq!(
+            store.build_search_postings().await.unwrap(),
+            1,
+            "round {round}"
+        );
+        assert_eq!(upto(&mut c, 3).await, newest);
+        assert_eq!(built(&mut c).await, vec![0, 1, 2, 3]);
+        assert_eq!(mismatches(&mut c).await, 0, "round {round}");
+        assert_eq!(out_of_order(&mut c).await, 0, "round {round}");
+    }
+    assert_eq!(
+        writers_of(&mut c, &other, 3).await,
+        before,
+        "the other tenant's postings were not written again"
+    );
+    let mut want = expected(&ids, "seg", &[]);
+    for (n, id) in ids[ERAS * CONVERSATIONS..].iter().enumerate() {
+        for j in 0..PER_CONVERSATION {
+            if text(3, n % CONVERSATIONS, j).split(' ').any(|w| w == "seg") {
+                want.insert((*id, j as i64));
+            }
+        }
+    }
+    assert_eq!(as_set(&ranked(&db.url, &t, "seg").await), want);
+    store.close().await;
+    let _ = c.close().await;
+}
+
+/// Rows above what the newest segment covers are not in its postings: deleting them marks
+/// nothing. Once an extension has claimed them (migration 0011), it does, so that the
+/// extension gives up rather than add a deleted row.
+#[tokio::test]
+async fn a_delete_of_rows_an_extension_has_claimed_marks_the_segment() {
+    let Some(admin) = pg_admin_or_skip("search postings") else {
+        return;
+    };
+    let (db, mut c, t, _ids) = laid_out(&admin).await;
+    let store = open(&db.url).await;
+    assert_eq!(store.build_search_postings().await.unwrap(), 4);
+    let (a, b) = (
+        new_conversation(&store, &t, 3, 0).await,
+        new_conversation(&store, &t, 3, 1).await,
+    );
+    store.delete_conversation(&t, a).await.unwrap();
+    assert_eq!(
+        built(&mut c).await,
+        vec![0, 1, 2, 3],
+        "above what it covers"
+    );
+    sqlx::query(
+        "UPDATE search_segments SET claim = (SELECT max(rowid) FROM messages) WHERE seg = 3",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    store.delete_conversation(&t, b).await.unwrap();
+    assert_eq!(built(&mut c).await, vec![0, 1, 2], "claimed");
+    assert_eq!(store.build_search_postings().await.unwrap(), 1);
+    assert_eq!(built(&mut c).await, vec![0, 1, 2, 3]);
+    assert_eq!(mismatches(&mut c).await, 0);
+    store.close().await;
+    let _ = c.close().await;
+}
+
+/// A message written before an extension and committed during it (its rowid below the newest
+/// one the extension reads up to): the extension waits for it and adds it.
+#[tokio::test]
+async fn an_extension_waits_for_the_appends_in_flight_and_adds_them() {
+    let Some(admin) = pg_admin_or_skip("search postings") else {
+        return;
+    };
+    let (db, mut c, t, _ids) = laid_out(&admin).await;
+    let store = open(&db.url).await;
+    assert_eq!(store.build_search_postings().await.unwrap(), 4);
+    let mut writer = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut tx = writer.begin().await.unwrap();
+    let in_flight: i64 = sqlx::query_scalar(
+        "INSERT INTO messages (tenant_id, conversation_id, seq, id, role, content, created_at, fts) \
+         SELECT tenant_id, conversation_id, seq + 1000, gen_random_uuid(), role, content, \
+                created_at, fts FROM messages WHERE rowid = (SELECT max(rowid) FROM messages) \
+         RETURNING rowid",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    // Committed above it.
+    new_conversation(&store, &t, 3, 0).await;
+    let newest = newest_rowid(&mut c).await;
+    assert!(newest > in_flight);
+    let build = tokio::spawn(async move {
+        let n = store.build_search_postings().await.unwrap();
+        store.close().await;
+        n
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tx.commit().await.unwrap();
+    assert_eq!(build.await.unwrap(), 1);
+    assert!(upto(&mut c, 3).await >= newest);
+    assert_eq!(built(&mut c).await, vec![0, 1, 2, 3]);
+    assert_eq!(
+        mismatches(&mut c).await,
+        0,
+        "the message in flight was added"
+    );
+    let _ = writer.close().await;
+    let _ = c.close().await;
+}
+
+/// Conversations appended and deleted in the newest segment while it is extended over and
+/// over: after every round, its postings are exactly its messages' tokens.
+#[tokio::test]
+async fn extensions_racing_deletes_never_leave_the_newest_segment_stale() {
+    let Some(admin) = pg_admin_or_skip("search postings") else {
+        return;
+    };
+    let (db, mut c, t, _ids) = laid_out(&admin).await;
+    let store = std::sync::Arc::new(open(&db.url).await);
+    assert_eq!(store.build_search_postings().await.unwrap(), 4);
+    let mut appended = Vec::new();
+    for round in 0..12 {
+        for k in 0..3 {
+            appended.push(new_conversation(&store, &t, 3, round + k).await);
+        }
+        let builder = store.clone();
+        let build = tokio::spawn(async move { builder.build_search_postings().await.unwrap() });
+        for _ in 0..round % 4 {
+            tokio::task::yield_now().await;
+        }
+        // The newest conversation, above what the segment covers, or one the last round added.
+        let gone = appended.remove(if round % 2 == 0 {
+            appended.len() - 1
+        } else {
+            0
+        });
+        store.delete_conversation(&t, gone).await.unwrap();
+        build.await.unwrap();
+        assert_eq!(mismatches(&mut c).await, 0, "round {round}");
+        assert_eq!(out_of_order(&mut c).await, 0, "round {round}");
+    }
+    store.build_search_postings().await.unwrap();
+    assert_eq!(built(&mut c).await, vec![0, 1, 2, 3]);
+    assert_eq!(mismatches(&mut c).await, 0);
     let _ = c.close().await;
 }
 

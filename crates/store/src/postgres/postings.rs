@@ -9,9 +9,12 @@
 //!
 //! **Built, not maintained.** No append writes here. The upkeep ([`spawn_builder`]) builds a
 //! segment once every rowid in it has been handed out, and the newest segment up to the newest
-//! rowid when the writes pause, from the tokens the messages store (`fts`, sent in PostgreSQL's
-//! binary form and grouped here, a third of what grouping them in SQL cost). Searches read the
-//! rowids above what a segment covers (`upto`), and any segment not built, through the GIN
+//! rowid, from the tokens the messages store (`fts`, sent in PostgreSQL's binary form and
+//! grouped here, a third of what grouping them in SQL cost); a segment built up to a rowid in
+//! it is extended from there, its new rows' postings appended ([`extend_segment`]), so the
+//! newest one follows the appends every second or so. Searches read the rowids above what the
+//! newest segment covers (the head) from their tokens in the statement first searches share
+//! when there are few ([`HEAD_MOST`]), else, with any segment not built, through the GIN
 //! index, as before.
 //!
 //! **Never stale.** A segment counts only while `search_segments.built` is true. Every statement
@@ -204,19 +207,41 @@ pub(super) async fn newest_segments(
 
 /// What [`newest_segments_of`] reads for a first page: the newest rowid, the statement's
 /// snapshot and the newest segments with their postings, `asked` of them asked for (fewer
-/// came: there are no more).
+/// came: there are no more); and the word's matches in the head, when it was read.
 pub(super) struct Newest {
     pub max: i64,
     pub seen: String,
     pub segments: Vec<Segment>,
     pub asked: i64,
+    pub head: Option<HeadMatches>,
 }
 
+/// A word's matches among the rows above what the newest built segment covers (the head,
+/// rows appended since its last build or extension), read from their tokens in the same
+/// statement as the segments: every match in rowids `lo + 1..=max`, newest first, at most
+/// [`RANK_WINDOW`](crate::search::RANK_WINDOW), as `(rowid, tf)`.
+pub(super) struct HeadMatches {
+    pub lo: i64,
+    pub matches: Vec<(i64, u32)>,
+}
+
+/// The most rows a head may hold for [`newest_segments_of`] to read it: their tokens are read
+/// once for the whole statement, each row's at about a microsecond on each side, and they
+/// are matched here against every word of the batch. A larger head (writes faster than the
+/// builder's extensions follow, or a newest segment not built) is read as before, through the
+/// GIN index, on a connection of the search's own.
+pub(super) const HEAD_MOST: i64 = 2_048;
+
 /// The statement of [`newest_segments_of`]: `$1` the tenants, `$2` the lexemes, `$3` the
-/// most segments of each.
+/// most segments of each. Its rows: per word (`i` from 1), its segments; then, with `i` 0, the
+/// head's rows of those tenants, newest first, each with its tokens (`tsvectorsend`), its
+/// tenant and the head's `lo`, or a single row without a rowid when the head holds none of
+/// theirs, and none when the head is over [`HEAD_MOST`] (or no segment is built). Both parts
+/// are one statement, so they share its snapshot, and its newest rowid is read once (`x`).
 pub(super) static NEWEST_OF: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT q.i, x.max, x.seen, s.seg, s.built, s.postings, s.upto FROM {now} x \
+        "WITH x AS MATERIALIZED {now} \
+         SELECT q.i, x.max, x.seen, s.seg, s.built, s.postings, s.upto, NULL::uuid FROM x \
          CROSS JOIN unnest((SELECT $1::uuid[]), (SELECT $2::text[]), (SELECT $3::int8[])) \
          WITH ORDINALITY AS q(t, l, n, i) LEFT JOIN LATERAL (\
            SELECT g.seg, g.built, CASE WHEN g.built THEN CASE WHEN g.upto <= x.max \
@@ -226,7 +251,17 @@ pub(super) static NEWEST_OF: LazyLock<String> = LazyLock::new(|| {
            ON p.tenant_id = q.t AND p.lexeme = q.l AND p.seg = g.seg \
            AND p.seg BETWEEN (SELECT min(z.seg) FROM ({newest}) z) AND x.max / {SEG_ROWS}\
          ) s(seg, built, postings, upto) ON true \
-         ORDER BY q.i, s.seg DESC",
+         UNION ALL \
+         SELECT 0, NULL, NULL, m.rowid, NULL, tsvectorsend(m.fts), h.upto, m.tenant_id \
+         FROM x CROSS JOIN LATERAL (\
+           SELECT upto FROM search_segments WHERE built AND seg <= x.max / {SEG_ROWS} \
+           ORDER BY seg DESC LIMIT 1) h \
+         LEFT JOIN LATERAL (\
+           SELECT rowid, fts, tenant_id FROM messages WHERE rowid > h.upto AND rowid <= x.max \
+           AND tenant_id = ANY($1::uuid[]) ORDER BY rowid DESC LIMIT {HEAD_MOST}\
+         ) m ON true \
+         WHERE x.max - h.upto <= {HEAD_MOST} \
+         ORDER BY 1, 4 DESC",
         now = super::kept::NOW,
         bytes = tail_bytes(crate::search::RANK_WINDOW),
         newest = format_args!(
@@ -238,7 +273,9 @@ pub(super) static NEWEST_OF: LazyLock<String> = LazyLock::new(|| {
 
 /// [`newest_segments`] for many first pages in one statement (first_batch.rs): for each
 /// `(tenant, lexeme, limit)`, in order, its segments, each with the newest [`RANK_WINDOW`]
-/// postings, all under one snapshot (every answer's `max` and `seen` are the statement's).
+/// postings, all under one snapshot (every answer's `max` and `seen` are the statement's);
+/// and each word's matches in the head when it holds at most [`HEAD_MOST`] rows, its rows'
+/// tokens read once for all.
 ///
 /// Its arrays are read through subqueries (kept.rs's `FORWARD_NEAR` says why), and a word's
 /// limit is its own row's, so the statement is planned once per connection whatever the batch.
@@ -249,6 +286,10 @@ pub(super) static NEWEST_OF: LazyLock<String> = LazyLock::new(|| {
 /// 64 clients' load the difference is within noise: docs/performance.md). Without the lower
 /// bound the generic plan, costed for a tenth of the segments, read the word's rows in every
 /// segment.
+///
+/// Without the head's matches a first search whose window reached above the newest segment's
+/// build left the batch for statements of its own (the GIN index's bands, the page's rows), at
+/// about four times the cost (docs/performance.md, fiftieth and fifty-first sessions).
 ///
 /// [`RANK_WINDOW`]: crate::search::RANK_WINDOW
 pub(super) async fn newest_segments_of(
@@ -270,25 +311,91 @@ pub(super) async fn newest_segments_of(
         .fetch_all(pool)
         .await?;
     let mut out: Vec<Option<Newest>> = (0..keys.len()).map(|_| None).collect();
+    let mut head = HeadRows::new(keys);
     for r in rows {
-        let slot = super::queue::slot(&mut out, r.try_get(0)?, "first search")?;
+        let i: i64 = r.try_get(0)?;
+        if i == 0 {
+            head.row(&r)?;
+            continue;
+        }
+        let slot = super::queue::slot(&mut out, i, "first search")?;
         let newest = slot.get_or_insert_with(|| Newest {
             max: 0,
             seen: String::new(),
             segments: Vec::new(),
             asked: 0,
+            head: None,
         });
         (newest.max, newest.seen) = (r.try_get(1)?, r.try_get(2)?);
         newest.segments.extend(segment(r, 3)?);
     }
+    let mut heads = head.matches();
     out.into_iter()
         .zip(keys)
-        .map(|(n, k)| {
+        .enumerate()
+        .map(|(i, (n, k))| {
             let mut n = n.ok_or_else(|| StoreError::Corrupt("no row for a first search".into()))?;
             n.asked = asked(k.2);
+            n.head = heads.as_mut().map(|(lo, m)| HeadMatches {
+                lo: *lo,
+                matches: std::mem::take(&mut m[i]),
+            });
             Ok(n)
         })
         .collect()
+}
+
+/// A word's matches in the head, newest first, as `(rowid, tf)`.
+type Matches = Vec<(i64, u32)>;
+
+/// The head's rows of a [`newest_segments_of`] statement, matched against its words as they
+/// come: each row's tokens walked once, each token looked up among the batch's words.
+struct HeadRows<'k> {
+    /// `(tenant, lexeme)` → the positions of the words asking for it.
+    wanted: HashMap<(Uuid, &'k str), Vec<usize>>,
+    /// The head's `lo`, once a row said it.
+    lo: Option<i64>,
+    /// Each word's matches.
+    matches: Vec<Matches>,
+}
+
+impl<'k> HeadRows<'k> {
+    fn new(keys: &'k [(Uuid, String, i64)]) -> HeadRows<'k> {
+        let mut wanted: HashMap<(Uuid, &str), Vec<usize>> = HashMap::new();
+        for (i, (t, l, _)) in keys.iter().enumerate() {
+            wanted.entry((*t, l.as_str())).or_default().push(i);
+        }
+        HeadRows {
+            wanted,
+            lo: None,
+            matches: vec![Vec::new(); keys.len()],
+        }
+    }
+
+    /// A row of the head's part: its `lo`, and a row of the head if it has a rowid.
+    fn row(&mut self, r: &PgRow) -> Result<()> {
+        self.lo = Some(r.try_get(6)?);
+        let Some(rowid) = r.try_get::<Option<i64>, _>(3)? else {
+            return Ok(());
+        };
+        let tenant: Uuid = r.try_get(7)?;
+        let tokens: &[u8] = r.try_get(5)?;
+        let (wanted, matches) = (&self.wanted, &mut self.matches);
+        lexemes(tokens, |word, tf| {
+            if let Some(at) = wanted.get(&(tenant, word)) {
+                for &i in at {
+                    if (matches[i].len() as i64) < crate::search::RANK_WINDOW {
+                        matches[i].push((rowid, tf.min(TF_SPAN - 1)));
+                    }
+                }
+            }
+        })
+    }
+
+    /// The head's `lo` and each word's matches, if the statement read the head.
+    fn matches(self) -> Option<(i64, Vec<Matches>)> {
+        Some((self.lo?, self.matches))
+    }
 }
 
 /// The segments a statement asks for when `n` are wanted: at least one and at most
@@ -381,6 +488,52 @@ fn lexemes(bytes: &[u8], mut each: impl FnMut(&str, u32)) -> Result<()> {
 /// Tenant → lexeme → packed postings.
 type Grouped = HashMap<Uuid, HashMap<String, Vec<u32>>>;
 
+/// The postings of segment `seg`'s rows `lo..=hi` as three arrays for `unnest`: tenant,
+/// lexeme, packed postings (ascending).
+async fn grouped(
+    tx: &mut PgConnection,
+    seg: i64,
+    lo: i64,
+    hi: i64,
+) -> Result<(Vec<Uuid>, Vec<String>, Vec<Vec<u8>>)> {
+    let mut grouped = Grouped::new();
+    // Streamed, grouped row by row: the segment's tokens (19 MB for 32,768 of the benchmark's
+    // messages) are never held whole, only the postings grouped from them.
+    let mut rows = sqlx::query(
+        "SELECT tenant_id, rowid, tsvectorsend(fts) FROM messages \
+         WHERE rowid >= $1 AND rowid <= $2",
+    )
+    .bind(lo)
+    .bind(hi)
+    .fetch(&mut *tx);
+    while let Some(r) = rows.try_next().await? {
+        let tenant: Uuid = r.try_get(0)?;
+        let rowid: i64 = r.try_get(1)?;
+        let offset = (rowid - seg_start(seg)) as u32 * TF_SPAN;
+        let words = grouped.entry(tenant).or_default();
+        lexemes(r.try_get::<&[u8], _>(2)?, |word, tf| {
+            let p = offset + tf.min(TF_SPAN - 1);
+            match words.get_mut(word) {
+                Some(v) => v.push(p),
+                None => {
+                    words.insert(word.to_owned(), vec![p]);
+                }
+            }
+        })?;
+    }
+    drop(rows);
+    let (mut tenants, mut words, mut lists) = (Vec::new(), Vec::new(), Vec::new());
+    for (tenant, by_word) in grouped {
+        for (word, mut list) in by_word {
+            list.sort_unstable();
+            tenants.push(tenant);
+            words.push(word);
+            lists.push(pack(&list));
+        }
+    }
+    Ok((tenants, words, lists))
+}
+
 /// Builds segment `seg` up to rowid `upto` (its last, or the newest one); false when it was
 /// left for a later round (writers still in flight, another builder on it, or a change raced
 /// it).
@@ -389,7 +542,7 @@ async fn build_segment(pool: &PgPool, seg: i64, upto: i64) -> Result<bool> {
     // another server has just built it so.
     sqlx::query(
         "INSERT INTO search_segments (seg, upto) VALUES ($1, $2) \
-         ON CONFLICT (seg) DO UPDATE SET built = false, upto = EXCLUDED.upto \
+         ON CONFLICT (seg) DO UPDATE SET built = false, upto = EXCLUDED.upto, claim = NULL \
          WHERE NOT (search_segments.built AND search_segments.upto = EXCLUDED.upto)",
     )
     .bind(seg)
@@ -421,41 +574,7 @@ async fn build_segment(pool: &PgPool, seg: i64, upto: i64) -> Result<bool> {
         .bind(seg)
         .execute(&mut *tx)
         .await?;
-    let mut grouped = Grouped::new();
-    // Streamed, grouped row by row: the segment's tokens (19 MB for 32,768 of the benchmark's
-    // messages) are never held whole, only the postings grouped from them.
-    let mut rows = sqlx::query(
-        "SELECT tenant_id, rowid, tsvectorsend(fts) FROM messages \
-         WHERE rowid >= $1 AND rowid <= $2",
-    )
-    .bind(seg_start(seg))
-    .bind(upto)
-    .fetch(&mut *tx);
-    while let Some(r) = rows.try_next().await? {
-        let tenant: Uuid = r.try_get(0)?;
-        let rowid: i64 = r.try_get(1)?;
-        let offset = (rowid - seg_start(seg)) as u32 * TF_SPAN;
-        let words = grouped.entry(tenant).or_default();
-        lexemes(r.try_get::<&[u8], _>(2)?, |word, tf| {
-            let p = offset + tf.min(TF_SPAN - 1);
-            match words.get_mut(word) {
-                Some(v) => v.push(p),
-                None => {
-                    words.insert(word.to_owned(), vec![p]);
-                }
-            }
-        })?;
-    }
-    drop(rows);
-    let (mut tenants, mut words, mut lists) = (Vec::new(), Vec::new(), Vec::new());
-    for (tenant, by_word) in grouped {
-        for (word, mut list) in by_word {
-            list.sort_unstable();
-            tenants.push(tenant);
-            words.push(word);
-            lists.push(pack(&list));
-        }
-    }
+    let (tenants, words, lists) = grouped(&mut tx, seg, seg_start(seg), upto).await?;
     sqlx::query(
         "INSERT INTO search_postings (tenant_id, lexeme, seg, postings) \
          SELECT t, w, $4, p FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS u(t, w, p)",
@@ -492,6 +611,94 @@ async fn build_segment(pool: &PgPool, seg: i64, upto: i64) -> Result<bool> {
     }
 }
 
+/// Extends built segment `seg`, whose postings cover its rows up to `covered`, up to rowid
+/// `upto`: the rows between are read and their postings appended to the segment's (every one
+/// of them is above those already there, so the bytes stay in rowid order), and `upto` moved,
+/// in one transaction; the segment stays built and read by searches throughout. False when
+/// it was left for a later round (changed meanwhile, writers still in flight, another builder
+/// on it): the next round builds it whole or extends it again.
+///
+/// A build reads the segment from its first row: 0.1–0.7 s for a newest segment of 10,000–
+/// 32,000 rows, so it could run only now and then beside the writes ([`BUSY_PACE`]), and the
+/// rows appended since were read by every first search through the GIN index
+/// (docs/performance.md, fifty-first session). This reads only the new rows.
+async fn extend_segment(pool: &PgPool, seg: i64, covered: i64, upto: i64) -> Result<bool> {
+    // Claimed: from now on a delete or an update of a row up to `upto` marks the segment
+    // (migration 0011); the writers that hold rowids up to it are waited for below.
+    let claimed =
+        sqlx::query("UPDATE search_segments SET claim = $3 WHERE seg = $1 AND built AND upto = $2")
+            .bind(seg)
+            .bind(covered)
+            .bind(upto)
+            .execute(pool)
+            .await?;
+    if claimed.rows_affected() != 1 || !writers_done(pool).await? {
+        return Ok(false);
+    }
+    let mut conn = pool.acquire().await?;
+    let mut tx =
+        sqlx::Connection::begin_with(&mut *conn, "BEGIN ISOLATION LEVEL REPEATABLE READ").await?;
+    let extended = async {
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1, $2)")
+            .bind(LOCK_KEY)
+            .bind(seg as i32)
+            .fetch_one(&mut *tx)
+            .await?;
+        // As this builder left it: built as far as it was, claimed as far as this goes, and
+        // nothing it covers or claims deleted or rewritten since (that would have marked it).
+        let row: Option<(bool, i64, Option<i64>)> =
+            sqlx::query_as("SELECT built, upto, claim FROM search_segments WHERE seg = $1")
+                .bind(seg)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if !locked || row != Some((true, covered, Some(upto))) {
+            return Ok(false);
+        }
+        let (tenants, words, lists) = grouped(&mut tx, seg, covered + 1, upto).await?;
+        sqlx::query(
+            "INSERT INTO search_postings (tenant_id, lexeme, seg, postings) \
+             SELECT t, w, $4, p FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS u(t, w, p) \
+             ON CONFLICT (tenant_id, lexeme, seg) \
+             DO UPDATE SET postings = search_postings.postings || EXCLUDED.postings",
+        )
+        .bind(&tenants)
+        .bind(&words)
+        .bind(&lists)
+        .bind(seg)
+        .execute(&mut *tx)
+        .await?;
+        let moved = sqlx::query(
+            "UPDATE search_segments SET upto = $3, claim = NULL \
+             WHERE seg = $1 AND built AND upto = $2",
+        )
+        .bind(seg)
+        .bind(covered)
+        .bind(upto)
+        .execute(&mut *tx)
+        .await?;
+        Ok::<bool, StoreError>(moved.rows_affected() == 1)
+    }
+    .await;
+    match extended {
+        Ok(true) => {}
+        Ok(false) => return Ok(false),
+        // serialization_failure: a row it covers or claims changed since the snapshot.
+        Err(StoreError::Database(e)) if super::pending::sqlstate(&e, "40001") => {
+            tracing::debug!(
+                seg,
+                "a message changed while its search segment was extended"
+            );
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    }
+    match tx.commit().await {
+        Ok(()) => Ok(true),
+        Err(e) if super::pending::sqlstate(&e, "40001") => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Waits until every transaction with an id now running has ended; false after
 /// [`WRITERS_WAIT`]. A writer whose trigger ran before a segment's row was committed holds an
 /// id by then (its rows are written), so after this its rows, or their deletion, are in any
@@ -519,22 +726,14 @@ async fn writers_done(pool: &PgPool) -> Result<bool> {
     }
 }
 
-/// Rows of the newest segment not built yet from which a pause has them built
-/// ([`spawn_builder`]): a band's worth, what a search reads through the GIN index in about
-/// half a millisecond.
-const HEAD_ROWS: i64 = super::fts::BAND_ROWS;
-
 /// Whether [`build`] builds the newest segment, which is not complete.
 #[derive(Clone, Copy, PartialEq)]
 pub(crate) enum Head {
-    /// No: writes go on, and a build beside them is not in its pace ([`BUSY_PACE`]).
+    /// No: writes go on, and a build beside them is not in its pace ([`Pace`]).
     Skip,
-    /// Up to the newest rowid, if any of its rows is not built.
+    /// Up to the newest rowid, if any of its rows is not built: extended when it is built
+    /// already ([`extend_segment`]), else built.
     All,
-    /// Up to the newest rowid, once enough of its rows wait: [`HEAD_ROWS`] and half as many
-    /// as are built. Each build reads the segment from its start, so a segment built at every
-    /// pause of bursty writes is read about three times over in all, not once per pause.
-    Worth,
 }
 
 impl Head {
@@ -545,18 +744,9 @@ impl Head {
     /// the index to read.
     fn after(last: Option<i64>, now: Option<i64>, paced: bool) -> Head {
         if now.is_some() && (now == last || paced) {
-            Head::Worth
+            Head::All
         } else {
             Head::Skip
-        }
-    }
-
-    /// Whether the newest segment is built now, `covered` of its rows built and `waiting` not.
-    fn due(self, covered: i64, waiting: i64) -> bool {
-        match self {
-            Head::Skip => false,
-            Head::All => waiting >= 1,
-            Head::Worth => waiting >= HEAD_ROWS.max(covered / 2),
         }
     }
 }
@@ -571,6 +761,12 @@ impl Head {
 /// session). A build reads the segment from its start (0.1–0.7 s here), and the appends it
 /// runs beside share the machine with it: paced, it costs them a few per cent at most.
 const BUSY_PACE: u32 = 50;
+
+/// [`BUSY_PACE`] for an extension ([`extend_segment`]): it reads only the rows appended since
+/// the last one, so it costs in proportion to the appends and can follow them closely; taken
+/// at most a tenth of the time, and every round ([`BUILD_EVERY`]) while each takes under a
+/// tenth of a second.
+const EXTEND_PACE: u32 = 10;
 
 /// When the newest segment may next be built while the writes go on ([`BUSY_PACE`]).
 #[derive(Debug, Clone, Copy)]
@@ -588,77 +784,98 @@ impl Pace {
         now >= self.next
     }
 
-    /// A build of the newest segment started at `at` took `took` (a tenth of a second at
-    /// least: a build that found nothing to do still read the segment's row).
-    fn built(&mut self, at: Instant, took: Duration) {
-        self.next = at + took.max(Duration::from_millis(100)) * BUSY_PACE;
+    /// The newest segment's build (`extended`: its extension) started at `at` took `took` (a
+    /// tenth of a second at least: a build that found nothing to do still read the segment's
+    /// row).
+    fn built(&mut self, at: Instant, took: Duration, extended: bool) {
+        let pace = if extended { EXTEND_PACE } else { BUSY_PACE };
+        self.next = at + took.max(Duration::from_millis(100)) * pace;
     }
 }
 
 /// What a round of [`build`] did.
 pub(crate) struct Built {
-    /// Segments built.
+    /// Segments built or extended.
     pub segments: usize,
-    /// How long the newest segment's build took, if it was tried.
-    pub head: Option<Duration>,
+    /// How long the newest segment's build took, if it was tried, and whether it was an
+    /// extension.
+    pub head: Option<(Duration, bool)>,
+}
+
+/// A segment for [`build`]: built up to `upto`, or extended there from `covered`.
+struct Todo {
+    seg: i64,
+    upto: i64,
+    covered: Option<i64>,
 }
 
 /// Builds the search postings of the newest segment as `head` says, then of the segments whose
-/// rowids have all been handed out, newest first. Answers how many it built.
+/// rowids have all been handed out, newest first: a segment built already up to a rowid in it
+/// is extended from there, any other built from its start. Answers how many it built.
 pub(crate) async fn build(pool: &PgPool, head: Head) -> Result<Built> {
     let max = newest_rowid(pool).await?;
     // Rowids come from the identity in order: every rowid up to the largest committed one has
     // been handed out. A segment is complete once its last rowid is among them.
     let top = (max + 1).div_euclid(SEG_ROWS) - 1;
-    let mut todo: Vec<(i64, i64)> = Vec::new();
+    let mut todo: Vec<Todo> = Vec::new();
     // Whether the newest segment is `todo`'s first.
     let mut head_due = false;
     let newest = seg_of(max);
-    if head != Head::Skip && max > 0 && newest > top {
-        let row: Option<(bool, i64)> =
-            sqlx::query_as("SELECT built, upto FROM search_segments WHERE seg = $1")
+    if head == Head::All && max > 0 && newest > top {
+        let covered: Option<i64> =
+            sqlx::query_scalar("SELECT upto FROM search_segments WHERE seg = $1 AND built")
                 .bind(newest)
                 .fetch_optional(pool)
                 .await?;
-        let covered = match row {
-            Some((true, upto)) => upto,
-            _ => seg_start(newest) - 1,
-        };
-        if head.due(covered - seg_start(newest) + 1, max - covered) {
-            todo.push((newest, max));
+        if covered.is_none_or(|c| c < max) {
+            todo.push(Todo {
+                seg: newest,
+                upto: max,
+                covered,
+            });
             head_due = true;
         }
     }
     if top >= 0 {
-        let complete: Vec<i64> = sqlx::query_scalar(
-            "SELECT s FROM generate_series($1::bigint, 0, -1) AS s \
-             WHERE NOT EXISTS (SELECT 1 FROM search_segments g \
-                               WHERE g.seg = s AND g.built AND g.upto >= (s + 1) * $2 - 1)",
+        let complete: Vec<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT s, g.upto FROM generate_series($1::bigint, 0, -1) AS s \
+             LEFT JOIN search_segments g ON g.seg = s AND g.built \
+             WHERE g.upto IS NULL OR g.upto < (s + 1) * $2 - 1 ORDER BY s DESC",
         )
         .bind(top)
         .bind(SEG_ROWS)
         .fetch_all(pool)
         .await?;
-        todo.extend(complete.into_iter().map(|s| (s, seg_start(s + 1) - 1)));
+        todo.extend(complete.into_iter().map(|(seg, covered)| Todo {
+            seg,
+            upto: seg_start(seg + 1) - 1,
+            covered,
+        }));
     }
     let mut built = Built {
         segments: 0,
         head: None,
     };
-    for (i, (seg, upto)) in todo.into_iter().enumerate() {
+    for (i, t) in todo.into_iter().enumerate() {
         if pool.is_closed() {
             break;
         }
         let started = Instant::now();
-        let done = build_segment(pool, seg, upto).await?;
+        // Extended only from a rowid in the segment (a built segment covers one at least).
+        let extended = t.covered.filter(|&c| c >= seg_start(t.seg) && c < t.upto);
+        let done = match extended {
+            Some(covered) => extend_segment(pool, t.seg, covered, t.upto).await?,
+            None => build_segment(pool, t.seg, t.upto).await?,
+        };
         if head_due && i == 0 {
-            built.head = Some(started.elapsed());
+            built.head = Some((started.elapsed(), extended.is_some()));
         }
         if done {
             built.segments += 1;
             tracing::debug!(
-                seg,
-                upto,
+                seg = t.seg,
+                upto = t.upto,
+                extended = extended.is_some(),
                 ms = started.elapsed().as_millis() as u64,
                 "built a search segment"
             );
@@ -698,7 +915,7 @@ const BUILD_EVERY: Duration = Duration::from_secs(1);
 
 /// Builds the segments every [`BUILD_EVERY`] until the pool is closed: each as soon as it is
 /// complete, the newest one as far as it goes once the writes have paused for a round, or while
-/// they go on at the pace [`BUSY_PACE`] allows (both once enough of its rows wait). A failed
+/// they go on at the pace [`Pace`] allows (an extension every round, while each is quick). A failed
 /// round is logged and the next one tries again: searches read what is not built through the
 /// index.
 pub(crate) fn spawn_builder(pool: PgPool) {
@@ -721,8 +938,8 @@ pub(crate) fn spawn_builder(pool: PgPool) {
             last = now;
             match build(&pool, head).await {
                 Ok(built) => {
-                    if let Some(took) = built.head.filter(|_| !paused) {
-                        pace.built(started, took);
+                    if let Some((took, extended)) = built.head.filter(|_| !paused) {
+                        pace.built(started, took, extended);
                     }
                     if built.segments > 0 {
                         metrics::counter!("confab_store_search_segments_built_total")
@@ -761,17 +978,6 @@ mod tests {
     }
 
     #[test]
-    fn the_newest_segment_is_built_at_a_pause_once_a_band_and_half_its_built_rows_wait() {
-        assert!(!Head::Skip.due(0, 1_000_000));
-        assert!(Head::All.due(30_000, 1));
-        assert!(!Head::All.due(30_000, 0));
-        assert!(!Head::Worth.due(0, HEAD_ROWS - 1));
-        assert!(Head::Worth.due(0, HEAD_ROWS));
-        assert!(!Head::Worth.due(20_000, 9_999));
-        assert!(Head::Worth.due(20_000, 10_000));
-    }
-
-    #[test]
     fn ranks_grow_with_the_positions_and_stay_below_a_tenth() {
         assert!(rank_of(1) > 0.06 && rank_of(1) < 0.0608);
         assert!(rank_of(2) > rank_of(1));
@@ -782,7 +988,7 @@ mod tests {
     #[test]
     fn the_newest_segment_is_built_at_a_pause_or_in_its_pace() {
         assert!(
-            Head::after(Some(7), Some(7), false) == Head::Worth,
+            Head::after(Some(7), Some(7), false) == Head::All,
             "paused for a round"
         );
         assert!(
@@ -790,14 +996,14 @@ mod tests {
             "written meanwhile"
         );
         assert!(
-            Head::after(Some(7), Some(9), true) == Head::Worth,
+            Head::after(Some(7), Some(9), true) == Head::All,
             "written meanwhile, in its pace"
         );
         assert!(
             Head::after(None, Some(7), false) == Head::Skip,
             "the first round"
         );
-        assert!(Head::after(None, Some(7), true) == Head::Worth);
+        assert!(Head::after(None, Some(7), true) == Head::All);
         assert!(
             Head::after(None, None, true) == Head::Skip,
             "the rowid not read"
@@ -805,17 +1011,24 @@ mod tests {
     }
 
     #[test]
-    fn a_build_while_the_writes_go_on_waits_fifty_times_what_the_last_one_took() {
+    fn a_build_while_the_writes_go_on_waits_fifty_times_what_it_took_an_extension_ten() {
         let t0 = Instant::now();
         let mut pace = Pace::new(t0);
         assert!(pace.allows(t0));
-        pace.built(t0, Duration::from_millis(400));
+        pace.built(t0, Duration::from_millis(400), false);
         assert!(!pace.allows(t0 + Duration::from_millis(19_999)));
         assert!(pace.allows(t0 + Duration::from_secs(20)));
         // A build that found nothing to do still waits five seconds.
-        pace.built(t0, Duration::ZERO);
+        pace.built(t0, Duration::ZERO, false);
         assert!(!pace.allows(t0 + Duration::from_millis(4_999)));
         assert!(pace.allows(t0 + Duration::from_secs(5)));
+        // An extension ten times what it took, a second at least: every round while quick.
+        pace.built(t0, Duration::from_millis(400), true);
+        assert!(!pace.allows(t0 + Duration::from_millis(3_999)));
+        assert!(pace.allows(t0 + Duration::from_secs(4)));
+        pace.built(t0, Duration::from_millis(30), true);
+        assert!(!pace.allows(t0 + Duration::from_millis(999)));
+        assert!(pace.allows(t0 + BUILD_EVERY));
     }
 
     /// `rank_of` is ts_rank to the bit for every count of positions a tsvector can hold

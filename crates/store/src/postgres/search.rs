@@ -1131,18 +1131,33 @@ enum Gap {
 }
 
 /// The window [`posted_window`] reads from `segments`, the newest ones up to `snapshot` as its
-/// first statement reads them, when it would ask PostgreSQL for nothing more: every rowid down
-/// to the window's last match lies in a built segment, at or below what it covers, until the
-/// window is full or no rowid is left below. `None` where it would (rows above a segment's
-/// build or between segments, a segment not built, or more segments to read).
-fn posted_from(segments: &[postings::Segment], snapshot: i64) -> Option<Vec<(i64, f64)>> {
+/// first statement reads them, and from the word's matches in the head above them (`head`,
+/// when that statement read it), when it would ask PostgreSQL for nothing more: every rowid
+/// down to the window's last match lies in the head or in a built segment, at or below what it
+/// covers, until the window is full or no rowid is left below. `None` where it would (rows
+/// above a segment's build or between segments that the head does not hold, a segment not
+/// built, or more segments to read).
+fn posted_from(
+    segments: &[postings::Segment],
+    head: Option<&postings::HeadMatches>,
+    snapshot: i64,
+) -> Option<Vec<(i64, f64)>> {
     let mut found: Vec<(i64, f64)> = Vec::with_capacity(RANK_WINDOW as usize);
     // The highest rowid not read yet.
     let mut hi = snapshot;
+    if let Some(head) = head.filter(|h| h.lo < hi) {
+        let newest = head.matches.iter().take(RANK_WINDOW as usize);
+        found.extend(newest.map(|&(rowid, tf)| (rowid, postings::rank_of(tf))));
+        hi = head.lo;
+    }
     for s in segments {
         let need = RANK_WINDOW - found.len() as i64;
         if need <= 0 {
             return Some(found);
+        }
+        if seg_start(s.seg) > hi {
+            // Wholly in the head, read above.
+            continue;
         }
         let list = s.postings.as_ref()?;
         if hi >= seg_start(s.seg + 1) || hi > s.upto {
@@ -1216,7 +1231,10 @@ impl PgStore {
             .firsts
             .newest(tenant.0, lexeme, segments_wanted(share))
             .await?;
-        let Some(mut scored) = posted_from(&newest.segments, newest.max) else {
+        let Some(mut scored) = posted_from(&newest.segments, newest.head.as_ref(), newest.max)
+        else {
+            metrics::counter!("confab_store_search_first_pages_total", "path" => "alone")
+                .increment(1);
             let mut conn = self.searching.acquire().await?;
             let plan = Plan::Postings(share);
             let read = Some((newest, made));
@@ -1224,6 +1242,8 @@ impl PgStore {
                 .kept_search(&mut conn, tenant, req, tsq, plan, None, read)
                 .await;
         };
+        metrics::counter!("confab_store_search_first_pages_total", "path" => "batched")
+            .increment(1);
         metrics::counter!("confab_store_search_windows_total", "outcome" => "walked").increment(1);
         best_first(&mut scored);
         let (page, more) = page_of(&scored, 0, req.limit);
