@@ -6,59 +6,34 @@
 //! store's own metric, `confab_store_search_first_pages_total{path}`, through a recorder of
 //! this test binary's own (one test here, so no other search adds to the counts).
 
-use confab_core::input::{NewConversation, NewMessage};
-use confab_core::search::parse_query;
-use confab_core::{Role, Status};
+use confab_store::Store;
 use confab_store::types::TenantId;
-use confab_store::{SearchFilter, SearchRequest, SearchSort, Store, StoreOptions};
 use sqlx::Connection;
 use uuid::Uuid;
 
 #[path = "support/counts.rs"]
 mod counts;
+#[path = "support/searching.rs"]
+mod searching;
 #[path = "support/testdb.rs"]
 mod testdb;
 use counts::Outcomes;
+use searching::{opts, request};
 use testdb::TestDb;
 
 /// A store that builds nothing by itself (the test builds when it means to).
 async fn open(url: &str) -> Store {
-    let opts = StoreOptions {
-        search_merge_idle: None,
-        ..StoreOptions::default()
-    };
-    Store::open(url, opts).await.unwrap()
+    Store::open(url, opts()).await.unwrap()
 }
 
 /// A conversation of `t` with a message of each text.
 async fn conversation(store: &Store, t: &TenantId, texts: &[&str]) -> Uuid {
-    let mut conv = NewConversation::new(Status::Active);
-    conv.messages = texts
-        .iter()
-        .map(|text| NewMessage {
-            role: Some(Role::User),
-            content: (*text).to_owned(),
-            ..NewMessage::default()
-        })
-        .collect();
-    store
-        .create_conversation(t, conv, None)
-        .await
-        .unwrap()
-        .conversation()
-        .id
+    searching::conversation(store, t, texts.iter().map(|s| s.to_string()).collect()).await
 }
 
 /// The first page of a ranked search of `word` for `t` on `store`: (conversation, seq, score).
 async fn first_page(store: &Store, t: &TenantId, word: &str) -> Vec<(Uuid, i64, f64)> {
-    let req = SearchRequest {
-        query: parse_query(word).unwrap(),
-        filter: SearchFilter::default(),
-        sort: SearchSort::Relevance,
-        limit: 20,
-        cursor: None,
-    };
-    let page = store.search(t, &req).await.unwrap();
+    let page = store.search(t, &request(word, None)).await.unwrap();
     page.hits
         .iter()
         .map(|h| (h.conversation_id, h.seq, h.score))

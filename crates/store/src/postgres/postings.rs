@@ -488,14 +488,16 @@ fn lexemes(bytes: &[u8], mut each: impl FnMut(&str, u32)) -> Result<()> {
 /// Tenant → lexeme → packed postings.
 type Grouped = HashMap<Uuid, HashMap<String, Vec<u32>>>;
 
-/// The postings of segment `seg`'s rows `lo..=hi` as three arrays for `unnest`: tenant,
-/// lexeme, packed postings (ascending).
-async fn grouped(
+/// Writes the postings of segment `seg`'s rows `lo..=hi`: a row per tenant and lexeme, or,
+/// when `appended` (an extension: every rowid above those already there), added to the end of
+/// the row a lexeme has.
+async fn write_postings(
     tx: &mut PgConnection,
     seg: i64,
     lo: i64,
     hi: i64,
-) -> Result<(Vec<Uuid>, Vec<String>, Vec<Vec<u8>>)> {
+    appended: bool,
+) -> Result<()> {
     let mut grouped = Grouped::new();
     // Streamed, grouped row by row: the segment's tokens (19 MB for 32,768 of the benchmark's
     // messages) are never held whole, only the postings grouped from them.
@@ -531,7 +533,24 @@ async fn grouped(
             lists.push(pack(&list));
         }
     }
-    Ok((tenants, words, lists))
+    let on_conflict = if appended {
+        " ON CONFLICT (tenant_id, lexeme, seg) \
+         DO UPDATE SET postings = search_postings.postings || EXCLUDED.postings"
+    } else {
+        ""
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO search_postings (tenant_id, lexeme, seg, postings) \
+         SELECT t, w, $4, p FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS u(t, w, p)\
+         {on_conflict}"
+    )))
+    .bind(&tenants)
+    .bind(&words)
+    .bind(&lists)
+    .bind(seg)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// Builds segment `seg` up to rowid `upto` (its last, or the newest one); false when it was
@@ -574,17 +593,7 @@ async fn build_segment(pool: &PgPool, seg: i64, upto: i64) -> Result<bool> {
         .bind(seg)
         .execute(&mut *tx)
         .await?;
-    let (tenants, words, lists) = grouped(&mut tx, seg, seg_start(seg), upto).await?;
-    sqlx::query(
-        "INSERT INTO search_postings (tenant_id, lexeme, seg, postings) \
-         SELECT t, w, $4, p FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS u(t, w, p)",
-    )
-    .bind(&tenants)
-    .bind(&words)
-    .bind(&lists)
-    .bind(seg)
-    .execute(&mut *tx)
-    .await?;
+    write_postings(&mut tx, seg, seg_start(seg), upto, false).await?;
     let marked =
         sqlx::query("UPDATE search_segments SET built = true WHERE seg = $1 AND upto = $2")
             .bind(seg)
@@ -654,19 +663,7 @@ async fn extend_segment(pool: &PgPool, seg: i64, covered: i64, upto: i64) -> Res
         if !locked || row != Some((true, covered, Some(upto))) {
             return Ok(false);
         }
-        let (tenants, words, lists) = grouped(&mut tx, seg, covered + 1, upto).await?;
-        sqlx::query(
-            "INSERT INTO search_postings (tenant_id, lexeme, seg, postings) \
-             SELECT t, w, $4, p FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS u(t, w, p) \
-             ON CONFLICT (tenant_id, lexeme, seg) \
-             DO UPDATE SET postings = search_postings.postings || EXCLUDED.postings",
-        )
-        .bind(&tenants)
-        .bind(&words)
-        .bind(&lists)
-        .bind(seg)
-        .execute(&mut *tx)
-        .await?;
+        write_postings(&mut tx, seg, covered + 1, upto, true).await?;
         let moved = sqlx::query(
             "UPDATE search_segments SET upto = $3, claim = NULL \
              WHERE seg = $1 AND built AND upto = $2",
@@ -762,10 +759,12 @@ impl Head {
 /// runs beside share the machine with it: paced, it costs them a few per cent at most.
 const BUSY_PACE: u32 = 50;
 
-/// [`BUSY_PACE`] for an extension ([`extend_segment`]): it reads only the rows appended since
-/// the last one, so it costs in proportion to the appends and can follow them closely; taken
-/// at most a tenth of the time, and every round ([`BUILD_EVERY`]) while each takes under a
-/// tenth of a second.
+/// [`BUSY_PACE`] once the newest segment is built, so that what comes next is an extension
+/// ([`extend_segment`]): it reads only the rows appended since, so it costs in proportion to
+/// the appends and can follow them closely; taken at most a tenth of the time, and every
+/// round ([`BUILD_EVERY`]) while each takes under a tenth of a second. After a build from the
+/// segment's start too: at fifty times that build's time the head would wait tens of seconds,
+/// past what first searches read in their shared statement (`HEAD_MOST`).
 const EXTEND_PACE: u32 = 10;
 
 /// When the newest segment may next be built while the writes go on ([`BUSY_PACE`]).
@@ -784,11 +783,11 @@ impl Pace {
         now >= self.next
     }
 
-    /// The newest segment's build (`extended`: its extension) started at `at` took `took` (a
-    /// tenth of a second at least: a build that found nothing to do still read the segment's
-    /// row).
-    fn built(&mut self, at: Instant, took: Duration, extended: bool) {
-        let pace = if extended { EXTEND_PACE } else { BUSY_PACE };
+    /// The newest segment's build or extension started at `at` took `took` (a tenth of a
+    /// second at least: one that found nothing to do still read the segment's row), and left
+    /// it built (`built`: the next is an extension) or not (the next may read it whole).
+    fn built(&mut self, at: Instant, took: Duration, built: bool) {
+        let pace = if built { EXTEND_PACE } else { BUSY_PACE };
         self.next = at + took.max(Duration::from_millis(100)) * pace;
     }
 }
@@ -797,8 +796,8 @@ impl Pace {
 pub(crate) struct Built {
     /// Segments built or extended.
     pub segments: usize,
-    /// How long the newest segment's build took, if it was tried, and whether it was an
-    /// extension.
+    /// How long the newest segment's build or extension took, if it was tried, and whether
+    /// it left the segment built.
     pub head: Option<(Duration, bool)>,
 }
 
@@ -868,7 +867,7 @@ pub(crate) async fn build(pool: &PgPool, head: Head) -> Result<Built> {
             None => build_segment(pool, t.seg, t.upto).await?,
         };
         if head_due && i == 0 {
-            built.head = Some((started.elapsed(), extended.is_some()));
+            built.head = Some((started.elapsed(), done));
         }
         if done {
             built.segments += 1;
@@ -938,8 +937,8 @@ pub(crate) fn spawn_builder(pool: PgPool) {
             last = now;
             match build(&pool, head).await {
                 Ok(built) => {
-                    if let Some((took, extended)) = built.head.filter(|_| !paused) {
-                        pace.built(started, took, extended);
+                    if let Some((took, done)) = built.head.filter(|_| !paused) {
+                        pace.built(started, took, done);
                     }
                     if built.segments > 0 {
                         metrics::counter!("confab_store_search_segments_built_total")
@@ -1011,7 +1010,7 @@ mod tests {
     }
 
     #[test]
-    fn a_build_while_the_writes_go_on_waits_fifty_times_what_it_took_an_extension_ten() {
+    fn a_build_beside_the_writes_waits_fifty_times_what_it_took_ten_once_the_segment_is_built() {
         let t0 = Instant::now();
         let mut pace = Pace::new(t0);
         assert!(pace.allows(t0));
@@ -1022,7 +1021,8 @@ mod tests {
         pace.built(t0, Duration::ZERO, false);
         assert!(!pace.allows(t0 + Duration::from_millis(4_999)));
         assert!(pace.allows(t0 + Duration::from_secs(5)));
-        // An extension ten times what it took, a second at least: every round while quick.
+        // Once built, the next (an extension) ten times what it took, a second at least:
+        // every round while quick.
         pace.built(t0, Duration::from_millis(400), true);
         assert!(!pace.allows(t0 + Duration::from_millis(3_999)));
         assert!(pace.allows(t0 + Duration::from_secs(4)));
