@@ -258,7 +258,7 @@ pub(super) static NEWEST_OF: LazyLock<String> = LazyLock::new(|| {
            ORDER BY seg DESC LIMIT 1) h \
          LEFT JOIN LATERAL (\
            SELECT rowid, fts, tenant_id FROM messages WHERE rowid > h.upto AND rowid <= x.max \
-           AND tenant_id = ANY($1::uuid[]) ORDER BY rowid DESC LIMIT {HEAD_MOST}\
+           AND tenant_id = ANY((SELECT $1::uuid[])::uuid[]) ORDER BY rowid DESC LIMIT {HEAD_MOST}\
          ) m ON true \
          WHERE x.max - h.upto <= {HEAD_MOST} \
          ORDER BY 1, 4 DESC",
