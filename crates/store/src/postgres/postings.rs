@@ -225,11 +225,11 @@ pub(super) struct HeadMatches {
     pub matches: Vec<(i64, u32)>,
 }
 
-/// The most rows a head may hold for [`newest_segments_of`] to read it: their tokens are read
-/// once for the whole statement, each row's at about a microsecond on each side, and they
-/// are matched here against every word of the batch. A larger head (writes faster than the
-/// builder's extensions follow, or a newest segment not built) is read as before, through the
-/// GIN index, on a connection of the search's own.
+/// The most rowids a head may span for [`newest_segments_of`] to read it: its rows' tokens
+/// (a few hundred bytes each) are read once for the whole statement and matched here against
+/// every word of the batch, so the statement's cost grows with the head. A larger head (writes
+/// faster than the builder's extensions follow, or a newest segment not built) is read as
+/// before, through the GIN index, on a connection of the search's own.
 pub(super) const HEAD_MOST: i64 = 2_048;
 
 /// The statement of [`newest_segments_of`]: `$1` the tenants, `$2` the lexemes, `$3` the
