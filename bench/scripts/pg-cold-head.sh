@@ -4,9 +4,11 @@
 # waits until the builder has built every segment up to the newest rowid, measures the 1,024
 # words of ARGDIR/cold.nul for SECS at 64 connections, then appends messages (ARGDIR/app.nul,
 # 8 connections) in steps and measures again after each, printing the rows the head holds
-# (rowids above the newest segment's `upto`) beside each line. Keep the steps' sum under the
-# builder's threshold for the newest segment (at least a band, 4,096 rows, and half the rows
-# it has built), or the head is built while measured: the printed head shows it.
+# (rowids above the newest segment's `upto`) beside each line. It measures the code before
+# the fifty-first session, whose builder left a head under 4,096 rows (and under half the rows
+# built) alone; since then the newest segment is extended at the next pause, so the head is
+# gone before it is measured (the printed head shows it): measure that code beside appends
+# with pg-cold-trickle.sh.
 #
 #   bench/scripts/pg-cold-head.sh BINDIR DBURL KEYFILE ARGDIR SECS [STEP...]
 #
