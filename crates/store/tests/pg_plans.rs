@@ -300,9 +300,13 @@ async fn the_first_searches_statements_settle_on_one_plan_that_reads_by_key() {
             "newest",
             newest,
             vec![
-                format!("ARRAY['{t}']::uuid[], ARRAY['w1'], ARRAY[1]::int8[]"),
                 format!(
-                    "ARRAY[{}]::uuid[], ARRAY[{}], ARRAY[{}]::int8[]",
+                    "ARRAY['{t}']::uuid[], ARRAY['w1'], ARRAY[1]::int8[], \
+                     ARRAY['{t}']::uuid[], ARRAY[txid_current_snapshot()::text]"
+                ),
+                format!(
+                    "ARRAY[{}]::uuid[], ARRAY[{}], ARRAY[{}]::int8[], \
+                     ARRAY['{t}']::uuid[], ARRAY[txid_current_snapshot()::text]",
                     forty(&format!("'{t}'")),
                     forty("'w7'"),
                     forty("64")
@@ -352,6 +356,11 @@ async fn the_first_searches_statements_settle_on_one_plan_that_reads_by_key() {
                     && l.contains("seg >=")
                     && l.contains("seg <=")),
                 "newest: a word's postings read in every segment:\n{plan}"
+            );
+            // The row cache's checks (postgres/row_cache.rs) read the tenant's changes by key.
+            assert!(
+                plan.contains("search_changes_key"),
+                "newest: the changes not read by their key:\n{plan}"
             );
         }
     }

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use super::postings::{self, Newest};
 use super::queue::{self, Asked, Queue};
+use super::row_cache::RowCache;
 use super::search::HitRow;
 use crate::error::Result;
 
@@ -37,22 +38,29 @@ pub(super) type PageRows = Vec<(i64, Arc<HitRow>)>;
 pub(super) struct Firsts {
     segments: Queue<SegmentsKey, Newest>,
     rows: Queue<RowsKey, PageRows>,
+    /// The rows of the pages read, for the next pages that show them.
+    cache: Arc<RowCache>,
 }
 
 impl Firsts {
     /// Workers on `pool` (the searches' own).
     pub fn start(pool: PgPool) -> Firsts {
         let workers = queue::workers(pool.options().get_max_connections());
-        let on = pool.clone();
+        let cache = Arc::new(RowCache::default());
+        let (on, kept) = (pool.clone(), cache.clone());
         let segments = Queue::start(workers, MAX_BATCH, move |batch| {
-            let pool = on.clone();
-            async move { answer_segments(&pool, batch).await }
+            let (pool, cache) = (on.clone(), kept.clone());
+            async move { answer_segments(&pool, &cache, batch).await }
         });
         let rows = Queue::start(workers, MAX_BATCH, move |batch| {
             let pool = pool.clone();
             async move { answer_rows(&pool, batch).await }
         });
-        Firsts { segments, rows }
+        Firsts {
+            segments,
+            rows,
+            cache,
+        }
     }
 
     /// `lexeme`'s newest segments (at most `limit`) with the newest rowid and the snapshot,
@@ -61,9 +69,41 @@ impl Firsts {
         self.segments.ask((tenant, lexeme, limit)).await
     }
 
-    /// The tenant's rows of `rowids`, in their order, through the next batch.
-    pub async fn rows(&self, tenant: Uuid, rowids: Vec<i64>) -> Result<PageRows> {
-        self.rows.ask((tenant, rowids)).await
+    /// The tenant's rows of `rowids`, in their order: those kept (row_cache.rs), and the others
+    /// through the next batch, kept then in `generation` (a first page's
+    /// [`Newest::rows_gen`]).
+    pub async fn rows(&self, tenant: Uuid, rowids: Vec<i64>, generation: u64) -> Result<PageRows> {
+        let kept = self.cache.get(tenant, &rowids);
+        let missing: Vec<i64> = rowids
+            .iter()
+            .zip(&kept)
+            .filter(|(_, k)| k.is_none())
+            .map(|(r, _)| *r)
+            .collect();
+        let (from_cache, read) = (rowids.len() - missing.len(), missing.len());
+        metrics::counter!("confab_store_search_page_rows_total", "from" => "cache")
+            .increment(from_cache as u64);
+        if missing.is_empty() {
+            return Ok(rowids.into_iter().zip(kept.into_iter().flatten()).collect());
+        }
+        metrics::counter!("confab_store_search_page_rows_total", "from" => "statement")
+            .increment(read as u64);
+        let found = self.rows.ask((tenant, missing)).await?;
+        self.cache.put(tenant, generation, &found);
+        // In the page's order; a row deleted since the window was read is missing.
+        let mut found = found.into_iter().peekable();
+        let mut page = Vec::with_capacity(rowids.len());
+        for (rowid, k) in rowids.into_iter().zip(kept) {
+            match k {
+                Some(row) => page.push((rowid, row)),
+                None => {
+                    if let Some((_, row)) = found.next_if(|(r, _)| *r == rowid) {
+                        page.push((rowid, row));
+                    }
+                }
+            }
+        }
+        Ok(page)
     }
 
     /// Stops taking searches and waits for the queued ones to be answered.
@@ -73,19 +113,19 @@ impl Firsts {
     }
 }
 
-async fn answer_segments(pool: &PgPool, batch: Vec<Asked<SegmentsKey, Newest>>) {
+async fn answer_segments(pool: &PgPool, cache: &RowCache, batch: Vec<Asked<SegmentsKey, Newest>>) {
     queue::together_or_alone(
         batch,
         "first searches",
         |keys| async move {
-            Ok(postings::newest_segments_of(pool, &keys)
+            Ok(postings::newest_segments_of(pool, &keys, cache)
                 .await?
                 .into_iter()
                 .map(Ok)
                 .collect())
         },
         |key| async move {
-            Ok(postings::newest_segments_of(pool, &[key])
+            Ok(postings::newest_segments_of(pool, &[key], cache)
                 .await?
                 .swap_remove(0))
         },

@@ -275,6 +275,17 @@ macro_rules! changed_since {
     };
 }
 
+/// Whether an update or delete of the messages of tenant `v.t` is invisible to snapshot `v.s`
+/// ([`changed_since`] of the changes without a `lo`): a condition for row_cache.rs's checks,
+/// in a statement put together elsewhere (postings.rs).
+pub(super) const UPDATED_UNSEEN: &str = concat!(
+    "(EXISTS (SELECT 1 FROM search_changes c WHERE ",
+    unseen_where!(newer, "v.t", "v.s"),
+    " AND c.lo IS NULL) OR EXISTS (SELECT 1 FROM search_changes c WHERE ",
+    unseen_where!(running, "v.t", "v.s"),
+    " AND c.lo IS NULL))"
+);
+
 /// The changes of tenant `$t` invisible to snapshot `$s` ([`unseen_where`]), aggregated:
 /// whether any may have changed rows anywhere (an update or a delete: no `lo`), and the lowest
 /// rowid an insert among them wrote (none when there is no change at all). The two index

@@ -24,6 +24,7 @@ mod postings;
 mod queue;
 mod read;
 mod read_batch;
+mod row_cache;
 mod rows;
 mod search;
 mod sensay;

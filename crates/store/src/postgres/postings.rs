@@ -35,6 +35,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
+use super::row_cache::RowCache;
 use crate::error::{Result, StoreError};
 
 /// Rowids per segment (migration 0009's triggers divide by it: change both together).
@@ -214,6 +215,9 @@ pub(super) struct Newest {
     pub segments: Vec<Segment>,
     pub asked: i64,
     pub head: Option<HeadMatches>,
+    /// The generation of the tenant's rows kept in row_cache.rs, as the statement's check left
+    /// it: rows read after it are kept in it.
+    pub rows_gen: u64,
 }
 
 /// A word's matches among the rows above what the newest built segment covers (the head,
@@ -233,11 +237,13 @@ pub(super) struct HeadMatches {
 pub(super) const HEAD_MOST: i64 = 2_048;
 
 /// The statement of [`newest_segments_of`]: `$1` the tenants, `$2` the lexemes, `$3` the
-/// most segments of each. Its rows: per word (`i` from 1), its segments; then, with `i` 0, the
-/// head's rows of those tenants, newest first, each with its tokens (`tsvectorsend`), its
-/// tenant and the head's `lo`, or a single row without a rowid when the head holds none of
-/// theirs, and none when the head is over [`HEAD_MOST`] (or no segment is built). Both parts
-/// are one statement, so they share its snapshot, and its newest rowid is read once (`x`).
+/// most segments of each; `$4` and `$5` the tenants and snapshots of the row cache's checks
+/// (row_cache.rs). Its rows: first, with `i` -1, each check's answer (in the fifth column) and
+/// tenant; per word (`i` from 1), its segments; then, with `i` 0, the head's rows of those
+/// tenants, newest first, each with its tokens (`tsvectorsend`), its tenant and the head's
+/// `lo`, or a single row without a rowid when the head holds none of theirs, and none when the
+/// head is over [`HEAD_MOST`] (or no segment is built). All parts are one statement, so they
+/// share its snapshot, and its newest rowid is read once (`x`).
 pub(super) static NEWEST_OF: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH x AS MATERIALIZED {now} \
@@ -261,8 +267,12 @@ pub(super) static NEWEST_OF: LazyLock<String> = LazyLock::new(|| {
            AND tenant_id = ANY((SELECT $1::uuid[])::uuid[]) ORDER BY rowid DESC LIMIT {HEAD_MOST}\
          ) m ON true \
          WHERE x.max - h.upto <= {HEAD_MOST} \
+         UNION ALL \
+         SELECT -1, NULL, NULL, NULL, {updated}, NULL, NULL, v.t \
+         FROM unnest((SELECT $4::uuid[]), (SELECT $5::text[])::txid_snapshot[]) AS v(t, s) \
          ORDER BY 1, 4 DESC",
         now = super::kept::NOW,
+        updated = super::kept::UPDATED_UNSEEN,
         bytes = tail_bytes(crate::search::RANK_WINDOW),
         newest = format_args!(
             "SELECT seg, built, upto FROM search_segments WHERE seg <= x.max / {SEG_ROWS} \
@@ -295,6 +305,7 @@ pub(super) static NEWEST_OF: LazyLock<String> = LazyLock::new(|| {
 pub(super) async fn newest_segments_of(
     pool: &PgPool,
     keys: &[(Uuid, String, i64)],
+    cache: &RowCache,
 ) -> Result<Vec<Newest>> {
     let mut tenants = Vec::with_capacity(keys.len());
     let mut lexemes = Vec::with_capacity(keys.len());
@@ -304,16 +315,32 @@ pub(super) async fn newest_segments_of(
         lexemes.push(l.as_str());
         limits.push(asked(*n));
     }
+    let asks = cache.asks(tenants.iter().copied());
+    let (asked_of, asked_seen): (Vec<Uuid>, Vec<&str>) =
+        asks.iter().map(|a| (a.tenant, a.seen.as_str())).unzip();
+    // Before the statement: a snapshot kept is never younger than its age says.
+    let made = Instant::now();
     let rows = sqlx::query(sqlx::AssertSqlSafe(NEWEST_OF.as_str()))
-        .bind(tenants)
+        .bind(&tenants)
         .bind(lexemes)
         .bind(limits)
+        .bind(asked_of)
+        .bind(asked_seen)
         .fetch_all(pool)
         .await?;
     let mut out: Vec<Option<Newest>> = (0..keys.len()).map(|_| None).collect();
     let mut head = HeadRows::new(keys);
+    // Unanswered, a check counts as a change.
+    let mut changed = vec![true; asks.len()];
     for r in rows {
         let i: i64 = r.try_get(0)?;
+        if i == -1 {
+            let t: Uuid = r.try_get(7)?;
+            if let Some(at) = asks.iter().position(|a| a.tenant == t) {
+                changed[at] = r.try_get(4)?;
+            }
+            continue;
+        }
         if i == 0 {
             head.row(&r)?;
             continue;
@@ -325,12 +352,14 @@ pub(super) async fn newest_segments_of(
             segments: Vec::new(),
             asked: 0,
             head: None,
+            rows_gen: 0,
         });
         (newest.max, newest.seen) = (r.try_get(1)?, r.try_get(2)?);
         newest.segments.extend(segment(r, 3)?);
     }
     let mut heads = head.matches();
-    out.into_iter()
+    let mut out: Vec<Newest> = out
+        .into_iter()
         .zip(keys)
         .enumerate()
         .map(|(i, (n, k))| {
@@ -342,7 +371,14 @@ pub(super) async fn newest_segments_of(
             });
             Ok(n)
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    // Every answer holds the statement's snapshot.
+    let seen = out.first().map(|n| n.seen.clone()).unwrap_or_default();
+    let gens = cache.checked(tenants.iter().copied(), &asks, &changed, &seen, made);
+    for (n, t) in out.iter_mut().zip(&tenants) {
+        n.rows_gen = gens[t];
+    }
+    Ok(out)
 }
 
 /// A word's matches in the head, newest first, as `(rowid, tf)`.

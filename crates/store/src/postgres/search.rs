@@ -1249,7 +1249,11 @@ impl PgStore {
         let (page, more) = page_of(&scored, 0, req.limit);
         let rows = self
             .firsts
-            .rows(tenant.0, page.iter().map(|p| p.0).collect())
+            .rows(
+                tenant.0,
+                page.iter().map(|p| p.0).collect(),
+                newest.rows_gen,
+            )
             .await?;
         let hits = shown(&rows, page, req);
         let snapshot = newest.max;
