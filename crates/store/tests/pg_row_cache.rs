@@ -17,22 +17,13 @@ mod searching;
 #[path = "support/testdb.rs"]
 mod testdb;
 use counts::Outcomes;
-use searching::{opts, request};
+use searching::{first_snippets, opts};
 use testdb::TestDb;
-
-/// The first page of a ranked search of `word` for `t` on `store`: (message, snippet, score).
-async fn first_page(store: &Store, t: &TenantId, word: &str) -> Vec<(Uuid, String, f64)> {
-    let page = store.search(t, &request(word, None)).await.unwrap();
-    page.hits
-        .iter()
-        .map(|h| (h.message_id, h.snippet.clone(), h.score))
-        .collect()
-}
 
 /// The same page on a store of its own, which has kept nothing: the answer to compare with.
 async fn fresh(url: &str, t: &TenantId, word: &str) -> Vec<(Uuid, String, f64)> {
     let store = Store::open(url, opts()).await.unwrap();
-    let page = first_page(&store, t, word).await;
+    let page = first_snippets(&store, t, word).await;
     store.close().await;
     page
 }
@@ -56,13 +47,13 @@ async fn first_pages_share_kept_rows_and_see_updates_made_elsewhere() {
     let marked = searching::conversation(&store, &t, vec!["apple banana plum".into()]).await;
     assert_eq!(store.build_search_postings().await.unwrap(), 1);
     // The word statistics, read once on a connection: first searches after it are batched.
-    first_page(&store, &t, "nothing").await;
+    first_snippets(&store, &t, "nothing").await;
 
-    let apple = first_page(&store, &t, "apple").await;
+    let apple = first_snippets(&store, &t, "apple").await;
     assert_eq!(apple.len(), 13);
     let read = rows.count("statement");
     assert_eq!(read, 13, "apple's rows read");
-    let banana = first_page(&store, &t, "banana").await;
+    let banana = first_snippets(&store, &t, "banana").await;
     assert_eq!(
         rows.count("statement"),
         read,
@@ -71,7 +62,7 @@ async fn first_pages_share_kept_rows_and_see_updates_made_elsewhere() {
     assert_eq!(rows.count("cache"), 13);
     assert_eq!(banana, fresh(&db.url, &t, "banana").await);
     // The other tenant's pages: its own rows, never ours.
-    let theirs = first_page(&store, &other, "banana").await;
+    let theirs = first_snippets(&store, &other, "banana").await;
     assert_eq!(theirs.len(), 12);
     assert!(theirs.iter().all(|h| h.1.contains("secret")), "{theirs:?}");
 
@@ -89,7 +80,7 @@ async fn first_pages_share_kept_rows_and_see_updates_made_elsewhere() {
     .unwrap();
     assert_eq!(store.build_search_postings().await.unwrap(), 1);
     let read = rows.count("statement");
-    let plum = first_page(&store, &t, "plum").await;
+    let plum = first_snippets(&store, &t, "plum").await;
     assert_eq!(plum.len(), 1);
     assert_eq!(plum[0].0, redacted);
     assert!(plum[0].1.contains("redacted"), "{plum:?}");
@@ -97,7 +88,7 @@ async fn first_pages_share_kept_rows_and_see_updates_made_elsewhere() {
     assert_eq!(plum, fresh(&db.url, &t, "plum").await);
     // The other tenant's rows kept are not dropped for our change.
     let cached = rows.count("cache");
-    assert_eq!(first_page(&store, &other, "apple").await.len(), 12);
+    assert_eq!(first_snippets(&store, &other, "apple").await.len(), 12);
     assert_eq!(
         rows.count("cache"),
         cached + 12,

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use confab_store::Store;
-use confab_store::types::TenantId;
 use sqlx::Connection;
 use uuid::Uuid;
 
@@ -18,7 +17,7 @@ use uuid::Uuid;
 mod searching;
 #[path = "support/testdb.rs"]
 mod testdb;
-use searching::{opts, request};
+use searching::{first_snippets, opts};
 use testdb::TestDb;
 
 /// Words every message holds: searched once each while the updates run.
@@ -27,15 +26,6 @@ const RACE_WORDS: usize = 400;
 const LAST_WORDS: usize = 12;
 /// Messages: every page shows them all (the request's limit is 40).
 const MESSAGES: usize = 30;
-
-/// The first page of `word` for `t`: (message, snippet, score).
-async fn first_page(store: &Store, t: &TenantId, word: &str) -> Vec<(Uuid, String, f64)> {
-    let page = store.search(t, &request(word, None)).await.unwrap();
-    page.hits
-        .iter()
-        .map(|h| (h.message_id, h.snippet.clone(), h.score))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rows_kept_while_messages_change_are_never_shown_stale() {
@@ -60,7 +50,7 @@ async fn rows_kept_while_messages_change_are_never_shown_stale() {
         searching::conversation(&store, &t, vec![text.clone()]).await;
     }
     // The word statistics, read once on a connection: first searches after it are batched.
-    first_page(&store, &t, "nothing").await;
+    first_snippets(&store, &t, "nothing").await;
 
     // Searchers: each search a word not searched before, so no window of it is kept.
     let (done, next) = (
@@ -77,7 +67,7 @@ async fn rows_kept_while_messages_change_are_never_shown_stale() {
                 if i >= RACE_WORDS {
                     break;
                 }
-                let page = first_page(&store, &t, &format!("w{i}")).await;
+                let page = first_snippets(&store, &t, &format!("w{i}")).await;
                 assert_eq!(page.len(), MESSAGES, "w{i}");
                 searched += 1;
             }
@@ -116,7 +106,7 @@ async fn rows_kept_while_messages_change_are_never_shown_stale() {
         .unwrap();
     for i in 0..LAST_WORDS {
         let word = format!("f{i}");
-        let page = first_page(&store, &t, &word).await;
+        let page = first_snippets(&store, &t, &word).await;
         assert_eq!(page.len(), MESSAGES, "{word}");
         for (id, snippet, _) in &page {
             let (_, content) = now.iter().find(|m| m.0 == *id).unwrap();

@@ -53,6 +53,15 @@ pub fn shown(p: &SearchPage) -> (Vec<(Uuid, String)>, Option<SearchCursor>) {
     (hits, p.next_cursor)
 }
 
+/// The first page of a ranked search of `word` for `t`: each hit's message, snippet and score.
+pub async fn first_snippets(store: &Store, t: &TenantId, word: &str) -> Vec<(Uuid, String, f64)> {
+    let page = store.search(t, &request(word, None)).await.unwrap();
+    page.hits
+        .iter()
+        .map(|h| (h.message_id, h.snippet.clone(), h.score))
+        .collect()
+}
+
 pub fn messages(texts: impl IntoIterator<Item = String>) -> Vec<NewMessage> {
     texts
         .into_iter()
