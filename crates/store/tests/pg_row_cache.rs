@@ -1,8 +1,8 @@
 //! The rows of first pages' hits kept between first searches of different words on PostgreSQL
 //! (postgres/row_cache.rs): a page whose rows another word's page read is answered without
 //! reading them again, and answers as a store that keeps nothing; a message updated by another
-//! process (an operator's redaction by SQL) is shown as it is now, on every tenant's rows kept
-//! or none. Counted with the store's own metric, `confab_store_search_page_rows_total{from}`,
+//! process (an operator's redaction by SQL) is shown as it is now, and so is a row written
+//! under a rowid handed out again after a TRUNCATE; another tenant's rows stay kept. Counted with the store's own metric, `confab_store_search_page_rows_total{from}`,
 //! through a recorder of this test binary's own (one test here).
 
 use confab_store::Store;
@@ -40,11 +40,11 @@ async fn first_pages_share_kept_rows_and_see_updates_made_elsewhere() {
     let other = store.ensure_tenant("other").await.unwrap();
     // Every message holds both words: the pages of `apple` and `banana` show the same rows.
     for i in 0..12 {
-        let text = format!("apple banana {}", "pear ".repeat(i % 4));
+        let text = format!("apple banana cherry {}", "pear ".repeat(i % 4));
         searching::conversation(&store, &t, vec![text.clone()]).await;
         searching::conversation(&store, &other, vec![format!("{text} secret")]).await;
     }
-    let marked = searching::conversation(&store, &t, vec!["apple banana plum".into()]).await;
+    let marked = searching::conversation(&store, &t, vec!["apple banana cherry plum".into()]).await;
     assert_eq!(store.build_search_postings().await.unwrap(), 1);
     // The word statistics, read once on a connection: first searches after it are batched.
     first_snippets(&store, &t, "nothing").await;
@@ -71,7 +71,7 @@ async fn first_pages_share_kept_rows_and_see_updates_made_elsewhere() {
     // row, kept from `apple`'s page, is read again.
     let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
     let (redacted,): (Uuid,) = sqlx::query_as(
-        "UPDATE messages SET content = 'apple banana redacted' \
+        "UPDATE messages SET content = 'apple banana cherry redacted' \
          WHERE conversation_id = $1 RETURNING id",
     )
     .bind(marked)
@@ -94,6 +94,26 @@ async fn first_pages_share_kept_rows_and_see_updates_made_elsewhere() {
         cached + 12,
         "the other tenant's rows kept"
     );
+
+    // The table emptied and its rowids handed out again from 1 (migration 0012 logs a
+    // TRUNCATE as a change of every tenant): a new message under a rowid whose row is kept
+    // is shown as it is.
+    let first: i64 = sqlx::query_scalar("SELECT min(rowid) FROM messages")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(first, 1);
+    // `cherry`, never searched: its page keeps every row of ours again, rowid 1's among them.
+    assert_eq!(first_snippets(&store, &t, "cherry").await.len(), 13);
+    sqlx::query("TRUNCATE messages RESTART IDENTITY")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let again = searching::conversation(&store, &t, vec!["apple banana kiwi".into()]).await;
+    assert_eq!(store.build_search_postings().await.unwrap(), 1);
+    let kiwi = first_snippets(&store, &t, "kiwi").await;
+    assert_eq!(kiwi.len(), 1);
+    assert_eq!(kiwi[0].1, "apple banana <mark>kiwi</mark>", "{again}");
     store.close().await;
     let _ = c.close().await;
 }
