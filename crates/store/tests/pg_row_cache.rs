@@ -2,8 +2,9 @@
 //! (postgres/row_cache.rs): a page whose rows another word's page read is answered without
 //! reading them again, and answers as a store that keeps nothing; a message updated by another
 //! process (an operator's redaction by SQL) is shown as it is now, and so is a row written
-//! under a rowid handed out again after a TRUNCATE; another tenant's rows stay kept. Counted with the store's own metric, `confab_store_search_page_rows_total{from}`,
-//! through a recorder of this test binary's own (one test here).
+//! under a rowid handed out again after a TRUNCATE; another tenant's rows stay kept. Counted
+//! with the store's own metric, `confab_store_search_page_rows_total{from}`, through a
+//! recorder of this test binary's own (one test here).
 
 use confab_store::Store;
 use confab_store::types::TenantId;
