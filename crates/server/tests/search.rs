@@ -534,13 +534,7 @@ async fn a_long_postgresql_search_alone_keeps_running_and_the_others_wait_their_
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let waiting = || async {
         let mut c = sqlx::PgConnection::connect(&app.db_url).await.unwrap();
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+        let n = common::testdb::waiting_on_locks(&mut c).await;
         let _ = c.close().await;
         n
     };

@@ -19,7 +19,7 @@ mod searching;
 mod testdb;
 use counts::Outcomes;
 use searching::{opts, request};
-use testdb::TestDb;
+use testdb::{TestDb, next_rowid};
 
 /// A store that builds nothing by itself (the test builds when it means to).
 async fn open(url: &str) -> Store {
@@ -47,15 +47,6 @@ async fn alone(url: &str, t: &TenantId, word: &str) -> Vec<(Uuid, i64, f64)> {
     let page = first_page(&store, t, word).await;
     store.close().await;
     page
-}
-
-/// Moves the rowid identity so that the next message takes rowid `next`.
-async fn next_rowid(c: &mut sqlx::PgConnection, next: i64) {
-    sqlx::query("SELECT setval(pg_get_serial_sequence('messages', 'rowid'), $1)")
-        .bind(next - 1)
-        .execute(c)
-        .await
-        .unwrap();
 }
 
 #[tokio::test]

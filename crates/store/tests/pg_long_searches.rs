@@ -14,7 +14,7 @@ use sqlx::Connection;
 
 #[path = "support/testdb.rs"]
 mod testdb;
-use testdb::TestDb;
+use testdb::{TestDb, waiting_on_locks};
 
 /// A store on a PostgreSQL database of its own (or `None`, the test skipped), with one
 /// conversation of `n` messages, `walrus 0`, `walrus 1`…, the even ones the user's.
@@ -92,17 +92,6 @@ async fn locked(url: &str, table: &str) -> sqlx::PgConnection {
         .await
         .unwrap();
     lock
-}
-
-/// Statements of this database waiting for a lock.
-async fn waiting_on_locks(c: &mut sqlx::PgConnection) -> i64 {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity \
-         WHERE datname = current_database() AND wait_event_type = 'Lock'",
-    )
-    .fetch_one(c)
-    .await
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 #[path = "support/testdb.rs"]
 mod testdb;
-use testdb::{TestDb, pg_admin_or_skip};
+use testdb::{TestDb, next_rowid, pg_admin_or_skip};
 
 const SEG_ROWS: i64 = 32_768;
 const ERAS: usize = 4;
@@ -50,15 +50,6 @@ async fn open(url: &str) -> Store {
         ..StoreOptions::default()
     };
     Store::open(url, opts).await.unwrap()
-}
-
-/// Moves the rowid identity so that the next message takes rowid `next`.
-async fn next_rowid(c: &mut sqlx::PgConnection, next: i64) {
-    sqlx::query("SELECT setval(pg_get_serial_sequence('messages', 'rowid'), $1)")
-        .bind(next - 1)
-        .execute(c)
-        .await
-        .unwrap();
 }
 
 /// Conversation `k` of era `e`, written for `t` where the rowids are now; answers its id.

@@ -113,3 +113,24 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// PostgreSQL: moves the rowid identity of `messages` so that the next message takes rowid
+/// `next` (tests of what lies on either side of a search segment's bounds).
+pub async fn next_rowid(c: &mut sqlx::PgConnection, next: i64) {
+    sqlx::query("SELECT setval(pg_get_serial_sequence('messages', 'rowid'), $1)")
+        .bind(next - 1)
+        .execute(c)
+        .await
+        .unwrap();
+}
+
+/// PostgreSQL: the statements of `c`'s database waiting for a lock.
+pub async fn waiting_on_locks(c: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(c)
+    .await
+    .unwrap()
+}
