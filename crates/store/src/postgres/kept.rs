@@ -35,7 +35,7 @@
 //! snapshot are kept; a deployment without the triggers (see `logged`) keeps nothing.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use sqlx::{PgConnection, PgPool, Row};
@@ -66,8 +66,10 @@ pub(super) struct Window {
     /// `txid_current_snapshot()` as text, taken before the window's first statement.
     pub seen: String,
     pub made: Instant,
-    /// `(rowid, ts_rank)`, best first; among equal scores, newest first.
-    pub scored: Vec<(i64, f64)>,
+    /// `(rowid, ts_rank)`, best first; among equal scores, newest first ([`Window::scored`]).
+    scored: OnceLock<Vec<(i64, f64)>>,
+    /// The candidates as read, until [`Window::scored`] first sorts them.
+    read: Mutex<Vec<(i64, f64)>>,
     /// Hit rows as read while the window was right: they are as they were for as long as it
     /// is (any change to a message of the tenant makes it wrong).
     rows: Mutex<KeptRows>,
@@ -81,14 +83,38 @@ struct KeptRows {
 }
 
 impl Window {
+    /// A window of candidates `scored` already best first.
     pub fn new(snapshot: i64, seen: String, made: Instant, scored: Vec<(i64, f64)>) -> Window {
         Window {
             snapshot,
             seen,
             made,
-            scored,
+            scored: OnceLock::from(scored),
+            read: Mutex::default(),
             rows: Mutex::default(),
         }
+    }
+
+    /// A window of candidates in any order, sorted when a page of it is first asked for: a
+    /// first page takes its hits from the candidates as read (`search::best_of`), and most
+    /// windows of words searched once are never asked for another (sorting 1,000 candidates
+    /// was 6–7 % of confab's CPU for such a search: docs/performance.md, fifty-second
+    /// session).
+    pub fn unsorted(snapshot: i64, seen: String, made: Instant, read: Vec<(i64, f64)>) -> Window {
+        Window {
+            scored: OnceLock::new(),
+            read: Mutex::new(read),
+            ..Window::new(snapshot, seen, made, Vec::new())
+        }
+    }
+
+    /// The candidates, best first; among equal scores, newest first.
+    pub fn scored(&self) -> &[(i64, f64)] {
+        self.scored.get_or_init(|| {
+            let mut s = std::mem::take(&mut *self.read.lock().expect("window lock"));
+            super::search::best_first(&mut s);
+            s
+        })
     }
 
     /// Whether this window may answer a page bounded at `cursor` (`None`: a first page): it is
@@ -112,7 +138,7 @@ impl Window {
         newer: Vec<(i64, f64)>,
     ) -> Window {
         let mut all = newer;
-        all.extend_from_slice(&self.scored);
+        all.extend_from_slice(self.scored());
         // Newest first, each rowid once (a row in both has one score: it did not change).
         all.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
         all.dedup_by_key(|r| r.0);
@@ -147,7 +173,7 @@ impl Window {
         let rows = self.rows.lock().expect("kept rows lock").clone();
         Window {
             rows: Mutex::new(rows),
-            ..Window::new(self.snapshot, seen, made, self.scored.clone())
+            ..Window::new(self.snapshot, seen, made, self.scored().to_vec())
         }
     }
 
@@ -654,13 +680,13 @@ mod tests {
         let w = old.forwarded(n + 2, "2:2:".into(), Instant::now(), newer);
         assert_eq!((w.snapshot, w.seen.as_str()), (n + 2, "2:2:"));
         assert!(w.serves(None), "young again");
-        assert_eq!(w.scored.len(), n as usize);
-        let mut rowids: Vec<i64> = w.scored.iter().map(|r| r.0).collect();
+        assert_eq!(w.scored().len(), n as usize);
+        let mut rowids: Vec<i64> = w.scored().iter().map(|r| r.0).collect();
         rowids.sort_unstable();
         assert_eq!(rowids, (3..=n + 2).collect::<Vec<_>>(), "the two oldest go");
-        assert_eq!(w.scored[0], (n + 2, 5.0));
-        assert_eq!(w.scored[1], (3, 1.0 / 3.0));
-        assert_eq!(*w.scored.last().unwrap(), (n + 1, 0.0));
+        assert_eq!(w.scored()[0], (n + 2, 5.0));
+        assert_eq!(w.scored()[1], (3, 1.0 / 3.0));
+        assert_eq!(*w.scored().last().unwrap(), (n + 1, 0.0));
         // Rowid 1 left the window, and its row with it; n's row stays.
         assert!(w.kept_rows(&[(n, 0.0)]).is_some());
         assert!(w.kept_rows(&[(1, 0.0)]).is_none());
@@ -682,7 +708,7 @@ mod tests {
         assert!(old.renewal_due() && !old.serves(None));
         let w = old.renewed("5:5:".into(), Instant::now());
         assert_eq!((w.snapshot, w.seen.as_str()), (10, "5:5:"));
-        assert_eq!(w.scored, old.scored);
+        assert_eq!(w.scored(), old.scored());
         assert!(w.serves(None) && w.serves(Some(10)) && !w.renewal_due());
         assert!(w.kept_rows(&[(4, 0.5)]).is_some());
     }

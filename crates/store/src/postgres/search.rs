@@ -801,6 +801,28 @@ pub(super) fn best_first(scored: &mut [(i64, f64)]) {
     }
 }
 
+/// The best `limit` of `scored` (any order, each rowid once) in [`best_first`]'s order, and
+/// whether more follow: a first page without sorting the whole window. One pass keeps the best
+/// so far; a candidate no better than the last of them, nearly every one past the first
+/// page's worth, costs one comparison.
+pub(super) fn best_of(scored: &[(i64, f64)], limit: i64) -> (Vec<(i64, f64)>, bool) {
+    let k = usize::try_from(limit).unwrap_or(0);
+    // Whether `a` comes before `b`: higher score, then newer.
+    let before = |a: &(i64, f64), b: &(i64, f64)| {
+        b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)) == std::cmp::Ordering::Less
+    };
+    let mut best: Vec<(i64, f64)> = Vec::with_capacity(k + 1);
+    for s in scored {
+        if best.len() == k && best.last().is_none_or(|last| !before(s, last)) {
+            continue;
+        }
+        let at = best.partition_point(|b| before(b, s));
+        best.insert(at, *s);
+        best.truncate(k);
+    }
+    (best, scored.len() > k)
+}
+
 /// The page at `offset` of a sorted window, and whether more follow it.
 fn page_of(scored: &[(i64, f64)], offset: i64, limit: i64) -> (&[(i64, f64)], bool) {
     let from = usize::try_from(offset)
@@ -1185,7 +1207,7 @@ impl PgStore {
             return Ok(None);
         };
         let (limit, offset) = (req.limit, cursor.map_or(0, |c| c.1));
-        let (page, more) = page_of(&w.scored, offset, limit);
+        let (page, more) = page_of(w.scored(), offset, limit);
         let Some(rows) = w.kept_rows(page) else {
             return Ok(None);
         };
@@ -1231,8 +1253,7 @@ impl PgStore {
             .firsts
             .newest(tenant.0, lexeme, segments_wanted(share))
             .await?;
-        let Some(mut scored) = posted_from(&newest.segments, newest.head.as_ref(), newest.max)
-        else {
+        let Some(scored) = posted_from(&newest.segments, newest.head.as_ref(), newest.max) else {
             metrics::counter!("confab_store_search_first_pages_total", "path" => "alone")
                 .increment(1);
             let mut conn = self.searching.acquire().await?;
@@ -1245,8 +1266,8 @@ impl PgStore {
         metrics::counter!("confab_store_search_first_pages_total", "path" => "batched")
             .increment(1);
         metrics::counter!("confab_store_search_windows_total", "outcome" => "walked").increment(1);
-        best_first(&mut scored);
-        let (page, more) = page_of(&scored, 0, req.limit);
+        let (page, more) = best_of(&scored, req.limit);
+        let page = &page[..];
         let rows = self
             .firsts
             .rows(
@@ -1257,7 +1278,7 @@ impl PgStore {
             .await?;
         let hits = shown(&rows, page, req);
         let snapshot = newest.max;
-        let w = Window::new(snapshot, newest.seen, made, scored);
+        let w = Window::unsorted(snapshot, newest.seen, made, scored);
         w.keep_rows(&rows);
         self.windows.put(tsq, w);
         Ok(SearchPage {
@@ -1295,7 +1316,7 @@ impl PgStore {
         if read.is_none()
             && let Some(w) = self.windows.get(tsq, cursor.map(|c| c.0))
         {
-            let (page, more) = page_of(&w.scored, offset, limit);
+            let (page, more) = page_of(w.scored(), offset, limit);
             let made = Instant::now();
             let (since, rows, now) = checked_rows(conn, tenant, page, &w.seen).await?;
             if since == Since::Nothing {
@@ -1314,7 +1335,7 @@ impl PgStore {
             {
                 metrics::counter!("confab_store_search_windows_total", "outcome" => "forward")
                     .increment(1);
-                let (page, more) = page_of(&w.scored, 0, limit);
+                let (page, more) = page_of(w.scored(), 0, limit);
                 let rows = match w.kept_rows(page) {
                     Some(kept) => page.iter().map(|p| p.0).zip(kept).collect(),
                     None => hit_rows(conn, tenant, page).await?,
@@ -1664,7 +1685,8 @@ mod tests {
 
     proptest::proptest! {
         /// Newest first or oldest first, with scores that tie often, a window comes out best
-        /// first and newest first among equals.
+        /// first and newest first among equals, and a first page taken from it as read
+        /// (`best_of`) is that order's first hits.
         #[test]
         fn best_first_orders_by_score_then_newest(
             tfs in proptest::collection::vec(1u32..5, 0..300),
@@ -1682,6 +1704,12 @@ mod tests {
             }
             let mut want = scored.clone();
             want.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+            for limit in [0, 1, 20, 40, 400] {
+                let (page, more) = best_of(&scored, limit);
+                let n = (limit as usize).min(want.len());
+                proptest::prop_assert_eq!(&page[..], &want[..n]);
+                proptest::prop_assert_eq!(more, want.len() > limit as usize);
+            }
             best_first(&mut scored);
             proptest::prop_assert_eq!(scored, want);
         }
