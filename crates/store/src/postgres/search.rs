@@ -787,7 +787,12 @@ fn ranked_cursor(req: &SearchRequest) -> Option<(i64, i64)> {
     }
 }
 
-/// Best first; among equal scores, newest first.
+/// A window's order: higher score first; among equal scores, newer first.
+fn best_order(a: &(i64, f64), b: &(i64, f64)) -> std::cmp::Ordering {
+    b.1.total_cmp(&a.1).then(b.0.cmp(&a.0))
+}
+
+/// Sorts `scored` in [`best_order`].
 ///
 /// Windows are nearly always read newest first, and a one-word window's scores take a few
 /// values (one per count of positions): a stable sort by score alone then gives the same order
@@ -797,20 +802,17 @@ pub(super) fn best_first(scored: &mut [(i64, f64)]) {
     if scored.is_sorted_by(|a, b| a.0 > b.0) {
         scored.sort_by(|a, b| b.1.total_cmp(&a.1));
     } else {
-        scored.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+        scored.sort_unstable_by(best_order);
     }
 }
 
-/// The best `limit` of `scored` (any order, each rowid once) in [`best_first`]'s order, and
+/// The best `limit` of `scored` (any order, each rowid once) in [`best_order`], and
 /// whether more follow: a first page without sorting the whole window. One pass keeps the best
 /// so far; a candidate no better than the last of them, nearly every one past the first
 /// page's worth, costs one comparison.
 pub(super) fn best_of(scored: &[(i64, f64)], limit: i64) -> (Vec<(i64, f64)>, bool) {
     let k = usize::try_from(limit).unwrap_or(0);
-    // Whether `a` comes before `b`: higher score, then newer.
-    let before = |a: &(i64, f64), b: &(i64, f64)| {
-        b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)) == std::cmp::Ordering::Less
-    };
+    let before = |a: &(i64, f64), b: &(i64, f64)| best_order(a, b).is_lt();
     let mut best: Vec<(i64, f64)> = Vec::with_capacity(k + 1);
     for s in scored {
         if best.len() == k && best.last().is_none_or(|last| !before(s, last)) {
@@ -1267,7 +1269,6 @@ impl PgStore {
             .increment(1);
         metrics::counter!("confab_store_search_windows_total", "outcome" => "walked").increment(1);
         let (page, more) = best_of(&scored, req.limit);
-        let page = &page[..];
         let rows = self
             .firsts
             .rows(
@@ -1276,7 +1277,7 @@ impl PgStore {
                 newest.rows_gen,
             )
             .await?;
-        let hits = shown(&rows, page, req);
+        let hits = shown(&rows, &page, req);
         let snapshot = newest.max;
         let w = Window::unsorted(snapshot, newest.seen, made, scored);
         w.keep_rows(&rows);
