@@ -176,3 +176,34 @@ impl RssSampler {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Paced, call `i` starts no sooner than `i / rate` seconds after the pacing began, however
+    /// many are in flight (a lower bound only: when each starts after that is the machine's).
+    #[tokio::test]
+    async fn paced_calls_start_no_sooner_than_their_turn() {
+        let starts = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = starts.clone();
+        let op: Op = Arc::new(move |i| {
+            let seen = seen.clone();
+            Box::pin(async move {
+                seen.lock().unwrap().push((i, tokio::time::Instant::now()));
+                Ok(0)
+            })
+        });
+        let began = tokio::time::Instant::now();
+        let op = paced(op, 500.0);
+        futures::future::join_all((0..10).map(|i| op(i))).await;
+        let starts = starts.lock().unwrap();
+        assert_eq!(starts.len(), 10);
+        for &(i, at) in starts.iter() {
+            assert!(
+                at >= began + Duration::from_secs_f64(i as f64 / 500.0),
+                "call {i}"
+            );
+        }
+    }
+}
