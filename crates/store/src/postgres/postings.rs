@@ -64,24 +64,49 @@ pub(super) fn seg_start(seg: i64) -> i64 {
 }
 
 /// `ts_rank(fts, q)` for a query of one lexeme, of a message whose tokens hold it at `tf`
-/// positions, all of the default weight (confab writes no weights): PostgreSQL's
-/// `calc_rank_or` (tsrank.c) step for step, in `float` where it computes in `float`, so the
-/// scores are the ones the index path gives, to the bit.
+/// positions, all of the default weight (confab writes no weights): [`ts_rank_of`], looked up.
+/// Every posting of every window is ranked, and computing it (a division for each position)
+/// was most of the time a first search spent reading its postings (docs/performance.md,
+/// fifty-third session).
 pub(super) fn rank_of(tf: u32) -> f64 {
+    RANKS
+        .get(tf as usize)
+        .copied()
+        .unwrap_or_else(|| ts_rank_of(tf))
+}
+
+/// [`ts_rank_of`] of every `tf` a packed posting can hold.
+static RANKS: [f64; TF_SPAN as usize] = {
+    let mut ranks = [0.0; TF_SPAN as usize];
+    let mut tf = 0;
+    while tf < TF_SPAN {
+        ranks[tf as usize] = ts_rank_of(tf);
+        tf += 1;
+    }
+    ranks
+};
+
+/// PostgreSQL's `calc_rank_or` (tsrank.c) for one lexeme at `tf` positions, step for step, in
+/// `float` where it computes in `float`, so the scores are the ones the index path gives, to
+/// the bit.
+const fn ts_rank_of(tf: u32) -> f64 {
     const D: f32 = 0.1;
     let mut resj = 0.0f32;
-    for j in 0..tf.max(1) {
+    let mut j = 0;
+    while j < if tf > 1 { tf } else { 1 } {
         resj += D / ((j + 1) * (j + 1)) as f32;
+        j += 1;
     }
     // The first position has the greatest weight (all are equal): `jm` is 0.
     let inner = D + resj - D / 1.0;
-    let res = (f64::from(inner) / 1.644_934_066_85) as f32;
-    f64::from(res)
+    let res = (inner as f64 / 1.644_934_066_85) as f32;
+    res as f64
 }
 
-/// One segment below a search's snapshot: `None` while it is not built (the GIN index reads
-/// it), else the word's postings in it up to rowid `upto`: the newest `need` of them at
-/// least, all when the segment holds rowids above the search's.
+/// One segment below a search's snapshot: `None` while it is not built, or when a batch's
+/// statement did not send it (the GIN index reads it then), else the word's postings in it up
+/// to rowid `upto`: the newest `need` of them at least, all when the segment holds rowids
+/// above the search's.
 pub(super) struct Segment {
     pub seg: i64,
     pub upto: i64,
@@ -95,22 +120,31 @@ pub(super) struct Segment {
 /// (docs/performance.md, forty-first session).
 pub(super) struct Postings {
     seg: i64,
-    row: PgRow,
+    /// None for a segment that holds none of the word's postings.
+    row: Option<PgRow>,
     at: usize,
 }
 
 impl Postings {
     /// The postings of segment `seg` in column `at` of `row`, checked to be bytes.
-    fn new(seg: i64, row: PgRow, at: usize) -> Result<Postings> {
-        row.try_get::<Option<&[u8]>, _>(at)?;
+    fn new(seg: i64, row: Option<PgRow>, at: usize) -> Result<Postings> {
+        if let Some(row) = &row {
+            row.try_get::<Option<&[u8]>, _>(at)?;
+        }
         Ok(Postings { seg, row, at })
     }
 
     /// `(rowid, tf)`, newest first.
     pub fn newest_first(&self) -> impl Iterator<Item = (i64, u32)> + '_ {
         // Checked in `new`: the column is bytes, or NULL (a segment without the word).
-        let bytes = self.row.try_get::<Option<&[u8]>, _>(self.at);
-        newest_first(self.seg, bytes.ok().flatten().unwrap_or_default())
+        let bytes = self
+            .row
+            .as_ref()
+            .map(|r| r.try_get::<Option<&[u8]>, _>(self.at));
+        newest_first(
+            self.seg,
+            bytes.and_then(|b| b.ok().flatten()).unwrap_or_default(),
+        )
     }
 }
 
@@ -238,25 +272,47 @@ pub(super) const HEAD_MOST: i64 = 2_048;
 
 /// The statement of [`newest_segments_of`]: `$1` the tenants, `$2` the lexemes, `$3` the
 /// most segments of each; `$4` and `$5` the tenants and snapshots of the row cache's checks
-/// (row_cache.rs). Its rows: first, with `i` -1, each check's answer (in the fifth column) and
-/// tenant; per word (`i` from 1), its segments; then, with `i` 0, the head's rows of those
-/// tenants, newest first, each with its tokens (`tsvectorsend`), its tenant and the head's
-/// `lo`, or a single row without a rowid when the head holds none of theirs, and none when the
-/// head is over [`HEAD_MOST`] (or no segment is built). All parts are one statement, so they
-/// share its snapshot, and its newest rowid is read once (`x`).
+/// (row_cache.rs). Its rows, in this order:
+///
+/// - `i` -2: the newest segments (`seg`, `built`, `upto`), as many as a word of the batch asks
+///   for at most, with the statement's newest rowid and snapshot, newest first, or one row
+///   without a segment when there is none. Every word's segments are the first of these, as
+///   many as it asks for.
+/// - `i` -1: each check's answer (in the fifth column) and tenant.
+/// - `i` 0: the head's rows of the batch's tenants, newest first, each with its tokens
+///   (`tsvectorsend`), its tenant and the head's `lo`, or a single row without a rowid when the
+///   head holds none of theirs, and none when the head is over [`HEAD_MOST`] (or no segment
+///   is built).
+/// - `i` from 1: the word's postings rows among its segments, newest first: each segment's
+///   newest [`RANK_WINDOW`] postings (all of them in a segment that holds rowids above the
+///   snapshot), and only while the rows before it in that order hold fewer than those (by
+///   their whole lengths), so a word never sends more segments than its window can use.
+///
+/// All parts are one statement, so they share its snapshot, and its newest rowid is read once
+/// (`x`).
+///
+/// [`RANK_WINDOW`]: crate::search::RANK_WINDOW
 pub(super) static NEWEST_OF: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH x AS MATERIALIZED {now} \
-         SELECT q.i, x.max, x.seen, s.seg, s.built, s.postings, s.upto, NULL::uuid FROM x \
+        "WITH x AS MATERIALIZED {now}, \
+         g AS MATERIALIZED (SELECT s.seg, s.built, s.upto FROM x CROSS JOIN LATERAL (\
+           SELECT seg, built, upto FROM search_segments WHERE seg <= x.max / {SEG_ROWS} \
+           ORDER BY seg DESC LIMIT (SELECT max(n) FROM unnest((SELECT $3::int8[])) AS u(n))) s), \
+         b AS MATERIALIZED (SELECT coalesce(array_agg(g.seg ORDER BY g.seg DESC), '{{}}') AS segs, \
+           max(g.upto) FILTER (WHERE g.seg = x.max / {SEG_ROWS}) AS top FROM x LEFT JOIN g ON true) \
+         SELECT -2, x.max, x.seen, g.seg, g.built, NULL::bytea, g.upto, NULL::uuid \
+         FROM x LEFT JOIN g ON true \
+         UNION ALL \
+         SELECT q.i, NULL, NULL, p.seg, NULL, CASE WHEN p.seg < x.max / {SEG_ROWS} OR b.top <= x.max \
+           THEN substring(p.postings FROM greatest(1, octet_length(p.postings) - {bytes} + 1) \
+           FOR {bytes}) ELSE p.postings END, NULL, NULL \
+         FROM x CROSS JOIN b \
          CROSS JOIN unnest((SELECT $1::uuid[]), (SELECT $2::text[]), (SELECT $3::int8[])) \
-         WITH ORDINALITY AS q(t, l, n, i) LEFT JOIN LATERAL (\
-           SELECT g.seg, g.built, CASE WHEN g.built THEN CASE WHEN g.upto <= x.max \
-             THEN substring(p.postings FROM greatest(1, octet_length(p.postings) - {bytes} + 1) \
-             FOR {bytes}) ELSE p.postings END END, g.upto \
-           FROM ({newest}) g LEFT JOIN search_postings p \
-           ON p.tenant_id = q.t AND p.lexeme = q.l AND p.seg = g.seg \
-           AND p.seg BETWEEN (SELECT min(z.seg) FROM ({newest}) z) AND x.max / {SEG_ROWS}\
-         ) s(seg, built, postings, upto) ON true \
+         WITH ORDINALITY AS q(t, l, n, i) JOIN LATERAL (\
+           SELECT z.seg, z.postings, sum(octet_length(z.postings)) OVER (ORDER BY z.seg DESC) AS sent \
+           FROM search_postings z WHERE z.tenant_id = q.t AND z.lexeme = q.l \
+           AND z.seg BETWEEN b.segs[least(q.n, cardinality(b.segs))] AND x.max / {SEG_ROWS}\
+         ) p ON p.sent - octet_length(p.postings) < {bytes} OR b.top > x.max \
          UNION ALL \
          SELECT 0, NULL, NULL, m.rowid, NULL, tsvectorsend(m.fts), h.upto, m.tenant_id \
          FROM x CROSS JOIN LATERAL (\
@@ -274,10 +330,6 @@ pub(super) static NEWEST_OF: LazyLock<String> = LazyLock::new(|| {
         now = super::kept::NOW,
         updated = super::kept::UPDATED_UNSEEN,
         bytes = tail_bytes(crate::search::RANK_WINDOW),
-        newest = format_args!(
-            "SELECT seg, built, upto FROM search_segments WHERE seg <= x.max / {SEG_ROWS} \
-             ORDER BY seg DESC LIMIT q.n"
-        ),
     )
 });
 
@@ -289,13 +341,14 @@ pub(super) static NEWEST_OF: LazyLock<String> = LazyLock::new(|| {
 ///
 /// Its arrays are read through subqueries (kept.rs's `FORWARD_NEAR` says why), and a word's
 /// limit is its own row's, so the statement is planned once per connection whatever the batch.
-/// A word's postings are one range of the primary key, from the lowest segment asked for to
-/// the newest, joined to the segments by hash: a lookup by the whole key for each segment
-/// (before the forty-seventh session) descended the index once a segment: 58 buffer visits
-/// for a word in 14 segments against 21, and the statement alone took 1.5 times as long (under
-/// 64 clients' load the difference is within noise: docs/performance.md). Without the lower
-/// bound the generic plan, costed for a tenth of the segments, read the word's rows in every
-/// segment.
+/// The segments are read once for the batch, and each word's postings are one range of the
+/// primary key, from the lowest segment it asks for to the newest: the segments joined to
+/// each word's postings in the statement (by hash, before the fifty-third session) cost two
+/// scans of `search_segments` and a hash table a word, and every segment's row of the
+/// range (8.3 kB a word on the benchmark's store, of which a window uses 3.5): with both
+/// gone, the statement runs at 1.2–1.4 times the rate (docs/performance.md, fifty-third
+/// session). Without the lower bound the generic plan, costed for a tenth of the segments,
+/// read the word's rows in every segment.
 ///
 /// Without the head's matches a first search whose window reached above the newest segment's
 /// build left the batch for statements of its own (the GIN index's bands, the page's rows), at
@@ -328,55 +381,103 @@ pub(super) async fn newest_segments_of(
         .bind(asked_seen)
         .fetch_all(pool)
         .await?;
-    let mut out: Vec<Option<Newest>> = (0..keys.len()).map(|_| None).collect();
+    // The batch's segments, newest first, with the statement's newest rowid and snapshot.
+    let mut listed: Vec<(i64, bool, i64)> = Vec::new();
+    let mut snapshot: Option<(i64, String)> = None;
+    let mut postings: Vec<Vec<(i64, PgRow)>> = (0..keys.len()).map(|_| Vec::new()).collect();
     let mut head = HeadRows::new(keys);
     // Unanswered, a check counts as a change.
     let mut changed = vec![true; asks.len()];
     for r in rows {
-        let i: i64 = r.try_get(0)?;
-        if i == -1 {
-            let t: Uuid = r.try_get(7)?;
-            if let Some(at) = asks.iter().position(|a| a.tenant == t) {
-                changed[at] = r.try_get(4)?;
+        match r.try_get::<i64, _>(0)? {
+            -2 => {
+                snapshot = Some((r.try_get(1)?, r.try_get(2)?));
+                if let Some(seg) = r.try_get::<Option<i64>, _>(3)? {
+                    listed.push((seg, r.try_get(4)?, r.try_get(6)?));
+                }
             }
-            continue;
+            -1 => {
+                let t: Uuid = r.try_get(7)?;
+                if let Some(at) = asks.iter().position(|a| a.tenant == t) {
+                    changed[at] = r.try_get(4)?;
+                }
+            }
+            0 => head.row(&r)?,
+            i => {
+                let seg = r.try_get(3)?;
+                super::queue::slot(&mut postings, i, "first search")?.push((seg, r));
+            }
         }
-        if i == 0 {
-            head.row(&r)?;
-            continue;
-        }
-        let slot = super::queue::slot(&mut out, i, "first search")?;
-        let newest = slot.get_or_insert_with(|| Newest {
-            max: 0,
-            seen: String::new(),
-            segments: Vec::new(),
-            asked: 0,
-            head: None,
-            rows_gen: 0,
-        });
-        (newest.max, newest.seen) = (r.try_get(1)?, r.try_get(2)?);
-        newest.segments.extend(segment(r, 3)?);
     }
+    let (max, seen) =
+        snapshot.ok_or_else(|| StoreError::Corrupt("no snapshot for first searches".into()))?;
     let mut heads = head.matches();
-    let mut out: Vec<Newest> = out
+    let mut out: Vec<Newest> = postings
         .into_iter()
         .zip(keys)
         .enumerate()
-        .map(|(i, (n, k))| {
-            let mut n = n.ok_or_else(|| StoreError::Corrupt("no row for a first search".into()))?;
-            n.asked = asked(k.2);
-            n.head = heads.as_mut().map(|(lo, m)| HeadMatches {
-                lo: *lo,
-                matches: std::mem::take(&mut m[i]),
-            });
-            Ok(n)
+        .map(|(i, (rows, k))| {
+            let asked = asked(k.2);
+            Ok(Newest {
+                max,
+                seen: seen.clone(),
+                segments: word_segments(&listed, asked, rows)?,
+                asked,
+                head: heads.as_mut().map(|(lo, m)| HeadMatches {
+                    lo: *lo,
+                    matches: std::mem::take(&mut m[i]),
+                }),
+                rows_gen: 0,
+            })
         })
         .collect::<Result<_>>()?;
-    // Every answer holds the statement's snapshot.
-    let seen = out.first().map(|n| n.seen.clone()).unwrap_or_default();
     let gens = cache.checked(tenants.iter().copied(), &asks, &changed, &seen, made);
     for (n, t) in out.iter_mut().zip(&tenants) {
         n.rows_gen = gens[t];
+    }
+    Ok(out)
+}
+
+/// A word's segments in a [`NEWEST_OF`] statement: the first `asked` of the batch's `listed`
+/// (`(seg, built, upto)`, newest first), each with the word's postings `rows` (`(seg, row)`,
+/// newest first). A built segment without a row of the word holds none of its postings, unless
+/// the rows before it held a window already: the statement sent no more, so it is not read
+/// (`None`, as a segment not built is), and a window that reaches it reads it on a connection.
+/// The rows sent are counted here as the statement counted them: a row's bytes as sent are its
+/// whole length or a window's, and their sum reaches a window's exactly when the whole
+/// lengths' sum does.
+fn word_segments(
+    listed: &[(i64, bool, i64)],
+    asked: i64,
+    rows: Vec<(i64, PgRow)>,
+) -> Result<Vec<Segment>> {
+    let window = tail_bytes(crate::search::RANK_WINDOW) as usize;
+    let mut rows = rows.into_iter().peekable();
+    // The bytes of the rows sent before the segment at hand.
+    let mut sent = 0;
+    let len = |r: &PgRow| -> Result<usize> {
+        Ok(r.try_get::<Option<&[u8]>, _>(5)?.map_or(0, <[u8]>::len))
+    };
+    let mut out = Vec::with_capacity(asked as usize);
+    for &(seg, built, upto) in listed.iter().take(asked as usize) {
+        // Rows of segments not listed (none but in a race with a build) count as sent.
+        while let Some((_, r)) = rows.next_if(|(s, _)| *s > seg) {
+            sent += len(&r)?;
+        }
+        let row = rows.next_if(|(s, _)| *s == seg).map(|(_, r)| r);
+        let postings = match row {
+            Some(r) => {
+                sent += len(&r)?;
+                built.then(|| Postings::new(seg, Some(r), 5)).transpose()?
+            }
+            None if !built || sent >= window => None,
+            None => Some(Postings::new(seg, None, 5)?),
+        };
+        out.push(Segment {
+            seg,
+            upto,
+            postings,
+        });
     }
     Ok(out)
 }
@@ -480,7 +581,7 @@ fn segment(r: PgRow, at: usize) -> Result<Option<Segment>> {
     let built: bool = r.try_get(at + 1)?;
     let upto = r.try_get(at + 3)?;
     let postings = if built {
-        Some(Postings::new(seg, r, at + 2)?)
+        Some(Postings::new(seg, Some(r), at + 2)?)
     } else {
         None
     };
@@ -1018,6 +1119,8 @@ mod tests {
         assert!(rank_of(2) > rank_of(1));
         assert!(rank_of(256) < 0.1);
         assert_eq!(rank_of(0), rank_of(1));
+        // Past the table (no posting holds such a count), computed.
+        assert_eq!(rank_of(TF_SPAN + 3), ts_rank_of(TF_SPAN + 3));
     }
 
     #[test]
