@@ -87,31 +87,15 @@ async fn a_word_sends_its_newest_segments_until_they_hold_its_window() {
     // `deep`: its window wholly in the newest segment; `mid`: the newest and part of the one
     // below; `sparse`: every segment, one of them without it. The other tenant's rows, in the
     // newest segment, hold them all: never the searched tenant's matches.
-    segment(
-        &store,
-        &mut c,
-        &t,
-        0,
-        &[("deep", 300), ("mid", 100), ("sparse", 200)],
-    )
-    .await;
-    segment(&store, &mut c, &t, 1, &[]).await;
-    segment(
-        &store,
-        &mut c,
-        &t,
-        2,
-        &[("deep", 400), ("mid", 500), ("sparse", 300)],
-    )
-    .await;
-    segment(
-        &store,
-        &mut c,
-        &t,
-        3,
-        &[("deep", 1_200), ("mid", 700), ("sparse", 300)],
-    )
-    .await;
+    let layout: [(i64, &[(&str, usize)]); 4] = [
+        (0, &[("deep", 300), ("mid", 100), ("sparse", 200)]),
+        (1, &[]),
+        (2, &[("deep", 400), ("mid", 500), ("sparse", 300)]),
+        (3, &[("deep", 1_200), ("mid", 700), ("sparse", 300)]),
+    ];
+    for (seg, words) in layout {
+        segment(&store, &mut c, &t, seg, words).await;
+    }
     searching::conversation(&store, &other, vec!["deep mid sparse".into(); 50]).await;
     let before: Vec<_> = {
         let mut out = Vec::new();
