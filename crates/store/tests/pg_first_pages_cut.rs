@@ -20,15 +20,10 @@ mod searching;
 #[path = "support/testdb.rs"]
 mod testdb;
 use counts::Outcomes;
-use searching::{opts, request};
+use searching::{open, request};
 use testdb::{TestDb, next_rowid};
 
 const SEG_ROWS: i64 = 32_768;
-
-/// A store that builds nothing by itself (the test builds when it means to).
-async fn open(url: &str) -> Store {
-    Store::open(url, opts()).await.unwrap()
-}
 
 /// Every page of a ranked search of `word` for `t` on `store`: (message, score), in order.
 async fn pages(store: &Store, t: &TenantId, word: &str) -> Vec<(Uuid, String)> {
@@ -97,13 +92,10 @@ async fn a_word_sends_its_newest_segments_until_they_hold_its_window() {
         segment(&store, &mut c, &t, seg, words).await;
     }
     searching::conversation(&store, &other, vec!["deep mid sparse".into(); 50]).await;
-    let before: Vec<_> = {
-        let mut out = Vec::new();
-        for word in ["deep", "mid", "sparse"] {
-            out.push(alone(&db.url, &t, word).await);
-        }
-        out
-    };
+    let mut before = Vec::new();
+    for word in ["deep", "mid", "sparse"] {
+        before.push(alone(&db.url, &t, word).await);
+    }
     assert_eq!(before[0].len(), 1_000, "deep: a window's worth");
     assert_eq!(before[1].len(), 1_000, "mid: a window's worth");
     assert_eq!(before[2].len(), 800, "sparse: every match");

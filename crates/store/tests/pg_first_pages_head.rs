@@ -18,13 +18,8 @@ mod searching;
 #[path = "support/testdb.rs"]
 mod testdb;
 use counts::Outcomes;
-use searching::{opts, request};
+use searching::{open, request};
 use testdb::{TestDb, next_rowid};
-
-/// A store that builds nothing by itself (the test builds when it means to).
-async fn open(url: &str) -> Store {
-    Store::open(url, opts()).await.unwrap()
-}
 
 /// A conversation of `t` with a message of each text.
 async fn conversation(store: &Store, t: &TenantId, texts: &[&str]) -> Uuid {

@@ -6,7 +6,6 @@
 //! with the store's own metric, `confab_store_search_page_rows_total{from}`, through a
 //! recorder of this test binary's own (one test here).
 
-use confab_store::Store;
 use confab_store::types::TenantId;
 use sqlx::Connection;
 use uuid::Uuid;
@@ -18,12 +17,12 @@ mod searching;
 #[path = "support/testdb.rs"]
 mod testdb;
 use counts::Outcomes;
-use searching::{first_snippets, opts};
+use searching::{first_snippets, open};
 use testdb::TestDb;
 
 /// The same page on a store of its own, which has kept nothing: the answer to compare with.
 async fn fresh(url: &str, t: &TenantId, word: &str) -> Vec<(Uuid, String, f64)> {
-    let store = Store::open(url, opts()).await.unwrap();
+    let store = open(url).await;
     let page = first_snippets(&store, t, word).await;
     store.close().await;
     page
@@ -36,7 +35,7 @@ async fn first_pages_share_kept_rows_and_see_updates_made_elsewhere() {
     };
     let rows = Outcomes::install("confab_store_search_page_rows_total");
     let db = TestDb::new_pg(&admin).await;
-    let store = Store::open(&db.url, opts()).await.unwrap();
+    let store = open(&db.url).await;
     let t = store.ensure_tenant("acme").await.unwrap();
     let other = store.ensure_tenant("other").await.unwrap();
     // Every message holds both words: the pages of `apple` and `banana` show the same rows.

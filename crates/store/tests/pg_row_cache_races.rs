@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use confab_store::Store;
 use sqlx::Connection;
 use uuid::Uuid;
 
@@ -17,7 +16,7 @@ use uuid::Uuid;
 mod searching;
 #[path = "support/testdb.rs"]
 mod testdb;
-use searching::{first_snippets, opts};
+use searching::{first_snippets, open};
 use testdb::TestDb;
 
 /// Words every message holds: searched once each while the updates run.
@@ -33,7 +32,7 @@ async fn rows_kept_while_messages_change_are_never_shown_stale() {
         return;
     };
     let db = TestDb::new_pg(&admin).await;
-    let store = Arc::new(Store::open(&db.url, opts()).await.unwrap());
+    let store = Arc::new(open(&db.url).await);
     let t = store.ensure_tenant("acme").await.unwrap();
     let words: Vec<String> = (0..RACE_WORDS)
         .map(|i| format!("w{i}"))

@@ -27,7 +27,7 @@ const QUERIES: [&str; 5] = ["alpha", "beta", "gamma", "alpha beta", "alpha -beta
 
 /// Three pages of every query on `store` and on a store opened afresh on `url`: the same.
 async fn same_as_fresh(store: &Store, url: &str, t: &TenantId, when: &str) {
-    let fresh = Store::open(url, opts()).await.unwrap();
+    let fresh = open(url).await;
     for q in QUERIES {
         let mut cursor = None;
         for page in 0..3 {
@@ -53,7 +53,7 @@ async fn pg_only(what: &str) -> Option<TestDb> {
 async fn a_repeated_search_answers_what_a_first_one_would() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(&dir.path().join("kept.db")).await;
-    let store = Store::open(&db.url, opts()).await.unwrap();
+    let store = open(&db.url).await;
     let t = store.ensure_tenant("acme").await.unwrap();
     let other = store.ensure_tenant("other").await.unwrap();
     let mut convs = Vec::new();
@@ -95,7 +95,7 @@ async fn a_repeated_search_answers_what_a_first_one_would() {
         .search(&t, &request("alpha", Some(cursor)))
         .await
         .unwrap();
-    let fresh = Store::open(&db.url, opts()).await.unwrap();
+    let fresh = open(&db.url).await;
     let first = fresh
         .search(&t, &request("alpha", Some(cursor)))
         .await
@@ -152,7 +152,7 @@ async fn a_repeated_search_answers_what_a_first_one_would() {
     // The other tenant's searches see only its own messages, before and after this one's.
     let theirs = store.search(&other, &request("alpha", None)).await.unwrap();
     assert_eq!(theirs.hits.len(), 40);
-    let fresh = Store::open(&db.url, opts()).await.unwrap();
+    let fresh = open(&db.url).await;
     let first = fresh.search(&other, &request("alpha", None)).await.unwrap();
     fresh.close().await;
     assert_eq!(shown(&theirs), shown(&first), "the other tenant");
@@ -168,7 +168,7 @@ async fn a_kept_window_sees_what_commits_out_of_order() {
         return;
     };
     use sqlx::Connection;
-    let store = Store::open(&db.url, opts()).await.unwrap();
+    let store = open(&db.url).await;
     let t = store.ensure_tenant("acme").await.unwrap();
     let mut ids = Vec::new();
     for texts in [["zebra one", "zebra two"], ["plain", "words"]] {
@@ -243,7 +243,7 @@ async fn a_kept_window_sees_what_commits_out_of_order() {
 async fn searches_checked_together_each_get_their_own_answer() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(&dir.path().join("together.db")).await;
-    let store = std::sync::Arc::new(Store::open(&db.url, opts()).await.unwrap());
+    let store = std::sync::Arc::new(open(&db.url).await);
     let mut tenants = Vec::new();
     for name in ["one", "two"] {
         let t = store.ensure_tenant(name).await.unwrap();
@@ -301,7 +301,7 @@ async fn without_the_triggers_nothing_is_kept() {
     };
     use sqlx::Connection;
     // The schema first, then the triggers dropped, then the store that searches.
-    Store::open(&db.url, opts()).await.unwrap().close().await;
+    open(&db.url).await.close().await;
     let mut raw = sqlx::PgConnection::connect(&db.url).await.unwrap();
     sqlx::raw_sql(
         "DROP TRIGGER search_changes_insert ON messages; \
@@ -312,7 +312,7 @@ async fn without_the_triggers_nothing_is_kept() {
     .await
     .unwrap();
     let _ = raw.close().await;
-    let store = Store::open(&db.url, opts()).await.unwrap();
+    let store = open(&db.url).await;
     let t = store.ensure_tenant("acme").await.unwrap();
     let id = conversation(&store, &t, vec!["ibex one".into()]).await;
     for n in 1..=3 {
@@ -339,7 +339,7 @@ async fn without_the_triggers_nothing_is_kept() {
 async fn a_cursor_past_the_newest_rowid_does_not_hide_the_next_appends() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(&dir.path().join("reuse.db")).await;
-    let store = Store::open(&db.url, opts()).await.unwrap();
+    let store = open(&db.url).await;
     let t = store.ensure_tenant("acme").await.unwrap();
     let old = conversation(&store, &t, (0..50).map(|i| format!("delta {i}")).collect()).await;
     let newest = conversation(
@@ -375,7 +375,7 @@ async fn a_cursor_past_the_newest_rowid_does_not_hide_the_next_appends() {
         );
     }
     assert_eq!(hits.len(), 56);
-    let fresh = Store::open(&db.url, opts()).await.unwrap();
+    let fresh = open(&db.url).await;
     assert_eq!(hits, every_hit(&fresh, &t, "delta").await);
     fresh.close().await;
     store.close().await;
@@ -410,7 +410,7 @@ async fn searches_beside_concurrent_writers_see_every_acknowledged_write() {
     const ROUNDS: usize = 30;
     let dir = tempfile::tempdir().unwrap();
     let db = TestDb::new(&dir.path().join("busy.db")).await;
-    let store = std::sync::Arc::new(Store::open(&db.url, opts()).await.unwrap());
+    let store = std::sync::Arc::new(open(&db.url).await);
     let t = store.ensure_tenant("acme").await.unwrap();
     let mut convs = Vec::new();
     for c in 0..40 {
@@ -487,7 +487,7 @@ async fn searches_beside_concurrent_writers_see_every_acknowledged_write() {
     let searched: usize = futures_sum(searchers).await;
     assert!(searched > 0);
     for q in QUERIES {
-        let fresh = Store::open(&db.url, opts()).await.unwrap();
+        let fresh = open(&db.url).await;
         assert_eq!(
             every_hit(&store, &t, q).await,
             every_hit(&fresh, &t, q).await,

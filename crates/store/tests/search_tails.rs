@@ -61,8 +61,8 @@ async fn same_as_walked(store: &Store, url: &str, dir: &std::path::Path, t: &Ten
     store.backup(&copy).await.unwrap();
     let copy_url = format!("sqlite://{}", copy.display());
     raw(&copy_url, "DELETE FROM search_tails").await;
-    let fresh = Store::open(url, opts()).await.unwrap();
-    let walked = Store::open(&copy_url, opts()).await.unwrap();
+    let fresh = open(url).await;
+    let walked = open(&copy_url).await;
     for q in QUERIES {
         let mut cursor = None;
         for page in 0..3 {
@@ -83,7 +83,7 @@ async fn same_as_walked(store: &Store, url: &str, dir: &std::path::Path, t: &Ten
 async fn a_first_search_read_from_a_stored_window_answers_what_a_walk_would() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("tails.db").display());
-    let store = Store::open(&url, opts()).await.unwrap();
+    let store = open(&url).await;
     let t = store.ensure_tenant("acme").await.unwrap();
     let other = store.ensure_tenant("other").await.unwrap();
     let mut convs = Vec::new();
@@ -139,7 +139,7 @@ async fn a_first_search_read_from_a_stored_window_answers_what_a_walk_would() {
     let cursor = old.next_cursor.expect("a second page");
     append(&store, &t, convs[5], vec!["alpha beta".into(); 3]).await;
     assert_eq!(store.build_search_postings().await.unwrap(), 4);
-    let fresh = Store::open(&url, opts()).await.unwrap();
+    let fresh = open(&url).await;
     let read = fresh
         .search(&t, &request("alpha", Some(cursor)))
         .await
@@ -149,7 +149,7 @@ async fn a_first_search_read_from_a_stored_window_answers_what_a_walk_would() {
     store.backup(&copy).await.unwrap();
     let copy_url = format!("sqlite://{}", copy.display());
     raw(&copy_url, "DELETE FROM search_tails").await;
-    let walked = Store::open(&copy_url, opts()).await.unwrap();
+    let walked = open(&copy_url).await;
     let first = walked
         .search(&t, &request("alpha", Some(cursor)))
         .await
@@ -189,7 +189,7 @@ async fn a_first_search_read_from_a_stored_window_answers_what_a_walk_would() {
 async fn a_stored_window_is_what_a_first_search_reads() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("read.db").display());
-    let store = Store::open(&url, opts()).await.unwrap();
+    let store = open(&url).await;
     let t = store.ensure_tenant("acme").await.unwrap();
     let texts = (0..300).map(|i| format!("okapi number {i}"));
     conversation(&store, &t, texts.collect()).await;
@@ -204,13 +204,7 @@ async fn a_stored_window_is_what_a_first_search_reads() {
         store.close().await;
         p
     };
-    assert_eq!(
-        search(Store::open(&url, opts()).await.unwrap())
-            .await
-            .hits
-            .len(),
-        40
-    );
+    assert_eq!(search(open(&url).await).await.hits.len(), 40);
 
     // One row, the 101st message: its rowid below the snapshot (300) by 199, length 3, count 1
     // (tails.rs's encoding: the row count, then each row's distance, length and count).
@@ -219,7 +213,7 @@ async fn a_stored_window_is_what_a_first_search_reads() {
         "UPDATE search_tails SET data = x'01c7010301' WHERE key LIKE '%okapi%'",
     )
     .await;
-    let p = search(Store::open(&url, opts()).await.unwrap()).await;
+    let p = search(open(&url).await).await;
     assert_eq!(hits(&p), ["<mark>okapi</mark> number 100"]);
 
     // The same row of another epoch: walked instead.
@@ -228,12 +222,12 @@ async fn a_stored_window_is_what_a_first_search_reads() {
         "UPDATE search_tails SET epoch = epoch - 1 WHERE key LIKE '%okapi%'",
     )
     .await;
-    let p = search(Store::open(&url, opts()).await.unwrap()).await;
+    let p = search(open(&url).await).await;
     assert_eq!(p.hits.len(), 40);
 
     // Built again: whole.
     assert_eq!(store.build_search_postings().await.unwrap(), 2);
-    let p = search(Store::open(&url, opts()).await.unwrap()).await;
+    let p = search(open(&url).await).await;
     assert_eq!(p.hits.len(), 40);
     store.close().await;
 }

@@ -33,6 +33,11 @@ pub fn opts() -> StoreOptions {
     }
 }
 
+/// A store on `url` with [`opts`]: nothing built or merged behind the test's back.
+pub async fn open(url: &str) -> Store {
+    Store::open(url, opts()).await.unwrap()
+}
+
 pub fn request(q: &str, cursor: Option<SearchCursor>) -> SearchRequest {
     SearchRequest {
         query: parse_query(q).unwrap(),
