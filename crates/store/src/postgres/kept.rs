@@ -751,6 +751,7 @@ mod tests {
         let Some(admin) = super::super::test_url("run the pruning test") else {
             return;
         };
+        let _turn = super::super::HORIZON_TESTS.lock().await;
         let name = format!("confab_t_{}", uuid::Uuid::now_v7().simple());
         let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))

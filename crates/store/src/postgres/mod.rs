@@ -564,6 +564,12 @@ impl PgStore {
     }
 }
 
+/// Taken by the unit tests that hold a transaction open on the server or depend on none being
+/// open (the horizon of transactions running is the whole cluster's): they take turns, so one
+/// never sees the other's.
+#[cfg(test)]
+pub(crate) static HORIZON_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The PostgreSQL admin URL the unit tests that need a server run against
 /// (`CONFAB_TEST_POSTGRES_URL`, as the integration tests' `support/testdb.rs` reads it); `None`,
 /// said on standard error with what is skipped (`what`), when it is not set.

@@ -1199,6 +1199,30 @@ mod tests {
         }
     }
 
+    /// A writer holding the newest transaction id, still running, while none has ended since
+    /// it took it: the wait for writers waits for it (a snapshot's `xmax` left it out).
+    #[tokio::test]
+    async fn the_wait_for_writers_waits_for_the_one_holding_the_newest_id() {
+        let Some(url) = super::super::test_url("wait for the writers in flight") else {
+            return;
+        };
+        let _turn = super::super::HORIZON_TESTS.lock().await;
+        let pool = PgPool::connect(&url).await.unwrap();
+        let mut writer = sqlx::PgConnection::connect(&url).await.unwrap();
+        let mut tx = writer.begin().await.unwrap();
+        let _: i64 = sqlx::query_scalar("SELECT txid_current()")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        let waiting = pool.clone();
+        let wait = tokio::spawn(async move { writers_done(&waiting).await.unwrap() });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!wait.is_finished(), "not waited for");
+        tx.commit().await.unwrap();
+        assert!(wait.await.unwrap(), "waited for, then done");
+        pool.close().await;
+    }
+
     #[test]
     fn each_count_of_segments_asked_for_has_its_statement_and_none_asks_for_fewer() {
         let written = by_limit(|n| format!("LIMIT {n}"));
