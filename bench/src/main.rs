@@ -354,26 +354,33 @@ async fn ceiling_only(c: CeilingArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits until a SQLite server that has just taken the bulk load has done what it does once
-/// idle: merged its search index and stored the windows of the common words
-/// (docs/operations.md, "Background work on SQLite"). The reads are measured on the store as a
-/// server holds it for most of its life, not while that work still runs beside them.
+/// Waits until a server that has just taken the bulk load has done what it does once idle:
+/// on SQLite, merged its search index and stored the windows of the common words
+/// (docs/operations.md, "Background work on SQLite"); on PostgreSQL, built the search postings
+/// of every segment and laid them out word by word (postgres/layout.rs). The reads are
+/// measured on the store as a server holds it for most of its life, not while that work still
+/// runs beside them.
 async fn settle(server: &Server) -> anyhow::Result<()> {
     let started = Instant::now();
+    let metric = if harness::backend() == "sqlite" {
+        "confab_store_search_tail_builds_total "
+    } else {
+        "confab_store_search_postings_settled "
+    };
     let built = |m: &str| {
         m.lines()
-            .find_map(|l| l.strip_prefix("confab_store_search_tail_builds_total "))
+            .find_map(|l| l.strip_prefix(metric))
             .and_then(|v| v.trim().parse::<f64>().ok())
             .is_some_and(|n| n >= 1.0)
     };
     while !built(&String::from_utf8_lossy(&server.get("/metrics", "").await?)) {
         if started.elapsed() > Duration::from_secs(300) {
-            anyhow::bail!("the server had not stored its search windows 300 s after the load");
+            anyhow::bail!("the server had not settled its search index 300 s after the load");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     eprintln!(
-        "the server merged its index and stored its search windows in {:.1} s",
+        "the server settled its search index (built, merged, stored or laid out) in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -409,9 +416,7 @@ async fn all(a: Args) -> anyhow::Result<()> {
     }
     let load_secs = started.elapsed().as_secs_f64();
     eprintln!("loaded {loaded} messages in {load_secs:.1} s (generation included)");
-    if harness::backend() == "sqlite" {
-        settle(&server).await?;
-    }
+    settle(&server).await?;
     let summary: serde_json::Value =
         serde_json::from_slice(&server.get("/v1/analytics/summary", "").await?)?;
     let total_messages = summary["messages"].as_u64().unwrap_or(loaded);

@@ -146,6 +146,16 @@ impl Store {
     pub async fn build_search_postings(&self) -> Result<usize> {
         dispatch!(self, b => b.build_search_postings().await)
     }
+
+    /// On PostgreSQL, writes the search postings again word by word if enough segments were
+    /// built since the last time (postgres/layout.rs; a server does it at a pause in the
+    /// writes), and answers whether it did; SQLite's windows need nothing of the kind.
+    pub async fn lay_out_search_postings(&self) -> Result<bool> {
+        match &*self.backend {
+            crate::Backend::Sqlite(_) => Ok(false),
+            crate::Backend::Postgres(b) => b.lay_out_search_postings().await,
+        }
+    }
 }
 
 /// Okapi BM25 with FTS5's constants and IDF floor, computed from term frequencies the core

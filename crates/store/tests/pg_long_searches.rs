@@ -25,6 +25,13 @@ async fn walruses(
 ) -> Option<(TestDb, std::sync::Arc<Store>, TenantId, uuid::Uuid)> {
     let admin = testdb::pg_admin_or_skip(test)?;
     let db = TestDb::new_pg(&admin).await;
+    // No postings builder: each of its rounds reads the newest rowid of `messages`, and would
+    // wait on the tests' lock of it beside the searches they count (one more waiter whenever a
+    // round fell in the count's 300 ms).
+    let opts = StoreOptions {
+        search_merge_idle: None,
+        ..opts
+    };
     let store = std::sync::Arc::new(Store::open(&db.url, opts).await.unwrap());
     let t = store.ensure_tenant("acme").await.unwrap();
     let mut conv = NewConversation::new(Status::Active);

@@ -929,3 +929,178 @@ async fn first_searches_made_at_once_each_get_their_own_page() {
     }
     let _ = c.close().await;
 }
+
+/// Rows of `search_postings` that lie on the heap before the row they follow in the primary
+/// key's order: none once every word's rows are laid out together (postgres/layout.rs).
+async fn out_of_place(c: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT ctid, lag(ctid) OVER (ORDER BY tenant_id, lexeme, seg) \
+         AS prev FROM search_postings) z WHERE prev > ctid",
+    )
+    .fetch_one(c)
+    .await
+    .unwrap()
+}
+
+/// Every postings row, in the key's order.
+async fn postings_rows(c: &mut sqlx::PgConnection) -> Vec<(Uuid, String, i64, Vec<u8>)> {
+    sqlx::query_as(
+        "SELECT tenant_id, lexeme, seg, postings FROM search_postings \
+         ORDER BY tenant_id, lexeme, seg",
+    )
+    .fetch_all(c)
+    .await
+    .unwrap()
+}
+
+/// Built segments not laid out since they were built.
+async fn not_laid_out(c: &mut sqlx::PgConnection) -> Vec<i64> {
+    sqlx::query_scalar("SELECT seg FROM search_segments WHERE built AND NOT laid_out ORDER BY seg")
+        .fetch_all(c)
+        .await
+        .unwrap()
+}
+
+/// Built segment by segment, each word's rows lie a segment's worth of rows apart; laid out,
+/// together, with the same bytes and the same answers. A snapshot taken before the layout
+/// still reads every row after it: the rows are written again in place, not in a table swapped
+/// in, which would read as empty to it. Not due again until segments are built again.
+#[tokio::test]
+async fn a_layout_puts_each_word_s_rows_together_and_changes_no_answer() {
+    let Some(admin) = pg_admin_or_skip("search postings") else {
+        return;
+    };
+    let (db, mut c, t, ids) = laid_out(&admin).await;
+    let store = open(&db.url).await;
+    assert_eq!(store.build_search_postings().await.unwrap(), 4);
+    assert_eq!(not_laid_out(&mut c).await, vec![0, 1, 2, 3]);
+    assert!(out_of_place(&mut c).await > 0, "built segment by segment");
+    let rows = postings_rows(&mut c).await;
+    let words = ["seg", "lone", "every", "filler"];
+    let mut before = Vec::new();
+    for w in words {
+        before.push(ranked(&db.url, &t, w).await);
+    }
+
+    let mut old = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut old)
+        .await
+        .unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM search_postings")
+        .fetch_one(&mut old)
+        .await
+        .unwrap();
+    assert!(store.lay_out_search_postings().await.unwrap());
+    let still: i64 = sqlx::query_scalar("SELECT count(*) FROM search_postings")
+        .fetch_one(&mut old)
+        .await
+        .unwrap();
+    assert_eq!(still, seen, "a snapshot from before reads every row");
+    let _ = old.close().await;
+
+    assert_eq!(out_of_place(&mut c).await, 0);
+    assert_eq!(postings_rows(&mut c).await, rows);
+    assert_eq!(not_laid_out(&mut c).await, Vec::<i64>::new());
+    assert_eq!(mismatches(&mut c).await, 0);
+    for (w, hits) in words.iter().zip(&before) {
+        assert_eq!(&ranked(&db.url, &t, w).await, hits, "{w}");
+    }
+    assert!(!store.lay_out_search_postings().await.unwrap(), "not due");
+
+    // One segment built again is not enough for another; two are.
+    store
+        .delete_conversation(&t, ids[CONVERSATIONS])
+        .await
+        .unwrap();
+    assert_eq!(store.build_search_postings().await.unwrap(), 1);
+    assert_eq!(not_laid_out(&mut c).await, vec![1]);
+    assert!(
+        !store.lay_out_search_postings().await.unwrap(),
+        "one of four"
+    );
+    store
+        .delete_conversation(&t, ids[2 * CONVERSATIONS])
+        .await
+        .unwrap();
+    assert_eq!(store.build_search_postings().await.unwrap(), 1);
+    let scattered = out_of_place(&mut c).await;
+    assert!(store.lay_out_search_postings().await.unwrap());
+    // Written this time into the space the first layout's rows left (its VACUUM freed it),
+    // page after page as the free space map hands them out, which may start again from the
+    // table's first page once: in order but for that one place.
+    let left = out_of_place(&mut c).await;
+    assert!(
+        left <= 1 && left < scattered,
+        "{scattered} rows out of place, then {left}"
+    );
+    assert_eq!(mismatches(&mut c).await, 0);
+    store.close().await;
+    let _ = c.close().await;
+}
+
+/// Layouts and builds at once, with deletes between: every round ends with each built
+/// segment's postings exactly its messages' tokens, whichever waited for the other.
+#[tokio::test]
+async fn layouts_racing_builds_and_deletes_lose_no_posting() {
+    let Some(admin) = pg_admin_or_skip("search postings") else {
+        return;
+    };
+    let (db, mut c, t, ids) = laid_out(&admin).await;
+    let store = std::sync::Arc::new(open(&db.url).await);
+    assert_eq!(store.build_search_postings().await.unwrap(), 4);
+    let (mut gone, mut layouts) = (Vec::new(), 0);
+    for (round, id) in ids.iter().skip(1).step_by(5).take(8).enumerate() {
+        // Due whatever was built since.
+        sqlx::query("UPDATE search_segments SET laid_out = false")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        store.delete_conversation(&t, *id).await.unwrap();
+        gone.push(*id);
+        let (a, b) = (store.clone(), store.clone());
+        let build = tokio::spawn(async move { a.build_search_postings().await.unwrap() });
+        let layout = tokio::spawn(async move { b.lay_out_search_postings().await });
+        if round % 2 == 1 {
+            tokio::task::yield_now().await;
+        }
+        build.await.unwrap();
+        // A layout that waited longer than it may for the build's lock gives way (55P03).
+        match layout.await.unwrap() {
+            Ok(done) => layouts += usize::from(done),
+            Err(e) => assert!(e.to_string().contains("lock"), "round {round}: {e}"),
+        }
+        assert_eq!(mismatches(&mut c).await, 0, "round {round}");
+    }
+    assert!(layouts > 0, "no round laid the postings out");
+    store.build_search_postings().await.unwrap();
+    assert_eq!(built(&mut c).await, vec![0, 1, 2, 3]);
+    assert_eq!(mismatches(&mut c).await, 0);
+    assert_eq!(
+        as_set(&ranked(&db.url, &t, "seg").await),
+        expected(&ids, "seg", &gone)
+    );
+    let _ = c.close().await;
+}
+
+/// A server's store lays the postings out by itself once the writes pause.
+#[tokio::test]
+async fn the_server_lays_out_the_postings_at_a_pause() {
+    let Some(admin) = pg_admin_or_skip("search postings") else {
+        return;
+    };
+    let (db, mut c, _t, _ids) = laid_out(&admin).await;
+    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while (built(&mut c).await.len() < 4 || !not_laid_out(&mut c).await.is_empty())
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(built(&mut c).await, vec![0, 1, 2, 3]);
+    assert_eq!(not_laid_out(&mut c).await, Vec::<i64>::new());
+    assert_eq!(out_of_place(&mut c).await, 0);
+    assert_eq!(mismatches(&mut c).await, 0);
+    store.close().await;
+    let _ = c.close().await;
+}

@@ -18,6 +18,7 @@ mod import;
 mod insights;
 mod jobs;
 mod kept;
+mod layout;
 mod ops;
 mod pending;
 mod postings;

@@ -698,7 +698,8 @@ async fn build_segment(pool: &PgPool, seg: i64, upto: i64) -> Result<bool> {
     // another server has just built it so.
     sqlx::query(
         "INSERT INTO search_segments (seg, upto) VALUES ($1, $2) \
-         ON CONFLICT (seg) DO UPDATE SET built = false, upto = EXCLUDED.upto, claim = NULL \
+         ON CONFLICT (seg) DO UPDATE SET built = false, upto = EXCLUDED.upto, claim = NULL, \
+         laid_out = false \
          WHERE NOT (search_segments.built AND search_segments.upto = EXCLUDED.upto)",
     )
     .bind(seg)
@@ -726,29 +727,34 @@ async fn build_segment(pool: &PgPool, seg: i64, upto: i64) -> Result<bool> {
     if !locked || row != Some((false, upto)) {
         return Ok(false);
     }
-    sqlx::query("DELETE FROM search_postings WHERE seg = $1")
-        .bind(seg)
-        .execute(&mut *tx)
-        .await?;
-    write_postings(&mut tx, seg, seg_start(seg), upto, false).await?;
-    let marked =
-        sqlx::query("UPDATE search_segments SET built = true WHERE seg = $1 AND upto = $2")
+    let marked = async {
+        sqlx::query("DELETE FROM search_postings WHERE seg = $1")
             .bind(seg)
-            .bind(upto)
             .execute(&mut *tx)
-            .await;
+            .await?;
+        write_postings(&mut tx, seg, seg_start(seg), upto, false).await?;
+        let marked =
+            sqlx::query("UPDATE search_segments SET built = true WHERE seg = $1 AND upto = $2")
+                .bind(seg)
+                .bind(upto)
+                .execute(&mut *tx)
+                .await?;
+        Ok::<bool, StoreError>(marked.rows_affected() == 1)
+    }
+    .await;
     match marked {
-        Ok(done) if done.rows_affected() == 1 => {}
-        Ok(_) => return Ok(false),
-        // serialization_failure: a message of the segment changed since the snapshot.
-        Err(e) if super::pending::sqlstate(&e, "40001") => {
+        Ok(true) => {}
+        Ok(false) => return Ok(false),
+        // serialization_failure: a message of the segment changed since the snapshot, or a
+        // layout (layout.rs) wrote its postings again while this waited for it.
+        Err(StoreError::Database(e)) if super::pending::sqlstate(&e, "40001") => {
             tracing::debug!(
                 seg,
-                "a message changed while its search segment was built; next round"
+                "a message or its postings changed while its search segment was built"
             );
             return Ok(false);
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     }
     match tx.commit().await {
         Ok(()) => Ok(true),
@@ -816,7 +822,8 @@ async fn extend_segment(pool: &PgPool, seg: i64, covered: i64, upto: i64) -> Res
     match extended {
         Ok(true) => {}
         Ok(false) => return Ok(false),
-        // serialization_failure: a row it covers or claims changed since the snapshot.
+        // serialization_failure: a row it covers or claims changed since the snapshot, or a
+        // layout (layout.rs) wrote the postings again while this waited for it.
         Err(StoreError::Database(e)) if super::pending::sqlstate(&e, "40001") => {
             tracing::debug!(
                 seg,
@@ -1088,6 +1095,13 @@ pub(crate) fn spawn_builder(pool: PgPool) {
                         metrics::counter!("confab_store_search_segments_built_total")
                             .increment(built.segments as u64);
                     }
+                    if paused {
+                        // Nothing left to build or lay out: what operators (and the benchmark)
+                        // wait for after a bulk load.
+                        let settled = built.segments == 0 && lay_out(&pool).await;
+                        metrics::gauge!("confab_store_search_postings_settled")
+                            .set(f64::from(u8::from(settled)));
+                    }
                 }
                 Err(e) => {
                     if pool.is_closed() {
@@ -1098,6 +1112,41 @@ pub(crate) fn spawn_builder(pool: PgPool) {
             }
         }
     });
+}
+
+/// Lays out the postings word by word if enough segments were built since the last time
+/// (layout.rs): at a pause in the writes, as it holds up builds and extensions while it runs.
+/// Answers whether none is due now.
+async fn lay_out(pool: &PgPool) -> bool {
+    match super::layout::due(pool).await {
+        Ok(false) => return true,
+        Ok(true) => {}
+        Err(_) => return false,
+    }
+    let started = Instant::now();
+    match super::layout::lay_out(pool).await {
+        Ok(done) => {
+            if done {
+                metrics::counter!("confab_store_search_layouts_total").increment(1);
+                tracing::info!(
+                    ms = started.elapsed().as_millis() as u64,
+                    "laid out the search postings word by word"
+                );
+            }
+            true
+        }
+        // lock_not_available: a build or a TRUNCATE held a lock longer than a layout waits.
+        Err(StoreError::Database(e)) if super::pending::sqlstate(&e, "55P03") => {
+            tracing::debug!("a search postings layout gave way to a lock; at the next pause");
+            false
+        }
+        Err(e) => {
+            if !pool.is_closed() {
+                tracing::warn!(error = %e, "laying out the search postings failed; retrying");
+            }
+            false
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1638,6 +1638,14 @@ impl PgStore {
             .segments)
     }
 
+    /// Lays out the search postings word by word if it is due (layout.rs).
+    pub async fn lay_out_search_postings(&self) -> Result<bool> {
+        if !self.postings {
+            return Ok(false);
+        }
+        super::layout::lay_out(&self.pool).await
+    }
+
     /// Recomputes every message's tokens (after a change to the tokenizer rules), in batches
     /// so no single statement holds the whole table.
     pub async fn rebuild_search_index(&self) -> Result<()> {
