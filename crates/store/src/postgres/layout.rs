@@ -5,8 +5,9 @@
 //! heap pages, and a first search reads them all until they hold its window: 6.35 rows a word
 //! for the benchmark's 1,024 cold words, each a page that PostgreSQL looks up in its buffers
 //! and the CPU reads from memory. Written again in the primary key's order, a word's rows share
-//! a page or two: the cold words ran at 1.12–1.16 times the rate, alternated with the same
-//! store as built (docs/performance.md, fifty-fourth session).
+//! a page or two: on a copy of the benchmark's store so ordered, the cold words ran at
+//! 1.12–1.16 times the rate of the store as built, run after run alternated (docs/
+//! performance.md, fifty-fourth session).
 //!
 //! So the builder lays them out again once enough segments were built since the last time
 //! (`laid_out`), at a pause in the writes: in one transaction that deletes every row and
