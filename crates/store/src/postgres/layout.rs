@@ -37,12 +37,12 @@ const LOCK_WAIT: Duration = Duration::from_millis(500);
 const DUE: &str = "SELECT count(*) FILTER (WHERE built AND NOT laid_out) \
      >= greatest($1, count(*) FILTER (WHERE built) / $2) FROM search_segments";
 
-/// Whether a layout is due.
-pub(super) async fn due(pool: &PgPool) -> Result<bool> {
+/// Whether a layout is due, on a pool or in a transaction.
+pub(super) async fn due<'c>(on: impl sqlx::PgExecutor<'c>) -> Result<bool> {
     Ok(sqlx::query_scalar(DUE)
         .bind(AT_LEAST)
         .bind(SHARE)
-        .fetch_one(pool)
+        .fetch_one(on)
         .await?)
 }
 
@@ -62,12 +62,7 @@ pub(super) async fn lay_out(pool: &PgPool) -> Result<bool> {
     sqlx::query("LOCK TABLE search_postings IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
-    let due: bool = sqlx::query_scalar(DUE)
-        .bind(AT_LEAST)
-        .bind(SHARE)
-        .fetch_one(&mut *tx)
-        .await?;
-    if !due {
+    if !due(&mut *tx).await? {
         return Ok(false);
     }
     // Every row deleted and written again, the same bytes, in the key's order: the sort takes

@@ -1095,13 +1095,11 @@ pub(crate) fn spawn_builder(pool: PgPool) {
                         metrics::counter!("confab_store_search_segments_built_total")
                             .increment(built.segments as u64);
                     }
-                    if paused {
-                        // Nothing left to build or lay out: what operators (and the benchmark)
-                        // wait for after a bulk load.
-                        let settled = built.segments == 0 && lay_out(&pool).await;
-                        metrics::gauge!("confab_store_search_postings_settled")
-                            .set(f64::from(u8::from(settled)));
-                    }
+                    // Writes paused and nothing left to build or lay out: what operators (and
+                    // the benchmark) wait for after a bulk load. 0 while writes go on.
+                    let settled = paused && built.segments == 0 && lay_out(&pool).await;
+                    metrics::gauge!("confab_store_search_postings_settled")
+                        .set(f64::from(u8::from(settled)));
                 }
                 Err(e) => {
                     if pool.is_closed() {
